@@ -1,0 +1,65 @@
+//! XOS shared crate: the model registry, the Leptos UI and the client store.
+//!
+//! Compiled twice: with `ssr` into the server (rendering pages) and with `hydrate` into the wasm
+//! bundle (making them live). Server-only code sits behind `#[cfg(feature = "ssr")]` so sqlx and
+//! tokio never reach the browser build.
+
+pub mod client;
+pub mod pages;
+pub mod registry;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::StaticSegment;
+use leptos_router::components::{Route, Router, Routes};
+use serde::{Deserialize, Serialize};
+
+/// The logged-in user as pages see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+/// The HTML document around the app (rendered on the server only).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="stylesheet" href="/pkg/xos.css"/>
+                <link rel="icon" href="/favicon.ico"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: routes to pages.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="XOS"/>
+        <Router>
+            <Routes fallback=|| view! { <pages::NotFound/> }>
+                <Route path=StaticSegment("login") view=pages::login::LoginPage/>
+                <Route path=StaticSegment("") view=pages::home::HomePage/>
+            </Routes>
+        </Router>
+    }
+}
+
+/// The user of the current request (read from the request on the server).
+#[server]
+pub async fn current_user() -> Result<Option<UserInfo>, ServerFnError> {
+    let parts: http::request::Parts = leptos_axum::extract().await?;
+    Ok(parts.extensions.get::<UserInfo>().cloned())
+}

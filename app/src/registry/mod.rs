@@ -1,0 +1,668 @@
+//! The model registry: every model is declared once, as plain data.
+//!
+//! REST routes and (de)serialization, validation, migrations (`xos makemigrations`), the admin
+//! pages, the client store's collections and (later) TOSCA types and the synchronizer's
+//! dependency graph all read these declarations. The registry is deliberately data, not one
+//! generated Rust type per model, so that a service's models can one day be loaded at run time.
+//!
+//! Field types and attributes follow the XOS guide's "Data Model Conventions" (Django's field
+//! vocabulary): see [`FieldKind`] and [`Field`].
+
+mod core;
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// What happens to rows pointing at an object when that object is deleted.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum OnDelete {
+    /// Delete the referring rows too (Django's default, as XOS used it).
+    Cascade,
+    /// Refuse the delete while referring rows exist (409 with the reason).
+    Protect,
+    /// Clear the reference (the field must be nullable).
+    SetNull,
+}
+
+/// The type of a field, in the vocabulary of the guide's "Data Model Conventions".
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum FieldKind {
+    /// The integer primary key every model has.
+    AutoId,
+    Boolean,
+    /// A boolean that may also be null.
+    NullBoolean,
+    Char {
+        max_length: u32,
+    },
+    Text {
+        max_length: Option<u32>,
+    },
+    DateTime {
+        auto_now: bool,
+        auto_now_add: bool,
+    },
+    Email {
+        max_length: u32,
+    },
+    Float,
+    Integer,
+    PositiveInteger,
+    GenericIpAddress,
+    Url {
+        max_length: u32,
+    },
+    Slug {
+        max_length: u32,
+    },
+    ForeignKey {
+        to: String,
+        related_name: String,
+        on_delete: OnDelete,
+    },
+    /// A password: hashed with argon2 on write, never returned.
+    Password,
+}
+
+/// The storage class of a value: what a column holds in either database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SqlType {
+    Bool,
+    Int,
+    Float,
+    Text,
+    Time,
+}
+
+impl FieldKind {
+    /// How the value is stored.
+    pub fn sql_type(&self) -> SqlType {
+        match self {
+            FieldKind::AutoId
+            | FieldKind::Integer
+            | FieldKind::PositiveInteger
+            | FieldKind::ForeignKey { .. } => SqlType::Int,
+            FieldKind::Boolean | FieldKind::NullBoolean => SqlType::Bool,
+            FieldKind::Float => SqlType::Float,
+            FieldKind::DateTime { .. } => SqlType::Time,
+            FieldKind::Char { .. }
+            | FieldKind::Text { .. }
+            | FieldKind::Email { .. }
+            | FieldKind::GenericIpAddress
+            | FieldKind::Url { .. }
+            | FieldKind::Slug { .. }
+            | FieldKind::Password => SqlType::Text,
+        }
+    }
+
+    /// The maximum length of a string value, if the type has one.
+    pub fn max_length(&self) -> Option<u32> {
+        match self {
+            FieldKind::Char { max_length }
+            | FieldKind::Email { max_length }
+            | FieldKind::Url { max_length }
+            | FieldKind::Slug { max_length } => Some(*max_length),
+            FieldKind::Text { max_length } => *max_length,
+            FieldKind::GenericIpAddress => Some(39),
+            _ => None,
+        }
+    }
+
+    /// The name of the type as the guide spells it (for docs and the admin).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldKind::AutoId => "AutoField",
+            FieldKind::Boolean => "BooleanField",
+            FieldKind::NullBoolean => "NullBooleanField",
+            FieldKind::Char { .. } => "CharField",
+            FieldKind::Text { .. } => "TextField",
+            FieldKind::DateTime { .. } => "DateTimeField",
+            FieldKind::Email { .. } => "EmailField",
+            FieldKind::Float => "FloatField",
+            FieldKind::Integer => "IntegerField",
+            FieldKind::PositiveInteger => "PositiveIntegerField",
+            FieldKind::GenericIpAddress => "GenericIPAddressField",
+            FieldKind::Url { .. } => "URLField",
+            FieldKind::Slug { .. } => "SlugField",
+            FieldKind::ForeignKey { .. } => "ForeignKey",
+            FieldKind::Password => "PasswordField",
+        }
+    }
+}
+
+/// A field's default value.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum FieldDefault {
+    /// A constant (JSON) value.
+    Value(serde_json::Value),
+    /// The current time.
+    Now,
+}
+
+/// One choice of a field with `choices`: the stored value and its human label.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// One field of a model, with Django's attributes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub kind: FieldKind,
+    pub verbose_name: String,
+    pub help_text: String,
+    /// The column may hold NULL.
+    pub null: bool,
+    /// An empty value is accepted.
+    pub blank: bool,
+    pub default: Option<FieldDefault>,
+    pub choices: Vec<Choice>,
+    pub unique: bool,
+    /// `editable=False`: returned by the API but never written by users.
+    pub editable: bool,
+    pub db_index: bool,
+    /// Write-only: never returned by the API, masked in logs and history.
+    pub secret: bool,
+    /// Internal bookkeeping (version counters): never part of the API.
+    pub hidden: bool,
+    /// Trim surrounding whitespace on write (XOS's `StrippedCharField`).
+    pub strip: bool,
+    /// Overrides of the standard error messages, keyed like Django's (`blank`, `unique`, …).
+    pub error_messages: Vec<(String, String)>,
+    /// Named validators the store runs (e.g. `no_comma`, `dashboard_url`); see the server's
+    /// `store::validate` for their meaning.
+    pub validators: Vec<String>,
+}
+
+impl Field {
+    fn new(name: &str, kind: FieldKind) -> Field {
+        Field {
+            name: name.to_string(),
+            kind,
+            verbose_name: name.replace('_', " "),
+            help_text: String::new(),
+            null: false,
+            blank: false,
+            default: None,
+            choices: Vec::new(),
+            unique: false,
+            editable: true,
+            db_index: false,
+            secret: false,
+            hidden: false,
+            strip: false,
+            error_messages: Vec::new(),
+            validators: Vec::new(),
+        }
+    }
+
+    pub fn auto_id() -> Field {
+        let mut f = Field::new("id", FieldKind::AutoId);
+        f.verbose_name = "ID".into();
+        f.editable = false;
+        f.blank = true;
+        f
+    }
+    /// A boolean (Django makes these `blank=True`: false is a value, not a blank).
+    pub fn boolean(name: &str, default: bool) -> Field {
+        Field::new(name, FieldKind::Boolean).default(serde_json::Value::Bool(default)).blank()
+    }
+    pub fn null_boolean(name: &str) -> Field {
+        Field::new(name, FieldKind::NullBoolean).null().blank()
+    }
+    pub fn char(name: &str, max_length: u32) -> Field {
+        Field::new(name, FieldKind::Char { max_length })
+    }
+    /// XOS's `StrippedCharField`: a char field trimmed on write.
+    pub fn schar(name: &str, max_length: u32) -> Field {
+        let mut f = Field::char(name, max_length);
+        f.strip = true;
+        f
+    }
+    pub fn text(name: &str, max_length: Option<u32>) -> Field {
+        Field::new(name, FieldKind::Text { max_length })
+    }
+    pub fn datetime(name: &str) -> Field {
+        Field::new(name, FieldKind::DateTime { auto_now: false, auto_now_add: false })
+    }
+    pub fn email(name: &str, max_length: u32) -> Field {
+        Field::new(name, FieldKind::Email { max_length })
+    }
+    pub fn float(name: &str) -> Field {
+        Field::new(name, FieldKind::Float)
+    }
+    pub fn integer(name: &str) -> Field {
+        Field::new(name, FieldKind::Integer)
+    }
+    pub fn positive_integer(name: &str) -> Field {
+        Field::new(name, FieldKind::PositiveInteger)
+    }
+    pub fn ip(name: &str) -> Field {
+        Field::new(name, FieldKind::GenericIpAddress)
+    }
+    pub fn url(name: &str, max_length: u32) -> Field {
+        let mut f = Field::new(name, FieldKind::Url { max_length });
+        f.verbose_name = f.verbose_name.replace("url", "URL");
+        f
+    }
+    pub fn slug(name: &str, max_length: u32) -> Field {
+        Field::new(name, FieldKind::Slug { max_length })
+    }
+    pub fn password(name: &str) -> Field {
+        let mut f = Field::new(name, FieldKind::Password);
+        f.secret = true;
+        f
+    }
+    /// A foreign key to `to` (a model name); `related_name` names the reverse relation.
+    pub fn fk(name: &str, to: &str, related_name: &str, on_delete: OnDelete) -> Field {
+        Field::new(
+            name,
+            FieldKind::ForeignKey {
+                to: to.to_string(),
+                related_name: related_name.to_string(),
+                on_delete,
+            },
+        )
+    }
+
+    pub fn verbose(mut self, v: &str) -> Field {
+        self.verbose_name = v.to_string();
+        self
+    }
+    pub fn help(mut self, h: &str) -> Field {
+        self.help_text = h.to_string();
+        self
+    }
+    pub fn null(mut self) -> Field {
+        self.null = true;
+        self
+    }
+    pub fn blank(mut self) -> Field {
+        self.blank = true;
+        self
+    }
+    /// `null=True, blank=True`: the common "optional" pair.
+    pub fn optional(self) -> Field {
+        self.null().blank()
+    }
+    pub fn default(mut self, v: serde_json::Value) -> Field {
+        self.default = Some(FieldDefault::Value(v));
+        self
+    }
+    pub fn default_str(self, v: &str) -> Field {
+        self.default(serde_json::Value::String(v.to_string()))
+    }
+    pub fn default_int(self, v: i64) -> Field {
+        self.default(serde_json::Value::from(v))
+    }
+    pub fn choices(mut self, choices: &[(&str, &str)]) -> Field {
+        self.choices = choices
+            .iter()
+            .map(|(v, l)| Choice { value: v.to_string(), label: l.to_string() })
+            .collect();
+        self
+    }
+    pub fn unique(mut self) -> Field {
+        self.unique = true;
+        self.db_index = true;
+        self
+    }
+    pub fn read_only(mut self) -> Field {
+        self.editable = false;
+        self
+    }
+    pub fn db_index(mut self) -> Field {
+        self.db_index = true;
+        self
+    }
+    pub fn secret(mut self) -> Field {
+        self.secret = true;
+        self
+    }
+    pub fn hidden(mut self) -> Field {
+        self.hidden = true;
+        self.editable = false;
+        self
+    }
+    pub fn auto_now(mut self) -> Field {
+        self.kind = FieldKind::DateTime { auto_now: true, auto_now_add: false };
+        self.editable = false;
+        self.blank = true;
+        self
+    }
+    pub fn auto_now_add(mut self) -> Field {
+        self.kind = FieldKind::DateTime { auto_now: false, auto_now_add: true };
+        self.editable = false;
+        self.blank = true;
+        self
+    }
+    pub fn error_message(mut self, key: &str, message: &str) -> Field {
+        self.error_messages.push((key.to_string(), message.to_string()));
+        self
+    }
+    pub fn validator(mut self, name: &str) -> Field {
+        self.validators.push(name.to_string());
+        self
+    }
+
+    /// The database column: the field name, or `<name>_id` for a foreign key (Django's rule).
+    pub fn column(&self) -> String {
+        match self.kind {
+            FieldKind::ForeignKey { .. } => format!("{}_id", self.name),
+            _ => self.name.clone(),
+        }
+    }
+
+    /// The model a foreign key points at.
+    pub fn fk_target(&self) -> Option<&str> {
+        match &self.kind {
+            FieldKind::ForeignKey { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+
+    /// Part of the public API (not an internal counter).
+    pub fn is_public(&self) -> bool {
+        !self.hidden
+    }
+
+    /// Returned by reads (public and not write-only).
+    pub fn is_readable(&self) -> bool {
+        !self.hidden && !self.secret
+    }
+
+    /// Users may write it.
+    pub fn is_writable(&self) -> bool {
+        self.editable && !self.hidden
+    }
+
+    /// Must be given on create: not blank, not nullable and without a default.
+    pub fn is_required(&self) -> bool {
+        self.is_writable() && !self.blank && !self.null && self.default.is_none()
+    }
+
+    /// A custom message for `key`, if the declaration overrides it.
+    pub fn message(&self, key: &str) -> Option<&str> {
+        self.error_messages.iter().find(|(k, _)| k == key).map(|(_, m)| m.as_str())
+    }
+}
+
+/// Which set of bookkeeping fields a model carries.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Base {
+    /// XOS's `PlCoreBase`: created … no_sync, plus hidden version counters.
+    PlCore,
+    /// XOS's User: its own subset (no backend_register, lazy_blocked, no_sync).
+    User,
+}
+
+/// One model: a table, a REST collection, an admin page.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Model {
+    /// CamelCase singular name (`Slice`).
+    pub name: String,
+    /// The REST collection name (`slices`).
+    pub plural: String,
+    /// The Django app the model belongs to (`core`); the table is `<app>_<name lowercased>`.
+    pub app: String,
+    pub verbose_name: String,
+    pub verbose_name_plural: String,
+    pub base: Base,
+    /// All fields: `id`, the base fields, then the model's own.
+    pub fields: Vec<Field>,
+    pub unique_together: Vec<Vec<String>>,
+    /// Default ordering (`name`, `-created`); `id` when empty.
+    pub ordering: Vec<String>,
+    /// The `humanReadableName` template: `{field}` placeholders.
+    pub display: String,
+    /// Fields `?search=` looks in.
+    pub search_fields: Vec<String>,
+    /// Fields the generated admin list shows.
+    pub list_fields: Vec<String>,
+    /// Named model-level rules the store checks (see the server's `store::rules`).
+    pub rules: Vec<String>,
+}
+
+impl Model {
+    /// Declare a model with the `PlCoreBase` fields.
+    pub fn new(name: &str, plural: &str) -> Model {
+        let mut m = Model {
+            name: name.to_string(),
+            plural: plural.to_string(),
+            app: "core".into(),
+            verbose_name: name.to_lowercase(),
+            verbose_name_plural: format!("{}s", name.to_lowercase()),
+            base: Base::PlCore,
+            fields: vec![Field::auto_id()],
+            unique_together: Vec::new(),
+            ordering: Vec::new(),
+            display: "{id}".into(),
+            search_fields: Vec::new(),
+            list_fields: Vec::new(),
+            rules: Vec::new(),
+        };
+        m.fields.extend(base_fields(Base::PlCore));
+        m
+    }
+
+    /// Declare a model with XOS's User bookkeeping instead of `PlCoreBase`.
+    pub fn new_user_like(name: &str, plural: &str) -> Model {
+        let mut m = Model::new(name, plural);
+        m.base = Base::User;
+        m.fields = vec![Field::auto_id()];
+        m.fields.extend(base_fields(Base::User));
+        m
+    }
+
+    pub fn verbose(mut self, singular: &str, plural: &str) -> Model {
+        self.verbose_name = singular.to_string();
+        self.verbose_name_plural = plural.to_string();
+        self
+    }
+    pub fn field(mut self, f: Field) -> Model {
+        self.fields.push(f);
+        self
+    }
+    pub fn unique_together(mut self, fields: &[&str]) -> Model {
+        self.unique_together.push(fields.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    pub fn ordering(mut self, fields: &[&str]) -> Model {
+        self.ordering = fields.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn display(mut self, template: &str) -> Model {
+        self.display = template.to_string();
+        self
+    }
+    pub fn search(mut self, fields: &[&str]) -> Model {
+        self.search_fields = fields.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn list(mut self, fields: &[&str]) -> Model {
+        self.list_fields = fields.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn rule(mut self, name: &str) -> Model {
+        self.rules.push(name.to_string());
+        self
+    }
+
+    /// The database table (`core_slice`), as Django named it.
+    pub fn table(&self) -> String {
+        format!("{}_{}", self.app, self.name.to_lowercase())
+    }
+
+    pub fn field_named(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Fields the API returns, in order.
+    pub fn readable_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| f.is_readable())
+    }
+
+    /// Foreign keys of this model.
+    pub fn foreign_keys(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| f.fk_target().is_some())
+    }
+
+    /// The XOS `getValidators()` map: `notBlank` for required fields, `url` for URL fields.
+    pub fn validators(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for f in self.fields.iter().filter(|f| f.is_writable()) {
+            let mut v = Vec::new();
+            if !f.blank {
+                v.push(serde_json::Value::from("notBlank"));
+            }
+            if matches!(f.kind, FieldKind::Url { .. }) {
+                v.push(serde_json::Value::from("url"));
+            }
+            if !v.is_empty() {
+                out.insert(f.name.clone(), serde_json::Value::Array(v));
+            }
+        }
+        out
+    }
+
+    /// Render `humanReadableName` from an object's JSON fields.
+    pub fn human_readable_name(&self, obj: &serde_json::Map<String, serde_json::Value>) -> String {
+        let mut out = String::new();
+        let mut rest = self.display.as_str();
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find('}') else { break };
+            let key = &rest[start + 1..start + end];
+            match obj.get(key) {
+                Some(serde_json::Value::String(s)) => out.push_str(s),
+                Some(serde_json::Value::Null) | None => {}
+                Some(v) => out.push_str(&v.to_string()),
+            }
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Has the synchronizer bookkeeping (`enacted`, `backend_status`, version counters).
+    pub fn is_synchronized(&self) -> bool {
+        self.field_named("enacted_version").is_some()
+    }
+}
+
+/// The bookkeeping fields of a base.
+fn base_fields(base: Base) -> Vec<Field> {
+    let mut v = vec![
+        Field::datetime("created").auto_now_add(),
+        Field::datetime("updated").auto_now(),
+        Field::datetime("enacted").optional().read_only(),
+        Field::datetime("policed").optional().read_only(),
+    ];
+    if base == Base::PlCore {
+        v.push(Field::char("backend_register", 140).optional().default_str("{}").read_only());
+    }
+    v.push(
+        Field::char("backend_status", 1024)
+            .default_str("0 - Provisioning in progress")
+            .read_only(),
+    );
+    v.push(Field::boolean("deleted", false).read_only());
+    v.push(Field::boolean("write_protect", false));
+    if base == Base::PlCore {
+        v.push(Field::boolean("lazy_blocked", false));
+        v.push(Field::boolean("no_sync", false));
+    }
+    // Change counters: "changed since enacted" must not depend on clock resolution. The row's
+    // counter is `row_version`, not `version`, because Controller has a real `version` field.
+    v.push(Field::integer("row_version").default_int(1).hidden());
+    v.push(Field::integer("enacted_version").default_int(0).hidden());
+    v.push(Field::integer("policed_version").default_int(0).hidden());
+    v
+}
+
+/// Every model the system knows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Registry {
+    pub models: Vec<Model>,
+    #[serde(skip)]
+    by_name: HashMap<String, usize>,
+    #[serde(skip)]
+    by_plural: HashMap<String, usize>,
+}
+
+impl Registry {
+    /// Build a registry from declarations (indexes names and plurals).
+    pub fn new(models: Vec<Model>) -> Registry {
+        let by_name = models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
+        let by_plural = models.iter().enumerate().map(|(i, m)| (m.plural.clone(), i)).collect();
+        Registry { models, by_name, by_plural }
+    }
+
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.by_name.get(name).map(|&i| &self.models[i])
+    }
+
+    pub fn by_plural(&self, plural: &str) -> Option<&Model> {
+        self.by_plural.get(plural).map(|&i| &self.models[i])
+    }
+
+    /// Foreign keys elsewhere that point at `model`: (referring model, field).
+    pub fn referrers<'a>(&'a self, model: &'a str) -> impl Iterator<Item = (&'a Model, &'a Field)> + 'a {
+        self.models.iter().flat_map(move |m| {
+            m.foreign_keys().filter(move |f| f.fk_target() == Some(model)).map(move |f| (m, f))
+        })
+    }
+}
+
+/// The registry of every compiled-in model.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Registry::new(core::models()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_foreign_key_points_at_a_declared_model() {
+        let reg = registry();
+        for m in &reg.models {
+            for f in m.foreign_keys() {
+                let to = f.fk_target().unwrap();
+                assert!(reg.model(to).is_some(), "{}.{} points at unknown {to}", m.name, f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn names_follow_the_conventions() {
+        for m in &registry().models {
+            assert!(m.name.chars().next().unwrap().is_ascii_uppercase(), "{}", m.name);
+            assert!(!m.name.contains('_'), "{}", m.name);
+            assert_eq!(m.plural, m.plural.to_lowercase(), "{}", m.plural);
+            for f in &m.fields {
+                assert_eq!(f.name, f.name.to_lowercase(), "{}.{}", m.name, f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn human_readable_name_fills_placeholders() {
+        let m = registry().model("Slice").unwrap();
+        let mut obj = serde_json::Map::new();
+        obj.insert("name".into(), "mysite_test".into());
+        assert_eq!(m.human_readable_name(&obj), "mysite_test");
+    }
+
+    #[test]
+    fn validators_name_required_and_url_fields() {
+        let v = registry().model("Site").unwrap().validators();
+        assert_eq!(v["name"], serde_json::json!(["notBlank"]));
+        assert_eq!(v["site_url"], serde_json::json!(["url"]));
+        assert!(!v.contains_key("created"));
+    }
+}

@@ -1,0 +1,236 @@
+//! The REST API generated from the registry: `/xos/<plural>/` and `/xos/<plural>/<id>/` for every
+//! model, following the XOS contract (see DESIGN.md): plain JSON arrays for lists, an optional
+//! trailing slash, `Accept: application/json; indent=4`, DRF-style errors, hyperlinked foreign
+//! keys unless `?no_hyperlinks=1`, and `?field=`, `?ordering=`, `?search=`, `?limit=&offset=`
+//! queries (the total goes in `X-Total-Count`). Every write goes through the store.
+
+pub mod error;
+pub mod json;
+
+use crate::auth::AuthContext;
+use crate::state::AppState;
+use crate::store::ListQuery;
+use app::registry::Model;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use error::ApiError;
+use json::Links;
+use serde_json::{Map, Value as Json};
+
+/// The `/xos/…` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/xos", get(api_root))
+        .route("/xos/", get(api_root))
+        .route("/xos/{plural}", get(list).post(create))
+        .route("/xos/{plural}/", get(list).post(create))
+        .route("/xos/{plural}/{id}", get(retrieve).put(replace).patch(patch).delete(destroy))
+        .route("/xos/{plural}/{id}/", get(retrieve).put(replace).patch(patch).delete(destroy))
+}
+
+/// How the response body is formatted (`Accept: application/json; indent=N`).
+fn indent(headers: &HeaderMap) -> Option<usize> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    accept.split(';').find_map(|p| p.trim().strip_prefix("indent=")?.trim().parse().ok()).map(|n: usize| n.min(16))
+}
+
+/// A JSON response, pretty-printed when the client asked for an indent.
+pub fn json_response(status: StatusCode, body: &Json, headers: &HeaderMap) -> Response {
+    let bytes = match indent(headers) {
+        Some(n) => {
+            let pad = " ".repeat(n);
+            let mut out = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(pad.as_bytes());
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+            match serde::Serialize::serialize(body, &mut ser) {
+                Ok(()) => out,
+                Err(e) => return ApiError::internal(e).into_response(),
+            }
+        }
+        None => match serde_json::to_vec(body) {
+            Ok(v) => v,
+            Err(e) => return ApiError::internal(e).into_response(),
+        },
+    };
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+}
+
+/// The base of hyperlinks: scheme and host of this request (honours a proxy's `X-Forwarded-Proto`).
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+fn params(raw: &Option<String>) -> Vec<(String, String)> {
+    raw.as_deref()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn links(params: &[(String, String)], headers: &HeaderMap) -> Links {
+    let no_links = params.iter().any(|(k, v)| k == "no_hyperlinks" && !matches!(v.as_str(), "" | "0" | "false"));
+    if no_links { Links::Ids } else { Links::Hyperlinks(base_url(headers)) }
+}
+
+fn model_for(state: &AppState, plural: &str) -> Result<&'static Model, ApiError> {
+    state.store.registry().by_plural(plural).ok_or(ApiError::NotFound)
+}
+
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>().map_err(|_| ApiError::NotFound)
+}
+
+/// Decode a request body: a JSON object, or a DRF-shaped 400/415.
+pub fn body_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Json>, ApiError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !(mime == "application/json" || mime.ends_with("+json")) {
+            return Err(ApiError::UnsupportedMediaType(format!("Unsupported media type \"{mime}\" in request.")));
+        }
+    }
+    let value: Json = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
+    match value {
+        Json::Object(m) => Ok(m),
+        other => {
+            let kind = match other {
+                Json::Array(_) => "list",
+                Json::String(_) => "str",
+                Json::Number(_) => "number",
+                Json::Bool(_) => "bool",
+                _ => "null",
+            };
+            let mut e = crate::store::FieldErrors::new();
+            e.insert("non_field_errors".into(), vec![format!("Invalid data. Expected a dictionary, but got {kind}.")]);
+            Err(ApiError::Invalid(e))
+        }
+    }
+}
+
+async fn api_root(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth.require()?;
+    let base = base_url(&headers);
+    let mut m = Map::new();
+    for model in &state.store.registry().models {
+        m.insert(model.plural.clone(), Json::String(format!("{base}/xos/{}/", model.plural)));
+    }
+    Ok(json_response(StatusCode::OK, &Json::Object(m), &headers))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    Path(plural): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let actor = auth.require()?;
+    let model = model_for(&state, &plural)?;
+    let params = params(&raw);
+    let q = ListQuery::parse(model, &params).map_err(ApiError::Invalid)?;
+    let (records, total) = state.store.list(&actor, model, &q).await?;
+    let links = links(&params, &headers);
+    let reg = state.store.registry();
+    let body = Json::Array(records.iter().map(|r| json::render(reg, r, &links)).collect());
+    let mut resp = json_response(StatusCode::OK, &body, &headers);
+    if let Some(t) = total
+        && let Ok(v) = HeaderValue::from_str(&t.to_string())
+    {
+        resp.headers_mut().insert("x-total-count", v);
+    }
+    Ok(resp)
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    Path((plural, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let actor = auth.require()?;
+    let model = model_for(&state, &plural)?;
+    let rec = state.store.get(&actor, model, parse_id(&id)?).await?;
+    let body = json::render(state.store.registry(), &rec, &links(&params(&raw), &headers));
+    Ok(json_response(StatusCode::OK, &body, &headers))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    Path(plural): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let actor = auth.require()?;
+    let model = model_for(&state, &plural)?;
+    let input = body_object(&headers, &body)?;
+    let rec = state.store.create(actor, model, &input).await?;
+    let body = json::render(state.store.registry(), &rec, &links(&params(&raw), &headers));
+    Ok(json_response(StatusCode::CREATED, &body, &headers))
+}
+
+async fn write(
+    state: AppState,
+    auth: AuthContext,
+    plural: String,
+    id: String,
+    raw: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    partial: bool,
+) -> Result<Response, ApiError> {
+    let actor = auth.require()?;
+    let model = model_for(&state, &plural)?;
+    let id = parse_id(&id)?;
+    let input = body_object(&headers, &body)?;
+    let rec = state.store.update(actor, model, id, &input, partial).await?;
+    let body = json::render(state.store.registry(), &rec, &links(&params(&raw), &headers));
+    Ok(json_response(StatusCode::OK, &body, &headers))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    Path((plural, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    write(state, auth, plural, id, raw, headers, body, false).await
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    Path((plural, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    write(state, auth, plural, id, raw, headers, body, true).await
+}
+
+async fn destroy(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    Path((plural, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let actor = auth.require()?;
+    let model = model_for(&state, &plural)?;
+    state.store.delete(actor, model, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,434 @@
+//! Authentication: HTTP basic auth with a cache of verified credentials, browser sessions
+//! (tower-sessions, stored in the same database), CSRF for cookie-authenticated writes, and the
+//! login/logout form handlers.
+//!
+//! - Basic auth verifies argon2 once per credential, then keeps the verified principal in memory
+//!   under an HMAC of user + password (never the password itself) for a short time. The entry is
+//!   dropped when that user changes (password, deactivation) or when it expires. Wrong passwords
+//!   are never cached and stay slow.
+//! - Session requests that write (`POST/PUT/PATCH/DELETE`) must carry the `X-CSRFToken` header
+//!   with the value of the JS-readable `xoscsrftoken` cookie, which must also equal the token kept
+//!   in the session (double submit, bound to the session). Basic-auth requests need none.
+//! - Form posts (login, logout) are checked by `Origin` (or `Referer`) against the `Host`.
+//! - A 401 carries `WWW-Authenticate: Basic` only when the request tried basic auth, so an expired
+//!   browser session never pops the browser's login dialog.
+
+pub mod password;
+pub mod session_store;
+
+use crate::api::error::ApiError;
+use crate::db::{Sql, Value};
+use crate::state::AppState;
+use crate::store::{Actor, ChangeKind, Principal, StatusUpdate};
+use app::registry::SqlType;
+use axum::extract::{Form, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tower_sessions::Session;
+
+/// How a request authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    None,
+    Basic,
+    Session,
+}
+
+/// The outcome of authentication, put into every request's extensions.
+#[derive(Clone, Debug)]
+pub struct AuthContext {
+    pub principal: Option<Principal>,
+    pub method: AuthMethod,
+    /// Basic credentials were sent but were wrong.
+    pub bad_credentials: bool,
+}
+
+impl AuthContext {
+    /// The actor, or the 401 an API request without credentials gets.
+    pub fn require(&self) -> Result<Actor, ApiError> {
+        match &self.principal {
+            Some(p) => Ok(Actor::User(p.clone())),
+            None => Err(ApiError::Unauthorized {
+                detail: if self.bad_credentials {
+                    "Invalid username/password.".into()
+                } else {
+                    "Authentication credentials were not provided.".into()
+                },
+                basic: self.method == AuthMethod::Basic,
+            }),
+        }
+    }
+}
+
+/// Name of the JS-readable CSRF cookie (what xoslib's client read).
+pub const CSRF_COOKIE: &str = "xoscsrftoken";
+/// Header carrying the CSRF token back.
+pub const CSRF_HEADER: &str = "x-csrftoken";
+const SESSION_USER: &str = "user_id";
+const SESSION_CSRF: &str = "csrf";
+
+/// How long a verified basic-auth credential is trusted without re-hashing.
+const CREDENTIAL_TTL: Duration = Duration::from_secs(300);
+/// Bound on the cache (entries beyond it evict expired ones, then everything).
+const CREDENTIAL_CACHE_MAX: usize = 10_000;
+
+/// Verified basic-auth credentials, keyed by HMAC(process key, user + password).
+pub struct CredentialCache {
+    key: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        CredentialCache { key, entries: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl CredentialCache {
+    fn fingerprint(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac takes any key length");
+        mac.update(user.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn get(&self, fp: &[u8; 32]) -> Option<Principal> {
+        let mut map = self.entries.lock().expect("credential cache lock");
+        match map.get(fp) {
+            Some((p, at)) if at.elapsed() < CREDENTIAL_TTL => Some(p.clone()),
+            Some(_) => {
+                map.remove(fp);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, fp: [u8; 32], p: Principal) {
+        let mut map = self.entries.lock().expect("credential cache lock");
+        if map.len() >= CREDENTIAL_CACHE_MAX {
+            map.retain(|_, (_, at)| at.elapsed() < CREDENTIAL_TTL);
+            if map.len() >= CREDENTIAL_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(fp, (p, Instant::now()));
+    }
+
+    /// Forget every credential of user `id` (their row changed).
+    pub fn forget_user(&self, id: i64) {
+        self.entries.lock().expect("credential cache lock").retain(|_, (p, _)| p.id != id);
+    }
+
+    /// Drop entries of users that change, as the store reports them.
+    pub fn watch(cache: std::sync::Arc<CredentialCache>, store: &crate::store::Store) {
+        let mut rx = store.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) if e.model == "User" && e.kind != ChangeKind::Status => cache.forget_user(e.id),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        cache.entries.lock().expect("credential cache lock").clear()
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+}
+
+/// A user row as authentication needs it.
+struct UserRow {
+    principal: Principal,
+    password: String,
+    is_active: bool,
+}
+
+async fn load_user(state: &AppState, by: (&str, Value)) -> Result<Option<UserRow>, ApiError> {
+    let mut sql = Sql::new(format!(
+        "SELECT id, email, is_admin, is_readonly, site_id, password, is_active FROM core_user \
+         WHERE NOT deleted AND {} = ",
+        by.0
+    ));
+    sql.bind(by.1);
+    let types =
+        [SqlType::Int, SqlType::Text, SqlType::Bool, SqlType::Bool, SqlType::Int, SqlType::Text, SqlType::Bool];
+    let rows = state.store.db().fetch(&sql, &types).await.map_err(ApiError::internal)?;
+    Ok(rows.into_iter().next().map(|r| UserRow {
+        principal: Principal {
+            id: r[0].as_int().unwrap_or_default(),
+            email: r[1].as_str().unwrap_or_default().to_string(),
+            is_admin: r[2].as_bool().unwrap_or(false),
+            is_readonly: r[3].as_bool().unwrap_or(false),
+            site_id: r[4].as_int().unwrap_or_default(),
+        },
+        password: r[5].as_str().unwrap_or_default().to_string(),
+        is_active: r[6].as_bool().unwrap_or(false),
+    }))
+}
+
+/// Verify an email and password (argon2 on a blocking thread). `None` for any failure.
+pub async fn check_password(state: &AppState, email: &str, password: &str) -> Result<Option<Principal>, ApiError> {
+    let user = load_user(state, ("email", Value::Text(email.to_string()))).await?;
+    let password = password.to_string();
+    let verified = tokio::task::spawn_blocking(move || match user {
+        Some(u) if u.is_active => password::verify(&password, &u.password).then_some(u.principal),
+        _ => {
+            password::verify_dummy(&password);
+            None
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(verified)
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
+    let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = h.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok();
+    Some(decoded.and_then(|d| String::from_utf8(d).ok()).and_then(|s| {
+        s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))
+    }))
+}
+
+fn is_unsafe(m: &Method) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+/// The cookie value named `name` in the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+        v.split(';').find_map(|kv| {
+            let (k, val) = kv.trim().split_once('=')?;
+            (k == name).then(|| val.to_string())
+        })
+    })
+}
+
+/// Middleware: authenticate the request and enforce CSRF on cookie-authenticated writes.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let mut ctx = AuthContext { principal: None, method: AuthMethod::None, bad_credentials: false };
+    if let Some(creds) = basic_credentials(req.headers()) {
+        ctx.method = AuthMethod::Basic;
+        match creds {
+            Some((user, pass)) => {
+                let fp = state.credentials.fingerprint(&user, &pass);
+                if let Some(p) = state.credentials.get(&fp) {
+                    ctx.principal = Some(p);
+                } else {
+                    match check_password(&state, &user, &pass).await {
+                        Ok(Some(p)) => {
+                            state.credentials.put(fp, p.clone());
+                            ctx.principal = Some(p);
+                        }
+                        Ok(None) => ctx.bad_credentials = true,
+                        Err(e) => return e.into_response(),
+                    }
+                }
+            }
+            None => ctx.bad_credentials = true,
+        }
+    } else if let Some(session) = req.extensions().get::<Session>().cloned()
+        && cookie(req.headers(), crate::state::SESSION_COOKIE).is_some()
+    {
+        let user_id = session.get::<i64>(SESSION_USER).await.ok().flatten();
+        if let Some(id) = user_id {
+            match load_user(&state, ("id", Value::Int(id))).await {
+                Ok(Some(u)) if u.is_active => {
+                    ctx.principal = Some(u.principal);
+                    ctx.method = AuthMethod::Session;
+                }
+                Ok(_) => {
+                    let _ = session.flush().await;
+                }
+                Err(e) => return e.into_response(),
+            }
+        }
+        if ctx.method == AuthMethod::Session && is_unsafe(req.method()) && !is_form_endpoint(req.uri().path()) {
+            let expected = session.get::<String>(SESSION_CSRF).await.ok().flatten();
+            let header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let cookie = cookie(req.headers(), CSRF_COOKIE);
+            let ok = matches!((&expected, &header, &cookie), (Some(e), Some(h), Some(c)) if e == h && h == c);
+            if !ok {
+                return ApiError::Forbidden("CSRF Failed: CSRF token missing or incorrect.".into()).into_response();
+            }
+        }
+    }
+    req.extensions_mut().insert(ctx);
+    next.run(req).await
+}
+
+/// Form endpoints check `Origin` instead of the CSRF header.
+fn is_form_endpoint(path: &str) -> bool {
+    matches!(path, "/login" | "/logout")
+}
+
+/// The request came from a page of this site (`Origin`, else `Referer`, matches `Host`).
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let source = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|h| h.to_str().ok())
+        .and_then(|s| url::Url::parse(s).ok());
+    match source {
+        Some(u) => {
+            let authority = match u.port() {
+                Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+                None => u.host_str().unwrap_or_default().to_string(),
+            };
+            authority.eq_ignore_ascii_case(host)
+        }
+        None => false,
+    }
+}
+
+/// The login form's fields.
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub next: String,
+}
+
+/// Only local paths are followed after login (no open redirect).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/" }
+}
+
+fn csrf_cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{CSRF_COOKIE}={token}; Path=/; SameSite=Lax; Max-Age=1209600{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// `POST /login`: check the password, start a session, set the CSRF cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "Cross-origin login refused.").into_response();
+    }
+    let next = safe_next(&form.next).to_string();
+    let principal = match check_password(&state, form.username.trim(), &form.password).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let Some(p) = principal else {
+        tracing::info!(user = %form.username.trim(), "login failed");
+        let q = format!("/login?error=1&next={}", percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC));
+        return Redirect::to(&q).into_response();
+    };
+    let mut token = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut token);
+    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    let stored = async {
+        session.cycle_id().await?;
+        session.insert(SESSION_USER, p.id).await?;
+        session.insert(SESSION_CSRF, &token).await
+    }
+    .await;
+    if let Err(e) = stored {
+        return ApiError::internal(e).into_response();
+    }
+    record_login(&state, p.id).await;
+    tracing::info!(user = %p.email, "logged in");
+    let mut resp = Redirect::to(&next).into_response();
+    if let Ok(v) = csrf_cookie(&token, state.config.secure_cookies).parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// Note the login time (bookkeeping, written as a status write so it does not look like a change).
+async fn record_login(state: &AppState, id: i64) {
+    let model = state.store.model("User");
+    let status = StatusUpdate { fields: vec![("last_login".into(), Value::Time(chrono::Utc::now()))], ..Default::default() };
+    let result = async {
+        let mut unit = state.store.begin(Actor::System).await?;
+        unit.set_status(model, id, &status).await?;
+        unit.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not record login time");
+    }
+}
+
+/// `POST /logout`: end the session.
+pub async fn logout(session: Session, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "Cross-origin logout refused.").into_response();
+    }
+    let _ = session.flush().await;
+    let mut resp = Redirect::to("/login").into_response();
+    if let Ok(v) = format!("{CSRF_COOKIE}=; Path=/; Max-Age=0").parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_depend_on_user_and_password_and_never_contain_them() {
+        let c = CredentialCache::default();
+        let a = c.fingerprint("a@x.org", "pw");
+        assert_ne!(a, c.fingerprint("a@x.org", "pw2"));
+        assert_ne!(a, c.fingerprint("a@x.orgpw", ""));
+        assert_eq!(a, c.fingerprint("a@x.org", "pw"));
+    }
+
+    #[test]
+    fn cached_credentials_are_forgotten_when_their_user_changes() {
+        let c = CredentialCache::default();
+        let p = Principal { id: 7, email: "a@x.org".into(), is_admin: false, is_readonly: false, site_id: 1 };
+        let fp = c.fingerprint("a@x.org", "pw");
+        c.put(fp, p.clone());
+        assert_eq!(c.get(&fp), Some(p));
+        c.forget_user(7);
+        assert_eq!(c.get(&fp), None);
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(safe_next("/admin/"), "/admin/");
+        assert_eq!(safe_next("//evil.org/"), "/");
+        assert_eq!(safe_next("http://evil.org/"), "/");
+        assert_eq!(safe_next("/\\evil.org"), "/");
+    }
+
+    #[test]
+    fn same_origin_compares_origin_with_host() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "127.0.0.1:8000".parse().unwrap());
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, "http://127.0.0.1:8000".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, "http://evil.org".parse().unwrap());
+        assert!(!same_origin(&h));
+    }
+}

@@ -1,0 +1,90 @@
+//! The XOS server: REST API generated from the model registry, authentication, the one write
+//! path (store), the web UI, and the `xos` command line.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod ddl;
+pub mod migrations;
+pub mod seed;
+pub mod state;
+pub mod store;
+pub mod web;
+
+use auth::session_store::DbSessionStore;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use leptos::config::LeptosOptions;
+use state::{AppState, Config, SESSION_COOKIE};
+use std::sync::Arc;
+use store::Store;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("session store: {0}")]
+    Sessions(#[from] sqlx::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Largest request body accepted (a 1 MB text field still fits once JSON-escaped).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Connect to the configured database and bring its schema up to date.
+pub async fn open_store(config: &Config) -> Result<Store, ServerError> {
+    let db = db::Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    Ok(Store::new(db, app::registry::registry()))
+}
+
+/// The state every handler shares.
+pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> {
+    let addr = format!("{}:{}", config.bind, config.port)
+        .parse::<std::net::SocketAddr>()
+        .map_err(|e| ServerError::Config(format!("bad bind address {}:{}: {e}", config.bind, config.port)))?;
+    let leptos = LeptosOptions::builder()
+        .output_name("frontend")
+        .site_root(config.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    let credentials = Arc::new(auth::CredentialCache::default());
+    auth::CredentialCache::watch(credentials.clone(), &store);
+    Ok(AppState { store, config: Arc::new(config), leptos, credentials })
+}
+
+/// The whole HTTP application.
+pub async fn router(state: AppState) -> Result<Router, ServerError> {
+    let sessions = DbSessionStore::open(state.store.db()).await?;
+    let cleanup = sessions.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = cleanup.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+        }
+    });
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::weeks(2)));
+    Ok(Router::new()
+        .merge(api::router())
+        .merge(web::router(&state))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(session_layer)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state))
+}

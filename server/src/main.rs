@@ -1,0 +1,175 @@
+//! The `xos` command: serve the API and UI, apply migrations, create users, write migrations.
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use server::migrations::{Outcome, make_migrations};
+use server::state::Config;
+use server::store::{Actor, StoreError};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "xos", version, about = "XOS: a service-orchestration control plane")]
+struct Cli {
+    /// Configuration file (e.g. configurations/devel/xos.toml); defaults apply without one.
+    #[arg(long, short, global = true, env = "XOS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, create the first admin if none exists, and serve the API and UI.
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Create an admin user.
+    Createsuperuser {
+        #[arg(long)]
+        email: String,
+        /// The password (else read from XOS_PASSWORD).
+        #[arg(long, env = "XOS_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "XOS")]
+        firstname: String,
+        #[arg(long, default_value = "admin")]
+        lastname: String,
+        /// login_base of the user's site (created if missing; default: the configuration's).
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Write the next SQLite and Postgres migrations for changes in the model registry.
+    Makemigrations {
+        /// A short name for the migration.
+        #[arg(long, default_value = "auto")]
+        name: String,
+        /// Write nothing; fail if the registry has changes no migration covers.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,tower_sessions=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xos: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    if let Command::Makemigrations { name, check, dir } = &cli.command {
+        return match make_migrations(app::registry::registry(), dir, name, *check).map_err(|e| e.to_string())? {
+            Outcome::NoChanges => {
+                println!("No changes detected");
+                Ok(())
+            }
+            Outcome::Written(files) => {
+                for f in files {
+                    println!("wrote {}", f.display());
+                }
+                Ok(())
+            }
+        };
+    }
+    let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    let store = server::open_store(&config).await.map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Migrate => {
+            println!("database migrated ({})", redact(&config.database_url));
+            Ok(())
+        }
+        Command::Createsuperuser { email, password, firstname, lastname, site } => {
+            let login_base = site.unwrap_or_else(|| config.bootstrap.site_login_base.clone());
+            create_superuser(&store, &email, &password, &firstname, &lastname, &login_base)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Invalid(fields) => fields
+                        .iter()
+                        .map(|(f, m)| format!("{f}: {}", m.join(" ")))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    e => e.to_string(),
+                })?;
+            println!("created admin {email}");
+            Ok(())
+        }
+        Command::Serve => serve(store, config).await,
+        Command::Makemigrations { .. } => unreachable!("handled above"),
+    }
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn create_superuser(
+    store: &server::store::Store,
+    email: &str,
+    password: &str,
+    firstname: &str,
+    lastname: &str,
+    login_base: &str,
+) -> Result<(), StoreError> {
+    let mut unit = store.begin(Actor::System).await?;
+    let site_model = store.model("Site");
+    let sites = store.find(&Actor::System, site_model, "login_base", server::db::Value::Text(login_base.into())).await?;
+    let site = match sites.first() {
+        Some(s) => s.id(),
+        None => {
+            let input = json!({"name": login_base, "login_base": login_base, "abbreviated_name": login_base});
+            unit.create(site_model, input.as_object().expect("object")).await?.id()
+        }
+    };
+    let input = json!({
+        "email": email, "password": password, "firstname": firstname, "lastname": lastname,
+        "site": site, "is_admin": true,
+    });
+    unit.create(store.model("User"), input.as_object().expect("object")).await?;
+    unit.commit().await?;
+    Ok(())
+}
+
+async fn serve(store: server::store::Store, config: Config) -> Result<(), String> {
+    server::seed::bootstrap(&store, &config.bootstrap).await.map_err(|e| e.to_string())?;
+    server::seed::sample_data(&store, &config.bootstrap).await.map_err(|e| e.to_string())?;
+    let addr = format!("{}:{}", config.bind, config.port);
+    let name = config.name.clone();
+    let db = redact(&config.database_url);
+    let state = server::app_state(store, config).map_err(|e| e.to_string())?;
+    let app = server::router(state).await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(configuration = %name, database = %db, "XOS is ready at http://{addr}/");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,134 @@
+//! Configuration and the state every handler shares.
+
+use crate::auth::CredentialCache;
+use crate::store::Store;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "sessionid";
+
+/// A configuration file (`configurations/<name>/xos.toml`); environment variables override it:
+/// `DATABASE_URL`, `PORT`, `XOS_BIND`, `XOS_SITE_ROOT`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The configuration's name (devel, test, frontend-only, production…).
+    pub name: String,
+    /// `sqlite://path` (the embedded default) or `postgres://…`.
+    pub database_url: String,
+    pub bind: String,
+    pub port: u16,
+    /// Where the built UI lives (wasm bundle under `pkg/`, CSS, favicon).
+    pub site_root: PathBuf,
+    /// Static files served under `/static/` (vendored JS, dashboard scripts).
+    pub static_dir: PathBuf,
+    /// Mark cookies `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+    pub bootstrap: Bootstrap,
+}
+
+/// What `xos serve` creates in an empty database.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bootstrap {
+    /// Create the first site and admin when no user exists.
+    pub enabled: bool,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub site_name: String,
+    pub site_login_base: String,
+    /// Also create a few sample slices (devel).
+    pub sample_data: bool,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap {
+            enabled: true,
+            admin_email: "padmin@vicci.org".into(),
+            admin_password: "letmein".into(),
+            site_name: "MySite".into(),
+            site_login_base: "mysite".into(),
+            sample_data: false,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "devel".into(),
+            database_url: "sqlite://data/xos.db".into(),
+            bind: "127.0.0.1".into(),
+            port: 8000,
+            site_root: PathBuf::from("target/site"),
+            static_dir: PathBuf::from("static"),
+            secure_cookies: false,
+            bootstrap: Bootstrap::default(),
+        }
+    }
+}
+
+/// Errors reading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(String, toml::de::Error),
+    #[error("{0} is not a valid port: {1}")]
+    Port(String, std::num::ParseIntError),
+}
+
+impl Config {
+    /// Read a configuration file (or the defaults), then apply environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse(p.display().to_string(), e))?
+            }
+            None => Config::default(),
+        };
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            config.database_url = url;
+        }
+        if let Ok(port) = std::env::var("PORT")
+            && !port.is_empty()
+        {
+            config.port = port.parse().map_err(|e| ConfigError::Port(port.clone(), e))?;
+        }
+        if let Ok(bind) = std::env::var("XOS_BIND")
+            && !bind.is_empty()
+        {
+            config.bind = bind;
+        }
+        if let Ok(root) = std::env::var("XOS_SITE_ROOT")
+            && !root.is_empty()
+        {
+            config.site_root = PathBuf::from(root);
+        }
+        Ok(config)
+    }
+}
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub leptos: LeptosOptions,
+    pub credentials: Arc<CredentialCache>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> LeptosOptions {
+        s.leptos.clone()
+    }
+}

@@ -1,0 +1,50 @@
+//! The web UI: Leptos pages (server-rendered, hydrated by the wasm bundle), the built assets,
+//! static files, and the login/logout form handlers. Pages other than the login page need a
+//! signed-in user and redirect to `/login?next=…` otherwise.
+
+use crate::auth::{self, AuthContext};
+use crate::state::AppState;
+use app::UserInfo;
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::services::{ServeDir, ServeFile};
+
+/// The UI routes.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let routes = generate_route_list(app::App);
+    let options = state.leptos.clone();
+    let pages = Router::new()
+        .leptos_routes(state, routes, move || app::shell(options.clone()))
+        .layer(middleware::from_fn(require_login));
+    let site = &state.config.site_root;
+    Router::new()
+        .route("/login", post(auth::login))
+        .route("/logout", post(auth::logout))
+        .nest_service("/pkg", ServeDir::new(site.join("pkg")))
+        .nest_service("/static", ServeDir::new(&state.config.static_dir))
+        .route_service("/favicon.ico", ServeFile::new(site.join("favicon.ico")))
+        .merge(pages)
+}
+
+/// Send visitors without a session to the login page; hand the user to the pages.
+async fn require_login(mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let principal = req.extensions().get::<AuthContext>().and_then(|a| a.principal.clone());
+    let public = path == "/login" || path.starts_with("/api/");
+    match principal {
+        Some(p) => {
+            req.extensions_mut().insert(UserInfo { id: p.id, email: p.email, is_admin: p.is_admin });
+            next.run(req).await
+        }
+        None if public => next.run(req).await,
+        None => {
+            let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let enc = percent_encoding::utf8_percent_encode(target, percent_encoding::NON_ALPHANUMERIC);
+            Redirect::to(&format!("/login?next={enc}")).into_response()
+        }
+    }
+}
