@@ -93,8 +93,9 @@ impl Collection {
     pub async fn save(self, id: i64, changes: Object) -> Result<Object, SaveError> {
         #[cfg(feature = "hydrate")]
         {
-            let (status, body) =
-                http::send("PATCH", &self.object_url(id), Some(Value::Object(changes))).await.map_err(SaveError::Other)?;
+            let (status, body) = http::send("PATCH", &self.object_url(id), Some(Value::Object(changes)))
+                .await
+                .map_err(SaveError::Other)?;
             match (status, body) {
                 (200, Value::Object(obj)) => {
                     self.models.update(|ms| {
@@ -108,7 +109,10 @@ impl Collection {
                     errs.into_iter()
                         .map(|(k, v)| {
                             let msgs = match v {
-                                Value::Array(a) => a.into_iter().map(|m| m.as_str().unwrap_or("").to_string()).collect(),
+                                Value::Array(a) => a
+                                    .into_iter()
+                                    .map(|m| m.as_str().unwrap_or("").to_string())
+                                    .collect(),
                                 Value::String(s) => vec![s],
                                 other => vec![other.to_string()],
                             };
@@ -117,7 +121,10 @@ impl Collection {
                         .collect(),
                 )),
                 (status, body) => Err(SaveError::Other(
-                    body.get("detail").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("HTTP {status}")),
+                    body.get("detail")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("HTTP {status}")),
                 )),
             }
         }
@@ -137,7 +144,10 @@ mod http {
 
     /// The CSRF token the server set at login (`xoscsrftoken` cookie).
     fn csrf_token() -> Option<String> {
-        let doc = web_sys::window()?.document()?.dyn_into::<web_sys::HtmlDocument>().ok()?;
+        let doc = web_sys::window()?
+            .document()?
+            .dyn_into::<web_sys::HtmlDocument>()
+            .ok()?;
         let cookies = doc.cookie().ok()?;
         cookies.split(';').find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
@@ -168,7 +178,11 @@ mod http {
         .map_err(|e| e.to_string())?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| e.to_string())?;
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Ok((status, json))
     }
 }

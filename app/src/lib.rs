@@ -4,6 +4,8 @@
 //! bundle (making them live). Server-only code sits behind `#[cfg(feature = "ssr")]` so sqlx and
 //! tokio never reach the browser build.
 
+#![recursion_limit = "256"]
+
 pub mod client;
 pub mod pages;
 pub mod registry;

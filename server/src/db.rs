@@ -84,7 +84,9 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
 
 /// Parse a timestamp written by [`format_time`] (or any RFC 3339 form).
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A statement under construction: SQL text with `$n` placeholders and their values.
@@ -96,7 +98,10 @@ pub struct Sql {
 
 impl Sql {
     pub fn new(text: impl Into<String>) -> Sql {
-        Sql { text: text.into(), args: Vec::new() }
+        Sql {
+            text: text.into(),
+            args: Vec::new(),
+        }
     }
     /// Append SQL text.
     pub fn push(&mut self, s: &str) -> &mut Sql {
@@ -145,7 +150,10 @@ impl Db {
                 .connect_with(opts)
                 .await?;
             Ok(Db::Postgres(pool))
-        } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        } else if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             let path = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(path).parent()
                 && !dir.as_os_str().is_empty()
@@ -159,8 +167,14 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
-            let readers = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(false)).await?;
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await?;
+            let readers = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(opts.read_only(false))
+                .await?;
             Ok(Db::Sqlite { readers, writer })
         } else {
             Err(DbError::BadUrl(url.to_string()))
@@ -190,7 +204,10 @@ impl Db {
             Db::Postgres(_) => sqlx::migrate!("../migrations/postgres").migrations.len(),
         } as i64;
         let rows = self
-            .fetch(&Sql::new("SELECT COUNT(*) FROM _sqlx_migrations WHERE success"), &[SqlType::Int])
+            .fetch(
+                &Sql::new("SELECT COUNT(*) FROM _sqlx_migrations WHERE success"),
+                &[SqlType::Int],
+            )
             .await?;
         Ok(rows.first().and_then(|r| r[0].as_int()) == Some(expected))
     }
@@ -199,7 +216,9 @@ impl Db {
     pub async fn fetch(&self, sql: &Sql, types: &[SqlType]) -> Result<Vec<Row>, DbError> {
         match self {
             Db::Sqlite { readers, .. } => {
-                let rows = bind_sqlite(sqlx::query(&sql.text), &sql.args).fetch_all(readers).await?;
+                let rows = bind_sqlite(sqlx::query(&sql.text), &sql.args)
+                    .fetch_all(readers)
+                    .await?;
                 rows.iter().map(|r| decode_sqlite(r, types)).collect()
             }
             Db::Postgres(pool) => {
@@ -212,10 +231,14 @@ impl Db {
     /// Run a statement outside any unit of work (on the writer for SQLite).
     pub async fn execute(&self, sql: &Sql) -> Result<u64, DbError> {
         Ok(match self {
-            Db::Sqlite { writer, .. } => {
-                bind_sqlite(sqlx::query(&sql.text), &sql.args).execute(writer).await?.rows_affected()
-            }
-            Db::Postgres(pool) => bind_pg(sqlx::query(&sql.text), &sql.args).execute(pool).await?.rows_affected(),
+            Db::Sqlite { writer, .. } => bind_sqlite(sqlx::query(&sql.text), &sql.args)
+                .execute(writer)
+                .await?
+                .rows_affected(),
+            Db::Postgres(pool) => bind_pg(sqlx::query(&sql.text), &sql.args)
+                .execute(pool)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -271,11 +294,15 @@ impl Tx {
     pub async fn fetch(&mut self, sql: &Sql, types: &[SqlType]) -> Result<Vec<Row>, DbError> {
         match self {
             Tx::Sqlite(tx) => {
-                let rows = bind_sqlite(sqlx::query(&sql.text), &sql.args).fetch_all(&mut **tx).await?;
+                let rows = bind_sqlite(sqlx::query(&sql.text), &sql.args)
+                    .fetch_all(&mut **tx)
+                    .await?;
                 rows.iter().map(|r| decode_sqlite(r, types)).collect()
             }
             Tx::Postgres(tx) => {
-                let rows = bind_pg(sqlx::query(&sql.text), &sql.args).fetch_all(&mut **tx).await?;
+                let rows = bind_pg(sqlx::query(&sql.text), &sql.args)
+                    .fetch_all(&mut **tx)
+                    .await?;
                 rows.iter().map(|r| decode_pg(r, types)).collect()
             }
         }
@@ -283,12 +310,14 @@ impl Tx {
 
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
         Ok(match self {
-            Tx::Sqlite(tx) => {
-                bind_sqlite(sqlx::query(&sql.text), &sql.args).execute(&mut **tx).await?.rows_affected()
-            }
-            Tx::Postgres(tx) => {
-                bind_pg(sqlx::query(&sql.text), &sql.args).execute(&mut **tx).await?.rows_affected()
-            }
+            Tx::Sqlite(tx) => bind_sqlite(sqlx::query(&sql.text), &sql.args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(tx) => bind_pg(sqlx::query(&sql.text), &sql.args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -355,7 +384,10 @@ fn decode_sqlite(row: &sqlx::sqlite::SqliteRow, types: &[SqlType]) -> Result<Row
             SqlType::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::Int),
             SqlType::Float => row.try_get::<Option<f64>, _>(i)?.map(Value::Float),
             SqlType::Text => row.try_get::<Option<String>, _>(i)?.map(Value::Text),
-            SqlType::Time => row.try_get::<Option<String>, _>(i)?.and_then(|s| parse_time(&s)).map(Value::Time),
+            SqlType::Time => row
+                .try_get::<Option<String>, _>(i)?
+                .and_then(|s| parse_time(&s))
+                .map(Value::Time),
         };
         out.push(v.unwrap_or(Value::Null(*ty)));
     }
@@ -380,7 +412,9 @@ fn decode_pg(row: &sqlx::postgres::PgRow, types: &[SqlType]) -> Result<Row, DbEr
 /// Which unique constraint or foreign key a database error names, if it is one:
 /// `(table, column)` as far as the message tells.
 pub fn constraint_violation(err: &DbError) -> Option<ConstraintViolation> {
-    let DbError::Sqlx(sqlx::Error::Database(e)) = err else { return None };
+    let DbError::Sqlx(sqlx::Error::Database(e)) = err else {
+        return None;
+    };
     let kind = e.kind();
     match kind {
         sqlx::error::ErrorKind::UniqueViolation => {

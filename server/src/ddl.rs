@@ -54,7 +54,9 @@ pub struct SchemaSpec {
 impl SchemaSpec {
     /// The schema the registry declares.
     pub fn from_registry(reg: &Registry) -> SchemaSpec {
-        SchemaSpec { tables: reg.models.iter().map(|m| table_spec(reg, m)).collect() }
+        SchemaSpec {
+            tables: reg.models.iter().map(|m| table_spec(reg, m)).collect(),
+        }
     }
 
     pub fn table(&self, name: &str) -> Option<&TableSpec> {
@@ -115,8 +117,10 @@ pub fn table_spec(reg: &Registry, m: &Model) -> TableSpec {
         }
     }
     for set in &m.unique_together {
-        let cols: Vec<String> =
-            set.iter().map(|n| m.field_named(n).map(|f| f.column()).unwrap_or_else(|| n.clone())).collect();
+        let cols: Vec<String> = set
+            .iter()
+            .map(|n| m.field_named(n).map(|f| f.column()).unwrap_or_else(|| n.clone()))
+            .collect();
         indexes.push(IndexSpec {
             name: format!("{table}__{}__uniq", cols.join("__")),
             columns: cols,
@@ -133,7 +137,11 @@ pub fn table_spec(reg: &Registry, m: &Model) -> TableSpec {
             condition: Some("row_version > enacted_version OR deleted".into()),
         });
     }
-    TableSpec { name: table, columns, indexes }
+    TableSpec {
+        name: table,
+        columns,
+        indexes,
+    }
 }
 
 fn column_type(c: &ColumnSpec, d: Dialect) -> String {
@@ -189,13 +197,20 @@ fn create_index(t: &str, i: &IndexSpec) -> String {
         if i.unique { "UNIQUE " } else { "" },
         i.name,
         i.columns.join(", "),
-        i.condition.as_ref().map(|c| format!(" WHERE {c}")).unwrap_or_default()
+        i.condition
+            .as_ref()
+            .map(|c| format!(" WHERE {c}"))
+            .unwrap_or_default()
     )
 }
 
 /// `CREATE TABLE` plus its indexes.
 pub fn create_table(t: &TableSpec, d: Dialect) -> Vec<String> {
-    let cols: Vec<String> = t.columns.iter().map(|c| format!("    {}", column_def(c, d))).collect();
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("    {}", column_def(c, d)))
+        .collect();
     let mut out = vec![format!("CREATE TABLE {} (\n{}\n);", t.name, cols.join(",\n"))];
     out.extend(t.indexes.iter().map(|i| create_index(&t.name, i)));
     out
@@ -211,7 +226,10 @@ pub fn diff(old: &SchemaSpec, new: &SchemaSpec, d: Dialect) -> Vec<String> {
         };
         let old_cols: BTreeMap<&str, &ColumnSpec> = o.columns.iter().map(|c| (c.name.as_str(), c)).collect();
         let new_cols: BTreeMap<&str, &ColumnSpec> = t.columns.iter().map(|c| (c.name.as_str(), c)).collect();
-        let changed = t.columns.iter().any(|c| old_cols.get(c.name.as_str()).is_some_and(|oc| *oc != c));
+        let changed = t
+            .columns
+            .iter()
+            .any(|c| old_cols.get(c.name.as_str()).is_some_and(|oc| *oc != c));
         let dropped = o.columns.iter().any(|c| !new_cols.contains_key(c.name.as_str()));
         if d == Dialect::Sqlite && (changed || dropped) {
             out.extend(rebuild_sqlite(o, t));
@@ -255,7 +273,11 @@ fn alter_pg_column(table: &str, old: &ColumnSpec, new: &ColumnSpec) -> Vec<Strin
         out.push(alter(format!("TYPE {}", column_type(new, Dialect::Postgres))));
     }
     if old.null != new.null {
-        out.push(alter(if new.null { "DROP NOT NULL".into() } else { "SET NOT NULL".into() }));
+        out.push(alter(if new.null {
+            "DROP NOT NULL".into()
+        } else {
+            "SET NOT NULL".into()
+        }));
     }
     if old.default != new.default {
         out.push(alter(match &new.default {
@@ -275,7 +297,11 @@ fn alter_pg_column(table: &str, old: &ColumnSpec, new: &ColumnSpec) -> Vec<Strin
 
 /// SQLite cannot alter a column: build the new table, copy the rows, swap it in.
 fn rebuild_sqlite(old: &TableSpec, new: &TableSpec) -> Vec<String> {
-    let tmp = TableSpec { name: format!("{}__new", new.name), columns: new.columns.clone(), indexes: vec![] };
+    let tmp = TableSpec {
+        name: format!("{}__new", new.name),
+        columns: new.columns.clone(),
+        indexes: vec![],
+    };
     let mut out = vec!["PRAGMA defer_foreign_keys = ON;".to_string()];
     out.extend(create_table(&tmp, Dialect::Sqlite));
     let common: Vec<&str> = new
@@ -305,7 +331,11 @@ mod tests {
     fn unique_indexes_ignore_deleted_rows() {
         let spec = SchemaSpec::from_registry(registry());
         let site = spec.table("core_site").unwrap();
-        let idx = site.indexes.iter().find(|i| i.name == "core_site__login_base__uniq").unwrap();
+        let idx = site
+            .indexes
+            .iter()
+            .find(|i| i.name == "core_site__login_base__uniq")
+            .unwrap();
         assert!(idx.unique);
         assert_eq!(idx.condition.as_deref(), Some("NOT deleted"));
     }
@@ -333,8 +363,14 @@ mod tests {
             non_negative: false,
             primary_key: false,
         });
-        assert_eq!(diff(&old, &new, Dialect::Postgres), vec!["ALTER TABLE core_site ADD COLUMN extra VARCHAR(10);"]);
-        assert_eq!(diff(&old, &new, Dialect::Sqlite), vec!["ALTER TABLE core_site ADD COLUMN extra TEXT;"]);
+        assert_eq!(
+            diff(&old, &new, Dialect::Postgres),
+            vec!["ALTER TABLE core_site ADD COLUMN extra VARCHAR(10);"]
+        );
+        assert_eq!(
+            diff(&old, &new, Dialect::Sqlite),
+            vec!["ALTER TABLE core_site ADD COLUMN extra TEXT;"]
+        );
         assert!(diff(&old, &old, Dialect::Sqlite).is_empty());
     }
 
@@ -342,12 +378,22 @@ mod tests {
     fn a_changed_column_rebuilds_the_sqlite_table_and_alters_postgres() {
         let old = SchemaSpec::from_registry(registry());
         let mut new = old.clone();
-        let c = new.tables[0].columns.iter_mut().find(|c| c.name == "abbreviated_name").unwrap();
+        let c = new.tables[0]
+            .columns
+            .iter_mut()
+            .find(|c| c.name == "abbreviated_name")
+            .unwrap();
         c.max_length = Some(100);
         let pg = diff(&old, &new, Dialect::Postgres);
-        assert_eq!(pg, vec!["ALTER TABLE core_site ALTER COLUMN abbreviated_name TYPE VARCHAR(100);"]);
+        assert_eq!(
+            pg,
+            vec!["ALTER TABLE core_site ALTER COLUMN abbreviated_name TYPE VARCHAR(100);"]
+        );
         let lite = diff(&old, &new, Dialect::Sqlite);
         assert!(lite.iter().any(|s| s.starts_with("CREATE TABLE core_site__new")));
-        assert!(lite.iter().any(|s| s == "ALTER TABLE core_site__new RENAME TO core_site;"));
+        assert!(
+            lite.iter()
+                .any(|s| s == "ALTER TABLE core_site__new RENAME TO core_site;")
+        );
     }
 }

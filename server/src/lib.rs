@@ -57,7 +57,12 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
         .build();
     let credentials = Arc::new(auth::CredentialCache::default());
     auth::CredentialCache::watch(credentials.clone(), &store);
-    Ok(AppState { store, config: Arc::new(config), leptos, credentials })
+    Ok(AppState {
+        store,
+        config: Arc::new(config),
+        leptos,
+        credentials,
+    })
 }
 
 /// The whole HTTP application.
@@ -78,11 +83,16 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::weeks(2)));
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::weeks(2),
+        ));
     Ok(Router::new()
         .merge(api::router())
         .merge(web::router(&state))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(session_layer)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())

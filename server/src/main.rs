@@ -55,7 +55,9 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,tower_sessions=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -78,7 +80,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     if let Command::Makemigrations { name, check, dir } = &cli.command {
-        return match make_migrations(app::registry::registry(), dir, name, *check).map_err(|e| e.to_string())? {
+        return match make_migrations(app::registry::registry(), dir, name, *check)
+            .map_err(|e| e.to_string())?
+        {
             Outcome::NoChanges => {
                 println!("No changes detected");
                 Ok(())
@@ -98,7 +102,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("database migrated ({})", redact(&config.database_url));
             Ok(())
         }
-        Command::Createsuperuser { email, password, firstname, lastname, site } => {
+        Command::Createsuperuser {
+            email,
+            password,
+            firstname,
+            lastname,
+            site,
+        } => {
             let login_base = site.unwrap_or_else(|| config.bootstrap.site_login_base.clone());
             create_superuser(&store, &email, &password, &firstname, &lastname, &login_base)
                 .await
@@ -139,32 +149,48 @@ async fn create_superuser(
 ) -> Result<(), StoreError> {
     let mut unit = store.begin(Actor::System).await?;
     let site_model = store.model("Site");
-    let sites = store.find(&Actor::System, site_model, "login_base", server::db::Value::Text(login_base.into())).await?;
+    let sites = store
+        .find(
+            &Actor::System,
+            site_model,
+            "login_base",
+            server::db::Value::Text(login_base.into()),
+        )
+        .await?;
     let site = match sites.first() {
         Some(s) => s.id(),
         None => {
             let input = json!({"name": login_base, "login_base": login_base, "abbreviated_name": login_base});
-            unit.create(site_model, input.as_object().expect("object")).await?.id()
+            unit.create(site_model, input.as_object().expect("object"))
+                .await?
+                .id()
         }
     };
     let input = json!({
         "email": email, "password": password, "firstname": firstname, "lastname": lastname,
         "site": site, "is_admin": true,
     });
-    unit.create(store.model("User"), input.as_object().expect("object")).await?;
+    unit.create(store.model("User"), input.as_object().expect("object"))
+        .await?;
     unit.commit().await?;
     Ok(())
 }
 
 async fn serve(store: server::store::Store, config: Config) -> Result<(), String> {
-    server::seed::bootstrap(&store, &config.bootstrap).await.map_err(|e| e.to_string())?;
-    server::seed::sample_data(&store, &config.bootstrap).await.map_err(|e| e.to_string())?;
+    server::seed::bootstrap(&store, &config.bootstrap)
+        .await
+        .map_err(|e| e.to_string())?;
+    server::seed::sample_data(&store, &config.bootstrap)
+        .await
+        .map_err(|e| e.to_string())?;
     let addr = format!("{}:{}", config.bind, config.port);
     let name = config.name.clone();
     let db = redact(&config.database_url);
     let state = server::app_state(store, config).map_err(|e| e.to_string())?;
     let app = server::router(state).await.map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!(configuration = %name, database = %db, "XOS is ready at http://{addr}/");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

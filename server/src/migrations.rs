@@ -25,7 +25,9 @@ fn io(p: &Path) -> impl FnOnce(std::io::Error) -> MigrationError + '_ {
 pub fn recorded_state(dir: &Path) -> Result<SchemaSpec, MigrationError> {
     let path = dir.join("schema.json");
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| MigrationError::State(path.display().to_string(), e)),
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|e| MigrationError::State(path.display().to_string(), e))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SchemaSpec::default()),
         Err(e) => Err(io(&path)(e)),
     }
@@ -54,7 +56,12 @@ pub enum Outcome {
 
 /// Write the next migration for `reg` into `dir`, or report that nothing changed. With `check`,
 /// write nothing and fail if a migration is needed.
-pub fn make_migrations(reg: &Registry, dir: &Path, name: &str, check: bool) -> Result<Outcome, MigrationError> {
+pub fn make_migrations(
+    reg: &Registry,
+    dir: &Path,
+    name: &str,
+    check: bool,
+) -> Result<Outcome, MigrationError> {
     let old = recorded_state(dir)?;
     let new = SchemaSpec::from_registry(reg);
     if old == new {
@@ -64,7 +71,16 @@ pub fn make_migrations(reg: &Registry, dir: &Path, name: &str, check: bool) -> R
         return Err(MigrationError::Pending);
     }
     let n = next_number(dir)?;
-    let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let mut written = Vec::new();
     for (sub, dialect) in [("sqlite", Dialect::Sqlite), ("postgres", Dialect::Postgres)] {
         let stmts = diff(&old, &new, dialect);
@@ -79,7 +95,8 @@ pub fn make_migrations(reg: &Registry, dir: &Path, name: &str, check: bool) -> R
         written.push(path);
     }
     let state = dir.join("schema.json");
-    let json = serde_json::to_string_pretty(&new).map_err(|e| MigrationError::State(state.display().to_string(), e))?;
+    let json = serde_json::to_string_pretty(&new)
+        .map_err(|e| MigrationError::State(state.display().to_string(), e))?;
     std::fs::write(&state, json + "\n").map_err(io(&state))?;
     written.push(state);
     Ok(Outcome::Written(written))
@@ -93,7 +110,10 @@ mod tests {
     fn the_committed_migrations_cover_the_registry() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
         let r = make_migrations(app::registry::registry(), &dir, "check", true);
-        assert!(matches!(r, Ok(Outcome::NoChanges)), "{r:?}: run `xos makemigrations`");
+        assert!(
+            matches!(r, Ok(Outcome::NoChanges)),
+            "{r:?}: run `xos makemigrations`"
+        );
     }
 
     #[test]
@@ -102,11 +122,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let reg = app::registry::registry();
         let first = make_migrations(reg, &dir, "initial", false).unwrap();
-        let Outcome::Written(files) = first else { panic!("nothing written") };
+        let Outcome::Written(files) = first else {
+            panic!("nothing written")
+        };
         assert!(files[0].ends_with("sqlite/0001_initial.sql"));
         let sql = std::fs::read_to_string(&files[1]).unwrap();
         assert!(sql.contains("CREATE TABLE core_slice"));
-        assert_eq!(make_migrations(reg, &dir, "again", false).unwrap(), Outcome::NoChanges);
+        assert_eq!(
+            make_migrations(reg, &dir, "again", false).unwrap(),
+            Outcome::NoChanges
+        );
         assert!(make_migrations(reg, &dir, "again", true).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,9 +1,9 @@
 //! The first data of a fresh database: a site and an admin (when no user exists), and for the
 //! devel configuration a few sample slices. Written through the store like everything else.
 
+use crate::db::{Sql, Value};
 use crate::state::Bootstrap;
 use crate::store::{Actor, Store, StoreError};
-use crate::db::{Sql, Value};
 use app::registry::SqlType;
 use serde_json::{Map, Value as Json, json};
 
@@ -15,7 +15,13 @@ fn obj(v: Json) -> Map<String, Json> {
 }
 
 async fn count(store: &Store, table: &str) -> Result<i64, StoreError> {
-    let rows = store.db().fetch(&Sql::new(format!("SELECT COUNT(*) FROM {table}")), &[SqlType::Int]).await?;
+    let rows = store
+        .db()
+        .fetch(
+            &Sql::new(format!("SELECT COUNT(*) FROM {table}")),
+            &[SqlType::Int],
+        )
+        .await?;
     Ok(rows.first().and_then(|r| r[0].as_int()).unwrap_or(0))
 }
 
@@ -54,7 +60,11 @@ pub async fn bootstrap(store: &Store, b: &Bootstrap) -> Result<bool, StoreError>
 async fn store_find_site(unit: &mut crate::store::Unit, login_base: &str) -> Result<Option<i64>, StoreError> {
     let mut sql = Sql::new("SELECT id FROM core_site WHERE NOT deleted AND login_base = ");
     sql.bind(Value::Text(login_base.to_string()));
-    Ok(unit.fetch(&sql, &[SqlType::Int]).await?.first().and_then(|r| r[0].as_int()))
+    Ok(unit
+        .fetch(&sql, &[SqlType::Int])
+        .await?
+        .first()
+        .and_then(|r| r[0].as_int()))
 }
 
 /// Sample slices for the devel configuration (only into a database without slices).
@@ -63,10 +73,16 @@ pub async fn sample_data(store: &Store, b: &Bootstrap) -> Result<(), StoreError>
         return Ok(());
     }
     let mut unit = store.begin(Actor::System).await?;
-    let Some(site) = store_find_site(&mut unit, &b.site_login_base).await? else { return Ok(()) };
+    let Some(site) = store_find_site(&mut unit, &b.site_login_base).await? else {
+        return Ok(());
+    };
     let mut sql = Sql::new("SELECT id FROM core_user WHERE NOT deleted AND email = ");
     sql.bind(Value::Text(b.admin_email.clone()));
-    let admin = unit.fetch(&sql, &[SqlType::Int]).await?.first().and_then(|r| r[0].as_int());
+    let admin = unit
+        .fetch(&sql, &[SqlType::Int])
+        .await?
+        .first()
+        .and_then(|r| r[0].as_int());
     for (suffix, description) in [
         ("demo", "A demonstration slice for trying out XOS"),
         ("helloworld", "Runs the HelloWorld service"),

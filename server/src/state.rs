@@ -89,7 +89,8 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut config = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse(p.display().to_string(), e))?
             }
             None => Config::default(),

@@ -33,11 +33,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// Send visitors without a session to the login page; hand the user to the pages.
 async fn require_login(mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let principal = req.extensions().get::<AuthContext>().and_then(|a| a.principal.clone());
+    let principal = req
+        .extensions()
+        .get::<AuthContext>()
+        .and_then(|a| a.principal.clone());
     let public = path == "/login" || path.starts_with("/api/");
     match principal {
         Some(p) => {
-            req.extensions_mut().insert(UserInfo { id: p.id, email: p.email, is_admin: p.is_admin });
+            req.extensions_mut().insert(UserInfo {
+                id: p.id,
+                email: p.email,
+                is_admin: p.is_admin,
+            });
             next.run(req).await
         }
         None if public => next.run(req).await,

@@ -17,83 +17,139 @@ fn obj(v: Json) -> Map<String, Json> {
 async fn row_version(store: &Store, id: i64) -> i64 {
     let mut sql = Sql::new("SELECT row_version FROM core_slice WHERE id = ");
     sql.bind(Value::Int(id));
-    store.db().fetch(&sql, &[SqlType::Int]).await.unwrap()[0][0].as_int().unwrap()
+    store.db().fetch(&sql, &[SqlType::Int]).await.unwrap()[0][0]
+        .as_int()
+        .unwrap()
 }
 
-both!(a_unit_of_work_commits_all_or_nothing_and_publishes_after_commit, async |app: &TestApp| {
-    let store = &app.store;
-    let site = app.site_id().await;
-    let slice = store.model("Slice");
-    let mut events = store.subscribe();
+both!(
+    a_unit_of_work_commits_all_or_nothing_and_publishes_after_commit,
+    async |app: &TestApp| {
+        let store = &app.store;
+        let site = app.site_id().await;
+        let slice = store.model("Slice");
+        let mut events = store.subscribe();
 
-    let mut unit = store.begin(Actor::System).await.unwrap();
-    unit.create(slice, &obj(json!({"name": "mysite_one", "site": site}))).await.unwrap();
-    unit.create(slice, &obj(json!({"name": "mysite_two", "site": site}))).await.unwrap();
-    assert!(events.try_recv().is_err(), "nothing is published before commit");
-    let err = unit.create(slice, &obj(json!({"name": "mysite_one", "site": site}))).await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(ref e) if e.contains_key("name")), "{err:?}");
-    unit.rollback().await.unwrap();
-    assert_eq!(app.count("core_slice").await, 0, "a rolled-back unit leaves nothing");
-    assert!(events.try_recv().is_err(), "and publishes nothing");
-
-    let mut unit = store.begin(Actor::System).await.unwrap();
-    let a = unit.create(slice, &obj(json!({"name": "mysite_one", "site": site}))).await.unwrap();
-    let b = unit.create(slice, &obj(json!({"name": "mysite_two", "site": site}))).await.unwrap();
-    unit.commit().await.unwrap();
-    let got: Vec<_> = (0..2).map(|_| events.try_recv().unwrap()).collect();
-    assert_eq!(got[0].id, a.id());
-    assert_eq!(got[1].id, b.id());
-    assert!(got.iter().all(|e| e.kind == ChangeKind::Create && e.model == "Slice"));
-
-    // A unit dropped without commit rolls back too.
-    {
         let mut unit = store.begin(Actor::System).await.unwrap();
-        unit.create(slice, &obj(json!({"name": "mysite_three", "site": site}))).await.unwrap();
+        unit.create(slice, &obj(json!({"name": "mysite_one", "site": site})))
+            .await
+            .unwrap();
+        unit.create(slice, &obj(json!({"name": "mysite_two", "site": site})))
+            .await
+            .unwrap();
+        assert!(events.try_recv().is_err(), "nothing is published before commit");
+        let err = unit
+            .create(slice, &obj(json!({"name": "mysite_one", "site": site})))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid(ref e) if e.contains_key("name")),
+            "{err:?}"
+        );
+        unit.rollback().await.unwrap();
+        assert_eq!(
+            app.count("core_slice").await,
+            0,
+            "a rolled-back unit leaves nothing"
+        );
+        assert!(events.try_recv().is_err(), "and publishes nothing");
+
+        let mut unit = store.begin(Actor::System).await.unwrap();
+        let a = unit
+            .create(slice, &obj(json!({"name": "mysite_one", "site": site})))
+            .await
+            .unwrap();
+        let b = unit
+            .create(slice, &obj(json!({"name": "mysite_two", "site": site})))
+            .await
+            .unwrap();
+        unit.commit().await.unwrap();
+        let got: Vec<_> = (0..2).map(|_| events.try_recv().unwrap()).collect();
+        assert_eq!(got[0].id, a.id());
+        assert_eq!(got[1].id, b.id());
+        assert!(
+            got.iter()
+                .all(|e| e.kind == ChangeKind::Create && e.model == "Slice")
+        );
+
+        // A unit dropped without commit rolls back too.
+        {
+            let mut unit = store.begin(Actor::System).await.unwrap();
+            unit.create(slice, &obj(json!({"name": "mysite_three", "site": site})))
+                .await
+                .unwrap();
+        }
+        assert_eq!(app.count("core_slice").await, 2);
     }
-    assert_eq!(app.count("core_slice").await, 2);
-});
+);
 
-both!(status_writes_do_not_make_an_object_look_changed, async |app: &TestApp| {
-    let store = &app.store;
-    let s = app.make_slice("status").await;
-    let id = s["id"].as_i64().unwrap();
-    let slice = store.model("Slice");
-    assert_eq!(row_version(store, id).await, 1);
-    let mut unit = store.begin(Actor::System).await.unwrap();
-    unit.set_status(
-        slice,
-        id,
-        &StatusUpdate { backend_status: Some("1 - OK".into()), enacted_version: Some(1), ..Default::default() },
-    )
-    .await
-    .unwrap();
-    unit.commit().await.unwrap();
-    assert_eq!(row_version(store, id).await, 1, "status writes keep the version");
-    let (_, v) = app.get(&format!("/xos/slices/{id}/")).await;
-    assert_eq!(v["backend_status"], "1 - OK");
-    assert!(v["enacted"].is_string());
-    assert_eq!(v["updated"], s["updated"], "status writes do not touch `updated`");
+both!(
+    status_writes_do_not_make_an_object_look_changed,
+    async |app: &TestApp| {
+        let store = &app.store;
+        let s = app.make_slice("status").await;
+        let id = s["id"].as_i64().unwrap();
+        let slice = store.model("Slice");
+        assert_eq!(row_version(store, id).await, 1);
+        let mut unit = store.begin(Actor::System).await.unwrap();
+        unit.set_status(
+            slice,
+            id,
+            &StatusUpdate {
+                backend_status: Some("1 - OK".into()),
+                enacted_version: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        unit.commit().await.unwrap();
+        assert_eq!(row_version(store, id).await, 1, "status writes keep the version");
+        let (_, v) = app.get(&format!("/xos/slices/{id}/")).await;
+        assert_eq!(v["backend_status"], "1 - OK");
+        assert!(v["enacted"].is_string());
+        assert_eq!(v["updated"], s["updated"], "status writes do not touch `updated`");
 
-    let (_, _) = app.patch(&format!("/xos/slices/{id}/"), json!({"description": "new"})).await;
-    assert_eq!(row_version(store, id).await, 2, "user writes bump the version");
-    let (_, _) = app.patch(&format!("/xos/slices/{id}/"), json!({"description": "new"})).await;
-    assert_eq!(row_version(store, id).await, 2, "a write that changes nothing is not a change");
+        let (_, _) = app
+            .patch(&format!("/xos/slices/{id}/"), json!({"description": "new"}))
+            .await;
+        assert_eq!(row_version(store, id).await, 2, "user writes bump the version");
+        let (_, _) = app
+            .patch(&format!("/xos/slices/{id}/"), json!({"description": "new"}))
+            .await;
+        assert_eq!(
+            row_version(store, id).await,
+            2,
+            "a write that changes nothing is not a change"
+        );
 
-    // Users cannot make status writes, and cannot write backend_status through the API.
-    let admin = Actor::User(server::store::Principal {
-        id: 1,
-        email: "padmin@vicci.org".into(),
-        is_admin: true,
-        is_readonly: false,
-        site_id: 1,
-    });
-    let mut unit = store.begin(admin).await.unwrap();
-    let err = unit.set_status(slice, id, &StatusUpdate::default()).await.unwrap_err();
-    assert!(matches!(err, StoreError::PermissionDenied(_)));
-    drop(unit);
-    let (_, v) = app.patch(&format!("/xos/slices/{id}/"), json!({"backend_status": "2 - forged"})).await;
-    assert_eq!(v["backend_status"], "1 - OK", "read-only fields are ignored on write");
-});
+        // Users cannot make status writes, and cannot write backend_status through the API.
+        let admin = Actor::User(server::store::Principal {
+            id: 1,
+            email: "padmin@vicci.org".into(),
+            is_admin: true,
+            is_readonly: false,
+            site_id: 1,
+        });
+        let mut unit = store.begin(admin).await.unwrap();
+        let err = unit
+            .set_status(slice, id, &StatusUpdate::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::PermissionDenied(_)));
+        drop(unit);
+        let (_, v) = app
+            .patch(
+                &format!("/xos/slices/{id}/"),
+                json!({"backend_status": "2 - forged"}),
+            )
+            .await;
+        assert_eq!(
+            v["backend_status"], "1 - OK",
+            "read-only fields are ignored on write"
+        );
+    }
+);
 
 /// Records every change it sees and, for slices named `*_hooked`, writes to the same unit.
 struct Recorder(Mutex<Vec<(String, ChangeKind)>>);
@@ -101,42 +157,55 @@ struct Recorder(Mutex<Vec<(String, ChangeKind)>>);
 #[async_trait::async_trait]
 impl WriteHook for Recorder {
     async fn after_write(&self, unit: &mut Unit, change: &Change) -> Result<(), StoreError> {
-        self.0.lock().unwrap().push((change.model().name.clone(), change.kind));
+        self.0
+            .lock()
+            .unwrap()
+            .push((change.model().name.clone(), change.kind));
         if let Some(after) = &change.after
             && change.kind == ChangeKind::Create
             && after.get_str("name").is_some_and(|n| n.ends_with("_hooked"))
         {
             let slice = unit.store().model("Slice");
-            unit.update_fields(slice, after.id(), &[("description", Value::Text("set by hook".into()))]).await?;
+            unit.update_fields(
+                slice,
+                after.id(),
+                &[("description", Value::Text("set by hook".into()))],
+            )
+            .await?;
         }
         Ok(())
     }
 }
 
-both!(hooks_run_inside_the_unit_after_each_write, async |app: &TestApp| {
-    let rec = Arc::new(Recorder(Mutex::new(Vec::new())));
-    app.store.add_hook(rec.clone());
-    let s = app.make_slice("hooked").await;
-    let (_, v) = app.get(&format!("/xos/slices/{}/", s["id"])).await;
-    assert_eq!(v["description"], "set by hook");
-    app.delete(&format!("/xos/slices/{}/", s["id"])).await;
-    let seen = rec.0.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        vec![
-            ("Slice".into(), ChangeKind::Create),
-            ("Slice".into(), ChangeKind::Update),
-            ("Slice".into(), ChangeKind::Delete)
-        ]
-    );
-});
+both!(
+    hooks_run_inside_the_unit_after_each_write,
+    async |app: &TestApp| {
+        let rec = Arc::new(Recorder(Mutex::new(Vec::new())));
+        app.store.add_hook(rec.clone());
+        let s = app.make_slice("hooked").await;
+        let (_, v) = app.get(&format!("/xos/slices/{}/", s["id"])).await;
+        assert_eq!(v["description"], "set by hook");
+        app.delete(&format!("/xos/slices/{}/", s["id"])).await;
+        let seen = rec.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                ("Slice".into(), ChangeKind::Create),
+                ("Slice".into(), ChangeKind::Update),
+                ("Slice".into(), ChangeKind::Delete)
+            ]
+        );
+    }
+);
 
 /// The columns the database has for a table: (name, nullable).
 async fn columns(app: &TestApp, table: &str) -> Vec<(String, bool)> {
     let db = app.store.db();
     let (sql, types) = match app.backend {
         common::Backend::Sqlite => (
-            Sql::new(format!("SELECT name, CASE WHEN \"notnull\" = 0 OR pk = 1 THEN 1 ELSE 0 END FROM pragma_table_info('{table}') ORDER BY cid")),
+            Sql::new(format!(
+                "SELECT name, CASE WHEN \"notnull\" = 0 OR pk = 1 THEN 1 ELSE 0 END FROM pragma_table_info('{table}') ORDER BY cid"
+            )),
             [SqlType::Text, SqlType::Int],
         ),
         common::Backend::Postgres => {
@@ -160,10 +229,12 @@ async fn columns(app: &TestApp, table: &str) -> Vec<(String, bool)> {
 /// Index names of a table.
 async fn indexes(app: &TestApp, table: &str) -> Vec<String> {
     let mut sql = match app.backend {
-        common::Backend::Sqlite => Sql::new("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = "),
-        common::Backend::Postgres => {
-            Sql::new("SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%_pkey' AND tablename = ")
-        }
+        common::Backend::Sqlite => Sql::new(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = ",
+        ),
+        common::Backend::Postgres => Sql::new(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%_pkey' AND tablename = ",
+        ),
     };
     sql.bind(Value::Text(table.into()));
     let mut out: Vec<String> = app
@@ -179,15 +250,26 @@ async fn indexes(app: &TestApp, table: &str) -> Vec<String> {
     out
 }
 
-both!(the_migrated_database_matches_every_registry_declaration, async |app: &TestApp| {
-    let spec = server::ddl::SchemaSpec::from_registry(app.store.registry());
-    for table in &spec.tables {
-        let want: Vec<(String, bool)> =
-            table.columns.iter().map(|c| (c.name.clone(), c.null || c.primary_key)).collect();
-        assert_eq!(columns(app, &table.name).await, want, "columns of {}", table.name);
-        let mut want_idx: Vec<String> = table.indexes.iter().map(|i| i.name.clone()).collect();
-        want_idx.sort();
-        assert_eq!(indexes(app, &table.name).await, want_idx, "indexes of {}", table.name);
+both!(
+    the_migrated_database_matches_every_registry_declaration,
+    async |app: &TestApp| {
+        let spec = server::ddl::SchemaSpec::from_registry(app.store.registry());
+        for table in &spec.tables {
+            let want: Vec<(String, bool)> = table
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.null || c.primary_key))
+                .collect();
+            assert_eq!(columns(app, &table.name).await, want, "columns of {}", table.name);
+            let mut want_idx: Vec<String> = table.indexes.iter().map(|i| i.name.clone()).collect();
+            want_idx.sort();
+            assert_eq!(
+                indexes(app, &table.name).await,
+                want_idx,
+                "indexes of {}",
+                table.name
+            );
+        }
+        assert!(app.store.db().migrations_current().await.unwrap());
     }
-    assert!(app.store.db().migrations_current().await.unwrap());
-});
+);

@@ -18,6 +18,7 @@ pub fn HomePage() -> impl IntoView {
                         <SliceTable slices/>
                     </Frame>
                 }
+                .into_any()
             })}
         </Suspense>
     }
@@ -65,7 +66,7 @@ fn SliceTable(slices: Collection) -> impl IntoView {
                                 <For
                                     each=move || slices.models.get()
                                     key=|o| serde_json::to_string(o).unwrap_or_default()
-                                    children=move |o| view! { <SliceRow slices obj=o/> }
+                                    children=move |o| view! { <SliceRow slices obj=o/> }.into_any()
                                 />
                             </tbody>
                         </table>
@@ -82,7 +83,10 @@ fn SliceRow(slices: Collection, obj: Object) -> impl IntoView {
     let name = str_of(&obj, "name").to_string();
     let description = str_of(&obj, "description").to_string();
     let status = str_of(&obj, "backend_status").to_string();
-    let max_instances = obj.get("max_instances").map(|v| v.to_string()).unwrap_or_default();
+    let max_instances = obj
+        .get("max_instances")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     let editing = RwSignal::new(false);
     let draft = RwSignal::new(description.clone());
     let error = RwSignal::new(None::<String>);

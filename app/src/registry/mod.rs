@@ -208,7 +208,9 @@ impl Field {
     }
     /// A boolean (Django makes these `blank=True`: false is a value, not a blank).
     pub fn boolean(name: &str, default: bool) -> Field {
-        Field::new(name, FieldKind::Boolean).default(serde_json::Value::Bool(default)).blank()
+        Field::new(name, FieldKind::Boolean)
+            .default(serde_json::Value::Bool(default))
+            .blank()
     }
     pub fn null_boolean(name: &str) -> Field {
         Field::new(name, FieldKind::NullBoolean).null().blank()
@@ -226,7 +228,13 @@ impl Field {
         Field::new(name, FieldKind::Text { max_length })
     }
     pub fn datetime(name: &str) -> Field {
-        Field::new(name, FieldKind::DateTime { auto_now: false, auto_now_add: false })
+        Field::new(
+            name,
+            FieldKind::DateTime {
+                auto_now: false,
+                auto_now_add: false,
+            },
+        )
     }
     pub fn email(name: &str, max_length: u32) -> Field {
         Field::new(name, FieldKind::Email { max_length })
@@ -301,7 +309,10 @@ impl Field {
     pub fn choices(mut self, choices: &[(&str, &str)]) -> Field {
         self.choices = choices
             .iter()
-            .map(|(v, l)| Choice { value: v.to_string(), label: l.to_string() })
+            .map(|(v, l)| Choice {
+                value: v.to_string(),
+                label: l.to_string(),
+            })
             .collect();
         self
     }
@@ -328,13 +339,19 @@ impl Field {
         self
     }
     pub fn auto_now(mut self) -> Field {
-        self.kind = FieldKind::DateTime { auto_now: true, auto_now_add: false };
+        self.kind = FieldKind::DateTime {
+            auto_now: true,
+            auto_now_add: false,
+        };
         self.editable = false;
         self.blank = true;
         self
     }
     pub fn auto_now_add(mut self) -> Field {
-        self.kind = FieldKind::DateTime { auto_now: false, auto_now_add: true };
+        self.kind = FieldKind::DateTime {
+            auto_now: false,
+            auto_now_add: true,
+        };
         self.editable = false;
         self.blank = true;
         self
@@ -386,7 +403,10 @@ impl Field {
 
     /// A custom message for `key`, if the declaration overrides it.
     pub fn message(&self, key: &str) -> Option<&str> {
-        self.error_messages.iter().find(|(k, _)| k == key).map(|(_, m)| m.as_str())
+        self.error_messages
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, m)| m.as_str())
     }
 }
 
@@ -467,7 +487,8 @@ impl Model {
         self
     }
     pub fn unique_together(mut self, fields: &[&str]) -> Model {
-        self.unique_together.push(fields.iter().map(|s| s.to_string()).collect());
+        self.unique_together
+            .push(fields.iter().map(|s| s.to_string()).collect());
         self
     }
     pub fn ordering(mut self, fields: &[&str]) -> Model {
@@ -562,7 +583,12 @@ fn base_fields(base: Base) -> Vec<Field> {
         Field::datetime("policed").optional().read_only(),
     ];
     if base == Base::PlCore {
-        v.push(Field::char("backend_register", 140).optional().default_str("{}").read_only());
+        v.push(
+            Field::char("backend_register", 140)
+                .optional()
+                .default_str("{}")
+                .read_only(),
+        );
     }
     v.push(
         Field::char("backend_status", 1024)
@@ -596,9 +622,21 @@ pub struct Registry {
 impl Registry {
     /// Build a registry from declarations (indexes names and plurals).
     pub fn new(models: Vec<Model>) -> Registry {
-        let by_name = models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
-        let by_plural = models.iter().enumerate().map(|(i, m)| (m.plural.clone(), i)).collect();
-        Registry { models, by_name, by_plural }
+        let by_name = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.clone(), i))
+            .collect();
+        let by_plural = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.plural.clone(), i))
+            .collect();
+        Registry {
+            models,
+            by_name,
+            by_plural,
+        }
     }
 
     pub fn model(&self, name: &str) -> Option<&Model> {
@@ -612,7 +650,9 @@ impl Registry {
     /// Foreign keys elsewhere that point at `model`: (referring model, field).
     pub fn referrers<'a>(&'a self, model: &'a str) -> impl Iterator<Item = (&'a Model, &'a Field)> + 'a {
         self.models.iter().flat_map(move |m| {
-            m.foreign_keys().filter(move |f| f.fk_target() == Some(model)).map(move |f| (m, f))
+            m.foreign_keys()
+                .filter(move |f| f.fk_target() == Some(model))
+                .map(move |f| (m, f))
         })
     }
 }
@@ -633,7 +673,12 @@ mod tests {
         for m in &reg.models {
             for f in m.foreign_keys() {
                 let to = f.fk_target().unwrap();
-                assert!(reg.model(to).is_some(), "{}.{} points at unknown {to}", m.name, f.name);
+                assert!(
+                    reg.model(to).is_some(),
+                    "{}.{} points at unknown {to}",
+                    m.name,
+                    f.name
+                );
             }
         }
     }

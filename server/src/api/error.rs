@@ -57,20 +57,26 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized { detail, .. } => (StatusCode::UNAUTHORIZED, json!({ "detail": detail })),
             ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, json!({ "detail": d })),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "detail": "Not found." })),
-            ApiError::MethodNotAllowed => {
-                (StatusCode::METHOD_NOT_ALLOWED, json!({ "detail": "Method not allowed." }))
-            }
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({ "detail": "Method not allowed." }),
+            ),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, json!({ "detail": d })),
             ApiError::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "detail": d })),
             ApiError::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": "Internal server error." }))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "detail": "Internal server error." }),
+                )
             }
         };
         let mut resp = (status, axum::Json(body)).into_response();
         if let ApiError::Unauthorized { basic: true, .. } = self {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"api\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"api\""),
+            );
         }
         resp
     }

@@ -32,7 +32,10 @@ pub fn render(reg: &Registry, rec: &Record, links: &Links) -> Json {
     let model = rec.model;
     let mut m = Map::with_capacity(model.fields.len() + 2);
     let plain = plain_map(rec);
-    m.insert("humanReadableName".into(), Json::String(model.human_readable_name(&plain)));
+    m.insert(
+        "humanReadableName".into(),
+        Json::String(model.human_readable_name(&plain)),
+    );
     m.insert("validators".into(), Json::Object(model.validators()));
     for (f, v) in model.fields.iter().zip(&rec.values) {
         if !f.is_readable() {

@@ -11,12 +11,12 @@ use crate::auth::AuthContext;
 use crate::state::AppState;
 use crate::store::ListQuery;
 use app::registry::Model;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use error::ApiError;
 use json::Links;
 use serde_json::{Map, Value as Json};
@@ -28,14 +28,23 @@ pub fn router() -> Router<AppState> {
         .route("/xos/", get(api_root))
         .route("/xos/{plural}", get(list).post(create))
         .route("/xos/{plural}/", get(list).post(create))
-        .route("/xos/{plural}/{id}", get(retrieve).put(replace).patch(patch).delete(destroy))
-        .route("/xos/{plural}/{id}/", get(retrieve).put(replace).patch(patch).delete(destroy))
+        .route(
+            "/xos/{plural}/{id}",
+            get(retrieve).put(replace).patch(patch).delete(destroy),
+        )
+        .route(
+            "/xos/{plural}/{id}/",
+            get(retrieve).put(replace).patch(patch).delete(destroy),
+        )
 }
 
 /// How the response body is formatted (`Accept: application/json; indent=N`).
 fn indent(headers: &HeaderMap) -> Option<usize> {
     let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
-    accept.split(';').find_map(|p| p.trim().strip_prefix("indent=")?.trim().parse().ok()).map(|n: usize| n.min(16))
+    accept
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("indent=")?.trim().parse().ok())
+        .map(|n: usize| n.min(16))
 }
 
 /// A JSON response, pretty-printed when the client asked for an indent.
@@ -56,12 +65,20 @@ pub fn json_response(status: StatusCode, body: &Json, headers: &HeaderMap) -> Re
             Err(e) => return ApiError::internal(e).into_response(),
         },
     };
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        bytes,
+    )
+        .into_response()
 }
 
 /// The base of hyperlinks: scheme and host of this request (honours a proxy's `X-Forwarded-Proto`).
 pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let scheme = headers
         .get("x-forwarded-proto")
         .and_then(|h| h.to_str().ok())
@@ -77,8 +94,14 @@ fn params(raw: &Option<String>) -> Vec<(String, String)> {
 }
 
 fn links(params: &[(String, String)], headers: &HeaderMap) -> Links {
-    let no_links = params.iter().any(|(k, v)| k == "no_hyperlinks" && !matches!(v.as_str(), "" | "0" | "false"));
-    if no_links { Links::Ids } else { Links::Hyperlinks(base_url(headers)) }
+    let no_links = params
+        .iter()
+        .any(|(k, v)| k == "no_hyperlinks" && !matches!(v.as_str(), "" | "0" | "false"));
+    if no_links {
+        Links::Ids
+    } else {
+        Links::Hyperlinks(base_url(headers))
+    }
 }
 
 fn model_for(state: &AppState, plural: &str) -> Result<&'static Model, ApiError> {
@@ -94,10 +117,13 @@ pub fn body_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Json
     if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if !(mime == "application/json" || mime.ends_with("+json")) {
-            return Err(ApiError::UnsupportedMediaType(format!("Unsupported media type \"{mime}\" in request.")));
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Unsupported media type \"{mime}\" in request."
+            )));
         }
     }
-    let value: Json = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
+    let value: Json =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
     match value {
         Json::Object(m) => Ok(m),
         other => {
@@ -109,7 +135,10 @@ pub fn body_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Json
                 _ => "null",
             };
             let mut e = crate::store::FieldErrors::new();
-            e.insert("non_field_errors".into(), vec![format!("Invalid data. Expected a dictionary, but got {kind}.")]);
+            e.insert(
+                "non_field_errors".into(),
+                vec![format!("Invalid data. Expected a dictionary, but got {kind}.")],
+            );
             Err(ApiError::Invalid(e))
         }
     }
@@ -124,7 +153,10 @@ async fn api_root(
     let base = base_url(&headers);
     let mut m = Map::new();
     for model in &state.store.registry().models {
-        m.insert(model.plural.clone(), Json::String(format!("{base}/xos/{}/", model.plural)));
+        m.insert(
+            model.plural.clone(),
+            Json::String(format!("{base}/xos/{}/", model.plural)),
+        );
     }
     Ok(json_response(StatusCode::OK, &Json::Object(m), &headers))
 }
@@ -183,23 +215,28 @@ async fn create(
     Ok(json_response(StatusCode::CREATED, &body, &headers))
 }
 
-async fn write(
-    state: AppState,
-    auth: AuthContext,
+/// What PUT and PATCH share.
+struct WriteRequest {
     plural: String,
     id: String,
     raw: Option<String>,
     headers: HeaderMap,
     body: Bytes,
+}
+
+async fn write(
+    state: AppState,
+    auth: AuthContext,
+    r: WriteRequest,
     partial: bool,
 ) -> Result<Response, ApiError> {
     let actor = auth.require()?;
-    let model = model_for(&state, &plural)?;
-    let id = parse_id(&id)?;
-    let input = body_object(&headers, &body)?;
+    let model = model_for(&state, &r.plural)?;
+    let id = parse_id(&r.id)?;
+    let input = body_object(&r.headers, &r.body)?;
     let rec = state.store.update(actor, model, id, &input, partial).await?;
-    let body = json::render(state.store.registry(), &rec, &links(&params(&raw), &headers));
-    Ok(json_response(StatusCode::OK, &body, &headers))
+    let body = json::render(state.store.registry(), &rec, &links(&params(&r.raw), &r.headers));
+    Ok(json_response(StatusCode::OK, &body, &r.headers))
 }
 
 async fn replace(
@@ -210,7 +247,19 @@ async fn replace(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    write(state, auth, plural, id, raw, headers, body, false).await
+    write(
+        state,
+        auth,
+        WriteRequest {
+            plural,
+            id,
+            raw,
+            headers,
+            body,
+        },
+        false,
+    )
+    .await
 }
 
 async fn patch(
@@ -221,7 +270,19 @@ async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    write(state, auth, plural, id, raw, headers, body, true).await
+    write(
+        state,
+        auth,
+        WriteRequest {
+            plural,
+            id,
+            raw,
+            headers,
+            body,
+        },
+        true,
+    )
+    .await
 }
 
 async fn destroy(

@@ -90,7 +90,10 @@ impl Default for CredentialCache {
     fn default() -> Self {
         let mut key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
-        CredentialCache { key, entries: Mutex::new(HashMap::new()) }
+        CredentialCache {
+            key,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -128,7 +131,10 @@ impl CredentialCache {
 
     /// Forget every credential of user `id` (their row changed).
     pub fn forget_user(&self, id: i64) {
-        self.entries.lock().expect("credential cache lock").retain(|_, (p, _)| p.id != id);
+        self.entries
+            .lock()
+            .expect("credential cache lock")
+            .retain(|_, (p, _)| p.id != id);
     }
 
     /// Drop entries of users that change, as the store reports them.
@@ -163,9 +169,21 @@ async fn load_user(state: &AppState, by: (&str, Value)) -> Result<Option<UserRow
         by.0
     ));
     sql.bind(by.1);
-    let types =
-        [SqlType::Int, SqlType::Text, SqlType::Bool, SqlType::Bool, SqlType::Int, SqlType::Text, SqlType::Bool];
-    let rows = state.store.db().fetch(&sql, &types).await.map_err(ApiError::internal)?;
+    let types = [
+        SqlType::Int,
+        SqlType::Text,
+        SqlType::Bool,
+        SqlType::Bool,
+        SqlType::Int,
+        SqlType::Text,
+        SqlType::Bool,
+    ];
+    let rows = state
+        .store
+        .db()
+        .fetch(&sql, &types)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(rows.into_iter().next().map(|r| UserRow {
         principal: Principal {
             id: r[0].as_int().unwrap_or_default(),
@@ -180,7 +198,11 @@ async fn load_user(state: &AppState, by: (&str, Value)) -> Result<Option<UserRow
 }
 
 /// Verify an email and password (argon2 on a blocking thread). `None` for any failure.
-pub async fn check_password(state: &AppState, email: &str, password: &str) -> Result<Option<Principal>, ApiError> {
+pub async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<Option<Principal>, ApiError> {
     let user = load_user(state, ("email", Value::Text(email.to_string()))).await?;
     let password = password.to_string();
     let verified = tokio::task::spawn_blocking(move || match user {
@@ -202,9 +224,11 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok();
-    Some(decoded.and_then(|d| String::from_utf8(d).ok()).and_then(|s| {
-        s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))
-    }))
+    Some(
+        decoded
+            .and_then(|d| String::from_utf8(d).ok())
+            .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))),
+    )
 }
 
 fn is_unsafe(m: &Method) -> bool {
@@ -213,17 +237,25 @@ fn is_unsafe(m: &Method) -> bool {
 
 /// The cookie value named `name` in the request.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
-        v.split(';').find_map(|kv| {
-            let (k, val) = kv.trim().split_once('=')?;
-            (k == name).then(|| val.to_string())
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';').find_map(|kv| {
+                let (k, val) = kv.trim().split_once('=')?;
+                (k == name).then(|| val.to_string())
+            })
         })
-    })
 }
 
 /// Middleware: authenticate the request and enforce CSRF on cookie-authenticated writes.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let mut ctx = AuthContext { principal: None, method: AuthMethod::None, bad_credentials: false };
+    let mut ctx = AuthContext {
+        principal: None,
+        method: AuthMethod::None,
+        bad_credentials: false,
+    };
     if let Some(creds) = basic_credentials(req.headers()) {
         ctx.method = AuthMethod::Basic;
         match creds {
@@ -260,13 +292,19 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 Err(e) => return e.into_response(),
             }
         }
-        if ctx.method == AuthMethod::Session && is_unsafe(req.method()) && !is_form_endpoint(req.uri().path()) {
+        if ctx.method == AuthMethod::Session && is_unsafe(req.method()) && !is_form_endpoint(req.uri().path())
+        {
             let expected = session.get::<String>(SESSION_CSRF).await.ok().flatten();
-            let header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let header = req
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let cookie = cookie(req.headers(), CSRF_COOKIE);
             let ok = matches!((&expected, &header, &cookie), (Some(e), Some(h), Some(c)) if e == h && h == c);
             if !ok {
-                return ApiError::Forbidden("CSRF Failed: CSRF token missing or incorrect.".into()).into_response();
+                return ApiError::Forbidden("CSRF Failed: CSRF token missing or incorrect.".into())
+                    .into_response();
             }
         }
     }
@@ -281,7 +319,9 @@ fn is_form_endpoint(path: &str) -> bool {
 
 /// The request came from a page of this site (`Origin`, else `Referer`, matches `Host`).
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
     let source = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER))
@@ -310,7 +350,11 @@ pub struct LoginForm {
 
 /// Only local paths are followed after login (no open redirect).
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/" }
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
 }
 
 fn csrf_cookie(token: &str, secure: bool) -> String {
@@ -337,7 +381,10 @@ pub async fn login(
     };
     let Some(p) = principal else {
         tracing::info!(user = %form.username.trim(), "login failed");
-        let q = format!("/login?error=1&next={}", percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC));
+        let q = format!(
+            "/login?error=1&next={}",
+            percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
+        );
         return Redirect::to(&q).into_response();
     };
     let mut token = [0u8; 32];
@@ -364,7 +411,10 @@ pub async fn login(
 /// Note the login time (bookkeeping, written as a status write so it does not look like a change).
 async fn record_login(state: &AppState, id: i64) {
     let model = state.store.model("User");
-    let status = StatusUpdate { fields: vec![("last_login".into(), Value::Time(chrono::Utc::now()))], ..Default::default() };
+    let status = StatusUpdate {
+        fields: vec![("last_login".into(), Value::Time(chrono::Utc::now()))],
+        ..Default::default()
+    };
     let result = async {
         let mut unit = state.store.begin(Actor::System).await?;
         unit.set_status(model, id, &status).await?;
@@ -405,7 +455,13 @@ mod tests {
     #[test]
     fn cached_credentials_are_forgotten_when_their_user_changes() {
         let c = CredentialCache::default();
-        let p = Principal { id: 7, email: "a@x.org".into(), is_admin: false, is_readonly: false, site_id: 1 };
+        let p = Principal {
+            id: 7,
+            email: "a@x.org".into(),
+            is_admin: false,
+            is_readonly: false,
+            site_id: 1,
+        };
         let fp = c.fingerprint("a@x.org", "pw");
         c.put(fp, p.clone());
         assert_eq!(c.get(&fp), Some(p));

@@ -1,13 +1,15 @@
 //! Password hashing with argon2 (RustCrypto), in the PHC string format.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use std::sync::OnceLock;
 
 /// Hash a password with a fresh random salt.
 pub fn hash(plain: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(plain.as_bytes(), &salt)?.to_string())
+    Ok(Argon2::default()
+        .hash_password(plain.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Check a password against a stored hash. An empty or malformed hash never matches.

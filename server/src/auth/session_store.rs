@@ -22,7 +22,9 @@ impl DbSessionStore {
     pub async fn open(db: &Db) -> Result<DbSessionStore, sqlx::Error> {
         match db {
             Db::Sqlite { writer, .. } => {
-                let s = SqliteStore::new(writer.clone()).with_table_name(TABLE).map_err(sqlx::Error::Protocol)?;
+                let s = SqliteStore::new(writer.clone())
+                    .with_table_name(TABLE)
+                    .map_err(sqlx::Error::Protocol)?;
                 s.migrate().await?;
                 Ok(DbSessionStore::Sqlite(s))
             }

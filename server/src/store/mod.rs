@@ -124,13 +124,22 @@ impl Record {
     }
     /// The value of field `name` (panics on a name the model does not declare: a programming error).
     pub fn get(&self, name: &str) -> &Value {
-        let i = self.model.fields.iter().position(|f| f.name == name).unwrap_or_else(|| {
-            panic!("{} has no field {name}", self.model.name);
-        });
+        let i = self
+            .model
+            .fields
+            .iter()
+            .position(|f| f.name == name)
+            .unwrap_or_else(|| {
+                panic!("{} has no field {name}", self.model.name);
+            });
         &self.values[i]
     }
     pub fn try_get(&self, name: &str) -> Option<&Value> {
-        self.model.fields.iter().position(|f| f.name == name).map(|i| &self.values[i])
+        self.model
+            .fields
+            .iter()
+            .position(|f| f.name == name)
+            .map(|i| &self.values[i])
     }
     pub fn get_int(&self, name: &str) -> Option<i64> {
         self.try_get(name).and_then(Value::as_int)
@@ -153,7 +162,11 @@ pub struct Change {
 
 impl Change {
     pub fn model(&self) -> &'static Model {
-        self.after.as_ref().or(self.before.as_ref()).map(|r| r.model).expect("a change has a record")
+        self.after
+            .as_ref()
+            .or(self.before.as_ref())
+            .map(|r| r.model)
+            .expect("a change has a record")
     }
 }
 
@@ -200,7 +213,10 @@ impl Store {
 
     /// The model named `name` (a programming error if it is not declared).
     pub fn model(&self, name: &str) -> &'static Model {
-        self.inner.registry.model(name).unwrap_or_else(|| panic!("model {name} is not declared"))
+        self.inner
+            .registry
+            .model(name)
+            .unwrap_or_else(|| panic!("model {name} is not declared"))
     }
 
     /// Receive change events published after each commit.
@@ -229,7 +245,14 @@ impl Store {
     /// Begin a unit of work acting as `actor`.
     pub async fn begin(&self, actor: Actor) -> Result<Unit, StoreError> {
         let tx = self.inner.db.begin().await?;
-        Ok(Unit { store: self.clone(), tx: Some(tx), actor, events: Vec::new(), now: Utc::now(), depth: 0 })
+        Ok(Unit {
+            store: self.clone(),
+            tx: Some(tx),
+            actor,
+            events: Vec::new(),
+            now: Utc::now(),
+            depth: 0,
+        })
     }
 
     /// Create one object in its own unit of work.
@@ -274,7 +297,10 @@ impl Store {
         sql.push(" WHERE t.id = ").bind(Value::Int(id));
         live_and_visible(actor, model, &mut sql);
         let rows = self.inner.db.fetch(&sql, &types(model)).await?;
-        rows.into_iter().next().map(|values| Record { model, values }).ok_or(StoreError::NotFound)
+        rows.into_iter()
+            .next()
+            .map(|values| Record { model, values })
+            .ok_or(StoreError::NotFound)
     }
 
     /// The objects the actor may see that match `q`, and the total before limit/offset (only
@@ -309,7 +335,10 @@ impl Store {
             }
         }
         let rows = self.inner.db.fetch(&sql, &types(model)).await?;
-        Ok((rows.into_iter().map(|values| Record { model, values }).collect(), total))
+        Ok((
+            rows.into_iter().map(|values| Record { model, values }).collect(),
+            total,
+        ))
     }
 
     /// Rows of `model` the actor may see with `field = value` (a small helper for extensions).
@@ -320,7 +349,10 @@ impl Store {
         field: &str,
         value: Value,
     ) -> Result<Vec<Record>, StoreError> {
-        let col = model.field_named(field).map(|f| f.column()).ok_or(StoreError::NotFound)?;
+        let col = model
+            .field_named(field)
+            .map(|f| f.column())
+            .ok_or(StoreError::NotFound)?;
         let mut sql = select_sql(model);
         sql.push(&format!(" WHERE t.{col} = ")).bind(value);
         live_and_visible(actor, model, &mut sql);
@@ -396,7 +428,15 @@ pub enum FilterOp {
 }
 
 /// Query parameters that are not filters.
-const RESERVED_PARAMS: &[&str] = &["no_hyperlinks", "format", "limit", "offset", "ordering", "search", "page_size"];
+const RESERVED_PARAMS: &[&str] = &[
+    "no_hyperlinks",
+    "format",
+    "limit",
+    "offset",
+    "ordering",
+    "search",
+    "page_size",
+];
 
 /// The largest number of values an `__in` filter takes (bounded work per request).
 pub const MAX_IN_VALUES: usize = 1000;
@@ -413,11 +453,17 @@ impl ListQuery {
                 "search" => q.search = Some(raw.clone()).filter(|s| !s.is_empty()),
                 "limit" | "page_size" => match raw.parse::<i64>() {
                     Ok(n) if n >= 0 => q.limit = Some(n),
-                    _ => errors.entry(key.clone()).or_default().push("A valid non-negative integer is required.".into()),
+                    _ => errors
+                        .entry(key.clone())
+                        .or_default()
+                        .push("A valid non-negative integer is required.".into()),
                 },
                 "offset" => match raw.parse::<i64>() {
                     Ok(n) if n >= 0 => q.offset = n,
-                    _ => errors.entry(key.clone()).or_default().push("A valid non-negative integer is required.".into()),
+                    _ => errors
+                        .entry(key.clone())
+                        .or_default()
+                        .push("A valid non-negative integer is required.".into()),
                 },
                 "ordering" => {
                     for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -427,7 +473,10 @@ impl ListQuery {
                         };
                         match model.field_named(name).filter(|f| f.is_readable()) {
                             Some(f) => q.ordering.push((f.column(), desc)),
-                            None => errors.entry("ordering".into()).or_default().push(format!("Unknown field \"{name}\".")),
+                            None => errors
+                                .entry("ordering".into())
+                                .or_default()
+                                .push(format!("Unknown field \"{name}\".")),
                         }
                     }
                 }
@@ -440,13 +489,18 @@ impl ListQuery {
                     } else {
                         (k, FilterOp::Eq)
                     };
-                    let Some(f) = model.field_named(name).filter(|f| f.is_readable()) else { continue };
+                    let Some(f) = model.field_named(name).filter(|f| f.is_readable()) else {
+                        continue;
+                    };
                     let raws: Vec<&str> = match op {
                         FilterOp::In => raw.split(',').collect(),
                         _ => vec![raw.as_str()],
                     };
                     if raws.len() > MAX_IN_VALUES {
-                        errors.entry(k.to_string()).or_default().push(format!("At most {MAX_IN_VALUES} values."));
+                        errors
+                            .entry(k.to_string())
+                            .or_default()
+                            .push(format!("At most {MAX_IN_VALUES} values."));
                         continue;
                     }
                     let mut values = Vec::new();
@@ -464,7 +518,11 @@ impl ListQuery {
                             },
                         }
                     }
-                    q.filters.push(Filter { column: f.column(), op, values });
+                    q.filters.push(Filter {
+                        column: f.column(),
+                        op,
+                        values,
+                    });
                 }
             }
         }
@@ -482,7 +540,8 @@ impl ListQuery {
                     sql.push(&format!(" AND t.{} IS NULL", f.column));
                 }
                 FilterOp::Eq => {
-                    sql.push(&format!(" AND t.{} = ", f.column)).bind(f.values[0].clone());
+                    sql.push(&format!(" AND t.{} = ", f.column))
+                        .bind(f.values[0].clone());
                 }
                 FilterOp::In => {
                     sql.push(&format!(" AND t.{} IN (", f.column));
@@ -496,7 +555,8 @@ impl ListQuery {
                 }
                 FilterOp::IContains => {
                     let pat = format!("%{}%", escape_like(f.values[0].as_str().unwrap_or("")));
-                    sql.push(&format!(" AND CAST(t.{} AS TEXT) {like} ", f.column)).bind(Value::Text(pat));
+                    sql.push(&format!(" AND CAST(t.{} AS TEXT) {like} ", f.column))
+                        .bind(Value::Text(pat));
                     sql.push(" ESCAPE '\\'");
                 }
             }
@@ -510,7 +570,8 @@ impl ListQuery {
                 if i > 0 {
                     sql.push(" OR ");
                 }
-                sql.push(&format!("t.{name} {like} ")).bind(Value::Text(pat.clone()));
+                sql.push(&format!("t.{name} {like} "))
+                    .bind(Value::Text(pat.clone()));
                 sql.push(" ESCAPE '\\'");
             }
             sql.push(")");
@@ -518,11 +579,17 @@ impl ListQuery {
     }
 
     fn push_order(&self, model: &Model, sql: &mut Sql) {
-        let mut parts: Vec<String> =
-            self.ordering.iter().map(|(c, desc)| format!("t.{c}{}", if *desc { " DESC" } else { "" })).collect();
+        let mut parts: Vec<String> = self
+            .ordering
+            .iter()
+            .map(|(c, desc)| format!("t.{c}{}", if *desc { " DESC" } else { "" }))
+            .collect();
         if parts.is_empty() {
             for o in &model.ordering {
-                let (name, desc) = o.strip_prefix('-').map(|n| (n, true)).unwrap_or((o.as_str(), false));
+                let (name, desc) = o
+                    .strip_prefix('-')
+                    .map(|n| (n, true))
+                    .unwrap_or((o.as_str(), false));
                 if let Some(f) = model.field_named(name) {
                     parts.push(format!("t.{}{}", f.column(), if desc { " DESC" } else { "" }));
                 }
@@ -618,7 +685,10 @@ impl Unit {
             sql.push(" FOR UPDATE");
         }
         let rows = self.fetch(&sql, &types(model)).await?;
-        rows.into_iter().next().map(|values| Record { model, values }).ok_or(StoreError::NotFound)
+        rows.into_iter()
+            .next()
+            .map(|values| Record { model, values })
+            .ok_or(StoreError::NotFound)
     }
 
     /// Load one object the actor may see (404 otherwise, so invisible objects do not leak).
@@ -650,8 +720,17 @@ impl Unit {
         hash_passwords(&mut after, &changed)?;
         let id = self.insert(&after).await?;
         after.values[0] = Value::Int(id);
-        self.events.push(ChangeEvent { model: model.name.clone(), id, kind: ChangeKind::Create });
-        self.run_hooks(Change { kind: ChangeKind::Create, before: None, after: Some(after.clone()) }).await?;
+        self.events.push(ChangeEvent {
+            model: model.name.clone(),
+            id,
+            kind: ChangeKind::Create,
+        });
+        self.run_hooks(Change {
+            kind: ChangeKind::Create,
+            before: None,
+            after: Some(after.clone()),
+        })
+        .await?;
         Ok(after)
     }
 
@@ -669,7 +748,10 @@ impl Unit {
         rules::before_write(self, model, Some(&before), &mut draft, &mut changed).await?;
         let values = self.finish_draft(model, draft, Some(&before))?;
         let mut after = Record { model, values };
-        let changed: Vec<usize> = changed.into_iter().filter(|&i| after.values[i] != before.values[i]).collect();
+        let changed: Vec<usize> = changed
+            .into_iter()
+            .filter(|&i| after.values[i] != before.values[i])
+            .collect();
         permissions::check_write(self, Op::Update, Some(&before), &after, &changed).await?;
         if changed.is_empty() {
             return Ok(before);
@@ -677,9 +759,17 @@ impl Unit {
         self.check_references(&after, &changed, Some(id)).await?;
         hash_passwords(&mut after, &changed)?;
         self.write_update(&mut after, &changed).await?;
-        self.events.push(ChangeEvent { model: model.name.clone(), id, kind: ChangeKind::Update });
-        self.run_hooks(Change { kind: ChangeKind::Update, before: Some(before), after: Some(after.clone()) })
-            .await?;
+        self.events.push(ChangeEvent {
+            model: model.name.clone(),
+            id,
+            kind: ChangeKind::Update,
+        });
+        self.run_hooks(Change {
+            kind: ChangeKind::Update,
+            before: Some(before),
+            after: Some(after.clone()),
+        })
+        .await?;
         Ok(after)
     }
 
@@ -694,7 +784,11 @@ impl Unit {
         let mut after = before.clone();
         let mut changed = Vec::new();
         for (name, v) in fields {
-            let i = model.fields.iter().position(|f| f.name == *name).ok_or(StoreError::NotFound)?;
+            let i = model
+                .fields
+                .iter()
+                .position(|f| f.name == *name)
+                .ok_or(StoreError::NotFound)?;
             if after.values[i] != *v {
                 after.values[i] = v.clone();
                 changed.push(i);
@@ -704,9 +798,17 @@ impl Unit {
             return Ok(before);
         }
         self.write_update(&mut after, &changed).await?;
-        self.events.push(ChangeEvent { model: model.name.clone(), id, kind: ChangeKind::Update });
-        self.run_hooks(Change { kind: ChangeKind::Update, before: Some(before), after: Some(after.clone()) })
-            .await?;
+        self.events.push(ChangeEvent {
+            model: model.name.clone(),
+            id,
+            kind: ChangeKind::Update,
+        });
+        self.run_hooks(Change {
+            kind: ChangeKind::Update,
+            before: Some(before),
+            after: Some(after.clone()),
+        })
+        .await?;
         Ok(after)
     }
 
@@ -748,9 +850,12 @@ impl Unit {
             }
             let reg = self.store.registry();
             for (ref_model, field) in reg.referrers(&rec.model.name) {
-                let FieldKind::ForeignKey { on_delete, .. } = &field.kind else { continue };
+                let FieldKind::ForeignKey { on_delete, .. } = &field.kind else {
+                    continue;
+                };
                 let mut sql = select_sql(ref_model);
-                sql.push(&format!(" WHERE t.{} = ", field.column())).bind(Value::Int(rec.id()));
+                sql.push(&format!(" WHERE t.{} = ", field.column()))
+                    .bind(Value::Int(rec.id()));
                 if ref_model.field_named("deleted").is_some() {
                     sql.push(" AND NOT t.deleted");
                 }
@@ -772,13 +877,23 @@ impl Unit {
                     }
                     OnDelete::SetNull => {
                         for values in rows {
-                            let child = Record { model: ref_model, values };
-                            plan.push(DeleteStep::Clear { model: ref_model, id: child.id(), field: field.name.clone() });
+                            let child = Record {
+                                model: ref_model,
+                                values,
+                            };
+                            plan.push(DeleteStep::Clear {
+                                model: ref_model,
+                                id: child.id(),
+                                field: field.name.clone(),
+                            });
                         }
                     }
                     OnDelete::Cascade => {
                         for values in rows {
-                            let child = Record { model: ref_model, values };
+                            let child = Record {
+                                model: ref_model,
+                                values,
+                            };
                             self.plan_delete(child, plan, depth + 1).await?;
                         }
                     }
@@ -812,15 +927,28 @@ impl Unit {
                 e => e,
             })?;
         }
-        self.events.push(ChangeEvent { model: model.name.clone(), id, kind: ChangeKind::Delete });
-        self.run_hooks(Change { kind: ChangeKind::Delete, before: Some(rec), after: None }).await
+        self.events.push(ChangeEvent {
+            model: model.name.clone(),
+            id,
+            kind: ChangeKind::Delete,
+        });
+        self.run_hooks(Change {
+            kind: ChangeKind::Delete,
+            before: Some(rec),
+            after: None,
+        })
+        .await
     }
 
     /// Whether any row (live or awaiting purge) still points at `model` `id`.
     async fn has_referrers(&mut self, model: &Model, id: i64) -> Result<bool, StoreError> {
         let reg = self.store.registry();
         for (ref_model, field) in reg.referrers(&model.name) {
-            let mut sql = Sql::new(format!("SELECT 1 FROM {} WHERE {} = ", ref_model.table(), field.column()));
+            let mut sql = Sql::new(format!(
+                "SELECT 1 FROM {} WHERE {} = ",
+                ref_model.table(),
+                field.column()
+            ));
             sql.bind(Value::Int(id));
             sql.push(" LIMIT 1");
             if !self.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
@@ -833,10 +961,15 @@ impl Unit {
     /// Remove a soft-deleted row for good (after the backend delete succeeded). System only.
     pub async fn purge(&mut self, model: &'static Model, id: i64) -> Result<(), StoreError> {
         if self.actor != Actor::System {
-            return Err(StoreError::PermissionDenied("only the system purges objects".into()));
+            return Err(StoreError::PermissionDenied(
+                "only the system purges objects".into(),
+            ));
         }
         if self.has_referrers(model, id).await? {
-            return Err(StoreError::Conflict(format!("{} {id} still has children awaiting purge", model.name)));
+            return Err(StoreError::Conflict(format!(
+                "{} {id} still has children awaiting purge",
+                model.name
+            )));
         }
         let mut sql = Sql::new(format!("DELETE FROM {} WHERE id = ", model.table()));
         sql.bind(Value::Int(id));
@@ -852,7 +985,9 @@ impl Unit {
         status: &StatusUpdate,
     ) -> Result<(), StoreError> {
         if self.actor != Actor::System {
-            return Err(StoreError::PermissionDenied("status writes are for the synchronizer".into()));
+            return Err(StoreError::PermissionDenied(
+                "status writes are for the synchronizer".into(),
+            ));
         }
         let mut sql = Sql::new(format!("UPDATE {} SET id = id", model.table()));
         if let Some(s) = &status.backend_status {
@@ -871,14 +1006,20 @@ impl Unit {
             sql.push(", policed_version = ").bind(Value::Int(v));
         }
         for (name, v) in &status.fields {
-            let f = model.field_named(name).ok_or_else(|| StoreError::field(name, "Unknown field."))?;
+            let f = model
+                .field_named(name)
+                .ok_or_else(|| StoreError::field(name, "Unknown field."))?;
             sql.push(&format!(", {} = ", f.column())).bind(v.clone());
         }
         sql.push(" WHERE id = ").bind(Value::Int(id));
         if self.execute(&sql).await? == 0 {
             return Err(StoreError::NotFound);
         }
-        self.events.push(ChangeEvent { model: model.name.clone(), id, kind: ChangeKind::Status });
+        self.events.push(ChangeEvent {
+            model: model.name.clone(),
+            id,
+            kind: ChangeKind::Status,
+        });
         Ok(())
     }
 
@@ -895,27 +1036,39 @@ impl Unit {
         let mut changed = Vec::new();
         for (key, v) in input {
             match model.fields.iter().position(|f| &f.name == key) {
-                Some(i) if model.fields[i].is_writable() => match validate::parse_value(reg, &model.fields[i], v) {
-                    Ok(val) => {
-                        draft[i] = Some(val);
-                        changed.push(i);
+                Some(i) if model.fields[i].is_writable() => {
+                    match validate::parse_value(reg, &model.fields[i], v) {
+                        Ok(val) => {
+                            draft[i] = Some(val);
+                            changed.push(i);
+                        }
+                        Err(m) => errors.entry(key.clone()).or_default().push(m),
                     }
-                    Err(m) => errors.entry(key.clone()).or_default().push(m),
-                },
+                }
                 Some(i) if !model.fields[i].hidden => {} // read-only fields the API emits
                 _ if is_emitted_key(reg, model, key) => {}
-                _ => errors.entry(key.clone()).or_default().push("Unknown field.".into()),
+                _ => errors
+                    .entry(key.clone())
+                    .or_default()
+                    .push("Unknown field.".into()),
             }
         }
         if full {
             for (i, f) in model.fields.iter().enumerate() {
                 if f.is_required() && !input.contains_key(&f.name) && !f.secret {
-                    errors.entry(f.name.clone()).or_default().push("This field is required.".into());
+                    errors
+                        .entry(f.name.clone())
+                        .or_default()
+                        .push("This field is required.".into());
                 }
                 let _ = i;
             }
         }
-        if errors.is_empty() { Ok(changed) } else { Err(StoreError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(changed)
+        } else {
+            Err(StoreError::Invalid(errors))
+        }
     }
 
     /// Check required fields and every field's value; produce the final row.
@@ -937,12 +1090,19 @@ impl Unit {
                 }
                 None if matches!(f.kind, FieldKind::AutoId) => values.push(Value::Null(SqlType::Int)),
                 None => {
-                    errors.entry(f.name.clone()).or_default().push("This field is required.".into());
+                    errors
+                        .entry(f.name.clone())
+                        .or_default()
+                        .push("This field is required.".into());
                     values.push(Value::Null(f.kind.sql_type()));
                 }
             }
         }
-        if errors.is_empty() { Ok(values) } else { Err(StoreError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(StoreError::Invalid(errors))
+        }
     }
 
     /// Foreign keys must point at live objects; unique values must be free (ignoring deleted rows).
@@ -969,24 +1129,34 @@ impl Unit {
                 }
                 if self.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
                     let shown = v.as_int().map(|n| n.to_string()).unwrap_or_default();
-                    errors.entry(f.name.clone()).or_default().push(format!("Invalid pk \"{shown}\" - object does not exist."));
+                    errors
+                        .entry(f.name.clone())
+                        .or_default()
+                        .push(format!("Invalid pk \"{shown}\" - object does not exist."));
                 }
             }
             if f.unique && self.is_taken(model, &[(f.column(), v.clone())], self_id).await? {
                 let msg = f.message("unique").map(str::to_string).unwrap_or_else(|| {
-                    format!("{} with this {} already exists.", model.verbose_name, f.verbose_name)
+                    format!(
+                        "{} with this {} already exists.",
+                        model.verbose_name, f.verbose_name
+                    )
                 });
                 errors.entry(f.name.clone()).or_default().push(msg);
             }
         }
         for set in &model.unique_together {
-            let idx: Vec<usize> =
-                set.iter().filter_map(|n| model.fields.iter().position(|f| &f.name == n)).collect();
+            let idx: Vec<usize> = set
+                .iter()
+                .filter_map(|n| model.fields.iter().position(|f| &f.name == n))
+                .collect();
             if !idx.iter().any(|i| changed.contains(i)) {
                 continue;
             }
-            let cols: Vec<(String, Value)> =
-                idx.iter().map(|&i| (model.fields[i].column(), rec.values[i].clone())).collect();
+            let cols: Vec<(String, Value)> = idx
+                .iter()
+                .map(|&i| (model.fields[i].column(), rec.values[i].clone()))
+                .collect();
             if cols.iter().any(|(_, v)| v.is_null()) {
                 continue;
             }
@@ -997,10 +1167,19 @@ impl Unit {
                     .push(format!("The fields {} must make a unique set.", set.join(", ")));
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(StoreError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(errors))
+        }
     }
 
-    async fn is_taken(&mut self, model: &Model, cols: &[(String, Value)], self_id: Option<i64>) -> Result<bool, StoreError> {
+    async fn is_taken(
+        &mut self,
+        model: &Model,
+        cols: &[(String, Value)],
+        self_id: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let mut sql = Sql::new(format!("SELECT id FROM {} WHERE 1=1", model.table()));
         for (c, v) in cols {
             sql.push(&format!(" AND {c} = ")).bind(v.clone());
@@ -1031,9 +1210,18 @@ impl Unit {
             sql.args.push(v.clone());
             vals.push_str(&format!("${}", sql.args.len()));
         }
-        sql.text = format!("INSERT INTO {} ({}) VALUES ({vals}) RETURNING id", model.table(), cols.join(", "));
-        let rows = self.fetch(&sql, &[SqlType::Int]).await.map_err(|e| map_constraint(model, e))?;
-        rows.first().and_then(|r| r[0].as_int()).ok_or_else(|| StoreError::Conflict("insert returned no id".into()))
+        sql.text = format!(
+            "INSERT INTO {} ({}) VALUES ({vals}) RETURNING id",
+            model.table(),
+            cols.join(", ")
+        );
+        let rows = self
+            .fetch(&sql, &[SqlType::Int])
+            .await
+            .map_err(|e| map_constraint(model, e))?;
+        rows.first()
+            .and_then(|r| r[0].as_int())
+            .ok_or_else(|| StoreError::Conflict("insert returned no id".into()))
     }
 
     async fn write_update(&mut self, rec: &mut Record, changed: &[usize]) -> Result<(), StoreError> {
@@ -1046,10 +1234,16 @@ impl Unit {
                 sql.push(", ");
             }
             first = false;
-            sql.push(&format!("{} = ", f.column())).bind(rec.values[i].clone());
+            sql.push(&format!("{} = ", f.column()))
+                .bind(rec.values[i].clone());
         }
-        if let Some(i) = model.fields.iter().position(|f| matches!(f.kind, FieldKind::DateTime { auto_now: true, .. })) {
-            sql.push(&format!(", {} = ", model.fields[i].name)).bind(Value::Time(self.now));
+        if let Some(i) = model
+            .fields
+            .iter()
+            .position(|f| matches!(f.kind, FieldKind::DateTime { auto_now: true, .. }))
+        {
+            sql.push(&format!(", {} = ", model.fields[i].name))
+                .bind(Value::Time(self.now));
             rec.values[i] = Value::Time(self.now);
         }
         if let Some(i) = model.fields.iter().position(|f| f.name == "row_version") {
@@ -1086,13 +1280,19 @@ impl Unit {
 
 enum DeleteStep {
     Remove(Record),
-    Clear { model: &'static Model, id: i64, field: String },
+    Clear {
+        model: &'static Model,
+        id: i64,
+        field: String,
+    },
 }
 
 /// Keys the API itself emits that a client may send back: ignored on write.
 fn is_emitted_key(reg: &Registry, model: &Model, key: &str) -> bool {
     matches!(key, "humanReadableName" | "validators" | "id")
-        || reg.referrers(&model.name).any(|(_, f)| matches!(&f.kind, FieldKind::ForeignKey { related_name, .. } if related_name == key))
+        || reg.referrers(&model.name).any(
+            |(_, f)| matches!(&f.kind, FieldKind::ForeignKey { related_name, .. } if related_name == key),
+        )
 }
 
 /// Turn a constraint the database refused into a field error (the race after our own checks).
@@ -1101,9 +1301,18 @@ fn map_constraint(model: &Model, e: StoreError) -> StoreError {
     match constraint_violation(d) {
         Some(ConstraintViolation::Unique(col)) => {
             let field = col
-                .and_then(|c| model.fields.iter().find(|f| f.column() == c).map(|f| f.name.clone()))
+                .and_then(|c| {
+                    model
+                        .fields
+                        .iter()
+                        .find(|f| f.column() == c)
+                        .map(|f| f.name.clone())
+                })
                 .unwrap_or_else(|| "non_field_errors".into());
-            StoreError::field(&field, format!("{} with this {field} already exists.", model.verbose_name))
+            StoreError::field(
+                &field,
+                format!("{} with this {field} already exists.", model.verbose_name),
+            )
         }
         Some(ConstraintViolation::ForeignKey) => {
             StoreError::field("non_field_errors", "A referenced object does not exist.")

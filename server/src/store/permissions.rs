@@ -69,7 +69,10 @@ pub async fn check_write(
     let changed_names: Vec<&str> = changed.iter().map(|&i| model.fields[i].name.as_str()).collect();
     match (model.name.as_str(), op) {
         ("User", Op::Update) if after.id() == p.id => {
-            if let Some(f) = changed_names.iter().find(|n| SELF_PROTECTED_USER_FIELDS.contains(n)) {
+            if let Some(f) = changed_names
+                .iter()
+                .find(|n| SELF_PROTECTED_USER_FIELDS.contains(n))
+            {
                 return Err(deny(&format!("change your own {f}")));
             }
             Ok(())

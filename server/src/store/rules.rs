@@ -20,9 +20,15 @@ pub async fn before_write(
         match rule.as_str() {
             // A slice's name starts with its site's login_base and "_" (XOS checked it on create
             // and its client on every save; we check it whenever name or site changes).
-            "slice_name_prefix" if before.is_none() || touched("name", changed) || touched("site", changed) => {
-                let (Some(ni), Some(si)) = (idx("name"), idx("site")) else { continue };
-                let (Some(Value::Text(name)), Some(Value::Int(site))) = (&draft[ni], &draft[si]) else { continue };
+            "slice_name_prefix"
+                if before.is_none() || touched("name", changed) || touched("site", changed) =>
+            {
+                let (Some(ni), Some(si)) = (idx("name"), idx("site")) else {
+                    continue;
+                };
+                let (Some(Value::Text(name)), Some(Value::Int(site))) = (&draft[ni], &draft[si]) else {
+                    continue;
+                };
                 let mut sql = Sql::new("SELECT login_base FROM core_site WHERE id = ");
                 sql.bind(Value::Int(*site));
                 let rows = unit.fetch(&sql, &[SqlType::Text]).await?;
@@ -31,9 +37,15 @@ pub async fn before_write(
                 };
                 let prefix = format!("{login_base}_");
                 if !name.starts_with(&prefix) {
-                    errors.entry("name".into()).or_default().push(format!("slice name must begin with {prefix}"));
+                    errors
+                        .entry("name".into())
+                        .or_default()
+                        .push(format!("slice name must begin with {prefix}"));
                 } else if *name == prefix {
-                    errors.entry("name".into()).or_default().push(format!("slice name is too short (only {prefix})"));
+                    errors
+                        .entry("name".into())
+                        .or_default()
+                        .push(format!("slice name is too short (only {prefix})"));
                 }
             }
             // The creator defaults to the caller on create.
@@ -60,5 +72,9 @@ pub async fn before_write(
             _ => {}
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(StoreError::Invalid(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(errors))
+    }
 }

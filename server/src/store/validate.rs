@@ -26,12 +26,15 @@ pub fn parse_value(reg: &app::registry::Registry, f: &Field, v: &Json) -> Result
         },
         FieldKind::Integer | FieldKind::PositiveInteger | FieldKind::AutoId => {
             let n = match v {
-                Json::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+                Json::Number(n) => n
+                    .as_i64()
+                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
                 Json::String(s) if s.trim().is_empty() && f.null => return Ok(Value::Null(ty)),
                 Json::String(s) => s.trim().parse::<i64>().ok(),
                 _ => None,
             };
-            n.map(Value::Int).ok_or_else(|| "A valid integer is required.".into())
+            n.map(Value::Int)
+                .ok_or_else(|| "A valid integer is required.".into())
         }
         FieldKind::Float => {
             let n = match v {
@@ -40,7 +43,8 @@ pub fn parse_value(reg: &app::registry::Registry, f: &Field, v: &Json) -> Result
                 Json::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
                 _ => None,
             };
-            n.map(Value::Float).ok_or_else(|| "A valid number is required.".into())
+            n.map(Value::Float)
+                .ok_or_else(|| "A valid number is required.".into())
         }
         FieldKind::DateTime { .. } => match v {
             Json::String(s) => parse_time(s)
@@ -56,7 +60,11 @@ pub fn parse_value(reg: &app::registry::Registry, f: &Field, v: &Json) -> Result
         | FieldKind::Url { .. }
         | FieldKind::Slug { .. }
         | FieldKind::Password => match v {
-            Json::String(s) => Ok(Value::Text(if f.strip { s.trim().to_string() } else { s.clone() })),
+            Json::String(s) => Ok(Value::Text(if f.strip {
+                s.trim().to_string()
+            } else {
+                s.clone()
+            })),
             Json::Number(n) => Ok(Value::Text(n.to_string())),
             Json::Bool(b) => Ok(Value::Text(b.to_string())),
             _ => Err("Not a valid string.".into()),
@@ -67,7 +75,12 @@ pub fn parse_value(reg: &app::registry::Registry, f: &Field, v: &Json) -> Result
 /// A foreign key is written as an integer id, a numeric string, or the hyperlink the API emits
 /// (`http://host/xos/sites/3/`).
 fn parse_reference(reg: &app::registry::Registry, to: &str, v: &Json) -> Result<i64, String> {
-    let bad = || format!("Incorrect type. Expected pk value or URL, received {}.", json_type(v));
+    let bad = || {
+        format!(
+            "Incorrect type. Expected pk value or URL, received {}.",
+            json_type(v)
+        )
+    };
     match v {
         Json::Number(n) => n.as_i64().ok_or_else(bad),
         Json::String(s) => {
@@ -75,12 +88,14 @@ fn parse_reference(reg: &app::registry::Registry, to: &str, v: &Json) -> Result<
                 return Ok(id);
             }
             let target = reg.model(to).map(|m| m.plural.as_str()).unwrap_or("");
-            let path = url::Url::parse(s).map(|u| u.path().to_string()).unwrap_or_else(|_| s.clone());
+            let path = url::Url::parse(s)
+                .map(|u| u.path().to_string())
+                .unwrap_or_else(|_| s.clone());
             let mut parts = path.trim_end_matches('/').rsplit('/');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some(id), Some(plural), Some("xos")) if plural == target => {
-                    id.parse::<i64>().map_err(|_| "Invalid hyperlink - Object does not exist.".to_string())
-                }
+                (Some(id), Some(plural), Some("xos")) if plural == target => id
+                    .parse::<i64>()
+                    .map_err(|_| "Invalid hyperlink - Object does not exist.".to_string()),
                 _ => Err("Invalid hyperlink - No URL match.".into()),
             }
         }
@@ -124,23 +139,31 @@ pub fn check_field(f: &Field, v: &Value, errors: &mut FieldErrors) {
             if let Some(max) = f.kind.max_length()
                 && s.chars().count() > max as usize
             {
-                err("max_length", format!("Ensure this field has no more than {max} characters."));
+                err(
+                    "max_length",
+                    format!("Ensure this field has no more than {max} characters."),
+                );
             }
             if !f.choices.is_empty() && !f.choices.iter().any(|c| &c.value == s) {
                 err("invalid_choice", format!("\"{s}\" is not a valid choice."));
             }
             match f.kind {
-                FieldKind::Email { .. } if !valid_email(s) => err("invalid", "Enter a valid email address.".into()),
+                FieldKind::Email { .. } if !valid_email(s) => {
+                    err("invalid", "Enter a valid email address.".into())
+                }
                 FieldKind::Url { .. } if !valid_url(s) => err("invalid", "Enter a valid URL.".into()),
                 FieldKind::GenericIpAddress if s.parse::<std::net::IpAddr>().is_err() => {
                     err("invalid", "Enter a valid IPv4 or IPv6 address.".into())
                 }
                 FieldKind::Slug { .. }
-                    if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                    if !s
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
                 {
                     err(
                         "invalid",
-                        "Enter a valid \"slug\" consisting of letters, numbers, underscores or hyphens.".into(),
+                        "Enter a valid \"slug\" consisting of letters, numbers, underscores or hyphens."
+                            .into(),
                     )
                 }
                 _ => {}
@@ -153,7 +176,10 @@ pub fn check_field(f: &Field, v: &Value, errors: &mut FieldErrors) {
         }
         Value::Int(i) => {
             if matches!(f.kind, FieldKind::PositiveInteger) && *i < 0 {
-                err("min_value", "Ensure this value is greater than or equal to 0.".into());
+                err(
+                    "min_value",
+                    "Ensure this value is greater than or equal to 0.".into(),
+                );
             }
             if !f.choices.is_empty() && !f.choices.iter().any(|c| c.value == i.to_string()) {
                 err("invalid_choice", format!("\"{i}\" is not a valid choice."));
@@ -178,18 +204,23 @@ fn named_validator(name: &str, s: &str) -> Option<String> {
 }
 
 fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.is_empty()
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..")
-        && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-' || c == '[' || c == ']' || c == ':')
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-' || c == '[' || c == ']' || c == ':')
 }
 
 fn valid_url(s: &str) -> bool {
-    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https" | "ftp" | "ftps") && u.host().is_some())
+    url::Url::parse(s)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https" | "ftp" | "ftps") && u.host().is_some())
 }
 
 /// The initial values of a new object: every field's default (`Now` for timestamps).
@@ -198,7 +229,10 @@ pub fn defaults(model: &Model, now: chrono::DateTime<chrono::Utc>) -> Vec<Option
         .fields
         .iter()
         .map(|f| {
-            if let FieldKind::DateTime { auto_now, auto_now_add } = f.kind
+            if let FieldKind::DateTime {
+                auto_now,
+                auto_now_add,
+            } = f.kind
                 && (auto_now || auto_now_add)
             {
                 return Some(Value::Time(now));
@@ -240,7 +274,10 @@ mod tests {
     fn foreign_keys_accept_ids_and_hyperlinks_of_the_right_collection() {
         let f = field("Slice", "site");
         assert_eq!(parse_value(registry(), f, &json!(3)), Ok(Value::Int(3)));
-        assert_eq!(parse_value(registry(), f, &json!("http://h:8000/xos/sites/3/")), Ok(Value::Int(3)));
+        assert_eq!(
+            parse_value(registry(), f, &json!("http://h:8000/xos/sites/3/")),
+            Ok(Value::Int(3))
+        );
         assert!(parse_value(registry(), f, &json!("http://h:8000/xos/users/3/")).is_err());
         assert!(parse_value(registry(), f, &json!(true)).is_err());
     }
@@ -250,11 +287,26 @@ mod tests {
         let mut e = FieldErrors::new();
         check_field(field("Site", "login_base"), &Value::Text("x".repeat(51)), &mut e);
         check_field(field("Slice", "network"), &Value::Text("bogus".into()), &mut e);
-        check_field(field("User", "email"), &Value::Text("not-an-email".into()), &mut e);
-        check_field(field("Site", "site_url"), &Value::Text("javascript:alert(1)".into()), &mut e);
+        check_field(
+            field("User", "email"),
+            &Value::Text("not-an-email".into()),
+            &mut e,
+        );
+        check_field(
+            field("Site", "site_url"),
+            &Value::Text("javascript:alert(1)".into()),
+            &mut e,
+        );
         check_field(field("Slice", "name"), &Value::Text("has space".into()), &mut e);
         check_field(field("Slice", "max_instances"), &Value::Int(-1), &mut e);
-        for k in ["login_base", "network", "email", "site_url", "name", "max_instances"] {
+        for k in [
+            "login_base",
+            "network",
+            "email",
+            "site_url",
+            "name",
+            "max_instances",
+        ] {
             assert!(e.contains_key(k), "{k} not flagged: {e:?}");
         }
     }
@@ -263,9 +315,21 @@ mod tests {
     fn strings_of_the_right_form_pass() {
         let mut e = FieldErrors::new();
         check_field(field("Site", "login_base"), &Value::Text("mysite".into()), &mut e);
-        check_field(field("User", "email"), &Value::Text("padmin@vicci.org".into()), &mut e);
-        check_field(field("Site", "site_url"), &Value::Text("http://www.vicci.org/".into()), &mut e);
-        check_field(field("Slice", "description"), &Value::Text("😀 ' OR 1=1; --".into()), &mut e);
+        check_field(
+            field("User", "email"),
+            &Value::Text("padmin@vicci.org".into()),
+            &mut e,
+        );
+        check_field(
+            field("Site", "site_url"),
+            &Value::Text("http://www.vicci.org/".into()),
+            &mut e,
+        );
+        check_field(
+            field("Slice", "description"),
+            &Value::Text("😀 ' OR 1=1; --".into()),
+            &mut e,
+        );
         assert!(e.is_empty(), "{e:?}");
     }
 }

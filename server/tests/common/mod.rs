@@ -41,7 +41,8 @@ enum Cleanup {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn postgres_url() -> String {
-    std::env::var("XOS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("XOS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn require_postgres() -> bool {
@@ -50,7 +51,11 @@ fn require_postgres() -> bool {
 
 /// A unique name for this test's database.
 fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 impl TestApp {
@@ -67,15 +72,23 @@ impl TestApp {
                     Ok(p) => p,
                     Err(e) if require_postgres() => panic!("Postgres required but unreachable: {e}"),
                     Err(e) => {
-                        eprintln!("skipping: Postgres unreachable ({e}); set XOS_REQUIRE_POSTGRES=1 to fail instead");
+                        eprintln!(
+                            "skipping: Postgres unreachable ({e}); set XOS_REQUIRE_POSTGRES=1 to fail instead"
+                        );
                         return None;
                     }
                 };
                 drop_stale_schemas(&admin).await;
-                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create schema");
                 admin.close().await;
                 let sep = if postgres_url().contains('?') { '&' } else { '?' };
-                (format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url()), Cleanup::Schema(schema))
+                (
+                    format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url()),
+                    Cleanup::Schema(schema),
+                )
             }
         };
         let config = Config {
@@ -86,10 +99,18 @@ impl TestApp {
             ..Config::default()
         };
         let store = server::open_store(&config).await.expect("open store");
-        server::seed::bootstrap(&store, &config.bootstrap).await.expect("bootstrap");
+        server::seed::bootstrap(&store, &config.bootstrap)
+            .await
+            .expect("bootstrap");
         let state = server::app_state(store.clone(), config).expect("state");
         let router = server::router(state.clone()).await.expect("router");
-        Some(TestApp { router, store, state, backend, cleanup })
+        Some(TestApp {
+            router,
+            store,
+            state,
+            backend,
+            cleanup,
+        })
     }
 
     /// Close the database and remove it.
@@ -103,7 +124,9 @@ impl TestApp {
             }
             Cleanup::Schema(s) => {
                 if let Ok(admin) = sqlx::PgPool::connect(&postgres_url()).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA {s} CASCADE")).execute(&admin).await;
+                    let _ = sqlx::query(&format!("DROP SCHEMA {s} CASCADE"))
+                        .execute(&admin)
+                        .await;
                     admin.close().await;
                 }
             }
@@ -115,7 +138,9 @@ impl TestApp {
         let resp = self.router.clone().oneshot(req).await.expect("request");
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, headers, json)
     }
@@ -128,7 +153,9 @@ impl TestApp {
         who: Option<(&str, &str)>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let (s, _, v) = self.call(build(method, path, who, body.map(|b| b.to_string()))).await;
+        let (s, _, v) = self
+            .call(build(method, path, who, body.map(|b| b.to_string())))
+            .await;
         (s, v)
     }
 
@@ -151,7 +178,12 @@ impl TestApp {
     /// Number of rows in a table (including soft-deleted ones).
     pub async fn count(&self, table: &str) -> i64 {
         let sql = server::db::Sql::new(format!("SELECT COUNT(*) FROM {table}"));
-        let rows = self.store.db().fetch(&sql, &[app::registry::SqlType::Int]).await.expect("count");
+        let rows = self
+            .store
+            .db()
+            .fetch(&sql, &[app::registry::SqlType::Int])
+            .await
+            .expect("count");
         rows[0][0].as_int().unwrap()
     }
 
@@ -190,13 +222,19 @@ impl TestApp {
 
 /// Build a request with optional basic auth and JSON body.
 pub fn build(method: Method, path: &str, who: Option<(&str, &str)>, body: Option<String>) -> Request<Body> {
-    let mut b = Request::builder().method(method).uri(path).header(header::HOST, "testserver");
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "testserver");
     if let Some((u, p)) = who {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
         b = b.header(header::AUTHORIZATION, format!("Basic {token}"));
     }
     match body {
-        Some(text) => b.header(header::CONTENT_TYPE, "application/json").body(Body::from(text)).unwrap(),
+        Some(text) => b
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(text))
+            .unwrap(),
         None => b.body(Body::empty()).unwrap(),
     }
 }
@@ -214,7 +252,9 @@ async fn drop_stale_schemas(admin: &sqlx::PgPool) {
             let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
             let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
             if !alive {
-                let _ = sqlx::query(&format!("DROP SCHEMA {name} CASCADE")).execute(admin).await;
+                let _ = sqlx::query(&format!("DROP SCHEMA {name} CASCADE"))
+                    .execute(admin)
+                    .await;
             }
         }
     })
@@ -230,14 +270,18 @@ macro_rules! both {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = common::TestApp::new(common::Backend::Sqlite).await.expect("sqlite");
+                let app = common::TestApp::new(common::Backend::Sqlite)
+                    .await
+                    .expect("sqlite");
                 let f = $body;
                 f(&app).await;
                 app.finish().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(app) = common::TestApp::new(common::Backend::Postgres).await else { return };
+                let Some(app) = common::TestApp::new(common::Backend::Postgres).await else {
+                    return;
+                };
                 let f = $body;
                 f(&app).await;
                 app.finish().await;
