@@ -25,8 +25,75 @@ async fn count(store: &Store, table: &str) -> Result<i64, StoreError> {
     Ok(rows.first().and_then(|r| r[0].as_int()).unwrap_or(0))
 }
 
-/// Create the first site and admin user if the database has no user yet. Returns whether it did.
+/// XOS's fixtures (`initial_data.json`): roles, flavors and network templates every
+/// installation has. Creates what is missing (matched by key), changes nothing that exists.
+pub async fn initial_data(store: &Store) -> Result<(), StoreError> {
+    let rows: Vec<(&str, &str, Json)> = vec![
+        ("SiteRole", "role", json!({"role": "admin"})),
+        ("SiteRole", "role", json!({"role": "pi"})),
+        ("SiteRole", "role", json!({"role": "tech"})),
+        ("SiteRole", "role", json!({"role": "billing"})),
+        ("SliceRole", "role", json!({"role": "admin"})),
+        ("SliceRole", "role", json!({"role": "access"})),
+        ("DeploymentRole", "role", json!({"role": "admin"})),
+        (
+            "Flavor",
+            "name",
+            json!({"name": "m1.small", "flavor": "m1.small", "description": "1 CPU, 2 GB", "order": 1, "default": true}),
+        ),
+        (
+            "Flavor",
+            "name",
+            json!({"name": "m1.medium", "flavor": "m1.medium", "description": "2 CPUs, 4 GB", "order": 2}),
+        ),
+        (
+            "Flavor",
+            "name",
+            json!({"name": "m1.large", "flavor": "m1.large", "description": "4 CPUs, 8 GB", "order": 3}),
+        ),
+        (
+            "NetworkTemplate",
+            "name",
+            json!({"name": "Private", "visibility": "private", "translation": "none"}),
+        ),
+        (
+            "NetworkTemplate",
+            "name",
+            json!({"name": "Public shared IPv4", "visibility": "private", "translation": "NAT", "shared_network_name": "nat-net"}),
+        ),
+        (
+            "NetworkTemplate",
+            "name",
+            json!({"name": "Public dedicated IPv4", "visibility": "public", "translation": "none", "shared_network_name": "ext-net"}),
+        ),
+    ];
+    let mut unit = store.begin(Actor::System).await?;
+    let mut created = 0;
+    for (model, key, row) in rows {
+        let m = store.model(model);
+        let table = m.table();
+        let key_value = row[key].as_str().unwrap_or_default().to_string();
+        let mut sql = Sql::new(format!("SELECT id FROM {table} WHERE NOT deleted AND {key} = "));
+        sql.bind(Value::Text(key_value));
+        if unit.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
+            unit.create(m, &obj(row)).await?;
+            created += 1;
+        }
+    }
+    unit.commit().await?;
+    if created > 0 {
+        tracing::info!(
+            created,
+            "loaded the initial data (roles, flavors, network templates)"
+        );
+    }
+    Ok(())
+}
+
+/// Create the first site and admin user if the database has no user yet (after the initial
+/// data). Returns whether it created them.
 pub async fn bootstrap(store: &Store, b: &Bootstrap) -> Result<bool, StoreError> {
+    initial_data(store).await?;
     if !b.enabled || count(store, "core_user").await? > 0 {
         return Ok(false);
     }

@@ -365,12 +365,19 @@ impl Field {
         self
     }
 
-    /// The database column: the field name, or `<name>_id` for a foreign key (Django's rule).
-    pub fn column(&self) -> String {
+    /// The database column's name: the field name, or `<name>_id` for a foreign key (Django's
+    /// rule).
+    pub fn column_name(&self) -> String {
         match self.kind {
             FieldKind::ForeignKey { .. } => format!("{}_id", self.name),
             _ => self.name.clone(),
         }
+    }
+
+    /// The column as SQL writes it: quoted, because XOS has columns named `order`, `default`
+    /// and camelCase ones (`numberCores`) that must keep their case.
+    pub fn column(&self) -> String {
+        format!("\"{}\"", self.column_name())
     }
 
     /// The model a foreign key points at.
@@ -410,6 +417,31 @@ impl Field {
     }
 }
 
+/// A many-to-many relation kept in a named through model (`Site.deployments` through
+/// `SiteDeployment`). Not a column: writing a list of ids adds and removes through rows.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ManyToMany {
+    pub name: String,
+    /// The model at the other end.
+    pub to: String,
+    /// The through model, holding a foreign key to each side.
+    pub through: String,
+    pub related_name: String,
+    pub verbose_name: String,
+    pub help_text: String,
+}
+
+/// How TOSCA recipes name and fill a model (see the TOSCA engine).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Tosca {
+    /// The node type (`tosca.nodes.Site`).
+    pub node_type: String,
+    /// The field a node template's name matches (`login_base` for Site, `email` for User).
+    pub key: String,
+    /// TOSCA property → field renames (`display_name` → `name`).
+    pub renames: Vec<(String, String)>,
+}
+
 /// Which set of bookkeeping fields a model carries.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Base {
@@ -444,6 +476,9 @@ pub struct Model {
     pub list_fields: Vec<String>,
     /// Named model-level rules the store checks (see the server's `store::rules`).
     pub rules: Vec<String>,
+    pub many_to_many: Vec<ManyToMany>,
+    pub tosca: Option<Tosca>,
+    pub help_text: String,
 }
 
 impl Model {
@@ -463,6 +498,9 @@ impl Model {
             search_fields: Vec::new(),
             list_fields: Vec::new(),
             rules: Vec::new(),
+            many_to_many: Vec::new(),
+            tosca: None,
+            help_text: String::new(),
         };
         m.fields.extend(base_fields(Base::PlCore));
         m
@@ -509,6 +547,53 @@ impl Model {
     }
     pub fn rule(mut self, name: &str) -> Model {
         self.rules.push(name.to_string());
+        self
+    }
+    pub fn help(mut self, text: &str) -> Model {
+        self.help_text = text.to_string();
+        self
+    }
+    /// A many-to-many relation through the named model.
+    pub fn many_to_many(mut self, name: &str, to: &str, through: &str, related_name: &str) -> Model {
+        self.many_to_many.push(ManyToMany {
+            name: name.to_string(),
+            to: to.to_string(),
+            through: through.to_string(),
+            related_name: related_name.to_string(),
+            verbose_name: name.replace('_', " "),
+            help_text: String::new(),
+        });
+        self
+    }
+    /// The TOSCA node type and the field its node names match.
+    pub fn tosca(mut self, node_type: &str, key: &str) -> Model {
+        self.tosca = Some(Tosca {
+            node_type: node_type.to_string(),
+            key: key.to_string(),
+            renames: Vec::new(),
+        });
+        self
+    }
+    /// A TOSCA property that sets a differently named field.
+    pub fn tosca_rename(mut self, property: &str, field: &str) -> Model {
+        if let Some(t) = self.tosca.as_mut() {
+            t.renames.push((property.to_string(), field.to_string()));
+        }
+        self
+    }
+    /// `no_sync` defaults to true (XOS set it in `__init__` for Deployment, Controller, Node, Flavor).
+    pub fn no_sync_by_default(mut self) -> Model {
+        if let Some(f) = self.fields.iter_mut().find(|f| f.name == "no_sync") {
+            f.default = Some(FieldDefault::Value(serde_json::Value::Bool(true)));
+        }
+        self
+    }
+    /// Change an inherited field's declaration (e.g. a base field's default).
+    pub fn alter(mut self, name: &str, change: impl FnOnce(Field) -> Field) -> Model {
+        if let Some(i) = self.fields.iter().position(|f| f.name == name) {
+            let f = self.fields.remove(i);
+            self.fields.insert(i, change(f));
+        }
         self
     }
 
@@ -647,6 +732,16 @@ impl Registry {
         self.by_plural.get(plural).map(|&i| &self.models[i])
     }
 
+    /// The through model's foreign keys of a many-to-many: (to this side, to the other side).
+    pub fn through_fields<'a>(&'a self, owner: &str, m2m: &'a ManyToMany) -> Option<(&'a Field, &'a Field)> {
+        let through = self.model(&m2m.through)?;
+        let source = through.foreign_keys().find(|f| f.fk_target() == Some(owner))?;
+        let target = through
+            .foreign_keys()
+            .find(|f| f.fk_target() == Some(m2m.to.as_str()) && f.name != source.name)?;
+        Some((source, target))
+    }
+
     /// Foreign keys elsewhere that point at `model`: (referring model, field).
     pub fn referrers<'a>(&'a self, model: &'a str) -> impl Iterator<Item = (&'a Model, &'a Field)> + 'a {
         self.models.iter().flat_map(move |m| {
@@ -666,6 +761,15 @@ pub fn registry() -> &'static Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// XOS field names that are not snake_case; kept for API compatibility.
+    const LEGACY_CAMEL_CASE: &[&str] = &[
+        "accessControl",
+        "numberCores",
+        "userData",
+        "versionNumber",
+        "dashboardView",
+    ];
 
     #[test]
     fn every_foreign_key_points_at_a_declared_model() {
@@ -690,7 +794,24 @@ mod tests {
             assert!(!m.name.contains('_'), "{}", m.name);
             assert_eq!(m.plural, m.plural.to_lowercase(), "{}", m.plural);
             for f in &m.fields {
-                assert_eq!(f.name, f.name.to_lowercase(), "{}.{}", m.name, f.name);
+                let legacy = LEGACY_CAMEL_CASE.contains(&f.name.as_str());
+                assert!(legacy || f.name == f.name.to_lowercase(), "{}.{}", m.name, f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_many_to_many_has_a_through_model_with_both_keys() {
+        let reg = registry();
+        for m in &reg.models {
+            for r in &m.many_to_many {
+                assert!(
+                    reg.through_fields(&m.name, r).is_some(),
+                    "{}.{} through {}",
+                    m.name,
+                    r.name,
+                    r.through
+                );
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use crate::db::Value;
 use crate::store::Record;
+use crate::store::m2m::M2mValues;
 use app::registry::Registry;
 use serde_json::{Map, Value as Json};
 
@@ -27,8 +28,8 @@ pub fn plain_map(rec: &Record) -> Map<String, Json> {
     m
 }
 
-/// The object as the API returns it.
-pub fn render(reg: &Registry, rec: &Record, links: &Links) -> Json {
+/// The object as the API returns it; `m2m` holds its many-to-many ids (see `Store::m2m_values`).
+pub fn render(reg: &Registry, rec: &Record, links: &Links, m2m: &M2mValues) -> Json {
     let model = rec.model;
     let mut m = Map::with_capacity(model.fields.len() + 2);
     let plain = plain_map(rec);
@@ -49,6 +50,22 @@ pub fn render(reg: &Registry, rec: &Record, links: &Links) -> Json {
             _ => v.to_json(),
         };
         m.insert(f.name.clone(), out);
+    }
+    let id = rec.id();
+    for (name, values) in m2m {
+        let Some(relation) = model.many_to_many.iter().find(|r| &r.name == name) else {
+            continue;
+        };
+        let ids = values.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+        let plural = reg.model(&relation.to).map(|t| t.plural.as_str()).unwrap_or("");
+        let items = ids
+            .iter()
+            .map(|t| match links {
+                Links::Ids => Json::from(*t),
+                Links::Hyperlinks(base) => Json::String(format!("{base}/xos/{plural}/{t}/")),
+            })
+            .collect();
+        m.insert(name.clone(), Json::Array(items));
     }
     Json::Object(m)
 }

@@ -144,6 +144,16 @@ pub fn body_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Json
     }
 }
 
+/// One object as the API shows it, with its many-to-many ids.
+pub async fn render_one(
+    state: &AppState,
+    rec: &crate::store::Record,
+    links: &Links,
+) -> Result<Json, ApiError> {
+    let m2m = state.store.m2m_values(rec.model, &[rec.id()]).await?;
+    Ok(json::render(state.store.registry(), rec, links, &m2m))
+}
+
 async fn api_root(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthContext>,
@@ -175,7 +185,14 @@ async fn list(
     let (records, total) = state.store.list(&actor, model, &q).await?;
     let links = links(&params, &headers);
     let reg = state.store.registry();
-    let body = Json::Array(records.iter().map(|r| json::render(reg, r, &links)).collect());
+    let ids: Vec<i64> = records.iter().map(|r| r.id()).collect();
+    let m2m = state.store.m2m_values(model, &ids).await?;
+    let body = Json::Array(
+        records
+            .iter()
+            .map(|r| json::render(reg, r, &links, &m2m))
+            .collect(),
+    );
     let mut resp = json_response(StatusCode::OK, &body, &headers);
     if let Some(t) = total
         && let Ok(v) = HeaderValue::from_str(&t.to_string())
@@ -195,7 +212,7 @@ async fn retrieve(
     let actor = auth.require()?;
     let model = model_for(&state, &plural)?;
     let rec = state.store.get(&actor, model, parse_id(&id)?).await?;
-    let body = json::render(state.store.registry(), &rec, &links(&params(&raw), &headers));
+    let body = render_one(&state, &rec, &links(&params(&raw), &headers)).await?;
     Ok(json_response(StatusCode::OK, &body, &headers))
 }
 
@@ -211,7 +228,7 @@ async fn create(
     let model = model_for(&state, &plural)?;
     let input = body_object(&headers, &body)?;
     let rec = state.store.create(actor, model, &input).await?;
-    let body = json::render(state.store.registry(), &rec, &links(&params(&raw), &headers));
+    let body = render_one(&state, &rec, &links(&params(&raw), &headers)).await?;
     Ok(json_response(StatusCode::CREATED, &body, &headers))
 }
 
@@ -235,7 +252,7 @@ async fn write(
     let id = parse_id(&r.id)?;
     let input = body_object(&r.headers, &r.body)?;
     let rec = state.store.update(actor, model, id, &input, partial).await?;
-    let body = json::render(state.store.registry(), &rec, &links(&params(&r.raw), &r.headers));
+    let body = render_one(&state, &rec, &links(&params(&r.raw), &r.headers)).await?;
     Ok(json_response(StatusCode::OK, &body, &r.headers))
 }
 

@@ -15,6 +15,7 @@
 //! - Foreign keys and unique values are checked inside the transaction so errors name the field;
 //!   the database constraints stay as the last guard.
 
+pub mod m2m;
 pub mod permissions;
 pub mod rules;
 pub mod validate;
@@ -570,7 +571,11 @@ impl ListQuery {
                 if i > 0 {
                     sql.push(" OR ");
                 }
-                sql.push(&format!("t.{name} {like} "))
+                let col = model
+                    .field_named(name)
+                    .map(|f| f.column())
+                    .unwrap_or_else(|| format!("\"{name}\""));
+                sql.push(&format!("t.{col} {like} "))
                     .bind(Value::Text(pat.clone()));
                 sql.push(" ESCAPE '\\'");
             }
@@ -708,6 +713,8 @@ impl Unit {
         model: &'static Model,
         input: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Record, StoreError> {
+        let (input, m2m) = m2m::take_m2m(model, input)?;
+        let input = &input;
         let mut draft = validate::defaults(model, self.now);
         let mut changed = self.apply_input(model, input, &mut draft, false)?;
         rules::before_write(self, model, None, &mut draft, &mut changed).await?;
@@ -731,6 +738,9 @@ impl Unit {
             after: Some(after.clone()),
         })
         .await?;
+        for w in &m2m {
+            self.set_m2m(model, id, w).await?;
+        }
         Ok(after)
     }
 
@@ -742,6 +752,14 @@ impl Unit {
         input: &serde_json::Map<String, serde_json::Value>,
         partial: bool,
     ) -> Result<Record, StoreError> {
+        let (mut input, m2m) = m2m::take_m2m(model, input)?;
+        let old_password = match model.name.as_str() {
+            "User" => input
+                .remove("old_password")
+                .map(|v| v.as_str().unwrap_or_default().to_string()),
+            _ => None,
+        };
+        let input = &input;
         let before = self.load_visible(model, id).await?;
         let mut draft: Vec<Option<Value>> = before.values.iter().cloned().map(Some).collect();
         let mut changed = self.apply_input(model, input, &mut draft, !partial)?;
@@ -753,6 +771,16 @@ impl Unit {
             .filter(|&i| after.values[i] != before.values[i])
             .collect();
         permissions::check_write(self, Op::Update, Some(&before), &after, &changed).await?;
+        if changed
+            .iter()
+            .any(|&i| matches!(model.fields[i].kind, FieldKind::Password))
+        {
+            let stored = before.get_str("password").unwrap_or_default();
+            permissions::check_old_password(&self.actor, stored, old_password).await?;
+        }
+        for w in &m2m {
+            self.set_m2m(model, id, w).await?;
+        }
         if changed.is_empty() {
             return Ok(before);
         }
@@ -1290,6 +1318,11 @@ enum DeleteStep {
 /// Keys the API itself emits that a client may send back: ignored on write.
 fn is_emitted_key(reg: &Registry, model: &Model, key: &str) -> bool {
     matches!(key, "humanReadableName" | "validators" | "id")
+        || reg.models.iter().any(|m| {
+            m.many_to_many
+                .iter()
+                .any(|r| r.to == model.name && r.related_name == key)
+        })
         || reg.referrers(&model.name).any(
             |(_, f)| matches!(&f.kind, FieldKind::ForeignKey { related_name, .. } if related_name == key),
         )
@@ -1305,7 +1338,7 @@ fn map_constraint(model: &Model, e: StoreError) -> StoreError {
                     model
                         .fields
                         .iter()
-                        .find(|f| f.column() == c)
+                        .find(|f| f.column_name().eq_ignore_ascii_case(&c))
                         .map(|f| f.name.clone())
                 })
                 .unwrap_or_else(|| "non_field_errors".into());

@@ -1,9 +1,69 @@
 //! Model-level rules the registry names (`Model::rule`): checks and derived values that need
 //! more than one field or a database lookup, run inside the unit of work before the write.
+//! Each rule says which XOS behaviour it carries over.
 
 use super::{Actor, FieldErrors, Record, StoreError, Unit};
 use crate::db::{Sql, Value};
 use app::registry::{Model, SqlType};
+
+/// The draft being written, with the bookkeeping rules need.
+struct Draft<'a> {
+    model: &'static Model,
+    values: &'a mut [Option<Value>],
+    changed: &'a mut Vec<usize>,
+}
+
+impl Draft<'_> {
+    fn idx(&self, name: &str) -> Option<usize> {
+        self.model.fields.iter().position(|f| f.name == name)
+    }
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.idx(name)
+            .and_then(|i| self.values[i].as_ref())
+            .filter(|v| !v.is_null())
+    }
+    fn int(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(Value::as_int)
+    }
+    fn text(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Value::as_str)
+    }
+    fn touched(&self, name: &str) -> bool {
+        self.idx(name).is_some_and(|i| self.changed.contains(&i))
+    }
+    /// Set a value the rule derived, marking it written.
+    fn set(&mut self, name: &str, v: Value) {
+        if let Some(i) = self.idx(name) {
+            self.values[i] = Some(v);
+            if !self.changed.contains(&i) {
+                self.changed.push(i);
+            }
+        }
+    }
+}
+
+/// One value from a query (first column of the first row).
+async fn scalar(unit: &mut Unit, sql: &Sql, ty: SqlType) -> Result<Option<Value>, StoreError> {
+    Ok(unit
+        .fetch(sql, &[ty])
+        .await?
+        .into_iter()
+        .next()
+        .map(|mut r| r.remove(0))
+        .filter(|v| !v.is_null()))
+}
+
+async fn lookup(
+    unit: &mut Unit,
+    table: &str,
+    column: &str,
+    id: i64,
+    ty: SqlType,
+) -> Result<Option<Value>, StoreError> {
+    let mut sql = Sql::new(format!("SELECT {column} FROM {table} WHERE id = "));
+    sql.bind(Value::Int(id));
+    scalar(unit, &sql, ty).await
+}
 
 /// Run the rules `model` declares on a draft (`before` is the stored object on update).
 pub async fn before_write(
@@ -13,60 +73,220 @@ pub async fn before_write(
     draft: &mut [Option<Value>],
     changed: &mut Vec<usize>,
 ) -> Result<(), StoreError> {
-    let idx = |name: &str| model.fields.iter().position(|f| f.name == name);
-    let touched = |name: &str, changed: &[usize]| idx(name).is_some_and(|i| changed.contains(&i));
+    let mut d = Draft {
+        model,
+        values: draft,
+        changed,
+    };
+    let creating = before.is_none();
     let mut errors = FieldErrors::new();
+    let mut err = |field: &str, msg: String| errors.entry(field.to_string()).or_default().push(msg);
     for rule in &model.rules {
         match rule.as_str() {
             // A slice's name starts with its site's login_base and "_" (XOS checked it on create
             // and its client on every save; we check it whenever name or site changes).
-            "slice_name_prefix"
-                if before.is_none() || touched("name", changed) || touched("site", changed) =>
-            {
-                let (Some(ni), Some(si)) = (idx("name"), idx("site")) else {
+            "slice_name_prefix" if creating || d.touched("name") || d.touched("site") => {
+                let (Some(name), Some(site)) = (d.text("name").map(str::to_string), d.int("site")) else {
                     continue;
                 };
-                let (Some(Value::Text(name)), Some(Value::Int(site))) = (&draft[ni], &draft[si]) else {
-                    continue;
-                };
-                let mut sql = Sql::new("SELECT login_base FROM core_site WHERE id = ");
-                sql.bind(Value::Int(*site));
-                let rows = unit.fetch(&sql, &[SqlType::Text]).await?;
-                let Some(login_base) = rows.first().and_then(|r| r[0].as_str().map(str::to_string)) else {
-                    continue; // the site check reports the missing site
+                let Some(Value::Text(login_base)) =
+                    lookup(unit, "core_site", "login_base", site, SqlType::Text).await?
+                else {
+                    continue; // the foreign-key check reports the missing site
                 };
                 let prefix = format!("{login_base}_");
                 if !name.starts_with(&prefix) {
-                    errors
-                        .entry("name".into())
-                        .or_default()
-                        .push(format!("slice name must begin with {prefix}"));
-                } else if *name == prefix {
-                    errors
-                        .entry("name".into())
-                        .or_default()
-                        .push(format!("slice name is too short (only {prefix})"));
+                    err("name", format!("slice name must begin with {prefix}"));
+                } else if name == prefix {
+                    err("name", format!("slice name is too short (only {prefix})"));
                 }
             }
             // The creator defaults to the caller on create.
-            "creator_default" if before.is_none() => {
-                let Some(ci) = idx("creator") else { continue };
-                if matches!(draft[ci], None | Some(Value::Null(_)))
+            "creator_default" if creating => {
+                if d.get("creator").is_none()
                     && let Actor::User(p) = unit.actor()
                 {
-                    draft[ci] = Some(Value::Int(p.id));
-                    changed.push(ci);
+                    d.set("creator", Value::Int(p.id));
                 }
             }
             // A user's username is their email (XOS set it on every save).
             "user_username" => {
-                if let (Some(ui), Some(ei)) = (idx("username"), idx("email"))
-                    && let Some(email) = draft[ei].clone()
+                if let Some(email) = d.get("email").cloned() {
+                    d.set("username", email);
+                }
+            }
+            // A node's site defaults to its site deployment's site.
+            "node_site_default" => {
+                if d.get("site").is_none()
+                    && let Some(sd) = d.int("site_deployment")
+                    && let Some(site) =
+                        lookup(unit, "core_sitedeployment", "site_id", sd, SqlType::Int).await?
                 {
-                    draft[ui] = Some(email);
-                    if !changed.contains(&ui) {
-                        changed.push(ui);
+                    d.set("site", site);
+                }
+            }
+            // An instance's name defaults to its slice's name, its deployment to its node's, its
+            // flavor to the default flavor (else the first one).
+            "instance_defaults" => {
+                if d.text("name").is_none_or(str::is_empty)
+                    && let Some(slice) = d.int("slice")
+                    && let Some(name) = lookup(unit, "core_slice", "name", slice, SqlType::Text).await?
+                {
+                    d.set("name", name);
+                }
+                if d.get("deployment").is_none()
+                    && let Some(node) = d.int("node")
+                {
+                    let mut sql = Sql::new(
+                        "SELECT sd.deployment_id FROM core_node n JOIN core_sitedeployment sd \
+                         ON sd.id = n.site_deployment_id WHERE n.id = ",
+                    );
+                    sql.bind(Value::Int(node));
+                    if let Some(dep) = scalar(unit, &sql, SqlType::Int).await? {
+                        d.set("deployment", dep);
                     }
+                }
+                if d.get("flavor").is_none() {
+                    let sql = Sql::new(
+                        "SELECT id FROM core_flavor WHERE NOT deleted ORDER BY \"default\" DESC, \"order\", name, id LIMIT 1",
+                    );
+                    if let Some(f) = scalar(unit, &sql, SqlType::Int).await? {
+                        d.set("flavor", f);
+                    }
+                }
+            }
+            // The image must fit the isolation; only container_vm instances have (and need) a parent.
+            "instance_isolation" => {
+                let isolation = d.text("isolation").unwrap_or("vm").to_string();
+                if let Some(image) = d.int("image")
+                    && let Some(Value::Text(kind)) =
+                        lookup(unit, "core_image", "kind", image, SqlType::Text).await?
+                {
+                    let want = if isolation == "vm" { "vm" } else { "container" };
+                    if kind != want {
+                        err(
+                            "image",
+                            format!("A {isolation} instance needs an image of kind {want}, not {kind}."),
+                        );
+                    }
+                }
+                match (isolation.as_str(), d.get("parent").is_some()) {
+                    ("container_vm", false) => err(
+                        "parent",
+                        "Container-in-VM instances need a parent instance.".into(),
+                    ),
+                    ("vm" | "container", true) => err(
+                        "parent",
+                        "Only container_vm instances may have a parent instance.".into(),
+                    ),
+                    _ => {}
+                }
+            }
+            // An instance created by someone other than the slice's creator needs a privilege on
+            // the slice.
+            "instance_creator_privilege" if creating || d.touched("creator") || d.touched("slice") => {
+                let (Some(creator), Some(slice)) = (d.int("creator"), d.int("slice")) else {
+                    continue;
+                };
+                let slice_creator = lookup(unit, "core_slice", "creator_id", slice, SqlType::Int).await?;
+                if slice_creator.and_then(|v| v.as_int()) != Some(creator) {
+                    let mut sql =
+                        Sql::new("SELECT id FROM core_sliceprivilege WHERE NOT deleted AND slice_id = ");
+                    sql.bind(Value::Int(slice));
+                    sql.push(" AND user_id = ").bind(Value::Int(creator));
+                    if scalar(unit, &sql, SqlType::Int).await?.is_none() {
+                        err(
+                            "creator",
+                            "The creator must hold a privilege on the slice.".into(),
+                        );
+                    }
+                }
+            }
+            // Privileges are not granted to inactive users.
+            "privilege_active_user" => {
+                if let Some(user) = d.int("user")
+                    && lookup(unit, "core_user", "is_active", user, SqlType::Bool)
+                        .await?
+                        .and_then(|v| v.as_bool())
+                        == Some(false)
+                {
+                    err("user", "This user is inactive.".into());
+                }
+            }
+            // A slice joins a network (or an instance gets a port on it) only if it owns it, is
+            // permitted, or the network permits all slices.
+            "network_slice_permitted" => {
+                let Some(network) = d.int("network") else { continue };
+                let slice = match model.name.as_str() {
+                    "Port" => match d.int("instance") {
+                        Some(i) => lookup(unit, "core_instance", "slice_id", i, SqlType::Int)
+                            .await?
+                            .and_then(|v| v.as_int()),
+                        None => continue,
+                    },
+                    _ => d.int("slice"),
+                };
+                let Some(slice) = slice else { continue };
+                let mut sql = Sql::new("SELECT n.id FROM core_network n WHERE n.id = ");
+                sql.bind(Value::Int(network));
+                sql.push(" AND (n.permit_all_slices OR n.owner_id = ")
+                    .bind(Value::Int(slice));
+                sql.push(" OR EXISTS (SELECT 1 FROM core_networkpermittedslice p WHERE NOT p.deleted AND p.network_id = n.id AND p.slice_id = ");
+                sql.bind(Value::Int(slice));
+                sql.push("))");
+                if lookup(unit, "core_network", "id", network, SqlType::Int)
+                    .await?
+                    .is_some()
+                    && scalar(unit, &sql, SqlType::Int).await?.is_none()
+                {
+                    err(
+                        "non_field_errors",
+                        "The slice is not allowed to join this network.".into(),
+                    );
+                }
+            }
+            // At most one subscriber (XOS's XOSConflictingField).
+            "tenant_one_subscriber" => {
+                let set = ["subscriber_service", "subscriber_tenant", "subscriber_user"]
+                    .iter()
+                    .filter(|f| d.get(f).is_some())
+                    .count();
+                if set > 1 {
+                    err(
+                        "non_field_errors",
+                        "Only one of subscriber_service, subscriber_tenant and subscriber_user may be set."
+                            .into(),
+                    );
+                }
+            }
+            // A generic reference (Tag): a known model and an object of it that exists.
+            "generic_reference" => {
+                let reg = unit.store().registry();
+                let Some(ct) = d.text("content_type") else {
+                    continue;
+                };
+                match reg.model(ct) {
+                    None => err("content_type", format!("\"{ct}\" is not a model.")),
+                    Some(target) => {
+                        if let Some(oid) = d.int("object_id") {
+                            let mut sql = Sql::new(format!("SELECT id FROM {} WHERE id = ", target.table()));
+                            sql.bind(Value::Int(oid));
+                            if target.field_named("deleted").is_some() {
+                                sql.push(" AND NOT deleted");
+                            }
+                            if scalar(unit, &sql, SqlType::Int).await?.is_none() {
+                                err("object_id", format!("{} {oid} does not exist.", target.name));
+                            }
+                        }
+                    }
+                }
+            }
+            // A role's scope names a model.
+            "content_type_model" => {
+                if let Some(ct) = d.text("content_type")
+                    && unit.store().registry().model(ct).is_none()
+                {
+                    err("content_type", format!("\"{ct}\" is not a model."));
                 }
             }
             _ => {}

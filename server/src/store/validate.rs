@@ -199,8 +199,33 @@ fn named_validator(name: &str, s: &str) -> Option<String> {
         {
             Some("Must start with \"template:\", \"http://\" or \"https://\".".into())
         }
+        "port_list" => port_list_error(s),
         _ => None,
     }
+}
+
+/// XOS's NAT port list: `tcp 123, tcp 201:206, udp 333` (protocol, port or low:high range).
+fn port_list_error(s: &str) -> Option<String> {
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut words = part.split_whitespace();
+        let (Some(proto), Some(ports), None) = (words.next(), words.next(), words.next()) else {
+            return Some(format!(
+                "\"{part}\" is not of the form \"tcp 123\" or \"udp 200:210\"."
+            ));
+        };
+        if !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp") {
+            return Some(format!("\"{proto}\" is not a protocol (tcp or udp)."));
+        }
+        let port = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0);
+        let ok = match ports.split_once(':') {
+            Some((lo, hi)) => matches!((port(lo), port(hi)), (Some(l), Some(h)) if l <= h),
+            None => port(ports).is_some(),
+        };
+        if !ok {
+            return Some(format!("\"{ports}\" is not a port or a port range."));
+        }
+    }
+    None
 }
 
 fn valid_email(s: &str) -> bool {
@@ -309,6 +334,15 @@ mod tests {
         ] {
             assert!(e.contains_key(k), "{k} not flagged: {e:?}");
         }
+    }
+
+    #[test]
+    fn port_lists_follow_the_xos_format() {
+        assert_eq!(port_list_error("tcp 123, tcp 201:206, udp 333"), None);
+        assert!(port_list_error("tcp").is_some());
+        assert!(port_list_error("icmp 1").is_some());
+        assert!(port_list_error("tcp 206:201").is_some());
+        assert!(port_list_error("udp 70000").is_some());
     }
 
     #[test]

@@ -1,0 +1,276 @@
+//! Compute: Node, Image, ImageDeployments, Flavor, Slice, slice roles and privileges, Instance.
+
+use super::people::role_model;
+use crate::registry::{Field, Model, OnDelete};
+
+const ISOLATION: &[(&str, &str)] = &[
+    ("vm", "Virtual Machine"),
+    ("container", "Container"),
+    ("container_vm", "Container In VM"),
+];
+
+pub fn models() -> Vec<Model> {
+    vec![
+        Model::new("Node", "nodes")
+            .verbose("node", "nodes")
+            .help("A physical server that instances run on")
+            .no_sync_by_default()
+            .field(Field::schar("name", 200).unique().help("Name of the Node"))
+            .field(Field::fk(
+                "site_deployment",
+                "SiteDeployment",
+                "nodes",
+                OnDelete::Cascade,
+            ))
+            .field(
+                Field::fk("site", "Site", "nodes", OnDelete::SetNull)
+                    .optional()
+                    .help("Defaults to the site of the site deployment"),
+            )
+            .display("{name}")
+            .search(&["name"])
+            .list(&["name", "site", "site_deployment"])
+            .rule("node_site_default")
+            .tosca("tosca.nodes.Node", "name"),
+        Model::new("Image", "images")
+            .verbose("image", "images")
+            .help("A disk or container image that instances boot from")
+            .field(Field::schar("name", 256).unique())
+            .field(
+                Field::char("kind", 30)
+                    .choices(&[("vm", "Virtual Machine"), ("container", "Container")])
+                    .default_str("vm"),
+            )
+            .field(Field::schar("disk_format", 256))
+            .field(Field::schar("container_format", 256))
+            .field(
+                Field::schar("path", 256)
+                    .optional()
+                    .help("Path to image on local disk"),
+            )
+            .field(
+                Field::schar("tag", 256)
+                    .optional()
+                    .help("For Docker Images, tag of image"),
+            )
+            .many_to_many("deployments", "Deployment", "ImageDeployments", "images")
+            .display("{name}")
+            .search(&["name"])
+            .list(&["name", "kind", "disk_format", "container_format"])
+            .tosca("tosca.nodes.Image", "name"),
+        Model::new("ImageDeployments", "imagedeploymentses")
+            .verbose("image deployment", "image deployments")
+            .field(Field::fk("image", "Image", "imagedeployments", OnDelete::Cascade))
+            .field(Field::fk(
+                "deployment",
+                "Deployment",
+                "imagedeployments",
+                OnDelete::Cascade,
+            ))
+            .unique_together(&["image", "deployment"])
+            .display("{image} {deployment}")
+            .list(&["image", "deployment"]),
+        Model::new("Flavor", "flavors")
+            .verbose("flavor", "flavors")
+            .help("A size of instance: CPUs, memory and disk as the backend names it")
+            .no_sync_by_default()
+            .field(
+                Field::schar("name", 32)
+                    .unique()
+                    .help("name of this flavor, as displayed to users"),
+            )
+            .field(Field::schar("description", 1024).optional())
+            .field(Field::schar("flavor", 32).help("flavor string used to configure deployments"))
+            .field(
+                Field::integer("order")
+                    .default_int(0)
+                    .help("used to order flavors when displayed in a list"),
+            )
+            .field(
+                Field::boolean("default", false)
+                    .help("make this a default flavor to use when creating new instances"),
+            )
+            .many_to_many("deployments", "Deployment", "FlavorDeployment", "flavors")
+            .ordering(&["order", "name"])
+            .display("{name}")
+            .search(&["name", "flavor"])
+            .list(&["name", "flavor", "order", "default"]),
+        Model::new("FlavorDeployment", "flavordeployments")
+            .verbose("flavor deployment", "flavor deployments")
+            .help("The deployments a flavor is offered in (Django's implicit Flavor.deployments table)")
+            .field(Field::fk(
+                "flavor",
+                "Flavor",
+                "flavordeployments",
+                OnDelete::Cascade,
+            ))
+            .field(Field::fk(
+                "deployment",
+                "Deployment",
+                "flavordeployments",
+                OnDelete::Cascade,
+            ))
+            .unique_together(&["flavor", "deployment"])
+            .display("{flavor} {deployment}")
+            .list(&["flavor", "deployment"]),
+        slice(),
+        role_model(
+            "SliceRole",
+            "slice_roles",
+            &[("admin", "Admin"), ("access", "Access"), ("default", "Default")],
+        ),
+        Model::new("SlicePrivilege", "slice_privileges")
+            .verbose("slice privilege", "slice privileges")
+            .field(Field::fk("user", "User", "sliceprivileges", OnDelete::Cascade))
+            .field(Field::fk("slice", "Slice", "sliceprivileges", OnDelete::Cascade))
+            .field(Field::fk(
+                "role",
+                "SliceRole",
+                "sliceprivileges",
+                OnDelete::Protect,
+            ))
+            .unique_together(&["user", "slice", "role"])
+            .display("{user} {slice} {role}")
+            .list(&["user", "slice", "role"])
+            .rule("privilege_active_user"),
+        instance(),
+    ]
+}
+
+fn slice() -> Model {
+    Model::new("Slice", "slices")
+        .verbose("slice", "slices")
+        .help("A named allocation of resources across sites: the unit users get instances in")
+        .field(
+            Field::schar("name", 80)
+                .unique()
+                .help("The Name of the Slice")
+                .validator("no_spaces"),
+        )
+        .field(Field::boolean("enabled", true).help("Status for this Slice"))
+        .field(Field::boolean("omf_friendly", false))
+        .field(
+            Field::text("description", Some(1024))
+                .blank()
+                .default_str("")
+                .help("High level description of the slice and expected activities"),
+        )
+        .field(Field::url("slice_url", 512).blank().default_str(""))
+        .field(Field::fk("site", "Site", "slices", OnDelete::Cascade).help("The Site this Slice belongs to"))
+        .field(Field::positive_integer("max_instances").default_int(10))
+        .field(Field::fk("service", "Service", "slices", OnDelete::SetNull).optional())
+        .field(
+            Field::char("network", 256)
+                .optional()
+                .choices(&[("host", "Host"), ("bridged", "Bridged")])
+                .help("The network the slice's instances attach to; empty is the default private network"),
+        )
+        .field(
+            Field::fk("creator", "User", "slices", OnDelete::SetNull)
+                .optional()
+                .help("The user who created the slice; set automatically, changed only by admins"),
+        )
+        .field(Field::fk("default_flavor", "Flavor", "slices", OnDelete::SetNull).optional())
+        .field(Field::fk("default_image", "Image", "slices", OnDelete::SetNull).optional())
+        .field(
+            Field::schar("mount_data_sets", 256)
+                .optional()
+                .default_str("GenBank"),
+        )
+        .field(
+            Field::char("default_isolation", 30)
+                .default_str("vm")
+                .choices(ISOLATION),
+        )
+        .display("{name}")
+        .search(&["name", "description"])
+        .list(&[
+            "name",
+            "site",
+            "description",
+            "max_instances",
+            "enabled",
+            "backend_status",
+        ])
+        .rule("slice_name_prefix")
+        .rule("creator_default")
+        .tosca("tosca.nodes.Slice", "name")
+}
+
+fn instance() -> Model {
+    Model::new("Instance", "instances")
+        .verbose("instance", "instances")
+        .help("A virtual machine or container of a slice on a node (formerly Sliver)")
+        .field(
+            Field::schar("instance_id", 200)
+                .optional()
+                .verbose("Instance ID")
+                .help("Backend id of the instance"),
+        )
+        .field(
+            Field::schar("instance_uuid", 200)
+                .optional()
+                .verbose("Instance UUID"),
+        )
+        .field(
+            Field::schar("name", 200)
+                .blank()
+                .help("Instance name; defaults to the slice's name"),
+        )
+        .field(
+            Field::schar("instance_name", 200)
+                .optional()
+                .help("Name the backend gave the instance"),
+        )
+        .field(Field::ip("ip").optional().verbose("Instance ip address"))
+        .field(Field::fk("image", "Image", "instances", OnDelete::Protect))
+        .field(Field::fk("creator", "User", "instances", OnDelete::SetNull).optional())
+        .field(Field::fk("slice", "Slice", "instances", OnDelete::Cascade))
+        .field(
+            Field::fk(
+                "deployment",
+                "Deployment",
+                "instance_deployment",
+                OnDelete::Cascade,
+            )
+            .blank()
+            .help("Defaults to the deployment of the node"),
+        )
+        .field(Field::fk("node", "Node", "instances", OnDelete::Protect))
+        .field(
+            Field::integer("numberCores")
+                .default_int(0)
+                .verbose("Number of Cores")
+                .help("Number of cores for instance"),
+        )
+        .field(
+            Field::fk("flavor", "Flavor", "instances", OnDelete::Protect)
+                .blank()
+                .help("Defaults to the default flavor"),
+        )
+        .field(
+            Field::text("userData", None)
+                .optional()
+                .verbose("user data")
+                .help("user_data passed to instance during creation"),
+        )
+        .field(Field::char("isolation", 30).default_str("vm").choices(ISOLATION))
+        .field(
+            Field::text("volumes", None)
+                .optional()
+                .help("Comma-separated list of directories to expose to parent context"),
+        )
+        .field(
+            Field::fk("parent", "Instance", "children", OnDelete::Cascade)
+                .optional()
+                .help("Parent Instance for containers nested inside of VMs"),
+        )
+        .display("{name}")
+        .search(&["name", "instance_name", "ip"])
+        .list(&["name", "slice", "node", "image", "flavor", "ip", "backend_status"])
+        .rule("creator_default")
+        .rule("instance_defaults")
+        .rule("instance_isolation")
+        .rule("instance_creator_privilege")
+        .tosca("tosca.nodes.Compute", "name")
+}

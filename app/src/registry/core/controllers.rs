@@ -1,0 +1,150 @@
+//! Controllers and the per-controller link rows the synchronizer enacts and fills with backend ids.
+
+use crate::registry::{Field, Model, OnDelete};
+
+pub fn models() -> Vec<Model> {
+    vec![
+        Model::new("Controller", "controllers")
+            .verbose("controller", "controllers")
+            .help("A backend that manages a deployment (e.g. `local`, `EC2`, an OpenStack endpoint)")
+            .no_sync_by_default()
+            .field(Field::schar("name", 200).unique().help("Name of the Controller"))
+            .field(
+                Field::schar("backend_type", 200)
+                    .help("Type of compute controller, e.g. local, EC2, OpenStack"),
+            )
+            .field(Field::schar("version", 200).help("Controller version"))
+            .field(
+                Field::schar("auth_url", 200)
+                    .optional()
+                    .help("Auth url for the compute controller (EC2: the endpoint URL)"),
+            )
+            .field(
+                Field::schar("admin_user", 200)
+                    .optional()
+                    .help("Username of an admin user at this controller (EC2: access key id)"),
+            )
+            .field(
+                Field::schar("admin_password", 200).optional().secret().help(
+                    "Password of the admin user at this controller (EC2: secret access key); write-only",
+                ),
+            )
+            .field(
+                Field::schar("admin_tenant", 200)
+                    .optional()
+                    .help("Name of the tenant the admin user belongs to"),
+            )
+            .field(
+                Field::schar("domain", 200)
+                    .optional()
+                    .help("Name of the domain this controller belongs to (EC2: region)"),
+            )
+            .field(
+                Field::schar("rabbit_host", 200)
+                    .optional()
+                    .help("IP address of rabbitmq server at this controller"),
+            )
+            .field(
+                Field::schar("rabbit_user", 200)
+                    .optional()
+                    .help("Username of rabbitmq server at this controller"),
+            )
+            .field(
+                Field::schar("rabbit_password", 200)
+                    .optional()
+                    .secret()
+                    .help("Password of rabbitmq server; write-only"),
+            )
+            .field(Field::fk(
+                "deployment",
+                "Deployment",
+                "controllerdeployments",
+                OnDelete::Cascade,
+            ))
+            .display("{name}")
+            .search(&["name", "backend_type"])
+            .list(&["name", "backend_type", "version", "deployment", "auth_url"])
+            .tosca("tosca.nodes.Controller", "name"),
+        Model::new("ControllerSite", "controllersites")
+            .verbose("controller site", "controller sites")
+            .field(Field::fk("site", "Site", "controllersite", OnDelete::Cascade))
+            .field(Field::fk("controller", "Controller", "controllersite", OnDelete::Cascade).optional())
+            .field(
+                Field::schar("tenant_id", 200)
+                    .optional()
+                    .db_index()
+                    .help("Keystone tenant id"),
+            )
+            .unique_together(&["site", "controller"])
+            .display("{site} {controller}")
+            .list(&["site", "controller", "tenant_id", "backend_status"]),
+        Model::new("ControllerSlice", "controllerslices")
+            .verbose("controller slice", "controller slices")
+            .field(Field::fk(
+                "controller",
+                "Controller",
+                "controllerslices",
+                OnDelete::Cascade,
+            ))
+            .field(Field::fk("slice", "Slice", "controllerslices", OnDelete::Cascade))
+            .field(
+                Field::schar("tenant_id", 200)
+                    .optional()
+                    .help("Keystone tenant id"),
+            )
+            .unique_together(&["controller", "slice"])
+            .display("{slice} {controller}")
+            .list(&["slice", "controller", "tenant_id", "backend_status"]),
+        Model::new("ControllerUser", "controllerusers")
+            .verbose("controller user", "controller users")
+            .field(Field::fk("user", "User", "controllerusers", OnDelete::Cascade))
+            .field(Field::fk(
+                "controller",
+                "Controller",
+                "controllersusers",
+                OnDelete::Cascade,
+            ))
+            .field(Field::schar("kuser_id", 200).optional().help("Keystone user id"))
+            .unique_together(&["user", "controller"])
+            .display("{user} {controller}")
+            .list(&["user", "controller", "kuser_id", "backend_status"]),
+        Model::new("ControllerImages", "controllerimages")
+            .verbose("controller image", "controller images")
+            .field(Field::fk("image", "Image", "controllerimages", OnDelete::Cascade))
+            .field(Field::fk(
+                "controller",
+                "Controller",
+                "controllerimages",
+                OnDelete::Cascade,
+            ))
+            .field(
+                Field::schar("glance_image_id", 200)
+                    .optional()
+                    .help("Glance image id"),
+            )
+            .unique_together(&["image", "controller"])
+            .display("{image} {controller}")
+            .list(&["image", "controller", "glance_image_id", "backend_status"]),
+        Model::new("ControllerNetwork", "controllernetworks")
+            .verbose("controller network", "controller networks")
+            .field(Field::fk(
+                "network",
+                "Network",
+                "controllernetworks",
+                OnDelete::Cascade,
+            ))
+            .field(Field::fk(
+                "controller",
+                "Controller",
+                "controllernetworks",
+                OnDelete::Cascade,
+            ))
+            .field(Field::char("net_id", 256).optional().help("Neutron network"))
+            .field(Field::char("router_id", 256).optional().help("Neutron router id"))
+            .field(Field::char("subnet_id", 256).optional().help("Neutron subnet id"))
+            .field(Field::char("subnet", 32).blank().default_str(""))
+            .unique_together(&["network", "controller"])
+            .display("{network} {controller}")
+            .list(&["network", "controller", "net_id", "subnet", "backend_status"]),
+    ]
+}

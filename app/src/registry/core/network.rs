@@ -1,0 +1,149 @@
+//! Networking: NetworkTemplate, Network, NetworkSlice, Port.
+
+use crate::registry::{Field, Model, OnDelete};
+
+pub fn models() -> Vec<Model> {
+    vec![
+        Model::new("NetworkTemplate", "networktemplates")
+            .verbose("network template", "network templates")
+            .help("A kind of network (private, NAT, public) that networks are made from")
+            .field(Field::char("name", 32).unique())
+            .field(Field::char("description", 1024).optional())
+            .field(Field::integer("guaranteed_bandwidth").default_int(0))
+            .field(
+                Field::char("visibility", 30)
+                    .choices(&[("public", "public"), ("private", "private")])
+                    .default_str("private"),
+            )
+            .field(
+                Field::char("translation", 30)
+                    .choices(&[("none", "none"), ("NAT", "NAT")])
+                    .default_str("none"),
+            )
+            .field(
+                Field::char("access", 30)
+                    .optional()
+                    .choices(&[("indirect", "Indirect"), ("direct", "Direct")]),
+            )
+            .field(Field::char("shared_network_name", 30).optional())
+            .field(
+                Field::char("shared_network_id", 256)
+                    .optional()
+                    .help("Quantum network"),
+            )
+            .field(
+                Field::char("topology_kind", 30)
+                    .choices(&[
+                        ("bigswitch", "BigSwitch"),
+                        ("physical", "Physical"),
+                        ("custom", "Custom"),
+                    ])
+                    .default_str("bigswitch"),
+            )
+            .field(
+                Field::char("controller_kind", 30)
+                    .optional()
+                    .choices(&[("onos", "ONOS Controller"), ("custom", "Custom Controller")]),
+            )
+            .display("{name}")
+            .search(&["name"])
+            .list(&["name", "visibility", "translation", "shared_network_name"])
+            .tosca("tosca.nodes.NetworkTemplate", "name"),
+        Model::new("Network", "networks")
+            .verbose("network", "networks")
+            .help("A network owned by a slice, possibly shared with other slices")
+            .field(Field::char("name", 32).unique())
+            .field(Field::fk(
+                "template",
+                "NetworkTemplate",
+                "network",
+                OnDelete::Protect,
+            ))
+            .field(Field::char("subnet", 32).blank().default_str(""))
+            .field(
+                Field::char("ports", 1024)
+                    .optional()
+                    .validator("port_list")
+                    .help("NAT ports, e.g. \"tcp 123, tcp 201:206, udp 333\""),
+            )
+            .field(Field::char("labels", 1024).optional())
+            .field(
+                Field::fk("owner", "Slice", "ownedNetworks", OnDelete::Cascade)
+                    .help("Slice that owns control of this Network"),
+            )
+            .field(Field::integer("guaranteed_bandwidth").default_int(0))
+            .field(Field::boolean("permit_all_slices", false))
+            .field(Field::text("topology_parameters", None).optional())
+            .field(
+                Field::char("controller_url", 1024)
+                    .optional()
+                    .verbose("controller URL"),
+            )
+            .field(Field::text("controller_parameters", None).optional())
+            .field(Field::char("network_id", 256).optional().help("Quantum network"))
+            .field(Field::char("router_id", 256).optional().help("Quantum router id"))
+            .field(Field::char("subnet_id", 256).optional().help("Quantum subnet id"))
+            .field(
+                Field::boolean("autoconnect", true)
+                    .help("This network can be autoconnected to the slice that owns it"),
+            )
+            .many_to_many(
+                "permitted_slices",
+                "Slice",
+                "NetworkPermittedSlice",
+                "availableNetworks",
+            )
+            .many_to_many("slices", "Slice", "NetworkSlice", "networks")
+            .display("{name}")
+            .search(&["name", "labels"])
+            .list(&["name", "owner", "template", "subnet", "backend_status"])
+            .tosca("tosca.nodes.network.Network", "name"),
+        Model::new("NetworkPermittedSlice", "networkpermittedslices")
+            .verbose("network permitted slice", "network permitted slices")
+            .help("Slices allowed to join a network (Django's implicit Network.permitted_slices table)")
+            .field(Field::fk(
+                "network",
+                "Network",
+                "networkpermittedslices",
+                OnDelete::Cascade,
+            ))
+            .field(Field::fk(
+                "slice",
+                "Slice",
+                "networkpermittedslices",
+                OnDelete::Cascade,
+            ))
+            .unique_together(&["network", "slice"])
+            .display("{network} {slice}")
+            .list(&["network", "slice"]),
+        Model::new("NetworkSlice", "networkslices")
+            .verbose("network slice", "network slices")
+            .field(Field::fk(
+                "network",
+                "Network",
+                "networkslices",
+                OnDelete::Cascade,
+            ))
+            .field(Field::fk("slice", "Slice", "networkslices", OnDelete::Cascade))
+            .unique_together(&["network", "slice"])
+            .display("{network} {slice}")
+            .list(&["network", "slice", "backend_status"])
+            .rule("network_slice_permitted"),
+        Model::new("Port", "ports")
+            .verbose("port", "ports")
+            .help("An instance's attachment to a network")
+            .field(Field::fk("network", "Network", "links", OnDelete::Cascade))
+            .field(Field::fk("instance", "Instance", "ports", OnDelete::Cascade).optional())
+            .field(Field::ip("ip").optional().help("Instance ip address"))
+            .field(Field::char("port_id", 256).optional().help("Quantum port id"))
+            .field(
+                Field::char("mac", 256)
+                    .optional()
+                    .help("MAC address associated with this port"),
+            )
+            .unique_together(&["network", "instance"])
+            .display("{network} {instance}")
+            .list(&["network", "instance", "ip", "mac", "backend_status"])
+            .rule("network_slice_permitted"),
+    ]
+}

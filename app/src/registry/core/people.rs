@@ -1,0 +1,188 @@
+//! Sites and people: Site, User, roles and privileges, Deployment, SiteDeployment.
+
+use crate::registry::{Field, Model, OnDelete};
+
+pub fn models() -> Vec<Model> {
+    vec![
+        site(),
+        user(),
+        role_model("SiteRole", "site_roles", &[("admin", "Admin"), ("pi", "PI"), ("tech", "Tech"), ("billing", "Billing")]),
+        Model::new("SitePrivilege", "siteprivileges")
+            .verbose("site privilege", "site privileges")
+            .field(Field::fk("user", "User", "siteprivileges", OnDelete::Cascade))
+            .field(Field::fk("site", "Site", "siteprivileges", OnDelete::Cascade))
+            .field(Field::fk("role", "SiteRole", "siteprivileges", OnDelete::Protect))
+            .unique_together(&["user", "site", "role"])
+            .display("{user} {site} {role}")
+            .list(&["user", "site", "role"])
+            .rule("privilege_active_user"),
+        Model::new("Deployment", "deployments")
+            .verbose("deployment", "deployments")
+            .help("A set of nodes and the controllers that manage them (e.g. an OpenStack cluster, Amazon EC2)")
+            .no_sync_by_default()
+            .field(Field::schar("name", 200).unique().help("Name of the Deployment"))
+            .field(
+                Field::text("accessControl", None)
+                    .default_str("allow all")
+                    .verbose("access control")
+                    .help("Access control list that specifies which sites/users may use nodes in this deployment"),
+            )
+            .display("{name}")
+            .search(&["name"])
+            .list(&["name", "accessControl"])
+            .tosca("tosca.nodes.Deployment", "name"),
+        role_model("DeploymentRole", "deploymentroles", &[("admin", "Admin")]),
+        Model::new("DeploymentPrivilege", "deploymentprivileges")
+            .verbose("deployment privilege", "deployment privileges")
+            .field(Field::fk("user", "User", "deploymentprivileges", OnDelete::Cascade))
+            .field(Field::fk("deployment", "Deployment", "deploymentprivileges", OnDelete::Cascade))
+            .field(Field::fk("role", "DeploymentRole", "deploymentprivileges", OnDelete::Protect))
+            .unique_together(&["user", "deployment", "role"])
+            .display("{user} {deployment} {role}")
+            .list(&["user", "deployment", "role"])
+            .rule("privilege_active_user"),
+        Model::new("SiteDeployment", "sitedeployments")
+            .verbose("site deployment", "site deployments")
+            .help("A site's membership in a deployment, and the controller that serves it")
+            .field(Field::fk("site", "Site", "sitedeployments", OnDelete::Cascade))
+            .field(Field::fk("deployment", "Deployment", "sitedeployments", OnDelete::Cascade))
+            .field(Field::fk("controller", "Controller", "sitedeployments", OnDelete::SetNull).optional())
+            .field(Field::schar("availability_zone", 200).optional().help("OpenStack availability zone"))
+            .unique_together(&["site", "deployment", "controller"])
+            .display("{site} {deployment}")
+            .list(&["site", "deployment", "controller", "availability_zone"]),
+    ]
+}
+
+/// A role table (`role` unique, from a fixed list of choices).
+pub fn role_model(name: &str, plural: &str, choices: &[(&str, &str)]) -> Model {
+    let singular: String = name
+        .chars()
+        .flat_map(|c| {
+            if c.is_ascii_uppercase() {
+                vec![' ', c.to_ascii_lowercase()]
+            } else {
+                vec![c]
+            }
+        })
+        .collect::<String>()
+        .trim()
+        .to_string();
+    Model::new(name, plural)
+        .verbose(&singular, &format!("{singular}s"))
+        .field(Field::schar("role", 30).unique().choices(choices))
+        .display("{role}")
+        .list(&["role"])
+}
+
+fn site() -> Model {
+    Model::new("Site", "sites")
+        .verbose("site", "sites")
+        .help("An organization that hosts nodes and/or users")
+        .field(
+            Field::schar("name", 200)
+                .verbose("Site Name")
+                .help("Name for this Site"),
+        )
+        .field(
+            Field::url("site_url", 512)
+                .optional()
+                .verbose("Site URL")
+                .help("Site's Home URL Page"),
+        )
+        .field(Field::boolean("enabled", true).help("Status for this Site"))
+        .field(Field::boolean("hosts_nodes", true).help("Indicates whether or not the site host nodes"))
+        .field(
+            Field::boolean("hosts_users", true)
+                .help("Indicates whether or not the site manages user accounts"),
+        )
+        .field(Field::float("longitude").optional())
+        .field(Field::float("latitude").optional())
+        .field(
+            Field::schar("login_base", 50)
+                .unique()
+                .verbose("Login Base")
+                .help("Prefix for Slices associated with this Site"),
+        )
+        .field(
+            Field::boolean("is_public", true).help("Indicates the visibility of this site to other members"),
+        )
+        .field(Field::schar("abbreviated_name", 80).verbose("Abbreviated Name"))
+        .many_to_many("deployments", "Deployment", "SiteDeployment", "sites")
+        .display("{name}")
+        .search(&["name", "login_base", "abbreviated_name"])
+        .list(&["name", "login_base", "site_url", "enabled", "backend_status"])
+        .tosca("tosca.nodes.Site", "login_base")
+        .tosca_rename("display_name", "name")
+}
+
+fn user() -> Model {
+    Model::new_user_like("User", "users")
+        .verbose("user", "users")
+        .help("A person who logs in; identified by their email address")
+        .field(
+            Field::email("email", 255)
+                .unique()
+                .verbose("email address")
+                .help("The user's email address; also the login name"),
+        )
+        .field(Field::schar("username", 255).default_str("Something").read_only())
+        .field(
+            Field::password("password")
+                .blank()
+                .default_str("")
+                .help("Write-only; stored as an argon2 hash. Empty: the user cannot log in"),
+        )
+        .field(
+            Field::datetime("last_login")
+                .optional()
+                .read_only()
+                .verbose("last login"),
+        )
+        .field(
+            Field::schar("firstname", 200)
+                .verbose("first name")
+                .help("person's given name"),
+        )
+        .field(
+            Field::schar("lastname", 200)
+                .verbose("last name")
+                .help("person's surname"),
+        )
+        .field(
+            Field::schar("phone", 100)
+                .optional()
+                .verbose("phone number")
+                .help("phone number contact"),
+        )
+        .field(Field::url("user_url", 200).optional().verbose("User URL"))
+        .field(Field::fk("site", "Site", "users", OnDelete::Cascade).help("Site this user will be homed too"))
+        .field(
+            Field::text("public_key", Some(1024))
+                .optional()
+                .verbose("Public Key")
+                .help("Public key string"),
+        )
+        .field(Field::boolean("is_active", true))
+        .field(Field::boolean("is_admin", false))
+        .field(Field::boolean("is_staff", true))
+        .field(Field::boolean("is_readonly", false))
+        .field(Field::boolean("is_registering", false))
+        .field(Field::boolean("is_appuser", false))
+        .field(
+            Field::schar("login_page", 200)
+                .optional()
+                .help("send this user to a specific page on login"),
+        )
+        .field(
+            Field::char("timezone", 100)
+                .default_str("UTC")
+                .help("The user's time zone"),
+        )
+        .many_to_many("dashboards", "DashboardView", "UserDashboardView", "users")
+        .display("{email}")
+        .search(&["email", "firstname", "lastname"])
+        .list(&["email", "firstname", "lastname", "site", "is_admin", "is_active"])
+        .rule("user_username")
+        .tosca("tosca.nodes.User", "email")
+}
