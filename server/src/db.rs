@@ -399,7 +399,11 @@ fn decode_pg(row: &sqlx::postgres::PgRow, types: &[SqlType]) -> Result<Row, DbEr
     for (i, ty) in types.iter().enumerate() {
         let v = match ty {
             SqlType::Bool => row.try_get::<Option<bool>, _>(i)?.map(Value::Bool),
-            SqlType::Int => row.try_get::<Option<i64>, _>(i)?.map(Value::Int),
+            // Our columns are BIGINT; literals and some expressions (`SELECT 1`) are INT4.
+            SqlType::Int => match row.try_get::<Option<i64>, _>(i) {
+                Ok(v) => v.map(Value::Int),
+                Err(_) => row.try_get::<Option<i32>, _>(i)?.map(|n| Value::Int(n.into())),
+            },
             SqlType::Float => row.try_get::<Option<f64>, _>(i)?.map(Value::Float),
             SqlType::Text => row.try_get::<Option<String>, _>(i)?.map(Value::Text),
             SqlType::Time => row.try_get::<Option<DateTime<Utc>>, _>(i)?.map(Value::Time),

@@ -717,10 +717,13 @@ impl Unit {
         let input = &input;
         let mut draft = validate::defaults(model, self.now);
         let mut changed = self.apply_input(model, input, &mut draft, false)?;
-        rules::before_write(self, model, None, &mut draft, &mut changed).await?;
-        let values = self.finish_draft(model, draft, None)?;
+        let mut errors = rules::before_write(self, model, None, &mut draft, &mut changed).await?;
+        let values = finish_draft(model, draft, None, &mut errors);
         let after = Record { model, values };
         permissions::check_write(self, Op::Create, None, &after, &changed).await?;
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
         let every_field: Vec<usize> = (0..model.fields.len()).collect();
         self.check_references(&after, &every_field, None).await?;
         let mut after = after;
@@ -763,14 +766,17 @@ impl Unit {
         let before = self.load_visible(model, id).await?;
         let mut draft: Vec<Option<Value>> = before.values.iter().cloned().map(Some).collect();
         let mut changed = self.apply_input(model, input, &mut draft, !partial)?;
-        rules::before_write(self, model, Some(&before), &mut draft, &mut changed).await?;
-        let values = self.finish_draft(model, draft, Some(&before))?;
+        let mut errors = rules::before_write(self, model, Some(&before), &mut draft, &mut changed).await?;
+        let values = finish_draft(model, draft, Some(&before), &mut errors);
         let mut after = Record { model, values };
         let changed: Vec<usize> = changed
             .into_iter()
             .filter(|&i| after.values[i] != before.values[i])
             .collect();
         permissions::check_write(self, Op::Update, Some(&before), &after, &changed).await?;
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
         if changed
             .iter()
             .any(|&i| matches!(model.fields[i].kind, FieldKind::Password))
@@ -1099,40 +1105,6 @@ impl Unit {
         }
     }
 
-    /// Check required fields and every field's value; produce the final row.
-    fn finish_draft(
-        &self,
-        model: &'static Model,
-        draft: Vec<Option<Value>>,
-        before: Option<&Record>,
-    ) -> Result<Vec<Value>, StoreError> {
-        let mut errors = FieldErrors::new();
-        let mut values = Vec::with_capacity(draft.len());
-        for (f, v) in model.fields.iter().zip(draft) {
-            match v {
-                Some(v) => {
-                    if !matches!(f.kind, FieldKind::AutoId) && (before.is_none() || f.is_writable()) {
-                        validate::check_field(f, &v, &mut errors);
-                    }
-                    values.push(v);
-                }
-                None if matches!(f.kind, FieldKind::AutoId) => values.push(Value::Null(SqlType::Int)),
-                None => {
-                    errors
-                        .entry(f.name.clone())
-                        .or_default()
-                        .push("This field is required.".into());
-                    values.push(Value::Null(f.kind.sql_type()));
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(values)
-        } else {
-            Err(StoreError::Invalid(errors))
-        }
-    }
-
     /// Foreign keys must point at live objects; unique values must be free (ignoring deleted rows).
     async fn check_references(
         &mut self,
@@ -1304,6 +1276,35 @@ impl Unit {
         self.depth -= 1;
         result
     }
+}
+
+/// Check required fields and every field's value (messages go to `errors`); produce the row.
+fn finish_draft(
+    model: &'static Model,
+    draft: Vec<Option<Value>>,
+    before: Option<&Record>,
+    errors: &mut FieldErrors,
+) -> Vec<Value> {
+    let mut values = Vec::with_capacity(draft.len());
+    for (f, v) in model.fields.iter().zip(draft) {
+        match v {
+            Some(v) => {
+                if !matches!(f.kind, FieldKind::AutoId) && (before.is_none() || f.is_writable()) {
+                    validate::check_field(f, &v, errors);
+                }
+                values.push(v);
+            }
+            None if matches!(f.kind, FieldKind::AutoId) => values.push(Value::Null(SqlType::Int)),
+            None => {
+                errors
+                    .entry(f.name.clone())
+                    .or_default()
+                    .push("This field is required.".into());
+                values.push(Value::Null(f.kind.sql_type()));
+            }
+        }
+    }
+    values
 }
 
 enum DeleteStep {

@@ -61,6 +61,10 @@ fn unique(prefix: &str) -> String {
 impl TestApp {
     /// A fresh application on `backend`; `None` when Postgres is unavailable and not required.
     pub async fn new(backend: Backend) -> Option<TestApp> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
+            .with_test_writer()
+            .try_init();
         let (url, cleanup) = match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("{}.db", unique("xos_test")));
