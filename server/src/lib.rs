@@ -10,6 +10,7 @@ pub mod seed;
 pub mod state;
 pub mod store;
 pub mod web;
+pub mod xoslib;
 
 use auth::session_store::DbSessionStore;
 use axum::Router;
@@ -88,6 +89,7 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         ));
     Ok(Router::new()
         .merge(api::router())
+        .merge(xoslib::router())
         .merge(web::router(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

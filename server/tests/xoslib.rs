@@ -1,0 +1,246 @@
+//! xoslib extension objects: SlicePlus (figures, site allocation, members) and TenantView.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::TestApp;
+use serde_json::{Value, json};
+
+async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
+    let (s, v) = app
+        .post(&format!("/xos/{plural}/?no_hyperlinks=1"), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plural} {body}: {v}");
+    v["id"].as_i64().unwrap()
+}
+
+struct Setup {
+    slice: i64,
+    image: i64,
+    image2: i64,
+}
+
+async fn setup(app: &TestApp) -> Setup {
+    let site = app.site_id().await;
+    let dep = make(app, "deployments", json!({"name": "local"})).await;
+    let sd = make(app, "sitedeployments", json!({"site": site, "deployment": dep})).await;
+    make(app, "nodes", json!({"name": "node1", "site_deployment": sd})).await;
+    make(app, "nodes", json!({"name": "node2", "site_deployment": sd})).await;
+    let image = make(
+        app,
+        "images",
+        json!({"name": "ubuntu", "disk_format": "qcow2", "container_format": "bare", "deployments": [dep]}),
+    )
+    .await;
+    let image2 = make(
+        app,
+        "images",
+        json!({"name": "centos", "disk_format": "qcow2", "container_format": "bare"}),
+    )
+    .await;
+    let slice = make(
+        app,
+        "slices",
+        json!({"name": "mysite_plus", "site": site, "default_image": image}),
+    )
+    .await;
+    make(
+        app,
+        "dashboardviews",
+        json!({"name": "Tenant", "url": "template:xosTenant", "deployments": [dep]}),
+    )
+    .await;
+    Setup { slice, image, image2 }
+}
+
+async fn instances(app: &TestApp, slice: i64) -> Vec<Value> {
+    let (_, v) = app
+        .get(&format!("/xos/instances/?slice={slice}&no_hyperlinks=1"))
+        .await;
+    v.as_array().unwrap().clone()
+}
+
+both!(sliceplus_allocates_instances_per_site, async |app: &TestApp| {
+    let s = setup(app).await;
+    let path = format!("/xoslib/slicesplus/{}/", s.slice);
+    let (st, v) = app.get(&path).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["sliceInfo"]["instanceCount"], 0);
+    assert_eq!(v["site"], app.site_id().await, "SlicePlus always uses ids");
+
+    let (st, v) = app
+        .patch(&path, json!({"site_allocation": "{\"MySite\": 3}"}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["sliceInfo"]["instanceCount"], 3);
+    assert_eq!(v["sliceInfo"]["siteCount"], 1);
+    assert_eq!(v["sliceInfo"]["sitesUsed"], json!({"MySite": 3}));
+    assert_eq!(v["site_allocation"], "{\"MySite\":3}");
+    let nodes: Vec<String> = instances(app, s.slice)
+        .await
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        nodes,
+        ["node1", "node2", "node1"],
+        "spread over the least used nodes"
+    );
+
+    let (st, v) = app.patch(&path, json!({"site_allocation": {"MySite": 1}})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(instances(app, s.slice).await.len(), 1);
+
+    // A changed default image replaces every instance.
+    let before = instances(app, s.slice).await[0]["id"].clone();
+    let (st, v) = app
+        .patch(
+            &path,
+            json!({"default_image": s.image2, "site_allocation": {"MySite": 1}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let now = instances(app, s.slice).await;
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0]["id"], before);
+    assert_eq!(now[0]["image"], s.image2);
+    let _ = s.image;
+
+    // Errors roll everything back.
+    let (st, v) = app
+        .patch(
+            &path,
+            json!({"description": "changed", "site_allocation": {"Nowhere": 2}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["site_allocation"].is_array(), "{v}");
+    let (_, slice) = app.get(&format!("/xos/slices/{}/", s.slice)).await;
+    assert_ne!(slice["description"], "changed");
+    let (st, v) = app.patch(&path, json!({"site_allocation": {"MySite": -1}})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+});
+
+both!(sliceplus_members_and_roles, async |app: &TestApp| {
+    let s = setup(app).await;
+    let path = format!("/xoslib/slicesplus/{}/", s.slice);
+    let alice = app.make_user("alice@mysite.org", "alice-password").await;
+    let bob = app.make_user("bob@mysite.org", "bob-password").await;
+    let (st, v) = app
+        .patch(&path, json!({"users": format!("[{alice}, {bob}]")}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let users: Vec<i64> = serde_json::from_str(v["users"].as_str().unwrap()).unwrap();
+    assert_eq!(users, [alice, bob]);
+    assert_eq!(
+        v["sliceInfo"]["users"][alice.to_string()]["roles"],
+        json!(["access"])
+    );
+
+    // Alice sees her role and the slice; the admin holds no role on it.
+    let (st, mine) = app
+        .req(
+            Method::GET,
+            &path,
+            Some(("alice@mysite.org", "alice-password")),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(mine["sliceInfo"]["roles"], json!(["access"]));
+    assert_eq!(mine["current_user_can_see"], true);
+    let (_, list) = app
+        .req(
+            Method::GET,
+            "/xoslib/slicesplus/?current_user_can_see=1",
+            Some(("alice@mysite.org", "alice-password")),
+            None,
+        )
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // Removing Bob removes his access privilege only.
+    let (st, v) = app.patch(&path, json!({"users": [alice]})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, privs) = app
+        .get(&format!("/xos/slice_privileges/?slice={}", s.slice))
+        .await;
+    assert_eq!(privs.as_array().unwrap().len(), 1);
+    let (st, _) = app
+        .req(Method::GET, &path, Some(("bob@mysite.org", "bob-password")), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "Bob no longer sees the slice");
+    // Members cannot change the slice through SlicePlus either.
+    let (st, _) = app
+        .req(
+            Method::PATCH,
+            &path,
+            Some(("alice@mysite.org", "alice-password")),
+            Some(json!({"users": [alice, bob]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = app.patch(&path, json!({"users": [999_999]})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+});
+
+both!(sliceplus_creates_and_sets_network_ports, async |app: &TestApp| {
+    let s = setup(app).await;
+    let site = app.site_id().await;
+    let (st, v) = app.post("/xoslib/slicesplus/", json!({"name": "mysite_new", "site": site, "default_image": s.image, "site_allocation": {"MySite": 2}})).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["sliceInfo"]["instanceCount"], 2);
+    let id = v["id"].as_i64().unwrap();
+    let path = format!("/xoslib/slicesplus/{id}/");
+    let (st, v) = app.patch(&path, json!({"network_ports": "tcp 80"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "no network yet: {v}");
+    let (_, t) = app
+        .get("/xos/networktemplates/?name=Public%20shared%20IPv4")
+        .await;
+    let net = make(
+        app,
+        "networks",
+        json!({"name": "natnet", "template": t[0]["id"], "owner": id}),
+    )
+    .await;
+    make(app, "networkslices", json!({"network": net, "slice": id})).await;
+    let (st, v) = app.patch(&path, json!({"network_ports": "tcp 80, udp 53"})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["network_ports"], "tcp 80, udp 53");
+    assert_eq!(v["networks"], json!([net]));
+    // PUT back what was read is accepted.
+    let (st, v2) = app.put(&path, v.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{v2}");
+    let (st, _) = app.delete(&path).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+});
+
+both!(
+    tenantview_lists_blessed_resources_and_the_callers_site,
+    async |app: &TestApp| {
+        let s = setup(app).await;
+        let (st, v) = app.get("/xoslib/tenantview/").await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["blessed_deployment_names"], json!(["local"]));
+        assert_eq!(v["blessed_site_names"], json!(["MySite"]));
+        assert_eq!(
+            v["blessed_images"],
+            json!([s.image]),
+            "centos is not offered in the deployment"
+        );
+        assert_eq!(v["current_user_login_base"], "mysite");
+        assert_eq!(v["current_user_can_create_slice"], true);
+        app.make_user("plain@mysite.org", "plain-password").await;
+        let (_, v) = app
+            .req(
+                Method::GET,
+                "/xoslib/tenantview/",
+                Some(("plain@mysite.org", "plain-password")),
+                None,
+            )
+            .await;
+        assert_eq!(v["current_user_can_create_slice"], false);
+        let (st, _) = app.req(Method::GET, "/xoslib/tenantview/", None, None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+);
