@@ -25,8 +25,9 @@ export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 
+PHONY_EXTRA := assets
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy unit e2e \
-        wasm-size clean
+        wasm-size clean $(PHONY_EXTRA)
 
 ## ---- set-up ------------------------------------------------------------------------------
 
@@ -59,9 +60,15 @@ chromium:
 frontend: toolchain node-deps
 	cargo build $(CARGO_JOBS) -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release
 	@$(MAKE) --no-print-directory $(SITE)/pkg/frontend_bg.wasm
-	@mkdir -p $(SITE)/pkg
+	@$(MAKE) --no-print-directory assets
+
+# CSS, favicon and the browser libraries vendored from the npm registry (Swagger UI for /docs/).
+assets: node-deps
+	@mkdir -p $(SITE)/pkg $(SITE)/vendor/swagger-ui
 	@cp style/xos.css $(SITE)/pkg/xos.css
 	@cp public/favicon.ico $(SITE)/favicon.ico
+	@cp end2end/node_modules/swagger-ui-dist/swagger-ui-bundle.js end2end/node_modules/swagger-ui-dist/swagger-ui.css \
+	  end2end/node_modules/swagger-ui-dist/LICENSE $(SITE)/vendor/swagger-ui/
 
 # Leptos's hydration script loads `<output>_bg.wasm` when the server is not built by cargo-leptos.
 $(SITE)/pkg/frontend_bg.wasm: $(WASM_OUT)

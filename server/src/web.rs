@@ -25,6 +25,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         .nest_service("/pkg", ServeDir::new(site.join("pkg")))
+        .nest_service("/vendor", ServeDir::new(site.join("vendor")))
         .nest_service("/static", ServeDir::new(&state.config.static_dir))
         .route_service("/favicon.ico", ServeFile::new(site.join("favicon.ico")))
         .merge(pages)

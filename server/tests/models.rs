@@ -221,6 +221,9 @@ async fn fixture(app: &TestApp) -> BTreeMap<String, i64> {
     )
     .await;
     ids.insert("flavordeployments".into(), fd);
+    let (s, tok) = app.post("/xoslib/tokens/", json!({"name": "fixture"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{tok}");
+    ids.insert("apitokens".into(), tok["id"].as_i64().unwrap());
     ids
 }
 
@@ -267,6 +270,7 @@ both!(
         );
         // Delete everything, children before parents.
         let order = [
+            "apitokens",
             "flavordeployments",
             "roles",
             "tags",

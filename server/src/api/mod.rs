@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod json;
+pub mod openapi;
 
 use crate::auth::AuthContext;
 use crate::state::AppState;
@@ -24,6 +25,13 @@ use serde_json::{Map, Value as Json};
 /// The `/xos/…` routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(openapi::openapi))
+        .route("/docs/", get(openapi::docs_page))
+        .route(
+            "/docs",
+            get(|| async { axum::response::Redirect::permanent("/docs/") }),
+        )
+        .route("/docs/init.js", get(openapi::docs_init))
         .route("/xos", get(api_root))
         .route("/xos/", get(api_root))
         .route("/xos/{plural}", get(list).post(create))

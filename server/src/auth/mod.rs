@@ -39,6 +39,7 @@ use tower_sessions::Session;
 pub enum AuthMethod {
     None,
     Basic,
+    Token,
     Session,
 }
 
@@ -144,6 +145,10 @@ impl CredentialCache {
             loop {
                 match rx.recv().await {
                     Ok(e) if e.model == "User" && e.kind != ChangeKind::Status => cache.forget_user(e.id),
+                    // A revoked token must stop working at once; token changes are rare.
+                    Ok(e) if e.model == "ApiToken" => {
+                        cache.entries.lock().expect("credential cache lock").clear()
+                    }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         cache.entries.lock().expect("credential cache lock").clear()
@@ -231,6 +236,60 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
     )
 }
 
+/// `Authorization: Token <key>` (DRF's token scheme).
+fn token_credentials(headers: &HeaderMap) -> Option<String> {
+    let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = h.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("token")
+        .then(|| rest.trim().to_string())
+}
+
+/// The user a token belongs to, if it is live and theirs is active; and whether the answer may
+/// be cached (not when the token expires within the cache's lifetime).
+async fn check_token(state: &AppState, key: &str) -> Result<Option<(Principal, bool)>, ApiError> {
+    let mut sql = Sql::new(
+        "SELECT u.id, u.email, u.is_admin, u.is_readonly, u.site_id, u.is_active, t.expires FROM core_apitoken t \
+         JOIN core_user u ON u.id = t.user_id WHERE NOT t.deleted AND NOT u.deleted AND t.key_hash = ",
+    );
+    sql.bind(Value::Text(crate::xoslib::tokens::key_hash(key)));
+    let types = [
+        SqlType::Int,
+        SqlType::Text,
+        SqlType::Bool,
+        SqlType::Bool,
+        SqlType::Int,
+        SqlType::Bool,
+        SqlType::Time,
+    ];
+    let rows = state
+        .store
+        .db()
+        .fetch(&sql, &types)
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(r) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    if r[5].as_bool() != Some(true) {
+        return Ok(None);
+    }
+    let now = chrono::Utc::now();
+    let cacheable = match &r[6] {
+        Value::Time(t) if *t <= now => return Ok(None),
+        Value::Time(t) => *t > now + chrono::Duration::from_std(CREDENTIAL_TTL).unwrap_or_default(),
+        _ => true,
+    };
+    let p = Principal {
+        id: r[0].as_int().unwrap_or_default(),
+        email: r[1].as_str().unwrap_or_default().to_string(),
+        is_admin: r[2].as_bool().unwrap_or(false),
+        is_readonly: r[3].as_bool().unwrap_or(false),
+        site_id: r[4].as_int().unwrap_or_default(),
+    };
+    Ok(Some((p, cacheable)))
+}
+
 fn is_unsafe(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
@@ -256,7 +315,24 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         method: AuthMethod::None,
         bad_credentials: false,
     };
-    if let Some(creds) = basic_credentials(req.headers()) {
+    if let Some(key) = token_credentials(req.headers()) {
+        ctx.method = AuthMethod::Token;
+        let fp = state.credentials.fingerprint("\0token", &key);
+        if let Some(p) = state.credentials.get(&fp) {
+            ctx.principal = Some(p);
+        } else {
+            match check_token(&state, &key).await {
+                Ok(Some((p, cacheable))) => {
+                    if cacheable {
+                        state.credentials.put(fp, p.clone());
+                    }
+                    ctx.principal = Some(p);
+                }
+                Ok(None) => ctx.bad_credentials = true,
+                Err(e) => return e.into_response(),
+            }
+        }
+    } else if let Some(creds) = basic_credentials(req.headers()) {
         ctx.method = AuthMethod::Basic;
         match creds {
             Some((user, pass)) => {

@@ -1070,7 +1070,11 @@ impl Unit {
         let mut changed = Vec::new();
         for (key, v) in input {
             match model.fields.iter().position(|f| &f.name == key) {
-                Some(i) if model.fields[i].is_writable() => {
+                // The system may also set non-editable fields (a token's key hash, backend ids).
+                Some(i)
+                    if model.fields[i].is_writable()
+                        || (self.actor == Actor::System && !model.fields[i].hidden && i > 0) =>
+                {
                     match validate::parse_value(reg, &model.fields[i], v) {
                         Ok(val) => {
                             draft[i] = Some(val);

@@ -132,7 +132,7 @@ pub fn visible(actor: &Actor, model: &Model, sql: &mut Sql) {
             push_visible_slices(sql, me);
             sql.push(")");
         }
-        "ControllerUser" | "UserDashboardView" | "DeploymentPrivilege" => {
+        "ControllerUser" | "UserDashboardView" | "DeploymentPrivilege" | "ApiToken" => {
             sql.push(" AND t.user_id = ").bind(Value::Int(me));
         }
         _ => {}
@@ -278,6 +278,8 @@ pub async fn check_write(
             ok
         }
         "UserDashboardView" => both(before, after, "user").iter().all(|u| *u == Some(me)),
+        // Tokens are made at /xoslib/tokens/ (which shows the key once); users revoke their own.
+        "ApiToken" => op == Op::Delete && after.get_int("user") == Some(me),
         _ => false,
     };
     if allowed { Ok(()) } else { Err(deny(&what)) }

@@ -289,6 +289,13 @@ pub async fn before_write(
                     }
                 }
             }
+            // A token has a key: they are made at /xoslib/tokens/, which shows the key once.
+            "api_token_key" if creating && d.text("key_hash").is_none_or(str::is_empty) => {
+                err(
+                    "key_hash",
+                    "Create API tokens at /xoslib/tokens/, which returns the key.".into(),
+                );
+            }
             // A role's scope names a model.
             "content_type_model" => {
                 if let Some(ct) = d.text("content_type")

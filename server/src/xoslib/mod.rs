@@ -5,11 +5,13 @@
 //!   `site_allocation` (instances per site) and `users` (the slice's members).
 //! - `tenantview`: what the Tenant dashboard needs in one call (blessed sites, images, flavors,
 //!   the caller's site and whether they may create slices).
+//! - `tokens`: API tokens for scripts (create shows the key once; list; revoke).
 //!
 //! Both read and write through the store, so permissions and validation are the core API's.
 
 pub mod sliceplus;
 pub mod tenantview;
+pub mod tokens;
 
 use crate::state::AppState;
 use axum::Router;
@@ -19,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(sliceplus::router())
         .merge(tenantview::router())
+        .merge(tokens::router())
 }
 
 /// XOS's backend icon for an object: `success` when enacted and good, `clock` while pending,

@@ -41,6 +41,17 @@ pub fn models() -> Vec<Model> {
             .display("{user} {deployment} {role}")
             .list(&["user", "deployment", "role"])
             .rule("privilege_active_user"),
+        Model::new("ApiToken", "apitokens")
+            .verbose("API token", "API tokens")
+            .help("A key for scripts: `Authorization: Token <key>`. Created at /xoslib/tokens/, which shows the key once")
+            .field(Field::fk("user", "User", "apitokens", OnDelete::Cascade))
+            .field(Field::schar("name", 100).help("What the token is for"))
+            .field(Field::char("key_prefix", 8).read_only().blank().default_str("").help("The first characters of the key, to tell tokens apart"))
+            .field(Field::char("key_hash", 64).read_only().secret().blank().default_str("").db_index().help("SHA-256 of the key"))
+            .field(Field::datetime("expires").optional().help("When the token stops working; empty: never"))
+            .display("{name}")
+            .list(&["name", "user", "key_prefix", "expires"])
+            .rule("api_token_key"),
         Model::new("SiteDeployment", "sitedeployments")
             .verbose("site deployment", "site deployments")
             .help("A site's membership in a deployment, and the controller that serves it")

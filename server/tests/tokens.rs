@@ -1,0 +1,148 @@
+//! API tokens: created with their key shown once, used with `Authorization: Token`, expiring,
+//! revocable, and never readable afterwards.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{ADMIN, TestApp};
+use serde_json::{Value, json};
+
+fn with_token(method: Method, path: &str, key: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "testserver")
+        .header(header::AUTHORIZATION, format!("Token {key}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+both!(
+    tokens_authenticate_until_revoked_or_expired,
+    async |app: &TestApp| {
+        let uid = app.make_user("script@mysite.org", "script-password").await;
+        let who = Some(("script@mysite.org", "script-password"));
+        let (s, tok) = app
+            .req(Method::POST, "/xoslib/tokens/", who, Some(json!({"name": "ci"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{tok}");
+        let key = tok["key"].as_str().unwrap().to_string();
+        assert_eq!(key.len(), 40);
+        assert_eq!(tok["user"], uid);
+        assert_eq!(tok["key_prefix"], &key[..8]);
+        assert!(tok.get("key_hash").is_none(), "the hash is never shown: {tok}");
+
+        let (s, _, v) = app.call(with_token(Method::GET, "/xos/users/", &key)).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v[0]["email"], "script@mysite.org", "acts as its user");
+        // Listing shows the token without its key; the admin's list includes it.
+        let (_, mine) = app.req(Method::GET, "/xoslib/tokens/", who, None).await;
+        assert_eq!(mine.as_array().unwrap().len(), 1);
+        assert!(mine[0].get("key").is_none());
+        // A wrong key is a 401 without a basic-auth challenge.
+        let (s, h, _) = app.call(with_token(Method::GET, "/xos/users/", "nope")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert!(h.get("www-authenticate").is_none());
+        // Other users cannot revoke it; its owner can, and it stops working at once.
+        app.make_user("other@mysite.org", "other-password").await;
+        let id = tok["id"].as_i64().unwrap();
+        let (s, _) = app
+            .req(
+                Method::DELETE,
+                &format!("/xoslib/tokens/{id}/"),
+                Some(("other@mysite.org", "other-password")),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = app
+            .req(Method::DELETE, &format!("/xoslib/tokens/{id}/"), who, None)
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (s, _, _) = app.call(with_token(Method::GET, "/xos/users/", &key)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+        // An expired token does not work.
+        let (s, tok) = app
+            .req(
+                Method::POST,
+                "/xoslib/tokens/",
+                who,
+                Some(json!({"name": "old", "expires": "2020-01-01T00:00:00Z"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{tok}");
+        let (s, _, _) = app
+            .call(with_token(
+                Method::GET,
+                "/xos/users/",
+                tok["key"].as_str().unwrap(),
+            ))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, tok) = app
+            .req(
+                Method::POST,
+                "/xoslib/tokens/",
+                who,
+                Some(json!({"name": "week", "expires_in_days": 7})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{tok}");
+        let (s, _, _) = app
+            .call(with_token(
+                Method::GET,
+                "/xos/users/",
+                tok["key"].as_str().unwrap(),
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+
+        // Bad requests; and tokens cannot be made or changed through the generic API.
+        for bad in [
+            json!({}),
+            json!({"name": "x", "expires_in_days": 0}),
+            json!({"name": "x", "colour": 1}),
+            json!({"name": "x", "expires": "soon"}),
+        ] {
+            let (s, v) = app
+                .req(Method::POST, "/xoslib/tokens/", who, Some(bad.clone()))
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        }
+        let (s, v) = app
+            .req(
+                Method::POST,
+                "/xos/apitokens/",
+                who,
+                Some(json!({"name": "x", "user": uid})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        let (s, v) = app
+            .req(
+                Method::POST,
+                "/xos/apitokens/",
+                Some(ADMIN),
+                Some(json!({"name": "x", "user": uid, "key_hash": "ab"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["key_hash"].is_array());
+        // A deactivated user's tokens stop working.
+        app.patch(&format!("/xos/users/{uid}/"), json!({"is_active": false}))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (s, _, _) = app
+            .call(with_token(
+                Method::GET,
+                "/xos/users/",
+                tok["key"].as_str().unwrap(),
+            ))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let _: Value = Value::Null;
+    }
+);
