@@ -25,7 +25,7 @@ export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 
-PHONY_EXTRA := assets
+PHONY_EXTRA := assets bench wrk
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy unit e2e \
         wasm-size clean $(PHONY_EXTRA)
 
@@ -124,6 +124,17 @@ unit:
 e2e: node-deps chromium
 	cargo build $(CARGO_JOBS) -p server
 	cd end2end && XOS_BIN=$(XOS_DEBUG) XOS_SITE_ROOT=$(SITE) npm test
+
+## ---- benchmarks (not part of `make test`) ------------------------------------------------
+
+wrk:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+
+# REST throughput and latency on SQLite and Postgres against a no-database ceiling.
+bench: server wrk
+	scripts/bench.sh
 
 clean:
 	cargo clean

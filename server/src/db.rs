@@ -166,7 +166,10 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // sqlx runs each SQLite connection on a thread of its own and hands rows over a
+                // channel; a buffer larger than a page of results avoids a thread switch per row.
+                .row_buffer_size(1024);
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(opts.clone())

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod db;
 pub mod ddl;
 pub mod migrations;
@@ -58,11 +59,13 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
         .build();
     let credentials = Arc::new(auth::CredentialCache::default());
     auth::CredentialCache::watch(credentials.clone(), &store);
+    let responses = Arc::new(api::cache::ResponseCache::new(config.response_cache));
     Ok(AppState {
         store,
         config: Arc::new(config),
         leptos,
         credentials,
+        responses,
     })
 }
 

@@ -28,6 +28,8 @@ pub struct Config {
     pub static_dir: PathBuf,
     /// Mark cookies `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// Keep rendered GET responses until the next change (`XOS_RESPONSE_CACHE=0` turns it off).
+    pub response_cache: bool,
     pub bootstrap: Bootstrap,
 }
 
@@ -68,6 +70,7 @@ impl Default for Config {
             site_root: PathBuf::from("target/site"),
             static_dir: PathBuf::from("static"),
             secure_cookies: false,
+            response_cache: true,
             bootstrap: Bootstrap::default(),
         }
     }
@@ -110,6 +113,9 @@ impl Config {
         {
             config.bind = bind;
         }
+        if let Ok(v) = std::env::var("XOS_RESPONSE_CACHE") {
+            config.response_cache = !matches!(v.as_str(), "0" | "false" | "off");
+        }
         if let Ok(root) = std::env::var("XOS_SITE_ROOT")
             && !root.is_empty()
         {
@@ -126,6 +132,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub leptos: LeptosOptions,
     pub credentials: Arc<CredentialCache>,
+    pub responses: Arc<crate::api::cache::ResponseCache>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

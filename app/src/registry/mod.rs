@@ -636,16 +636,22 @@ impl Model {
 
     /// Render `humanReadableName` from an object's JSON fields.
     pub fn human_readable_name(&self, obj: &serde_json::Map<String, serde_json::Value>) -> String {
+        self.display_with(|key| match obj.get(key) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Null) | None => None,
+            Some(v) => Some(v.to_string()),
+        })
+    }
+
+    /// Fill the display template (`{field}` placeholders) from `lookup`.
+    pub fn display_with(&self, lookup: impl Fn(&str) -> Option<String>) -> String {
         let mut out = String::new();
         let mut rest = self.display.as_str();
         while let Some(start) = rest.find('{') {
             out.push_str(&rest[..start]);
             let Some(end) = rest[start..].find('}') else { break };
-            let key = &rest[start + 1..start + end];
-            match obj.get(key) {
-                Some(serde_json::Value::String(s)) => out.push_str(s),
-                Some(serde_json::Value::Null) | None => {}
-                Some(v) => out.push_str(&v.to_string()),
+            if let Some(v) = lookup(&rest[start + 1..start + end]) {
+                out.push_str(&v);
             }
             rest = &rest[start + end + 1..];
         }

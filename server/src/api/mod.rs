@@ -4,6 +4,7 @@
 //! keys unless `?no_hyperlinks=1`, and `?field=`, `?ordering=`, `?search=`, `?limit=&offset=`
 //! queries (the total goes in `X-Total-Count`). Every write goes through the store.
 
+pub mod cache;
 pub mod error;
 pub mod json;
 pub mod openapi;
@@ -55,30 +56,66 @@ fn indent(headers: &HeaderMap) -> Option<usize> {
         .map(|n: usize| n.min(16))
 }
 
-/// A JSON response, pretty-printed when the client asked for an indent.
-pub fn json_response(status: StatusCode, body: &Json, headers: &HeaderMap) -> Response {
-    let bytes = match indent(headers) {
+/// JSON bytes, pretty-printed when the client asked for an indent.
+pub fn json_bytes(body: &Json, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+    match indent(headers) {
         Some(n) => {
             let pad = " ".repeat(n);
             let mut out = Vec::new();
             let fmt = serde_json::ser::PrettyFormatter::with_indent(pad.as_bytes());
             let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-            match serde::Serialize::serialize(body, &mut ser) {
-                Ok(()) => out,
-                Err(e) => return ApiError::internal(e).into_response(),
-            }
+            serde::Serialize::serialize(body, &mut ser).map_err(ApiError::internal)?;
+            Ok(out)
         }
-        None => match serde_json::to_vec(body) {
-            Ok(v) => v,
-            Err(e) => return ApiError::internal(e).into_response(),
-        },
-    };
+        None => serde_json::to_vec(body).map_err(ApiError::internal),
+    }
+}
+
+/// Compact JSON bytes, re-indented when the client asked for `indent=N`.
+fn reformat(compact: Vec<u8>, headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+    if indent(headers).is_none() {
+        return Ok(compact);
+    }
+    let value: Json = serde_json::from_slice(&compact).map_err(ApiError::internal)?;
+    json_bytes(&value, headers)
+}
+
+/// A response of JSON bytes.
+pub fn bytes_response(status: StatusCode, bytes: impl Into<axum::body::Body>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        bytes,
+        bytes.into(),
     )
         .into_response()
+}
+
+/// A JSON response, pretty-printed when the client asked for an indent.
+pub fn json_response(status: StatusCode, body: &Json, headers: &HeaderMap) -> Response {
+    match json_bytes(body, headers) {
+        Ok(bytes) => bytes_response(status, bytes),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The response cache key of a GET: who asks, how it is formatted, what is asked.
+fn cache_key(actor: &crate::store::Actor, headers: &HeaderMap, path: &str, raw: &Option<String>) -> String {
+    format!(
+        "{}|{}|{:?}|{path}?{}",
+        actor.user_id().unwrap_or(0),
+        base_url(headers),
+        indent(headers),
+        raw.as_deref().unwrap_or("")
+    )
+}
+
+fn with_total(mut resp: Response, total: Option<i64>) -> Response {
+    if let Some(t) = total
+        && let Ok(v) = HeaderValue::from_str(&t.to_string())
+    {
+        resp.headers_mut().insert("x-total-count", v);
+    }
+    resp
 }
 
 /// The base of hyperlinks: scheme and host of this request (honours a proxy's `X-Forwarded-Proto`).
@@ -188,6 +225,11 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let actor = auth.require()?;
     let model = model_for(&state, &plural)?;
+    let key = cache_key(&actor, &headers, &plural, &raw);
+    let read_at = state.store.generation();
+    if let Some(hit) = state.responses.get(&key, read_at) {
+        return Ok(with_total(bytes_response(StatusCode::OK, hit.body), hit.total));
+    }
     let params = params(&raw);
     let q = ListQuery::parse(model, &params).map_err(ApiError::Invalid)?;
     let (records, total) = state.store.list(&actor, model, &q).await?;
@@ -195,19 +237,24 @@ async fn list(
     let reg = state.store.registry();
     let ids: Vec<i64> = records.iter().map(|r| r.id()).collect();
     let m2m = state.store.m2m_values(model, &ids).await?;
-    let body = Json::Array(
-        records
-            .iter()
-            .map(|r| json::render(reg, r, &links, &m2m))
-            .collect(),
-    );
-    let mut resp = json_response(StatusCode::OK, &body, &headers);
-    if let Some(t) = total
-        && let Ok(v) = HeaderValue::from_str(&t.to_string())
-    {
-        resp.headers_mut().insert("x-total-count", v);
+    let mut out = Vec::with_capacity(records.len() * 800 + 2);
+    out.push(b'[');
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json::write_record(&mut out, reg, r, &links, &m2m);
     }
-    Ok(resp)
+    out.push(b']');
+    let bytes = Bytes::from(reformat(out, &headers)?);
+    let cached = cache::Cached {
+        body: bytes.clone(),
+        total,
+    };
+    state
+        .responses
+        .put(key, read_at, state.store.generation(), cached);
+    Ok(with_total(bytes_response(StatusCode::OK, bytes), total))
 }
 
 async fn retrieve(
@@ -219,9 +266,32 @@ async fn retrieve(
 ) -> Result<Response, ApiError> {
     let actor = auth.require()?;
     let model = model_for(&state, &plural)?;
+    let key = cache_key(&actor, &headers, &format!("{plural}/{id}"), &raw);
+    let read_at = state.store.generation();
+    if let Some(hit) = state.responses.get(&key, read_at) {
+        return Ok(bytes_response(StatusCode::OK, hit.body));
+    }
     let rec = state.store.get(&actor, model, parse_id(&id)?).await?;
-    let body = render_one(&state, &rec, &links(&params(&raw), &headers)).await?;
-    Ok(json_response(StatusCode::OK, &body, &headers))
+    let m2m = state.store.m2m_values(model, &[rec.id()]).await?;
+    let mut out = Vec::with_capacity(1024);
+    json::write_record(
+        &mut out,
+        state.store.registry(),
+        &rec,
+        &links(&params(&raw), &headers),
+        &m2m,
+    );
+    let bytes = Bytes::from(reformat(out, &headers)?);
+    state.responses.put(
+        key,
+        read_at,
+        state.store.generation(),
+        cache::Cached {
+            body: bytes.clone(),
+            total: None,
+        },
+    );
+    Ok(bytes_response(StatusCode::OK, bytes))
 }
 
 async fn create(

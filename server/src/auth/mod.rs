@@ -99,7 +99,8 @@ impl Default for CredentialCache {
 }
 
 impl CredentialCache {
-    fn fingerprint(&self, user: &str, password: &str) -> [u8; 32] {
+    /// The cache key of a credential: HMAC(process key, user, password).
+    pub fn fingerprint(&self, user: &str, password: &str) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac takes any key length");
         mac.update(user.as_bytes());
         mac.update(&[0]);
@@ -107,7 +108,8 @@ impl CredentialCache {
         mac.finalize().into_bytes().into()
     }
 
-    fn get(&self, fp: &[u8; 32]) -> Option<Principal> {
+    /// A live entry for this key.
+    pub fn get(&self, fp: &[u8; 32]) -> Option<Principal> {
         let mut map = self.entries.lock().expect("credential cache lock");
         match map.get(fp) {
             Some((p, at)) if at.elapsed() < CREDENTIAL_TTL => Some(p.clone()),
@@ -119,7 +121,8 @@ impl CredentialCache {
         }
     }
 
-    fn put(&self, fp: [u8; 32], p: Principal) {
+    /// Remember a verified credential.
+    pub fn put(&self, fp: [u8; 32], p: Principal) {
         let mut map = self.entries.lock().expect("credential cache lock");
         if map.len() >= CREDENTIAL_CACHE_MAX {
             map.retain(|_, (_, at)| at.elapsed() < CREDENTIAL_TTL);
@@ -222,7 +225,8 @@ pub async fn check_password(
     Ok(verified)
 }
 
-fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
+/// `Authorization: Basic …` decoded: `None` without one, `Some(None)` when it is malformed.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
     let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = h.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

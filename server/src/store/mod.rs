@@ -25,6 +25,7 @@ use app::registry::{FieldKind, Model, OnDelete, Registry, SqlType};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
@@ -189,6 +190,7 @@ struct Inner {
     events: broadcast::Sender<ChangeEvent>,
     observed: RwLock<HashSet<String>>,
     hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
+    generation: AtomicU64,
 }
 
 impl Store {
@@ -201,6 +203,7 @@ impl Store {
                 events,
                 observed: RwLock::new(HashSet::new()),
                 hooks: RwLock::new(Vec::new()),
+                generation: AtomicU64::new(0),
             }),
         }
     }
@@ -218,6 +221,17 @@ impl Store {
             .registry
             .model(name)
             .unwrap_or_else(|| panic!("model {name} is not declared"))
+    }
+
+    /// A counter that grows whenever data changes: each commit that wrote something, and each
+    /// change another process announces. Caches tag what they read with it.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Another process changed data (its events arrive from the database's notifications).
+    pub fn note_external_change(&self) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Receive change events published after each commit.
@@ -665,6 +679,10 @@ impl Unit {
         let tx = self.tx.take().expect("unit of work already finished");
         tx.commit().await?;
         let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            // Before anyone hears of the change (and before this commit returns to its caller).
+            self.store.inner.generation.fetch_add(1, Ordering::AcqRel);
+        }
         for e in &events {
             let _ = self.store.inner.events.send(e.clone());
         }
@@ -854,7 +872,7 @@ impl Unit {
             return Err(StoreError::Conflict(format!(
                 "{} {} is write-protected.",
                 model.verbose_name,
-                model.human_readable_name(&crate::api::json::plain_map(&before))
+                crate::api::json::human_readable_name(&before)
             )));
         }
         let mut plan = Vec::new();
@@ -903,7 +921,7 @@ impl Unit {
                         return Err(StoreError::Conflict(format!(
                             "Cannot delete {} {}: {} {} still refer to it through \"{}\".",
                             rec.model.verbose_name,
-                            rec.model.human_readable_name(&crate::api::json::plain_map(&rec)),
+                            crate::api::json::human_readable_name(&rec),
                             rows.len(),
                             ref_model.verbose_name_plural,
                             field.name

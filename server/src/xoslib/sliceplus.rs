@@ -194,7 +194,7 @@ fn render(rec: &Record, info: &SliceInfo, actor: &Actor) -> Json {
     let plain = crate::api::json::plain_map(rec);
     m.insert(
         "humanReadableName".into(),
-        Json::String(rec.model.human_readable_name(&plain)),
+        Json::String(crate::api::json::human_readable_name(rec)),
     );
     for f in SLICE_FIELDS {
         m.insert((*f).into(), plain.get(*f).cloned().unwrap_or(Json::Null));
