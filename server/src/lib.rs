@@ -6,10 +6,12 @@ pub mod auth;
 pub mod bench;
 pub mod db;
 pub mod ddl;
+pub mod events;
 pub mod migrations;
 pub mod seed;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod web;
 pub mod xoslib;
 
@@ -43,7 +45,7 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub async fn open_store(config: &Config) -> Result<Store, ServerError> {
     let db = db::Db::connect(&config.database_url).await?;
     db.migrate().await?;
-    Ok(Store::new(db, app::registry::registry()))
+    Ok(Store::open(db, app::registry::registry()).await?)
 }
 
 /// The state every handler shares.
@@ -60,13 +62,35 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
     let credentials = Arc::new(auth::CredentialCache::default());
     auth::CredentialCache::watch(credentials.clone(), &store);
     let responses = Arc::new(api::cache::ResponseCache::new(config.response_cache));
+    let events = Arc::new(events::EventHub::default());
+    events::start(&store, events.clone());
     Ok(AppState {
         store,
         config: Arc::new(config),
         leptos,
         credentials,
         responses,
+        events,
     })
+}
+
+/// The synchronizer of a configuration: the local backend's steps, with model policies as
+/// configured. Marks the observed models (their deletes become soft) even when the engine runs
+/// elsewhere (`external`).
+pub async fn synchronizer(store: &Store, config: &Config) -> Result<Arc<sync::engine::Engine>, ServerError> {
+    let ctx = sync::StepContext {
+        store: store.clone(),
+        state_dir: std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone()),
+    };
+    let steps = sync::local::steps(&ctx, std::time::Duration::from_secs(2));
+    let opts = sync::engine::EngineOptions {
+        model_policies: config.model_policies,
+        ..Default::default()
+    };
+    let engine = sync::engine::Engine::new(ctx, steps, opts)
+        .await
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    Ok(Arc::new(engine))
 }
 
 /// The whole HTTP application.

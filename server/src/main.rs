@@ -29,6 +29,24 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Run the synchronizer alone (several may share one Postgres database).
+    Sync {
+        /// Run one pass and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Print the model dependency graph the synchronizer orders its steps by.
+    Dmdot {
+        /// Graphviz instead of text.
+        #[arg(long)]
+        dot: bool,
+    },
+    /// The small long-running program local instances run by default.
+    Workload {
+        /// Take this much memory at start (shows a flavor's memory limit at work).
+        #[arg(long, default_value_t = 0)]
+        allocate_mb: usize,
+    },
     /// Create an admin user.
     Createsuperuser {
         #[arg(long)]
@@ -112,6 +130,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         };
     }
+    if let Command::Dmdot { dot } = &cli.command {
+        let reg = app::registry::registry();
+        let text = if *dot {
+            server::sync::graph::dmdot_graphviz(reg)
+        } else {
+            server::sync::graph::dmdot_text(reg)
+        };
+        print!("{text}");
+        return Ok(());
+    }
+    if let Command::Workload { allocate_mb } = &cli.command {
+        server::sync::local::workload(*allocate_mb);
+    }
     if let Command::BenchCeiling {
         body,
         addr,
@@ -153,7 +184,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Serve => serve(store, config).await,
-        Command::Makemigrations { .. } | Command::BenchCeiling { .. } => unreachable!("handled above"),
+        Command::Sync { once } => sync(store, config, once).await,
+        Command::Makemigrations { .. }
+        | Command::BenchCeiling { .. }
+        | Command::Dmdot { .. }
+        | Command::Workload { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -205,6 +242,27 @@ async fn create_superuser(
     Ok(())
 }
 
+/// `xos sync`: the synchronizer without the API.
+async fn sync(store: server::store::Store, config: Config, once: bool) -> Result<(), String> {
+    let engine = server::synchronizer(&store, &config)
+        .await
+        .map_err(|e| e.to_string())?;
+    if once {
+        let report = engine.run_once().await.map_err(|e| e.to_string())?;
+        println!("{report:?}");
+        return Ok(());
+    }
+    let hub = std::sync::Arc::new(server::events::EventHub::default());
+    server::events::start(&store, hub.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tracing::info!(steps = ?engine.order(), "synchronizer running");
+    let run = tokio::spawn(engine.run(hub, stopped));
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = stop.send(true);
+    let _ = run.await;
+    Ok(())
+}
+
 async fn serve(store: server::store::Store, config: Config) -> Result<(), String> {
     server::seed::bootstrap(&store, &config.bootstrap)
         .await
@@ -215,15 +273,30 @@ async fn serve(store: server::store::Store, config: Config) -> Result<(), String
     let addr = format!("{}:{}", config.bind, config.port);
     let name = config.name.clone();
     let db = redact(&config.database_url);
+    let engine = match config.synchronizer.as_str() {
+        "none" => None,
+        _ => Some(
+            server::synchronizer(&store, &config)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let embedded = config.synchronizer == "embedded";
     let state = server::app_state(store, config).map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    if let Some(engine) = engine.filter(|_| embedded) {
+        tracing::info!(steps = ?engine.order(), "synchronizer running in this process");
+        tokio::spawn(engine.run(state.events.clone(), stopped));
+    }
     let app = server::router(state).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!(configuration = %name, database = %db, "XOS is ready at http://{addr}/");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
+            let _ = stop.send(true);
         })
         .await
         .map_err(|e| e.to_string())

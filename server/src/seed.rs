@@ -39,17 +39,17 @@ pub async fn initial_data(store: &Store) -> Result<(), StoreError> {
         (
             "Flavor",
             "name",
-            json!({"name": "m1.small", "flavor": "m1.small", "description": "1 CPU, 2 GB", "order": 1, "default": true}),
+            json!({"name": "m1.small", "flavor": "m1.small", "description": "1 CPU, 2 GB", "order": 1, "default": true, "memory_mb": 2048, "vcpus": 1}),
         ),
         (
             "Flavor",
             "name",
-            json!({"name": "m1.medium", "flavor": "m1.medium", "description": "2 CPUs, 4 GB", "order": 2}),
+            json!({"name": "m1.medium", "flavor": "m1.medium", "description": "2 CPUs, 4 GB", "order": 2, "memory_mb": 4096, "vcpus": 2}),
         ),
         (
             "Flavor",
             "name",
-            json!({"name": "m1.large", "flavor": "m1.large", "description": "4 CPUs, 8 GB", "order": 3}),
+            json!({"name": "m1.large", "flavor": "m1.large", "description": "4 CPUs, 8 GB", "order": 3, "memory_mb": 8192, "vcpus": 4}),
         ),
         (
             "NetworkTemplate",

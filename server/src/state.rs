@@ -30,6 +30,13 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Keep rendered GET responses until the next change (`XOS_RESPONSE_CACHE=0` turns it off).
     pub response_cache: bool,
+    /// Where the synchronizer runs: `embedded` (in `xos serve`), `external` (separate `xos sync`
+    /// workers; deletes here are still soft) or `none` (frontend-only: deletes are immediate).
+    pub synchronizer: String,
+    /// Run model policies (with the synchronizer).
+    pub model_policies: bool,
+    /// Backend state on this host (the local backend's process logs).
+    pub state_dir: PathBuf,
     pub bootstrap: Bootstrap,
 }
 
@@ -71,6 +78,9 @@ impl Default for Config {
             static_dir: PathBuf::from("static"),
             secure_cookies: false,
             response_cache: true,
+            synchronizer: "embedded".into(),
+            model_policies: true,
+            state_dir: PathBuf::from("data"),
             bootstrap: Bootstrap::default(),
         }
     }
@@ -133,6 +143,7 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub credentials: Arc<CredentialCache>,
     pub responses: Arc<crate::api::cache::ResponseCache>,
+    pub events: Arc<crate::events::EventHub>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -33,6 +33,8 @@ pub fn router() -> Router<AppState> {
             get(|| async { axum::response::Redirect::permanent("/docs/") }),
         )
         .route("/docs/init.js", get(openapi::docs_init))
+        .route("/xos/events", get(crate::events::stream))
+        .route("/xos/events/", get(crate::events::stream))
         .route("/xos", get(api_root))
         .route("/xos/", get(api_root))
         .route("/xos/{plural}", get(list).post(create))

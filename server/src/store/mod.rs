@@ -52,6 +52,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A database error from a direct sqlx call.
+    pub fn from_sqlx(e: sqlx::Error) -> StoreError {
+        StoreError::Db(DbError::Sqlx(e))
+    }
+
     /// A single-field validation error.
     pub fn field(name: &str, msg: impl Into<String>) -> StoreError {
         let mut e = FieldErrors::new();
@@ -95,7 +100,7 @@ impl Actor {
 }
 
 /// What kind of change an event reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Create,
@@ -106,7 +111,7 @@ pub enum ChangeKind {
 }
 
 /// A change published after its unit of work committed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct ChangeEvent {
     pub model: String,
     pub id: i64,
@@ -191,9 +196,47 @@ struct Inner {
     observed: RwLock<HashSet<String>>,
     hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
     generation: AtomicU64,
+    /// Identifies this process in the notifications its commits send.
+    origin: String,
+    /// Postgres: the channel commits notify (one per schema, so databases sharing a server do
+    /// not hear each other).
+    notify_channel: Option<String>,
 }
 
 impl Store {
+    /// A store over `db`; on Postgres its commits are announced on the schema's channel.
+    pub async fn open(db: Db, registry: &'static Registry) -> Result<Store, StoreError> {
+        let channel = match &db {
+            Db::Postgres(_) => {
+                let rows = db
+                    .fetch(&Sql::new("SELECT current_schema()::text"), &[SqlType::Text])
+                    .await?;
+                let schema = rows
+                    .first()
+                    .and_then(|r| r[0].as_str())
+                    .unwrap_or("public")
+                    .to_string();
+                let clean: String = schema
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                Some(format!("xos_events_{clean}"))
+            }
+            Db::Sqlite { .. } => None,
+        };
+        let mut store = Store::new(db, registry);
+        Arc::get_mut(&mut store.inner)
+            .expect("a new store is not shared")
+            .notify_channel = channel;
+        Ok(store)
+    }
+
     pub fn new(db: Db, registry: &'static Registry) -> Store {
         let (events, _) = broadcast::channel(4096);
         Store {
@@ -204,6 +247,8 @@ impl Store {
                 observed: RwLock::new(HashSet::new()),
                 hooks: RwLock::new(Vec::new()),
                 generation: AtomicU64::new(0),
+                origin: format!("{:016x}", rand::random::<u64>()),
+                notify_channel: None,
             }),
         }
     }
@@ -227,6 +272,16 @@ impl Store {
     /// change another process announces. Caches tag what they read with it.
     pub fn generation(&self) -> u64 {
         self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// This process's identity in notifications.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// The Postgres notification channel of this database, if any.
+    pub fn notify_channel(&self) -> Option<String> {
+        self.inner.notify_channel.clone()
     }
 
     /// Another process changed data (its events arrive from the database's notifications).
@@ -331,14 +386,14 @@ impl Store {
         q.push_where(model, self.inner.db.dialect(), &mut where_sql);
         let total = if q.limit.is_some() || q.offset > 0 {
             let mut c = Sql::new(format!("SELECT COUNT(*) FROM {} t", model.table()));
-            append(&mut c, &where_sql);
+            append_sql(&mut c, &where_sql);
             let rows = self.inner.db.fetch(&c, &[SqlType::Int]).await?;
             rows.first().and_then(|r| r[0].as_int())
         } else {
             None
         };
         let mut sql = select_sql(model);
-        append(&mut sql, &where_sql);
+        append_sql(&mut sql, &where_sql);
         q.push_order(model, &mut sql);
         if let Some(limit) = q.limit {
             sql.push(" LIMIT ").bind(Value::Int(limit));
@@ -377,7 +432,8 @@ impl Store {
     }
 }
 
-fn append(dst: &mut Sql, src: &Sql) {
+/// Append `src` to `dst`, renumbering its placeholders after those of `dst`.
+pub fn append_sql(dst: &mut Sql, src: &Sql) {
     // Renumber the placeholders of `src` after those of `dst`.
     let offset = dst.args.len();
     let mut text = String::with_capacity(src.text.len());
@@ -676,6 +732,24 @@ impl Unit {
 
     /// Commit and publish the unit's change events.
     pub async fn commit(mut self) -> Result<Vec<ChangeEvent>, StoreError> {
+        if let Some(channel) = self.store.inner.notify_channel.clone()
+            && !self.events.is_empty()
+        {
+            // Delivered by Postgres exactly when the commit is, to every listening process.
+            let events = self.events.clone();
+            for chunk in events.chunks(60) {
+                let note = crate::events::Notification {
+                    origin: self.store.inner.origin.clone(),
+                    events: chunk.to_vec(),
+                };
+                let mut sql = Sql::new("SELECT pg_notify(");
+                sql.bind(Value::Text(channel.clone()));
+                sql.push(", ")
+                    .bind(Value::Text(serde_json::to_string(&note).unwrap_or_default()));
+                sql.push(")::text");
+                self.fetch(&sql, &[SqlType::Text]).await?;
+            }
+        }
         let tx = self.tx.take().expect("unit of work already finished");
         tx.commit().await?;
         let events = std::mem::take(&mut self.events);

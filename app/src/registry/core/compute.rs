@@ -90,6 +90,20 @@ pub fn models() -> Vec<Model> {
                 Field::boolean("default", false)
                     .help("make this a default flavor to use when creating new instances"),
             )
+            .field(
+                Field::positive_integer("memory_mb")
+                    .default_int(0)
+                    .verbose("memory (MiB)")
+                    .help("Memory of an instance; the local backend's address-space limit (0: no limit)"),
+            )
+            .field(
+                Field::positive_integer("vcpus")
+                    .default_int(0)
+                    .verbose("virtual CPUs")
+                    .help(
+                        "CPUs of an instance; the local backend pins the process to this many (0: no limit)",
+                    ),
+            )
             .many_to_many("deployments", "Deployment", "FlavorDeployment", "flavors")
             .ordering(&["order", "name"])
             .display("{name}")

@@ -1,0 +1,697 @@
+//! The engine that runs the steps: passes in dependency order, status write-back, backoff,
+//! failed-dependency skips, deletions and purges, leases between workers, wake-ups.
+//!
+//! Guarantees:
+//! - `enacted_version` is set to the `row_version` read when the object was fetched, so a change
+//!   made while `sync_record` ran is synced again.
+//! - Everything written back goes through the store's status writes (they never bump
+//!   `row_version`), in batches, one transaction per batch.
+//! - A failure backs off that object only (exponential, capped) and never stops other objects
+//!   or steps; objects whose dependencies failed in this pass are skipped with a status naming
+//!   the dependency.
+//! - A soft-deleted row is purged only after its step's `delete_record` succeeded, children
+//!   before parents (the deletion pass runs the layers in reverse).
+//! - On Postgres, several workers share the work: a worker holds an advisory lock on each object
+//!   it works on (released when its status is written, or when the worker dies) and re-reads the
+//!   object after locking, so no object is enacted by two workers at once or twice for one change.
+
+use super::graph::{CycleError, step_layers};
+use super::{Step, StepContext, SyncError, policies};
+use crate::db::Sql;
+use crate::events::EventHub;
+use crate::store::{Actor, Record, StatusUpdate, StoreError, select_sql, types};
+use app::registry::SqlType;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How the engine behaves.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// First backoff after a failure; doubles with each further failure.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Longest wait between passes without any event (XOS's loop waited 5 s).
+    pub idle_tick: Duration,
+    pub model_policies: bool,
+    /// Status writes per transaction.
+    pub batch: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            backoff_base: Duration::from_secs(2),
+            backoff_cap: Duration::from_secs(600),
+            idle_tick: Duration::from_secs(5),
+            model_policies: true,
+            batch: 2000,
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PassReport {
+    pub enacted: usize,
+    pub failed: usize,
+    pub deleted: usize,
+    pub policed: usize,
+    /// Objects left alone: backing off, dependency failed, or held by another worker.
+    pub skipped: usize,
+}
+
+/// Counters for metrics, per step.
+#[derive(Default)]
+pub struct StepStats {
+    pub runs: AtomicU64,
+    pub enacted: AtomicU64,
+    pub failed: AtomicU64,
+    pub backoff_skips: AtomicU64,
+    pub pending: AtomicU64,
+}
+
+/// Fault injection for the crash tests: `XOS_SYNC_CRASH=<point>:<n>` kills the process (as
+/// SIGKILL would) the n-th time it reaches `before_backend`, `after_backend` or `after_status`.
+struct CrashPoint {
+    point: String,
+    at: usize,
+    seen: AtomicUsize,
+}
+
+impl CrashPoint {
+    fn from_env() -> Option<CrashPoint> {
+        let v = std::env::var("XOS_SYNC_CRASH").ok()?;
+        let (point, n) = v.split_once(':')?;
+        Some(CrashPoint {
+            point: point.to_string(),
+            at: n.parse().ok()?,
+            seen: AtomicUsize::new(0),
+        })
+    }
+    fn reach(&self, point: &str) {
+        if self.point == point && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+            eprintln!("xos sync: crash injected at {point} #{}", self.at);
+            // SAFETY: kill(2) on our own pid; SIGKILL ends the process at once, like a crash.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The result of working on one object.
+enum Outcome {
+    Enacted {
+        id: i64,
+        version: i64,
+        result: super::Enacted,
+    },
+    Deleted {
+        id: i64,
+    },
+    Failed {
+        id: i64,
+        name: String,
+        error: SyncError,
+        register: String,
+    },
+    DependencyFailed {
+        id: i64,
+        message: String,
+    },
+    Skipped,
+}
+
+/// Backoff bookkeeping kept in `backend_register` (as XOS did).
+#[derive(Default)]
+struct Register {
+    next_run_ms: i64,
+    exponent: u32,
+    failures: u64,
+}
+
+impl Register {
+    fn parse(rec: &Record) -> Register {
+        let v: serde_json::Value = rec
+            .get_str("backend_register")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        Register {
+            next_run_ms: v["next_run"].as_i64().unwrap_or(0),
+            exponent: v["exponent"].as_u64().unwrap_or(0) as u32,
+            failures: v["failures"].as_u64().unwrap_or(0),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The synchronizer engine.
+pub struct Engine {
+    ctx: Arc<StepContext>,
+    steps: Vec<Arc<dyn Step>>,
+    layers: Vec<Vec<usize>>,
+    opts: EngineOptions,
+    last_run: Mutex<HashMap<usize, Instant>>,
+    crash: Option<CrashPoint>,
+    leases: Option<Leases>,
+    pub stats: HashMap<&'static str, Arc<StepStats>>,
+    pub passes: AtomicU64,
+}
+
+impl Engine {
+    pub async fn new(
+        ctx: StepContext,
+        steps: Vec<Arc<dyn Step>>,
+        opts: EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        let layers = step_layers(ctx.store.registry(), &steps)?;
+        let leases = match ctx.store.db().pg_pool() {
+            Some(pool) => Some(Leases {
+                conn: tokio::sync::Mutex::new(pool.acquire().await.map_err(StoreError::from_sqlx)?),
+            }),
+            None => None,
+        };
+        for s in &steps {
+            ctx.store.set_observed(s.observes(), true);
+        }
+        let stats = steps
+            .iter()
+            .map(|s| (s.name(), Arc::new(StepStats::default())))
+            .collect();
+        Ok(Engine {
+            ctx: Arc::new(ctx),
+            steps,
+            layers,
+            opts,
+            last_run: Mutex::new(HashMap::new()),
+            crash: CrashPoint::from_env(),
+            leases,
+            stats,
+            passes: AtomicU64::new(0),
+        })
+    }
+
+    pub fn context(&self) -> &StepContext {
+        &self.ctx
+    }
+
+    /// The step names in the order they run, layer by layer.
+    pub fn order(&self) -> Vec<Vec<&'static str>> {
+        self.layers
+            .iter()
+            .map(|l| l.iter().map(|&i| self.steps[i].name()).collect())
+            .collect()
+    }
+
+    fn crash(&self, point: &str) {
+        if let Some(c) = &self.crash {
+            c.reach(point);
+        }
+    }
+
+    /// One pass: model policies, then the sync pass in dependency order, then the deletion pass
+    /// in reverse order, then purges of deleted rows no step observes.
+    pub async fn run_once(&self) -> Result<PassReport, StoreError> {
+        self.passes.fetch_add(1, Ordering::Relaxed);
+        let mut report = PassReport::default();
+        if self.opts.model_policies {
+            report.policed = policies::run(&self.ctx.store).await?;
+        }
+        let failed: Mutex<HashMap<(String, i64), String>> = Mutex::new(HashMap::new());
+        for deletion in [false, true] {
+            let layers: Vec<&Vec<usize>> = if deletion {
+                self.layers.iter().rev().collect()
+            } else {
+                self.layers.iter().collect()
+            };
+            for layer in layers {
+                // Boxed: spawned engines need these futures to be provably `Send`.
+                let runs = layer
+                    .iter()
+                    .map(|&i| -> BoxFuture<'_, Result<PassReport, StoreError>> {
+                        Box::pin(self.run_step(i, deletion, &failed))
+                    });
+                for r in futures::future::join_all(runs).await {
+                    let r = r?;
+                    report.enacted += r.enacted;
+                    report.failed += r.failed;
+                    report.deleted += r.deleted;
+                    report.skipped += r.skipped;
+                }
+            }
+        }
+        self.purge_unobserved().await?;
+        Ok(report)
+    }
+
+    async fn run_step(
+        &self,
+        i: usize,
+        deletion: bool,
+        failed: &Mutex<HashMap<(String, i64), String>>,
+    ) -> Result<PassReport, StoreError> {
+        let step = &self.steps[i];
+        let interval = step.requested_interval();
+        if !deletion && !interval.is_zero() {
+            let mut last = self.last_run.lock().expect("last run lock");
+            if last.get(&i).is_some_and(|t| t.elapsed() < interval) {
+                return Ok(PassReport::default());
+            }
+            last.insert(i, Instant::now());
+        }
+        let stats = self.stats[step.name()].clone();
+        stats.runs.fetch_add(1, Ordering::Relaxed);
+        let objs = match step.fetch_pending(&self.ctx, deletion).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(step = step.name(), error = %e, "fetch_pending failed");
+                return Ok(PassReport {
+                    failed: 1,
+                    ..Default::default()
+                });
+            }
+        };
+        if !deletion {
+            stats.pending.store(objs.len() as u64, Ordering::Relaxed);
+        }
+        if objs.is_empty() {
+            return Ok(PassReport::default());
+        }
+        let model = objs[0].model;
+        // With several workers, claim a chunk at a time so the others get the rest.
+        let claim = if self.leases.is_some() {
+            step.concurrency().max(1) * 2
+        } else {
+            objs.len()
+        };
+        let mut report = PassReport::default();
+        let mut objs = objs;
+        while !objs.is_empty() {
+            let rest = objs.split_off(claim.min(objs.len()));
+            let r = self.run_chunk(step, model, objs, deletion, failed).await?;
+            report.enacted += r.enacted;
+            report.failed += r.failed;
+            report.deleted += r.deleted;
+            report.skipped += r.skipped;
+            objs = rest;
+        }
+        Ok(report)
+    }
+
+    /// Work on one claimed chunk of a step's objects: lock (Postgres), enact, write back, release.
+    async fn run_chunk(
+        &self,
+        step: &Arc<dyn Step>,
+        model: &'static app::registry::Model,
+        objs: Vec<Record>,
+        deletion: bool,
+        failed: &Mutex<HashMap<(String, i64), String>>,
+    ) -> Result<PassReport, StoreError> {
+        let stats = self.stats[step.name()].clone();
+        let (objs, locked) = match &self.leases {
+            Some(l) => l.acquire(&self.ctx.store, model, objs, deletion).await?,
+            None => (objs, Vec::new()),
+        };
+        let snapshot = failed.lock().expect("failed lock").clone();
+        // Indexes, not references, into `objs`: keeps the futures' lifetimes simple (`Send`).
+        let objs_ref = &objs;
+        let snapshot_ref = &snapshot;
+        let outcomes: Vec<Outcome> = futures::stream::iter(0..objs.len())
+            .map(|k| -> BoxFuture<'_, Outcome> {
+                Box::pin(self.process(step.as_ref(), &objs_ref[k], deletion, snapshot_ref))
+            })
+            .buffer_unordered(step.concurrency().max(1))
+            .collect()
+            .await;
+        let mut report = PassReport::default();
+        let mut writes = Vec::new();
+        let mut newly_failed = Vec::new();
+        for o in outcomes {
+            match o {
+                Outcome::Enacted { id, version, result } => {
+                    report.enacted += 1;
+                    let status = format!("1 - {}", result.status.as_deref().unwrap_or("OK"));
+                    let register =
+                        json!({"next_run": 0, "exponent": 0, "last_success": now_ms()}).to_string();
+                    writes.push(Write::Status(
+                        id,
+                        StatusUpdate {
+                            backend_status: Some(status),
+                            backend_register: Some(register),
+                            enacted_version: Some(version),
+                            fields: result.fields,
+                            ..Default::default()
+                        },
+                    ));
+                }
+                Outcome::Deleted { id } => {
+                    report.deleted += 1;
+                    writes.push(Write::Purge(id));
+                }
+                Outcome::Failed {
+                    id,
+                    name,
+                    error,
+                    register,
+                } => {
+                    report.failed += 1;
+                    let code = if matches!(error, SyncError::Innocuous(_)) {
+                        1
+                    } else {
+                        2
+                    };
+                    tracing::info!(step = step.name(), id, error = %error, "sync failed");
+                    newly_failed.push((id, name));
+                    writes.push(Write::Status(
+                        id,
+                        StatusUpdate {
+                            backend_status: Some(format!("{code} - {error}")),
+                            backend_register: Some(register),
+                            ..Default::default()
+                        },
+                    ));
+                }
+                Outcome::DependencyFailed { id, message } => {
+                    report.skipped += 1;
+                    newly_failed.push((id, String::new()));
+                    writes.push(Write::Status(
+                        id,
+                        StatusUpdate {
+                            backend_status: Some(message),
+                            ..Default::default()
+                        },
+                    ));
+                }
+                Outcome::Skipped => report.skipped += 1,
+            }
+        }
+        stats.enacted.fetch_add(report.enacted as u64, Ordering::Relaxed);
+        stats.failed.fetch_add(report.failed as u64, Ordering::Relaxed);
+        self.crash("after_backend");
+        for chunk in writes.chunks(self.opts.batch.max(1)) {
+            self.flush(model, chunk).await?;
+        }
+        self.crash("after_status");
+        if let Some(l) = &self.leases {
+            l.release(model, &locked).await;
+        }
+        // Record failures under the observed model and under the models the step provides (a
+        // failed ControllerSlice is a failed Slice for the instances that depend on it).
+        let mut f = failed.lock().expect("failed lock");
+        for (id, name) in newly_failed {
+            let rec = objs.iter().find(|o| o.id() == id);
+            f.insert((model.name.clone(), id), name.clone());
+            for p in step.provides() {
+                if p == model.name {
+                    continue;
+                }
+                if let Some(fk) = model.foreign_keys().find(|fk| fk.fk_target() == Some(p))
+                    && let Some(pid) = rec.and_then(|r| r.get_int(&fk.name))
+                {
+                    f.insert((p.to_string(), pid), name.clone());
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn process(
+        &self,
+        step: &dyn Step,
+        obj: &Record,
+        deletion: bool,
+        failed: &HashMap<(String, i64), String>,
+    ) -> Outcome {
+        let id = obj.id();
+        let reg = Register::parse(obj);
+        if reg.next_run_ms > now_ms() {
+            self.stats[step.name()]
+                .backoff_skips
+                .fetch_add(1, Ordering::Relaxed);
+            return Outcome::Skipped;
+        }
+        if !deletion {
+            for fk in obj.model.foreign_keys() {
+                let (Some(to), Some(target)) = (fk.fk_target(), obj.get_int(&fk.name)) else {
+                    continue;
+                };
+                if let Some(name) = failed.get(&(to.to_string(), target)) {
+                    let what = if name.is_empty() {
+                        format!("{to} {target}")
+                    } else {
+                        format!("{to} {name}")
+                    };
+                    return Outcome::DependencyFailed {
+                        id,
+                        message: format!("2 - Failed dependency: {what}"),
+                    };
+                }
+            }
+        }
+        self.crash("before_backend");
+        let result = if deletion {
+            step.delete_record(&self.ctx, obj).await.map(|_| None)
+        } else {
+            step.sync_record(&self.ctx, obj).await.map(Some)
+        };
+        match result {
+            Ok(Some(result)) => Outcome::Enacted {
+                id,
+                version: obj.get_int("row_version").unwrap_or(0),
+                result,
+            },
+            Ok(None) => Outcome::Deleted { id },
+            Err(error) => {
+                let base = match error {
+                    SyncError::Deferred(_) => self.opts.backoff_base / 4,
+                    _ => self.opts.backoff_base,
+                };
+                let delay = base
+                    .saturating_mul(1u32 << reg.exponent.min(20))
+                    .min(self.opts.backoff_cap);
+                let register = json!({
+                    "next_run": now_ms() + delay.as_millis() as i64,
+                    "exponent": reg.exponent + 1,
+                    "failures": reg.failures + 1,
+                    "last_failure": now_ms(),
+                })
+                .to_string();
+                Outcome::Failed {
+                    id,
+                    name: crate::api::json::human_readable_name(obj),
+                    error,
+                    register,
+                }
+            }
+        }
+    }
+
+    async fn flush(&self, model: &'static app::registry::Model, writes: &[Write]) -> Result<(), StoreError> {
+        let mut unit = self.ctx.store.begin(Actor::System).await?;
+        for w in writes {
+            match w {
+                Write::Status(id, update) => match unit.set_status(model, *id, update).await {
+                    Ok(()) | Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e),
+                },
+                Write::Purge(id) => match unit.purge(model, *id).await {
+                    // Children still wait for their own backend delete: purged in a later pass.
+                    Ok(()) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        unit.commit().await?;
+        Ok(())
+    }
+
+    /// Deleted rows of models no step observes were kept only for their children; purge those
+    /// whose children are gone (children first, so a chain empties over passes).
+    async fn purge_unobserved(&self) -> Result<(), StoreError> {
+        let store = &self.ctx.store;
+        let observed: HashSet<&str> = self.steps.iter().map(|s| s.observes()).collect();
+        for model in &store.registry().models {
+            if observed.contains(model.name.as_str()) || model.field_named("deleted").is_none() {
+                continue;
+            }
+            let sql = Sql::new(format!(
+                "SELECT id FROM {} WHERE (row_version > enacted_version OR deleted) AND deleted LIMIT 1000",
+                model.table()
+            ));
+            let rows = store.db().fetch(&sql, &[SqlType::Int]).await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let model = store.model(&model.name);
+            let mut unit = store.begin(Actor::System).await?;
+            for r in rows {
+                match unit.purge(model, r[0].as_int().unwrap_or(0)).await {
+                    Ok(()) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            unit.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Run passes until `shutdown` turns true: after every change event (coalesced), after
+    /// `idle_tick`, or when a step's interval comes due.
+    pub async fn run(self: Arc<Self>, hub: Arc<EventHub>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut rx = hub.subscribe();
+        let tick = self
+            .steps
+            .iter()
+            .map(|s| s.requested_interval())
+            .filter(|d| !d.is_zero())
+            .fold(self.opts.idle_tick, Duration::min);
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "synchronizer pass failed");
+            }
+            tokio::select! {
+                r = rx.recv() => {
+                    if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        break;
+                    }
+                    // Coalesce a burst of events into one pass.
+                    while rx.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+    }
+}
+
+enum Write {
+    Status(i64, StatusUpdate),
+    Purge(i64),
+}
+
+/// Errors starting the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Cycle(#[from] CycleError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Advisory locks held on a connection of this worker's own (Postgres).
+struct Leases {
+    conn: tokio::sync::Mutex<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+}
+
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+impl Leases {
+    /// Lock what no other worker holds, then keep only rows still needing this pass's work
+    /// (another worker may have finished them between our read and our lock).
+    async fn acquire(
+        &self,
+        store: &crate::store::Store,
+        model: &'static app::registry::Model,
+        objs: Vec<Record>,
+        deletion: bool,
+    ) -> Result<(Vec<Record>, Vec<i64>), StoreError> {
+        let ids: Vec<i64> = objs.iter().map(Record::id).collect();
+        let sql = format!(
+            "SELECT id FROM unnest(ARRAY[{}]::bigint[]) AS id WHERE pg_try_advisory_lock(hashtext('{}'), id::int4)",
+            id_list(&ids),
+            model.name
+        );
+        let locked: Vec<i64> = {
+            let mut conn = self.conn.lock().await;
+            sqlx::query_scalar::<_, i64>(&sql)
+                .fetch_all(&mut **conn)
+                .await
+                .map_err(StoreError::from_sqlx)?
+        };
+        if locked.is_empty() {
+            return Ok((Vec::new(), locked));
+        }
+        let mut q = select_sql(model);
+        q.push(&format!(" WHERE t.id IN ({})", id_list(&locked)));
+        q.push(if deletion {
+            " AND t.deleted"
+        } else {
+            " AND NOT t.deleted AND t.row_version > t.enacted_version"
+        });
+        q.push(" ORDER BY t.id");
+        let fresh = store.db().fetch(&q, &types(model)).await?;
+        let fresh: Vec<Record> = fresh.into_iter().map(|values| Record { model, values }).collect();
+        let keep: HashSet<i64> = fresh.iter().map(Record::id).collect();
+        let drop: Vec<i64> = locked.iter().copied().filter(|id| !keep.contains(id)).collect();
+        self.release(model, &drop).await;
+        Ok((fresh, keep.into_iter().collect()))
+    }
+
+    async fn release(&self, model: &app::registry::Model, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        let sql = format!(
+            "SELECT pg_advisory_unlock(hashtext('{}'), id::int4) FROM unnest(ARRAY[{}]::bigint[]) AS id",
+            model.name,
+            id_list(ids)
+        );
+        let mut conn = self.conn.lock().await;
+        if let Err(e) = sqlx::query(&sql).execute(&mut **conn).await {
+            tracing::warn!(error = %e, "could not release leases");
+        }
+    }
+}
+
+/// Used by tests and the benchmark: a step that enacts every object without a backend.
+pub struct NoopStep {
+    pub model: &'static str,
+}
+
+#[async_trait::async_trait]
+impl Step for NoopStep {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+    fn provides(&self) -> Vec<&'static str> {
+        vec![self.model]
+    }
+    fn observes(&self) -> &'static str {
+        self.model
+    }
+    fn concurrency(&self) -> usize {
+        256
+    }
+    async fn sync_record(&self, _: &StepContext, _: &Record) -> Result<super::Enacted, SyncError> {
+        Ok(super::Enacted::ok())
+    }
+    async fn delete_record(&self, _: &StepContext, _: &Record) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn id_lists_are_plain_integers() {
+        assert_eq!(super::id_list(&[1, 22, 333]), "1,22,333");
+    }
+}

@@ -1,0 +1,491 @@
+//! The `local` backend: an Instance whose deployment has a Controller of `backend_type` `local`
+//! runs as a supervised process on this host.
+//!
+//! - The Image's `path` is the command line (`xos workload` when empty; a first word `xos` is
+//!   this binary). The Flavor's `memory_mb` becomes the address-space limit (setrlimit) and its
+//!   `vcpus` the CPUs the process may run on (affinity).
+//! - Each process carries markers in its environment (`XOS_LOCAL_BACKEND`, `XOS_INSTANCE_ID`,
+//!   `XOS_INSTANCE_SPEC`), so a restarted synchronizer finds and adopts what runs instead of
+//!   starting it twice, and finds orphans (processes of deleted instances) to stop.
+//! - Output goes to `<state_dir>/instances/<id>.log`; the pid is recorded in `instance_id`.
+//! - A process that dies at start fails the sync with its reason (e.g. the memory limit); one
+//!   that dies later is restarted by the drift step, which says so in `backend_status`.
+
+use super::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
+use crate::db::{Sql, Value};
+use crate::store::{Record, select_sql, types};
+use app::registry::SqlType;
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Instances of deployments with a local controller.
+const LOCAL: &str =
+    "t.deployment_id IN (SELECT deployment_id FROM core_controller WHERE NOT deleted AND backend_type = ";
+
+/// How long a new process must survive to count as started.
+const START_GRACE: Duration = Duration::from_millis(400);
+
+/// What the local backend runs for an instance.
+#[derive(Clone, Debug, PartialEq)]
+struct Spec {
+    argv: Vec<String>,
+    memory_mb: i64,
+    vcpus: i64,
+}
+
+impl Spec {
+    /// A short fingerprint of the spec (in the process's environment).
+    fn fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in format!("{:?}|{}|{}", self.argv, self.memory_mb, self.vcpus).bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// A process of ours found running.
+#[derive(Clone, Debug)]
+struct Found {
+    pid: i32,
+    spec: String,
+}
+
+/// The processes and children of one backend directory.
+pub struct LocalBackend {
+    dir: PathBuf,
+    children: Mutex<HashMap<i32, Child>>,
+}
+
+impl LocalBackend {
+    pub fn new(state_dir: &Path) -> LocalBackend {
+        LocalBackend {
+            dir: state_dir.to_path_buf(),
+            children: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn marker(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn log_path(&self, id: i64) -> PathBuf {
+        self.dir.join("instances").join(format!("{id}.log"))
+    }
+
+    /// Collect exited children (no zombies) and forget them.
+    fn reap(&self) {
+        self.children
+            .lock()
+            .expect("children lock")
+            .retain(|_, c| matches!(c.try_wait(), Ok(None)));
+    }
+
+    /// Our running processes, by instance id.
+    fn scan(&self) -> HashMap<i64, Vec<Found>> {
+        self.reap();
+        let marker = format!("XOS_LOCAL_BACKEND={}", self.marker());
+        let mut out: HashMap<i64, Vec<Found>> = HashMap::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return out;
+        };
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(env) = std::fs::read(e.path().join("environ")) else {
+                continue;
+            };
+            let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+            if !vars.iter().any(|v| *v == marker.as_bytes()) || is_zombie(pid) {
+                continue;
+            }
+            let get = |key: &str| {
+                vars.iter()
+                    .find_map(|v| std::str::from_utf8(v).ok()?.strip_prefix(key).map(str::to_string))
+            };
+            if let Some(id) = get("XOS_INSTANCE_ID=").and_then(|s| s.parse::<i64>().ok()) {
+                out.entry(id).or_default().push(Found {
+                    pid,
+                    spec: get("XOS_INSTANCE_SPEC=").unwrap_or_default(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Start the process of instance `id`; `Ok(pid)` once it survived its first moments.
+    fn spawn(&self, id: i64, spec: &Spec) -> Result<i32, SyncError> {
+        let log_path = self.log_path(id);
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| SyncError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| SyncError::Failed(format!("cannot open {}: {e}", log_path.display())))?;
+        let err_log = log.try_clone().map_err(|e| SyncError::Failed(e.to_string()))?;
+        let start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+        let (program, args) = spec
+            .argv
+            .split_first()
+            .ok_or_else(|| SyncError::Failed("the image has no command".into()))?;
+        let program = if program == "xos" {
+            std::env::current_exe().map_err(|e| SyncError::Failed(e.to_string()))?
+        } else {
+            PathBuf::from(program)
+        };
+        let mut cmd = Command::new(&program);
+        cmd.args(args)
+            .env("XOS_LOCAL_BACKEND", self.marker())
+            .env("XOS_INSTANCE_ID", id.to_string())
+            .env("XOS_INSTANCE_SPEC", spec.fingerprint())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log);
+        let (memory, vcpus) = (spec.memory_mb, spec.vcpus);
+        // SAFETY: between fork and exec only async-signal-safe calls (setsid, setrlimit,
+        // sched_setaffinity) on values computed before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::setsid();
+                if memory > 0 {
+                    let bytes = (memory as libc::rlim_t) * 1024 * 1024;
+                    let lim = libc::rlimit {
+                        rlim_cur: bytes,
+                        rlim_max: bytes,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if vcpus > 0 {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    let ncpu = libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1);
+                    for cpu in 0..vcpus.min(ncpu as i64) {
+                        libc::CPU_SET(cpu as usize, &mut set);
+                    }
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| SyncError::Failed(format!("cannot start {}: {e}", program.display())))?;
+        let pid = child.id() as i32;
+        std::thread::sleep(START_GRACE);
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(SyncError::Failed(format!(
+                "the process exited at start ({}): {}",
+                describe_exit(status),
+                self.reason(&log_path, start, spec)
+            )));
+        }
+        self.children.lock().expect("children lock").insert(pid, child);
+        Ok(pid)
+    }
+
+    /// The last line the process wrote since `from`, with the memory limit when it ran out.
+    fn reason(&self, log: &Path, from: u64, spec: &Spec) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(log) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ = f.seek(SeekFrom::Start(from.max(len.saturating_sub(4096))));
+            let _ = f.read_to_string(&mut text);
+        }
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .trim()
+            .to_string();
+        if last.contains("memory allocation") && spec.memory_mb > 0 {
+            format!("{last} (memory limit {} MiB from the flavor)", spec.memory_mb)
+        } else {
+            last
+        }
+    }
+
+    /// Stop processes: SIGTERM to their group, SIGKILL after a grace period.
+    fn stop(&self, pids: &[i32]) {
+        for &pid in pids {
+            // SAFETY: signals to process groups we created (setsid), identified by marker.
+            unsafe {
+                libc::kill(-pid, libc::SIGTERM);
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        for _ in 0..30 {
+            self.reap();
+            if pids.iter().all(|&p| !alive(p)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for &pid in pids {
+            // SAFETY: as above.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.reap();
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+fn alive(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => format!(
+            "killed by signal {sig}{}",
+            if sig == libc::SIGABRT { " (abort)" } else { "" }
+        ),
+        _ => "ended".into(),
+    }
+}
+
+/// The spec of an instance: its image's command, its flavor's limits.
+async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
+    let mut sql =
+        Sql::new("SELECT i.path, f.memory_mb, f.vcpus FROM core_image i, core_flavor f WHERE i.id = ");
+    sql.bind(Value::Int(obj.get_int("image").unwrap_or(0)));
+    sql.push(" AND f.id = ")
+        .bind(Value::Int(obj.get_int("flavor").unwrap_or(0)));
+    let rows = ctx
+        .store
+        .db()
+        .fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int])
+        .await?;
+    let r = rows
+        .first()
+        .ok_or_else(|| SyncError::Failed("the instance's image or flavor is missing".into()))?;
+    let path = r[0].as_str().unwrap_or("").trim();
+    let argv: Vec<String> = if path.is_empty() {
+        vec!["xos".into(), "workload".into()]
+    } else {
+        path.split_whitespace().map(str::to_string).collect()
+    };
+    Ok(Spec {
+        argv,
+        memory_mb: r[1].as_int().unwrap_or(0),
+        vcpus: r[2].as_int().unwrap_or(0),
+    })
+}
+
+fn enacted(pid: i32, id: i64, status: String) -> Enacted {
+    Enacted::with_status(status)
+        .field("instance_id", Value::Text(pid.to_string()))
+        .field("instance_name", Value::Text(format!("xos-instance-{id}")))
+        .field("ip", Value::Text("127.0.0.1".into()))
+}
+
+/// Enacts local instances (internal step, driven by changes).
+pub struct LocalInstances {
+    pub backend: std::sync::Arc<LocalBackend>,
+}
+
+#[async_trait::async_trait]
+impl Step for LocalInstances {
+    fn name(&self) -> &'static str {
+        "local_instances"
+    }
+    fn provides(&self) -> Vec<&'static str> {
+        vec!["Instance"]
+    }
+    fn observes(&self) -> &'static str {
+        "Instance"
+    }
+    fn concurrency(&self) -> usize {
+        8
+    }
+    async fn fetch_pending(&self, ctx: &StepContext, deletion: bool) -> Result<Vec<Record>, SyncError> {
+        let mut extra = and_where(LOCAL, Value::Text("local".into()));
+        extra.push(")");
+        Ok(default_fetch_pending(&ctx.store, self.observes(), deletion, Some(extra)).await?)
+    }
+    async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
+        let spec = spec_of(ctx, obj).await?;
+        let id = obj.id();
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || {
+            let running = backend.scan().remove(&id).unwrap_or_default();
+            let (same, other): (Vec<Found>, Vec<Found>) =
+                running.into_iter().partition(|f| f.spec == spec.fingerprint());
+            if !other.is_empty() {
+                backend.stop(&other.iter().map(|f| f.pid).collect::<Vec<_>>());
+            }
+            if let Some(f) = same.first() {
+                // Already running as specified (e.g. started before a crash): adopt it.
+                if same.len() > 1 {
+                    backend.stop(&same[1..].iter().map(|f| f.pid).collect::<Vec<_>>());
+                }
+                return Ok(enacted(f.pid, id, format!("OK, running as pid {}", f.pid)));
+            }
+            let pid = backend.spawn(id, &spec)?;
+            let what = if other.is_empty() {
+                "OK"
+            } else {
+                "restarted with the new image or flavor"
+            };
+            Ok(enacted(pid, id, format!("{what}, running as pid {pid}")))
+        })
+        .await
+        .map_err(|e| SyncError::Failed(e.to_string()))?
+    }
+    async fn delete_record(&self, _ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
+        let id = obj.id();
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || {
+            let pids: Vec<i32> = backend
+                .scan()
+                .remove(&id)
+                .unwrap_or_default()
+                .iter()
+                .map(|f| f.pid)
+                .collect();
+            backend.stop(&pids);
+        })
+        .await
+        .map_err(|e| SyncError::Failed(e.to_string()))
+    }
+}
+
+/// Repairs drift (external step, on an interval): restarts enacted local instances whose process
+/// died, and stops processes whose instance no longer exists.
+pub struct LocalInstanceDrift {
+    pub backend: std::sync::Arc<LocalBackend>,
+    pub interval: Duration,
+}
+
+#[async_trait::async_trait]
+impl Step for LocalInstanceDrift {
+    fn name(&self) -> &'static str {
+        "local_instance_drift"
+    }
+    fn provides(&self) -> Vec<&'static str> {
+        vec!["Instance"]
+    }
+    fn observes(&self) -> &'static str {
+        "Instance"
+    }
+    fn requested_interval(&self) -> Duration {
+        self.interval
+    }
+    fn concurrency(&self) -> usize {
+        8
+    }
+    async fn fetch_pending(&self, ctx: &StepContext, deletion: bool) -> Result<Vec<Record>, SyncError> {
+        if deletion {
+            return Ok(Vec::new());
+        }
+        let model = ctx.store.model("Instance");
+        // Every local instance (live or awaiting its backend delete): an exhaustive check, as
+        // external steps are.
+        let mut sql = select_sql(model);
+        sql.push(" WHERE ");
+        sql.push(LOCAL).bind(Value::Text("local".into()));
+        sql.push(") ORDER BY t.id");
+        let rows = ctx.store.db().fetch(&sql, &types(model)).await?;
+        let all: Vec<Record> = rows.into_iter().map(|values| Record { model, values }).collect();
+        let backend = self.backend.clone();
+        let running = tokio::task::spawn_blocking(move || backend.scan())
+            .await
+            .map_err(|e| SyncError::Failed(e.to_string()))?;
+        // Orphans: processes of instances that are gone.
+        let known: std::collections::HashSet<i64> = all.iter().map(Record::id).collect();
+        let orphans: Vec<i32> = running
+            .iter()
+            .filter(|(id, _)| !known.contains(id))
+            .flat_map(|(_, f)| f.iter().map(|f| f.pid))
+            .collect();
+        if !orphans.is_empty() {
+            tracing::info!(count = orphans.len(), "stopping processes of deleted instances");
+            let backend = self.backend.clone();
+            let _ = tokio::task::spawn_blocking(move || backend.stop(&orphans)).await;
+        }
+        // Drift: enacted, live instances whose process is not running.
+        Ok(all
+            .into_iter()
+            .filter(|r| {
+                !r.get_bool("deleted")
+                    && r.get_int("row_version") == r.get_int("enacted_version")
+                    && r.get_str("backend_status").is_some_and(|s| s.starts_with("1 -"))
+                    && !running.contains_key(&r.id())
+            })
+            .collect())
+    }
+    async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
+        let spec = spec_of(ctx, obj).await?;
+        let id = obj.id();
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || {
+            let pid = backend.spawn(id, &spec).map_err(|e| {
+                SyncError::Failed(format!("the process had exited and could not be restarted: {e}"))
+            })?;
+            Ok(enacted(
+                pid,
+                id,
+                format!("restarted: the process had exited (drift repaired), running as pid {pid}"),
+            ))
+        })
+        .await
+        .map_err(|e| SyncError::Failed(e.to_string()))?
+    }
+    async fn delete_record(&self, _: &StepContext, _: &Record) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
+/// The steps of the local backend, sharing one process table.
+pub fn steps(ctx: &StepContext, drift_interval: Duration) -> Vec<std::sync::Arc<dyn Step>> {
+    let backend = std::sync::Arc::new(LocalBackend::new(&ctx.state_dir));
+    vec![
+        std::sync::Arc::new(LocalInstances {
+            backend: backend.clone(),
+        }),
+        std::sync::Arc::new(LocalInstanceDrift {
+            backend,
+            interval: drift_interval,
+        }),
+    ]
+}
+
+/// `xos workload`: the small long-running program local instances run by default. It prints a
+/// line, optionally takes memory (to show a flavor's limit), and waits to be stopped.
+pub fn workload(allocate_mb: usize) -> ! {
+    println!("xos workload started (pid {})", std::process::id());
+    if allocate_mb > 0 {
+        let mut v: Vec<u8> = Vec::with_capacity(allocate_mb * 1024 * 1024);
+        v.resize(allocate_mb * 1024 * 1024, 1);
+        println!("allocated {allocate_mb} MiB");
+        std::mem::forget(v);
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,142 @@
+//! The synchronizer: steps that steer backends until they match the data model, and report back.
+//!
+//! The guide's Synchronizer Framework: a [`Step`] declares what it `provides` and `observes` and
+//! its `requested_interval`, and implements `fetch_pending(deletion)`, `sync_record` and
+//! `delete_record`. The [`engine`] orders steps by the dependency graph the registry's foreign
+//! keys imply ([`graph`], `xos dmdot`), runs independent steps concurrently, writes status back
+//! through the store's status writes (batched; they never make an object look changed), backs
+//! off per object on failure, skips objects whose dependencies failed, purges soft-deleted rows
+//! only after `delete_record` succeeded, and wakes on change events as well as on intervals.
+//! Model [`policies`] create the per-controller link rows. The [`local`] backend runs instances
+//! as supervised processes on this host.
+//!
+//! Steps must be idempotent: a crash at any point followed by a restart converges without lost
+//! or duplicated backend resources.
+
+pub mod engine;
+pub mod graph;
+pub mod local;
+pub mod policies;
+
+use crate::db::{Sql, Value};
+use crate::store::{Record, Store, StoreError, select_sql, types};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a step gets to work with.
+pub struct StepContext {
+    pub store: Store,
+    /// Where backends keep their state on this host (process logs of the local backend).
+    pub state_dir: PathBuf,
+}
+
+/// Why a step could not enact (or delete) an object.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A real failure: `2 - <message>` and a backoff.
+    #[error("{0}")]
+    Failed(String),
+    /// Not an error of the object (XOS's InnocuousException): `1 - <message>`, no backoff.
+    #[error("{0}")]
+    Innocuous(String),
+    /// Try again soon (XOS's DeferredException): `2 - <message>`, a short backoff.
+    #[error("{0}")]
+    Deferred(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<crate::db::DbError> for SyncError {
+    fn from(e: crate::db::DbError) -> SyncError {
+        SyncError::Store(StoreError::Db(e))
+    }
+}
+
+/// What a successful `sync_record` reports back.
+#[derive(Debug, Default)]
+pub struct Enacted {
+    /// `backend_status` after `1 - `; `OK` when empty.
+    pub status: Option<String>,
+    /// Backend-owned fields to write back (ids, state, addresses), by field name.
+    pub fields: Vec<(String, Value)>,
+}
+
+impl Enacted {
+    pub fn ok() -> Enacted {
+        Enacted::default()
+    }
+    pub fn with_status(status: impl Into<String>) -> Enacted {
+        Enacted {
+            status: Some(status.into()),
+            fields: Vec::new(),
+        }
+    }
+    pub fn field(mut self, name: &str, v: Value) -> Enacted {
+        self.fields.push((name.to_string(), v));
+        self
+    }
+}
+
+/// A synchronizer step (the guide's `SyncStep`).
+#[async_trait::async_trait]
+pub trait Step: Send + Sync {
+    /// A name for logs, metrics and `backend_status` of failed dependencies.
+    fn name(&self) -> &'static str;
+    /// The models this step makes real: places it in the dependency graph.
+    fn provides(&self) -> Vec<&'static str>;
+    /// The model whose rows it fetches.
+    fn observes(&self) -> &'static str;
+    /// Minimum time between runs; zero: every pass (an internal step, driven by changes).
+    fn requested_interval(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// How many objects it works on at once.
+    fn concurrency(&self) -> usize {
+        16
+    }
+    /// Objects to enact (changed since enacted), or with `deletion` the soft-deleted ones.
+    async fn fetch_pending(&self, ctx: &StepContext, deletion: bool) -> Result<Vec<Record>, SyncError> {
+        Ok(default_fetch_pending(&ctx.store, self.observes(), deletion, None).await?)
+    }
+    /// Make the backend match the object.
+    async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError>;
+    /// Remove the object from the backend (its row is purged afterwards).
+    async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError>;
+}
+
+/// The guide's default `fetch_pending`: objects never enacted or changed since (by version
+/// counter, not clock), not `lazy_blocked` or `no_sync`; with `deletion`, the soft-deleted ones.
+/// `extra` narrows further (a backend's own rows). The pending-rows partial index keeps this
+/// O(pending), whatever the table's size.
+pub async fn default_fetch_pending(
+    store: &Store,
+    model: &str,
+    deletion: bool,
+    extra: Option<Sql>,
+) -> Result<Vec<Record>, StoreError> {
+    let model = store.model(model);
+    let mut sql = select_sql(model);
+    // The first term is the partial index's own condition, so both databases can use it.
+    sql.push(" WHERE (t.row_version > t.enacted_version OR t.deleted)");
+    if deletion {
+        sql.push(" AND t.deleted");
+    } else {
+        sql.push(" AND NOT t.deleted AND t.row_version > t.enacted_version");
+        if model.field_named("lazy_blocked").is_some() {
+            sql.push(" AND NOT t.lazy_blocked AND NOT t.no_sync");
+        }
+    }
+    if let Some(extra) = extra {
+        crate::store::append_sql(&mut sql, &extra);
+    }
+    sql.push(" ORDER BY t.id");
+    let rows = store.db().fetch(&sql, &types(model)).await?;
+    Ok(rows.into_iter().map(|values| Record { model, values }).collect())
+}
+
+/// `Sql` helper: ` AND <expr>` with one bound value.
+pub fn and_where(expr: &str, v: Value) -> Sql {
+    let mut s = Sql::new(format!(" AND {expr}"));
+    s.bind(v);
+    s
+}
