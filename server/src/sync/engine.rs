@@ -318,7 +318,7 @@ impl Engine {
     ) -> Result<PassReport, StoreError> {
         let stats = self.stats[step.name()].clone();
         let (objs, locked) = match &self.leases {
-            Some(l) => l.acquire(&self.ctx.store, model, objs, deletion).await?,
+            Some(l) => l.acquire(&self.ctx.store, model, objs).await?,
             None => (objs, Vec::new()),
         };
         let snapshot = failed.lock().expect("failed lock").clone();
@@ -396,7 +396,6 @@ impl Engine {
         }
         stats.enacted.fetch_add(report.enacted as u64, Ordering::Relaxed);
         stats.failed.fetch_add(report.failed as u64, Ordering::Relaxed);
-        self.crash("after_backend");
         for chunk in writes.chunks(self.opts.batch.max(1)) {
             self.flush(model, chunk).await?;
         }
@@ -463,6 +462,7 @@ impl Engine {
         } else {
             step.sync_record(&self.ctx, obj).await.map(Some)
         };
+        self.crash("after_backend");
         match result {
             Ok(Some(result)) => Outcome::Enacted {
                 id,
@@ -604,14 +604,13 @@ fn id_list(ids: &[i64]) -> String {
 }
 
 impl Leases {
-    /// Lock what no other worker holds, then keep only rows still needing this pass's work
-    /// (another worker may have finished them between our read and our lock).
+    /// Lock what no other worker holds, then keep only rows unchanged since this worker read
+    /// them (another worker may have finished them between our read and our lock).
     async fn acquire(
         &self,
         store: &crate::store::Store,
         model: &'static app::registry::Model,
         objs: Vec<Record>,
-        deletion: bool,
     ) -> Result<(Vec<Record>, Vec<i64>), StoreError> {
         let ids: Vec<i64> = objs.iter().map(Record::id).collect();
         let sql = format!(
@@ -629,16 +628,23 @@ impl Leases {
         if locked.is_empty() {
             return Ok((Vec::new(), locked));
         }
+        // Keep what nobody touched between our read and our lock: another worker may have
+        // enacted it (enacted_version moved) or a user changed it (row_version moved; the
+        // change is picked up by the next pass).
         let mut q = select_sql(model);
-        q.push(&format!(" WHERE t.id IN ({})", id_list(&locked)));
-        q.push(if deletion {
-            " AND t.deleted"
-        } else {
-            " AND NOT t.deleted AND t.row_version > t.enacted_version"
-        });
-        q.push(" ORDER BY t.id");
+        q.push(&format!(" WHERE t.id IN ({}) ORDER BY t.id", id_list(&locked)));
         let fresh = store.db().fetch(&q, &types(model)).await?;
-        let fresh: Vec<Record> = fresh.into_iter().map(|values| Record { model, values }).collect();
+        let before: HashMap<i64, &Record> = objs.iter().map(|o| (o.id(), o)).collect();
+        let same = |r: &Record, o: &Record| {
+            ["row_version", "enacted_version", "deleted"]
+                .iter()
+                .all(|f| r.try_get(f) == o.try_get(f))
+        };
+        let fresh: Vec<Record> = fresh
+            .into_iter()
+            .map(|values| Record { model, values })
+            .filter(|r| before.get(&r.id()).is_some_and(|o| same(r, o)))
+            .collect();
         let keep: HashSet<i64> = fresh.iter().map(Record::id).collect();
         let drop: Vec<i64> = locked.iter().copied().filter(|id| !keep.contains(id)).collect();
         self.release(model, &drop).await;

@@ -102,7 +102,7 @@ impl LocalBackend {
                 continue;
             };
             let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
-            if !vars.iter().any(|v| *v == marker.as_bytes()) || is_zombie(pid) {
+            if !vars.contains(&marker.as_bytes()) || is_zombie(pid) {
                 continue;
             }
             let get = |key: &str| {
@@ -147,6 +147,8 @@ impl LocalBackend {
             .env("XOS_LOCAL_BACKEND", self.marker())
             .env("XOS_INSTANCE_ID", id.to_string())
             .env("XOS_INSTANCE_SPEC", spec.fingerprint())
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log);
@@ -201,12 +203,15 @@ impl LocalBackend {
             let _ = f.seek(SeekFrom::Start(from.max(len.saturating_sub(4096))));
             let _ = f.read_to_string(&mut text);
         }
-        let last = text
-            .lines()
+        // The telling line: an allocation failure or a panic, else the last thing it wrote.
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let last = lines
+            .iter()
             .rev()
-            .find(|l| !l.trim().is_empty())
+            .find(|l| l.contains("memory allocation") || l.contains("panicked") || l.contains("rror"))
+            .or(lines.last())
+            .copied()
             .unwrap_or("no output")
-            .trim()
             .to_string();
         if last.contains("memory allocation") && spec.memory_mb > 0 {
             format!("{last} (memory limit {} MiB from the flavor)", spec.memory_mb)
@@ -488,4 +493,20 @@ pub fn workload(allocate_mb: usize) -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// The processes the local backend of `state_dir` runs, by instance id (for checks and tests).
+pub fn running_processes(state_dir: &Path) -> HashMap<i64, Vec<i32>> {
+    LocalBackend::new(state_dir)
+        .scan()
+        .into_iter()
+        .map(|(id, f)| (id, f.iter().map(|f| f.pid).collect()))
+        .collect()
+}
+
+/// Stop every process of the local backend of `state_dir`.
+pub fn stop_all(state_dir: &Path) {
+    let backend = LocalBackend::new(state_dir);
+    let pids: Vec<i32> = backend.scan().values().flatten().map(|f| f.pid).collect();
+    backend.stop(&pids);
 }

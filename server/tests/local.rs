@@ -1,0 +1,224 @@
+//! The local backend: instances as supervised processes, with flavor limits, drift repair,
+//! adoption after a restart, and clean deletes.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::TestApp;
+use serde_json::{Value, json};
+use server::sync::engine::{Engine, EngineOptions};
+use server::sync::{StepContext, local};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const XOS: &str = env!("CARGO_BIN_EXE_xos");
+
+struct Local {
+    state: PathBuf,
+    slice: i64,
+    node: i64,
+    image: i64,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        local::stop_all(&self.state);
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
+    let (s, v) = app
+        .post(&format!("/xos/{plural}/?no_hyperlinks=1"), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plural} {body}: {v}");
+    v["id"].as_i64().unwrap()
+}
+
+async fn setup(app: &TestApp, tag: &str) -> Local {
+    let state = std::env::temp_dir().join(format!(
+        "xos-local-{}-{tag}-{:?}",
+        std::process::id(),
+        app.backend
+    ));
+    let _ = std::fs::remove_dir_all(&state);
+    let site = app.site_id().await;
+    let dep = make(app, "deployments", json!({"name": "local"})).await;
+    make(
+        app,
+        "controllers",
+        json!({"name": "local", "backend_type": "local", "version": "1", "deployment": dep}),
+    )
+    .await;
+    let sd = make(app, "sitedeployments", json!({"site": site, "deployment": dep})).await;
+    let node = make(app, "nodes", json!({"name": "localhost", "site_deployment": sd})).await;
+    let image = make(app, "images", json!({"name": "workload", "disk_format": "none", "container_format": "none", "path": format!("{XOS} workload")})).await;
+    let slice = app.make_slice("local").await["id"].as_i64().unwrap();
+    Local {
+        state,
+        slice,
+        node,
+        image,
+    }
+}
+
+async fn engine(app: &TestApp, l: &Local) -> Engine {
+    let ctx = StepContext {
+        store: app.store.clone(),
+        state_dir: l.state.clone(),
+    };
+    let steps = local::steps(&ctx, Duration::ZERO);
+    let opts = EngineOptions {
+        backoff_base: Duration::from_millis(200),
+        model_policies: false,
+        ..Default::default()
+    };
+    Engine::new(ctx, steps, opts).await.unwrap()
+}
+
+async fn instance(app: &TestApp, id: i64) -> Value {
+    app.get(&format!("/xos/instances/{id}/?no_hyperlinks=1")).await.1
+}
+
+both!(instances_run_as_processes_until_deleted, async |app: &TestApp| {
+    let l = setup(app, "run").await;
+    let e = engine(app, &l).await;
+    let id = make(
+        app,
+        "instances",
+        json!({"slice": l.slice, "node": l.node, "image": l.image}),
+    )
+    .await;
+    let r = e.run_once().await.unwrap();
+    assert_eq!(r.enacted, 1, "{r:?}");
+    let v = instance(app, id).await;
+    assert!(
+        v["backend_status"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 - OK, running as pid"),
+        "{v}"
+    );
+    let pid: i32 = v["instance_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(local::running_processes(&l.state).get(&id), Some(&vec![pid]));
+    let log = std::fs::read_to_string(l.state.join(format!("instances/{id}.log"))).unwrap();
+    assert!(log.contains("xos workload started"), "{log}");
+    // Nothing changes on the next passes (no second process).
+    e.run_once().await.unwrap();
+    assert_eq!(local::running_processes(&l.state).get(&id).map(Vec::len), Some(1));
+    // Delete: the process stops, then the row is purged.
+    app.delete(&format!("/xos/instances/{id}/")).await;
+    let r = e.run_once().await.unwrap();
+    assert_eq!(r.deleted, 1, "{r:?}");
+    assert!(local::running_processes(&l.state).is_empty());
+    assert_eq!(app.count("core_instance").await, 0);
+});
+
+both!(
+    a_flavor_memory_limit_stops_a_greedy_process_with_its_reason,
+    async |app: &TestApp| {
+        let l = setup(app, "mem").await;
+        let e = engine(app, &l).await;
+        let tiny = make(
+            app,
+            "flavors",
+            json!({"name": "tiny", "flavor": "tiny", "memory_mb": 64}),
+        )
+        .await;
+        let greedy = make(app, "images", json!({"name": "greedy", "disk_format": "none", "container_format": "none", "path": format!("{XOS} workload --allocate-mb 512")})).await;
+        let id = make(
+            app,
+            "instances",
+            json!({"slice": l.slice, "node": l.node, "image": greedy, "flavor": tiny}),
+        )
+        .await;
+        let r = e.run_once().await.unwrap();
+        assert_eq!(r.failed, 1, "{r:?}");
+        let status = instance(app, id).await["backend_status"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(status.starts_with("2 - the process exited at start"), "{status}");
+        assert!(
+            status.contains("memory allocation of") && status.contains("memory limit 64 MiB"),
+            "{status}"
+        );
+        // With enough memory it runs.
+        let big = make(
+            app,
+            "flavors",
+            json!({"name": "big", "flavor": "big", "memory_mb": 4096}),
+        )
+        .await;
+        app.patch(&format!("/xos/instances/{id}/"), json!({"flavor": big}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = e.run_once().await.unwrap();
+        assert_eq!(
+            r.enacted,
+            1,
+            "{r:?}: {}",
+            instance(app, id).await["backend_status"]
+        );
+    }
+);
+
+both!(
+    dead_processes_are_restarted_and_running_ones_adopted,
+    async |app: &TestApp| {
+        let l = setup(app, "drift").await;
+        let e = engine(app, &l).await;
+        let id = make(
+            app,
+            "instances",
+            json!({"slice": l.slice, "node": l.node, "image": l.image}),
+        )
+        .await;
+        e.run_once().await.unwrap();
+        let pid: i32 = instance(app, id).await["instance_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Drift: the process dies behind our back.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = e.run_once().await.unwrap();
+        assert_eq!(r.enacted, 1, "{r:?}");
+        let v = instance(app, id).await;
+        assert!(
+            v["backend_status"].as_str().unwrap().contains("drift repaired"),
+            "{v}"
+        );
+        let pid2: i32 = v["instance_id"].as_str().unwrap().parse().unwrap();
+        assert_ne!(pid, pid2);
+        // A new synchronizer (a restart) adopts the running process instead of starting another.
+        drop(e);
+        let e2 = engine(app, &l).await;
+        app.patch(&format!("/xos/instances/{id}/"), json!({"userData": "touch"}))
+            .await;
+        e2.run_once().await.unwrap();
+        let v = instance(app, id).await;
+        assert_eq!(v["instance_id"], pid2.to_string(), "{v}");
+        assert_eq!(local::running_processes(&l.state).get(&id), Some(&vec![pid2]));
+        // A changed image restarts it with the new command.
+        let other = make(app, "images", json!({"name": "other", "disk_format": "none", "container_format": "none", "path": format!("{XOS} workload --allocate-mb 1")})).await;
+        app.patch(&format!("/xos/instances/{id}/"), json!({"image": other}))
+            .await;
+        e2.run_once().await.unwrap();
+        let v = instance(app, id).await;
+        assert!(
+            v["backend_status"]
+                .as_str()
+                .unwrap()
+                .contains("restarted with the new image"),
+            "{v}"
+        );
+        assert_eq!(local::running_processes(&l.state).get(&id).map(Vec::len), Some(1));
+        // A process whose instance is gone (deleted while no synchronizer ran) is stopped.
+        app.store.set_observed("Instance", false);
+        app.delete(&format!("/xos/instances/{id}/")).await;
+        e2.run_once().await.unwrap();
+        assert!(local::running_processes(&l.state).is_empty(), "orphan stopped");
+    }
+);
