@@ -111,6 +111,17 @@ else
   echo "  postgres: unreachable at $PG_URL, skipped" >&2
 fi
 
+# Synchronizer: change → enacted latency (no-op step), throughput for 10,000 objects, idle pass
+# time at 1,000 and 100,000 enacted objects.
+SYNC="$WORK/sync.txt"
+: > "$SYNC"
+echo "  synchronizer: sqlite" >&2
+echo "sqlite $(taskset -c "$SERVER_CPU" "$XOS" bench-sync --database-url "sqlite://$WORK/sync.db")" >> "$SYNC"
+if psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS xos_bench CASCADE; CREATE SCHEMA xos_bench" >/dev/null 2>&1; then
+  echo "  synchronizer: postgres" >&2
+  echo "postgres $(taskset -c "$SERVER_CPU" "$XOS" bench-sync --database-url "$PG_URL?options=-c%20search_path%3Dxos_bench")" >> "$SYNC"
+fi
+
 python3 - "$RESULTS" <<'PY'
 import sys
 rows = {}
@@ -131,4 +142,18 @@ for db in ("sqlite", "postgres"):
         if case == "create+delete":
             extra = f"  ({rps/2:.0f} create+delete pairs/s)"
         print(f"{db:<9} {case:<16} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f}{extra}")
+PY
+
+python3 - "$SYNC" <<'PY'
+import sys
+print()
+print(f"{'database':<9} {'latency p50':>12} {'p99':>8} {'objects/s':>10} {'idle pass (1k)':>15} {'idle (100k)':>12}")
+for line in open(sys.argv[1]):
+    db, *kv = line.split()
+    f = dict(x.split("=") for x in kv)
+    small = next(k for k in f if k.startswith("idle_") and k != "idle_100000_ms")
+    p99 = float(f["latency_p99_ms"])
+    tput = float(f["throughput_per_s"])
+    print(f"{db:<9} {float(f['latency_p50_ms']):>9.2f} ms {p99:>5.2f} ms {tput:>10.0f} {float(f[small]):>12.2f} ms {float(f['idle_100000_ms']):>9.2f} ms"
+          f"   goals: p99 <= 20 ms {'met' if p99 <= 20 else 'MISSED'}, >= 10000/s {'met' if tput >= 10000 else 'MISSED'}")
 PY

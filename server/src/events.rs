@@ -30,6 +30,8 @@ const REPLAY: usize = 10_000;
 pub struct Numbered {
     pub seq: u64,
     pub event: ChangeEvent,
+    /// Events were lost before this one (a burst overran the channel): clients must refetch.
+    pub reset: bool,
 }
 
 /// The hub every event passes through.
@@ -55,9 +57,25 @@ impl Default for EventHub {
 impl EventHub {
     /// Number and deliver one event.
     pub fn publish(&self, event: ChangeEvent) {
+        self.deliver(event, false);
+    }
+
+    /// Tell every client that events were lost and it must fetch again.
+    pub fn publish_reset(&self) {
+        self.deliver(
+            ChangeEvent {
+                model: String::new(),
+                id: 0,
+                kind: crate::store::ChangeKind::Status,
+            },
+            true,
+        );
+    }
+
+    fn deliver(&self, event: ChangeEvent, reset: bool) {
         let mut buf = self.buffer.lock().expect("event buffer lock");
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        let n = Numbered { seq, event };
+        let n = Numbered { seq, event, reset };
         buf.push_back(n.clone());
         if buf.len() > REPLAY {
             buf.pop_front();
@@ -89,7 +107,41 @@ impl EventHub {
 #[derive(Serialize, Deserialize)]
 pub struct Notification {
     pub origin: String,
-    pub events: Vec<ChangeEvent>,
+    /// `[model, id, kind]` triples (compact: a batch of status writes sends thousands).
+    pub events: Vec<(String, i64, crate::store::ChangeKind)>,
+}
+
+impl Notification {
+    /// The payloads announcing `events`, each at most `max` bytes.
+    pub fn payloads(origin: &str, events: &[ChangeEvent], max: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut batch: Vec<(String, i64, crate::store::ChangeKind)> = Vec::new();
+        let mut size = origin.len() + 40;
+        for e in events {
+            let item = (e.model.clone(), e.id, e.kind);
+            let len = e.model.len() + 32;
+            if size + len > max && !batch.is_empty() {
+                let note = Notification {
+                    origin: origin.to_string(),
+                    events: std::mem::take(&mut batch),
+                };
+                out.push(serde_json::to_string(&note).unwrap_or_default());
+                size = origin.len() + 40;
+            }
+            size += len;
+            batch.push(item);
+        }
+        if !batch.is_empty() {
+            out.push(
+                serde_json::to_string(&Notification {
+                    origin: origin.to_string(),
+                    events: batch,
+                })
+                .unwrap_or_default(),
+            );
+        }
+        out
+    }
 }
 
 /// Feed the hub: this process's events, and on Postgres every process's notifications.
@@ -100,7 +152,12 @@ pub fn start(store: &Store, hub: std::sync::Arc<EventHub>) {
         loop {
             match rx.recv().await {
                 Ok(e) => local.publish(e),
-                Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "event hub lagged"),
+                // A burst larger than the channel (a big batch of status writes): clients of the
+                // stream get a reset; caches were bumped by the store itself.
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "event hub lagged");
+                    local.publish_reset();
+                }
                 Err(broadcast::error::RecvError::Closed) => break,
             }
         }
@@ -137,8 +194,8 @@ async fn listen(
             continue; // our own commits reached the hub directly
         }
         store.note_external_change();
-        for e in note.events {
-            hub.publish(e);
+        for (model, id, kind) in note.events {
+            hub.publish(ChangeEvent { model, id, kind });
         }
     }
 }
@@ -219,6 +276,13 @@ fn event_stream(
                         Err(broadcast::error::RecvError::Closed) => return None,
                     },
                 };
+                if next.reset {
+                    let ev = Event::default()
+                        .id(format!("{epoch}-{}", next.seq))
+                        .event("reset")
+                        .data("{}");
+                    return Some((Ok(ev), (state, actor, epoch, replay, rx, reset_sent)));
+                }
                 if visible(&state, &actor, &next.event).await {
                     let ev = sse_event(&epoch, &next);
                     return Some((Ok(ev), (state, actor, epoch, replay, rx, reset_sent)));
@@ -249,6 +313,19 @@ mod tests {
         let missed = hub.since(3).unwrap();
         assert_eq!(missed.iter().map(|n| n.event.id).collect::<Vec<_>>(), vec![4, 5]);
         assert!(hub.since(5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn notifications_stay_under_the_payload_limit() {
+        let events: Vec<ChangeEvent> = (0..5000).map(ev).collect();
+        let payloads = Notification::payloads("abc", &events, 7000);
+        assert!(payloads.len() > 1);
+        let mut n = 0;
+        for p in &payloads {
+            assert!(p.len() <= 7000, "{}", p.len());
+            n += serde_json::from_str::<Notification>(p).unwrap().events.len();
+        }
+        assert_eq!(n, 5000);
     }
 
     #[test]

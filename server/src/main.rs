@@ -74,6 +74,18 @@ enum Command {
         #[arg(long, default_value = "letmein")]
         password: String,
     },
+    /// Synchronizer benchmark on a fresh database (latency, throughput, idle pass).
+    #[command(hide = true)]
+    BenchSync {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 10_000)]
+        throughput: usize,
+        #[arg(long, default_value_t = 1_000)]
+        small: usize,
+        #[arg(long, default_value_t = 100_000)]
+        large: usize,
+    },
     /// Write the next SQLite and Postgres migrations for changes in the model registry.
     Makemigrations {
         /// A short name for the migration.
@@ -90,9 +102,11 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,tower_sessions=warn".into());
+    // Logs go to standard error; standard output is for command results.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -155,6 +169,26 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string());
     }
+    if let Command::BenchSync {
+        database_url,
+        throughput,
+        small,
+        large,
+    } = &cli.command
+    {
+        let f = server::bench::sync_benchmark(database_url, *throughput, *small, *large).await?;
+        println!(
+            "latency_p50_ms={:.2} latency_p99_ms={:.2} throughput_per_s={:.0} idle_{}_ms={:.2} idle_{}_ms={:.2}",
+            f.latency_p50_ms,
+            f.latency_p99_ms,
+            f.throughput_per_s,
+            f.small,
+            f.idle_small_ms,
+            f.large,
+            f.idle_large_ms
+        );
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     let store = server::open_store(&config).await.map_err(|e| e.to_string())?;
     match cli.command {
@@ -188,7 +222,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Makemigrations { .. }
         | Command::BenchCeiling { .. }
         | Command::Dmdot { .. }
-        | Command::Workload { .. } => {
+        | Command::Workload { .. }
+        | Command::BenchSync { .. } => {
             unreachable!("handled above")
         }
     }

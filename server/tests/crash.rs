@@ -45,17 +45,44 @@ async fn create(store: &Store, model: &str, v: Value) -> i64 {
         .id()
 }
 
-async fn world(tag: &str) -> World {
+/// The database of a world: a SQLite file, or a fresh schema of the Postgres test database.
+async fn database_url(dir: &Path, tag: &str, postgres: bool) -> Option<String> {
+    if !postgres {
+        return Some(format!("sqlite://{}/xos.db", dir.display()));
+    }
+    let base = std::env::var("XOS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("xos_crash_{}_{tag}", std::process::id());
+    let admin = match sqlx::PgPool::connect(&base).await {
+        Ok(p) => p,
+        Err(e) if std::env::var("XOS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("Postgres required: {e}")
+        }
+        Err(_) => return None,
+    };
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    Some(format!("{base}?options=-c%20search_path%3D{schema}"))
+}
+
+async fn world(tag: &str, postgres: bool) -> Option<World> {
     let dir = std::env::temp_dir().join(format!("xos-crash-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state");
     let config = dir.join("xos.toml");
+    let url = database_url(&dir, tag, postgres).await?;
     std::fs::write(
         &config,
         format!(
-            "name = \"crash-test\"\ndatabase_url = \"sqlite://{}/xos.db\"\nstate_dir = \"{}\"\nmodel_policies = false\n",
-            dir.display(),
+            "name = \"crash-test\"\ndatabase_url = \"{url}\"\nstate_dir = \"{}\"\nmodel_policies = false\n",
             state.display()
         ),
     )
@@ -91,7 +118,7 @@ async fn world(tag: &str) -> World {
     let b = create(&store, "Image", json!({"name": "b", "disk_format": "none", "container_format": "none", "path": format!("{XOS} workload --allocate-mb 1")})).await;
     let slice = create(&store, "Slice", json!({"name": "mysite_crash", "site": site})).await;
     store.set_observed("Instance", true);
-    World {
+    Some(World {
         dir,
         config,
         state,
@@ -99,7 +126,7 @@ async fn world(tag: &str) -> World {
         slice,
         node,
         images: [a, b],
-    }
+    })
 }
 
 /// Run `xos sync --once`, optionally crashing at a point; returns whether it was killed.
@@ -169,8 +196,19 @@ async fn new_instance(w: &World, image: i64) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_at_any_step_boundary_converges_after_restart() {
-    let w = world("boundaries").await;
+async fn a_crash_at_any_step_boundary_converges_after_restart_sqlite() {
+    crash_at_boundaries(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_step_boundary_converges_after_restart_postgres() {
+    crash_at_boundaries(true).await;
+}
+
+async fn crash_at_boundaries(postgres: bool) {
+    let Some(w) = world(if postgres { "boundaries_pg" } else { "boundaries" }, postgres).await else {
+        return;
+    };
     for point in ["before_backend", "after_backend", "after_status"] {
         // Creates.
         let ids = [
@@ -222,8 +260,19 @@ impl Lcg {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_kills_during_a_burst_converge_after_restart() {
-    let w = world("random").await;
+async fn random_kills_during_a_burst_converge_after_restart_sqlite() {
+    random_kills(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kills_during_a_burst_converge_after_restart_postgres() {
+    random_kills(true).await;
+}
+
+async fn random_kills(postgres: bool) {
+    let Some(w) = world(if postgres { "random_pg" } else { "random" }, postgres).await else {
+        return;
+    };
     let mut rng = Lcg(std::env::var("XOS_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -238,7 +238,8 @@ impl Store {
     }
 
     pub fn new(db: Db, registry: &'static Registry) -> Store {
-        let (events, _) = broadcast::channel(4096);
+        // Large enough for a synchronizer batch of status writes without lagging listeners.
+        let (events, _) = broadcast::channel(65_536);
         Store {
             inner: Arc::new(Inner {
                 db,
@@ -736,16 +737,13 @@ impl Unit {
             && !self.events.is_empty()
         {
             // Delivered by Postgres exactly when the commit is, to every listening process.
-            let events = self.events.clone();
-            for chunk in events.chunks(60) {
-                let note = crate::events::Notification {
-                    origin: self.store.inner.origin.clone(),
-                    events: chunk.to_vec(),
-                };
+            // Payloads stay under Postgres's 8000-byte limit.
+            let payloads =
+                crate::events::Notification::payloads(&self.store.inner.origin, &self.events, 7000);
+            for payload in payloads {
                 let mut sql = Sql::new("SELECT pg_notify(");
                 sql.bind(Value::Text(channel.clone()));
-                sql.push(", ")
-                    .bind(Value::Text(serde_json::to_string(&note).unwrap_or_default()));
+                sql.push(", ").bind(Value::Text(payload));
                 sql.push(")::text");
                 self.fetch(&sql, &[SqlType::Text]).await?;
             }
@@ -1146,6 +1144,85 @@ impl Unit {
             id,
             kind: ChangeKind::Status,
         });
+        Ok(())
+    }
+
+    /// Many status writes of one model at once (the synchronizer's batch). On Postgres, writes of
+    /// the common shape (status, register, enacted version; no backend fields) become one
+    /// `UPDATE … FROM (VALUES …)` per few hundred rows instead of a round trip each; the rest, and
+    /// everything on SQLite (in process, no round trips), go one by one. Rows already purged are
+    /// skipped.
+    pub async fn set_status_many(
+        &mut self,
+        model: &'static Model,
+        writes: &[(i64, StatusUpdate)],
+    ) -> Result<(), StoreError> {
+        if self.actor != Actor::System {
+            return Err(StoreError::PermissionDenied(
+                "status writes are for the synchronizer".into(),
+            ));
+        }
+        let bulk = |u: &StatusUpdate| {
+            u.fields.is_empty()
+                && u.policed_version.is_none()
+                && u.backend_status.is_some()
+                && u.backend_register.is_some()
+        };
+        let (common, other): (Vec<&(i64, StatusUpdate)>, Vec<&(i64, StatusUpdate)>) = writes
+            .iter()
+            .partition(|(_, u)| self.tx().dialect() == crate::db::Dialect::Postgres && bulk(u));
+        for (id, u) in other {
+            match self.set_status(model, *id, u).await {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for chunk in common.chunks(500) {
+            let mut sql = Sql::new(format!(
+                "UPDATE {} AS t SET backend_status = v.bs, backend_register = v.br, \
+                 enacted = CASE WHEN v.ev IS NULL THEN t.enacted ELSE ",
+                model.table()
+            ));
+            sql.bind(Value::Time(self.now));
+            sql.push(" END, enacted_version = COALESCE(v.ev, t.enacted_version) FROM (VALUES ");
+            for (i, (id, u)) in chunk.iter().enumerate() {
+                let casts = if i == 0 {
+                    ["::bigint", "::text", "::text", "::bigint"]
+                } else {
+                    [""; 4]
+                };
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind(Value::Int(*id)).push(casts[0]).push(", ");
+                let status: String = u
+                    .backend_status
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(1024)
+                    .collect();
+                sql.bind(Value::Text(status)).push(casts[1]).push(", ");
+                sql.bind(Value::Text(u.backend_register.clone().unwrap_or_default()))
+                    .push(casts[2])
+                    .push(", ");
+                sql.bind(
+                    u.enacted_version
+                        .map(Value::Int)
+                        .unwrap_or(Value::Null(SqlType::Int)),
+                )
+                .push(casts[3])
+                .push(")");
+            }
+            sql.push(") AS v(id, bs, br, ev) WHERE t.id = v.id RETURNING t.id");
+            for r in self.fetch(&sql, &[SqlType::Int]).await? {
+                if let Some(id) = r[0].as_int() {
+                    self.events.push(ChangeEvent {
+                        model: model.name.clone(),
+                        id,
+                        kind: ChangeKind::Status,
+                    });
+                }
+            }
+        }
         Ok(())
     }
 

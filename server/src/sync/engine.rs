@@ -165,7 +165,11 @@ pub struct Engine {
     leases: Option<Leases>,
     pub stats: HashMap<&'static str, Arc<StepStats>>,
     pub passes: AtomicU64,
+    last_orphan_purge: Mutex<Option<Instant>>,
 }
+
+/// How often an idle engine looks for deleted parents to purge.
+const ORPHAN_PURGE_EVERY: Duration = Duration::from_secs(10);
 
 impl Engine {
     pub async fn new(
@@ -197,6 +201,7 @@ impl Engine {
             leases,
             stats,
             passes: AtomicU64::new(0),
+            last_orphan_purge: Mutex::new(None),
         })
     }
 
@@ -249,7 +254,17 @@ impl Engine {
                 }
             }
         }
-        self.purge_unobserved().await?;
+        // Unobserved parents wait only for children purged by a deletion pass: look after such a
+        // pass, and otherwise now and then (a backstop), not on every idle pass.
+        let due = self
+            .last_orphan_purge
+            .lock()
+            .expect("purge lock")
+            .is_none_or(|t| t.elapsed() > ORPHAN_PURGE_EVERY);
+        if report.deleted > 0 || due {
+            *self.last_orphan_purge.lock().expect("purge lock") = Some(Instant::now());
+            self.purge_unobserved().await?;
+        }
         Ok(report)
     }
 
@@ -497,12 +512,17 @@ impl Engine {
 
     async fn flush(&self, model: &'static app::registry::Model, writes: &[Write]) -> Result<(), StoreError> {
         let mut unit = self.ctx.store.begin(Actor::System).await?;
+        let statuses: Vec<(i64, StatusUpdate)> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Status(id, u) => Some((*id, u.clone())),
+                Write::Purge(_) => None,
+            })
+            .collect();
+        unit.set_status_many(model, &statuses).await?;
         for w in writes {
             match w {
-                Write::Status(id, update) => match unit.set_status(model, *id, update).await {
-                    Ok(()) | Err(StoreError::NotFound) => {}
-                    Err(e) => return Err(e),
-                },
+                Write::Status(..) => {}
                 Write::Purge(id) => match unit.purge(model, *id).await {
                     // Children still wait for their own backend delete: purged in a later pass.
                     Ok(()) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
