@@ -1168,9 +1168,8 @@ impl Unit {
                 && u.backend_status.is_some()
                 && u.backend_register.is_some()
         };
-        let (common, other): (Vec<&(i64, StatusUpdate)>, Vec<&(i64, StatusUpdate)>) = writes
-            .iter()
-            .partition(|(_, u)| self.tx().dialect() == crate::db::Dialect::Postgres && bulk(u));
+        let postgres = self.tx().dialect() == crate::db::Dialect::Postgres;
+        let (common, other): (Vec<_>, Vec<_>) = writes.iter().partition(|(_, u)| postgres && bulk(u));
         for (id, u) in other {
             match self.set_status(model, *id, u).await {
                 Ok(()) | Err(StoreError::NotFound) => {}
