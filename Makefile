@@ -69,6 +69,9 @@ assets: node-deps
 	@cp public/favicon.ico $(SITE)/favicon.ico
 	@cp end2end/node_modules/swagger-ui-dist/swagger-ui-bundle.js end2end/node_modules/swagger-ui-dist/swagger-ui.css \
 	  end2end/node_modules/swagger-ui-dist/LICENSE $(SITE)/vendor/swagger-ui/
+	@mkdir -p $(SITE)/static/js/vendor
+	@cp end2end/node_modules/jquery/dist/jquery.min.js end2end/node_modules/underscore/underscore-min.js \
+	  end2end/node_modules/backbone/backbone.js $(SITE)/static/js/vendor/
 
 # Leptos's hydration script loads `<output>_bg.wasm` when the server is not built by cargo-leptos.
 $(SITE)/pkg/frontend_bg.wasm: $(WASM_OUT)

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod dashboards;
 pub mod db;
 pub mod ddl;
 pub mod events;
@@ -117,6 +118,7 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
     Ok(Router::new()
         .merge(api::router())
         .merge(xoslib::router())
+        .merge(dashboards::router())
         .merge(web::router(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -24,8 +24,11 @@ pub struct Config {
     pub port: u16,
     /// Where the built UI lives (wasm bundle under `pkg/`, CSS, favicon).
     pub site_root: PathBuf,
-    /// Static files served under `/static/` (vendored JS, dashboard scripts).
+    /// Static files served under `/static/` (dashboard scripts; vendored libraries come from
+    /// the site root's `static/`).
     pub static_dir: PathBuf,
+    /// Templates of `template:NAME` dashboard views (`NAME.html`).
+    pub dashboards_dir: PathBuf,
     /// Mark cookies `Secure` (behind HTTPS).
     pub secure_cookies: bool,
     /// Keep rendered GET responses until the next change (`XOS_RESPONSE_CACHE=0` turns it off).
@@ -76,6 +79,7 @@ impl Default for Config {
             port: 8000,
             site_root: PathBuf::from("target/site"),
             static_dir: PathBuf::from("static"),
+            dashboards_dir: PathBuf::from("dashboards"),
             secure_cookies: false,
             response_cache: true,
             synchronizer: "embedded".into(),

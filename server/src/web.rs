@@ -26,7 +26,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/logout", post(auth::logout))
         .nest_service("/pkg", ServeDir::new(site.join("pkg")))
         .nest_service("/vendor", ServeDir::new(site.join("vendor")))
-        .nest_service("/static", ServeDir::new(&state.config.static_dir))
+        .nest_service(
+            "/static",
+            ServeDir::new(&state.config.static_dir).fallback(ServeDir::new(site.join("static"))),
+        )
         .route_service("/favicon.ico", ServeFile::new(site.join("favicon.ico")))
         .merge(pages)
 }

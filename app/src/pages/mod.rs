@@ -6,6 +6,9 @@ pub mod login;
 use crate::UserInfo;
 use leptos::prelude::*;
 
+/// The navigation panel's links (also used by the server-rendered view pages).
+pub const NAV: &[(&str, &str)] = &[("/", "Home"), ("/admin/", "Admin"), ("/docs/", "REST API")];
+
 /// The title bar and navigation panel around every signed-in page.
 #[component]
 pub fn Frame(user: Option<UserInfo>, children: Children) -> impl IntoView {

@@ -371,3 +371,37 @@ pub async fn check_old_password(
     e.insert("old_password".into(), vec!["Wrong password.".into()]);
     Err(StoreError::Invalid(e))
 }
+
+/// Whether the actor may create some object of `model` (the admin pages show "Add" only then).
+/// Whether a particular object may be created still depends on its values (checked on write).
+pub async fn may_create(unit: &mut Unit, model: &Model) -> Result<bool, StoreError> {
+    let actor = unit.actor().clone();
+    if actor.is_root() {
+        return Ok(true);
+    }
+    let Actor::User(p) = &actor else { return Ok(true) };
+    if p.is_readonly {
+        return Ok(false);
+    }
+    let me = p.id;
+    let probe = match model.name.as_str() {
+        "Slice" | "User" | "SitePrivilege" => {
+            let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
+            push_sites_with_role(&mut s, me, &["admin", "pi"]);
+            s
+        }
+        "Node" => {
+            let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
+            push_sites_with_role(&mut s, me, &["admin", "tech"]);
+            s
+        }
+        "SlicePrivilege" | "Instance" | "Network" | "NetworkSlice" | "NetworkPermittedSlice" | "Port" => {
+            let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
+            push_managed_slices(&mut s, me);
+            s
+        }
+        "UserDashboardView" => return Ok(true),
+        _ => return Ok(false),
+    };
+    Ok(!unit.fetch(&probe, &[SqlType::Int]).await?.is_empty())
+}

@@ -9,6 +9,7 @@
 //!
 //! Both read and write through the store, so permissions and validation are the core API's.
 
+pub mod capabilities;
 pub mod sliceplus;
 pub mod tenantview;
 pub mod tokens;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(sliceplus::router())
         .merge(tenantview::router())
         .merge(tokens::router())
+        .merge(capabilities::router())
 }
 
 /// XOS's backend icon for an object: `success` when enacted and good, `clock` while pending,

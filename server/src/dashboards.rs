@@ -1,0 +1,347 @@
+//! User views (the guide's "Adding Views to XOS"): DashboardView rows whose url is
+//! `template:NAME` (the template `dashboards/NAME.html`, rendered on the server with a
+//! Jinja-compatible engine, auto-escaped) or `http(s)://…` (shown in a sandboxed iframe).
+//!
+//! - `/admin/dashboard/<name>/` shows one view alone, inside the navigation (the guide's
+//!   debugging path); `?embed=1` leaves the navigation out (the home page's tabs frame it).
+//! - Templates get the guide's context variables: `user`, `dashboards`, `unusedDashboards`,
+//!   `userSliceInfo`, `STATIC_URL`, plus the providers registered in [`providers`] (the guide's
+//!   `foobar`).
+//! - `/xoslib/dashboards/` tells the home page the caller's tabs and saves the Customize tab.
+//! - `/static/js/xoslib/xos-backbone.js` is the xoslib client (Backbone collections for every
+//!   model of the registry, fed by the REST API and the event stream).
+
+use crate::api::error::ApiError;
+use crate::auth::AuthContext;
+use crate::db::{Sql, Value};
+use crate::state::AppState;
+use crate::store::{Actor, Principal, StoreError};
+use crate::xoslib::escape_html;
+use app::registry::SqlType;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+
+/// The dashboard view the home page shows when the user chose none (XOS fell back to "Tenant").
+pub const DEFAULT_DASHBOARD: &str = "Tenant";
+/// The view that lets users choose their dashboards; always the last tab.
+pub const CUSTOMIZE: &str = "Customize";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/dashboard/{name}", get(standalone))
+        .route("/admin/dashboard/{name}/", get(standalone))
+        .route("/xoslib/dashboards", get(mine).post(customize))
+        .route("/xoslib/dashboards/", get(mine).post(customize))
+        .route("/static/js/xoslib/xos-backbone.js", get(xoslib_js))
+}
+
+/// Extra template context, registered in one place: name → value for a user. Add yours here
+/// (see docs/adding-a-view.md).
+pub fn providers() -> Vec<(&'static str, fn(&Principal) -> Json)> {
+    vec![("foobar", |_| Json::String("value_of_foobar".into()))]
+}
+
+/// A DashboardView row.
+#[derive(Clone, Debug)]
+struct View {
+    name: String,
+    url: String,
+    enabled: bool,
+}
+
+async fn views(state: &AppState, sql: Sql) -> Result<Vec<View>, StoreError> {
+    let rows = state.store.db().fetch(&sql, &[SqlType::Text, SqlType::Text, SqlType::Bool]).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| View {
+            name: r[0].as_str().unwrap_or_default().to_string(),
+            url: r[1].as_str().unwrap_or_default().to_string(),
+            enabled: r[2].as_bool().unwrap_or(false),
+        })
+        .collect())
+}
+
+/// The user's chosen dashboards in order, and the enabled ones they did not choose.
+async fn user_dashboards(state: &AppState, me: i64) -> Result<(Vec<View>, Vec<View>), StoreError> {
+    let mut sql = Sql::new(
+        "SELECT v.name, v.url, v.enabled FROM core_userdashboardview u JOIN core_dashboardview v \
+         ON v.id = u.\"dashboardView_id\" WHERE NOT u.deleted AND NOT v.deleted AND u.user_id = ",
+    );
+    sql.bind(Value::Int(me));
+    sql.push(" ORDER BY u.\"order\", u.id");
+    let chosen = views(state, sql).await?;
+    let all = views(state, Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted ORDER BY id")).await?;
+    let unused = all.into_iter().filter(|v| v.enabled && v.name != CUSTOMIZE && !chosen.iter().any(|c| c.name == v.name)).collect();
+    Ok((chosen, unused))
+}
+
+/// `GET /xoslib/dashboards/`: the caller's home tabs (chosen, or the default), Customize last,
+/// and what they could add.
+async fn mine(State(state): State<AppState>, Extension(auth): Extension<AuthContext>) -> Result<Response, ApiError> {
+    let actor = auth.require()?;
+    let Actor::User(p) = &actor else { return Err(ApiError::NotFound) };
+    let (chosen, unused) = user_dashboards(&state, p.id).await?;
+    let appuser = user_context(&state, p).await?["is_appuser"].as_bool().unwrap_or(false);
+    let mut tabs: Vec<&View> = chosen.iter().filter(|v| v.enabled && v.name != CUSTOMIZE).collect();
+    let all = views(&state, Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted ORDER BY id")).await?;
+    if tabs.is_empty()
+        && !appuser
+        && let Some(d) = all.iter().find(|v| v.name == DEFAULT_DASHBOARD && v.enabled)
+    {
+        tabs.push(d);
+    }
+    if !appuser && let Some(c) = all.iter().find(|v| v.name == CUSTOMIZE) {
+        tabs.push(c);
+    }
+    let out = |v: &View| json!({"name": v.name, "url": v.url});
+    let body = json!({
+        "tabs": tabs.iter().map(|v| out(v)).collect::<Vec<_>>(),
+        "chosen": chosen.iter().filter(|v| v.name != CUSTOMIZE).map(out).collect::<Vec<_>>(),
+        "available": unused.iter().map(out).collect::<Vec<_>>(),
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    dashboards: Vec<String>,
+}
+
+/// `POST /xoslib/dashboards/` `{"dashboards": ["Developer", "Hello World"]}`: the Customize
+/// tab's save. Replaces the caller's UserDashboardView rows, in order (one unit of work).
+async fn customize(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let actor = auth.require()?;
+    let Actor::User(p) = actor.clone() else { return Err(ApiError::NotFound) };
+    if p.is_readonly {
+        return Err(ApiError::Forbidden("Read-only users cannot customize their dashboards.".into()));
+    }
+    let input = crate::api::body_object(&headers, &body)?;
+    let choice: Choice = serde_json::from_value(Json::Object(input))
+        .map_err(|e| StoreError::field("dashboards", format!("Expected a list of view names: {e}")))?;
+    let view_model = state.store.model("DashboardView");
+    let udv = state.store.model("UserDashboardView");
+    let mut unit = state.store.begin(actor).await?;
+    let mut ids = Vec::new();
+    for name in &choice.dashboards {
+        let mut sql = Sql::new("SELECT id FROM core_dashboardview WHERE NOT deleted AND enabled AND name = ");
+        sql.bind(Value::Text(name.clone()));
+        match unit.fetch(&sql, &[SqlType::Int]).await?.first().and_then(|r| r[0].as_int()) {
+            Some(id) if name != CUSTOMIZE => ids.push(id),
+            _ => return Err(StoreError::field("dashboards", format!("There is no dashboard view named {name:?}.")).into()),
+        }
+    }
+    let mut sql = Sql::new("SELECT id FROM core_userdashboardview WHERE NOT deleted AND user_id = ");
+    sql.bind(Value::Int(p.id));
+    for r in unit.fetch(&sql, &[SqlType::Int]).await? {
+        unit.delete(udv, r[0].as_int().unwrap_or(0)).await?;
+    }
+    for (order, id) in ids.iter().enumerate() {
+        let row = json!({"user": p.id, "dashboardView": id, "order": order});
+        unit.create(udv, row.as_object().expect("object")).await?;
+    }
+    unit.commit().await?;
+    let _ = view_model;
+    Ok(axum::Json(json!("Success")).into_response())
+}
+
+/// The logged-in user for pages (session or basic), or a redirect to the login page.
+fn page_user(auth: &AuthContext, next: &str) -> Result<Principal, Response> {
+    auth.principal.clone().ok_or_else(|| {
+        let enc = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+        Redirect::to(&format!("/login?next={enc}")).into_response()
+    })
+}
+
+/// The user's own row as template context (readable fields).
+async fn user_context(state: &AppState, p: &Principal) -> Result<Json, StoreError> {
+    let rec = state.store.get(&Actor::User(p.clone()), state.store.model("User"), p.id).await?;
+    Ok(Json::Object(crate::api::json::plain_map(&rec)))
+}
+
+/// The guide's `userSliceInfo`: one entry per slice privilege the user holds.
+async fn user_slice_info(state: &AppState, me: i64) -> Result<Json, StoreError> {
+    let mut sql = Sql::new(
+        "SELECT s.name, s.id, r.role, \
+         (SELECT COUNT(*) FROM core_instance i WHERE NOT i.deleted AND i.slice_id = s.id) \
+         FROM core_sliceprivilege sp JOIN core_slice s ON s.id = sp.slice_id JOIN core_slicerole r ON r.id = sp.role_id \
+         WHERE NOT sp.deleted AND NOT s.deleted AND sp.user_id = ",
+    );
+    sql.bind(Value::Int(me));
+    sql.push(" ORDER BY s.name");
+    let rows = state.store.db().fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Text, SqlType::Int]).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let slice = r[1].as_int().unwrap_or(0);
+        let mut q = Sql::new(
+            "SELECT st.name, COUNT(*) FROM core_instance i JOIN core_node n ON n.id = i.node_id \
+             JOIN core_sitedeployment sd ON sd.id = n.site_deployment_id JOIN core_site st ON st.id = sd.site_id \
+             WHERE NOT i.deleted AND i.slice_id = ",
+        );
+        q.bind(Value::Int(slice));
+        q.push(" GROUP BY st.name ORDER BY st.name");
+        let sites: Map<String, Json> = state
+            .store
+            .db()
+            .fetch(&q, &[SqlType::Text, SqlType::Int])
+            .await?
+            .into_iter()
+            .map(|s| (s[0].as_str().unwrap_or_default().to_string(), Json::from(s[1].as_int().unwrap_or(0))))
+            .collect();
+        out.push(json!({
+            "slicename": r[0].as_str(),
+            "sliceid": slice,
+            "sitesUsed": sites,
+            "role": r[2].as_str(),
+            "instancecount": r[3].as_int().unwrap_or(0),
+            "sitecount": sites.len(),
+        }));
+    }
+    Ok(Json::Array(out))
+}
+
+/// Everything a template sees.
+async fn context(state: &AppState, p: &Principal) -> Result<Map<String, Json>, StoreError> {
+    let (chosen, unused) = user_dashboards(state, p.id).await?;
+    let mut ctx = Map::new();
+    ctx.insert("user".into(), user_context(state, p).await?);
+    ctx.insert("dashboards".into(), json!(chosen.iter().map(|v| v.name.clone()).collect::<Vec<_>>()));
+    ctx.insert("unusedDashboards".into(), json!(unused.iter().map(|v| v.name.clone()).collect::<Vec<_>>()));
+    ctx.insert("userSliceInfo".into(), user_slice_info(state, p.id).await?);
+    ctx.insert("STATIC_URL".into(), Json::String("/static".into()));
+    for (name, provide) in providers() {
+        ctx.insert(name.to_string(), provide(p));
+    }
+    Ok(ctx)
+}
+
+/// Render `dashboards/<template>.html` with the context (auto-escaped).
+fn render_template(dir: &std::path::Path, template: &str, ctx: &Map<String, Json>) -> Result<String, String> {
+    if template.is_empty() || !template.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("{template:?} is not a template name (letters, digits, _ and - only)"));
+    }
+    let mut env = minijinja::Environment::new();
+    env.set_loader(minijinja::path_loader(dir));
+    let tmpl = env.get_template(&format!("{template}.html")).map_err(|e| e.to_string())?;
+    tmpl.render(minijinja::Value::from_serialize(ctx)).map_err(|e| {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        msg
+    })
+}
+
+#[derive(Deserialize)]
+struct Embed {
+    #[serde(default)]
+    embed: Option<String>,
+}
+
+/// `GET /admin/dashboard/<name>/`: one view alone.
+async fn standalone(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    Path(name): Path<String>,
+    Query(q): Query<Embed>,
+) -> Response {
+    let p = match page_user(&auth, &format!("/admin/dashboard/{name}/")) {
+        Ok(p) => p,
+        Err(redirect) => return redirect,
+    };
+    let embed = q.embed.is_some_and(|v| v != "0");
+    let mut sql = Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted AND name = ");
+    sql.bind(Value::Text(name.clone()));
+    let view = match views(&state, sql).await {
+        Ok(v) => v.into_iter().next().filter(|v| v.enabled || p.is_admin),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Some(view) = view else {
+        let body = format!("<h1>No such view</h1><p>There is no dashboard view named {}.</p>", escape_html(&name));
+        return (StatusCode::NOT_FOUND, Html(page(&p, &name, &body, embed))).into_response();
+    };
+    let body = if let Some(template) = view.url.strip_prefix("template:") {
+        match context(&state, &p).await {
+            Ok(ctx) => match render_template(&state.config.dashboards_dir, template, &ctx) {
+                Ok(html) => html,
+                Err(e) => {
+                    tracing::warn!(view = %view.name, error = %e, "a dashboard template failed to render");
+                    let detail = if p.is_admin {
+                        format!("<pre class=\"template-error\">{}</pre>", escape_html(&e))
+                    } else {
+                        String::new()
+                    };
+                    format!("<div class=\"error\" role=\"alert\"><p>This view could not be shown.</p>{detail}</div>")
+                }
+            },
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    } else if view.url.starts_with("http://") || view.url.starts_with("https://") {
+        format!(
+            "<iframe class=\"view-frame\" title=\"{}\" src=\"{}\" sandbox=\"allow-scripts allow-forms allow-popups\" referrerpolicy=\"no-referrer\"></iframe>",
+            escape_html(&view.name),
+            escape_html(&view.url)
+        )
+    } else {
+        format!("<p class=\"error\">Don't know how to load dashboard {}.</p>", escape_html(&view.url))
+    };
+    Html(page(&p, &view.name, &body, embed)).into_response()
+}
+
+/// The page around a view: jQuery (the views' scripts expect it), the CSS, and unless embedded
+/// the title bar and navigation panel every page has.
+fn page(p: &Principal, title: &str, body: &str, embed: bool) -> String {
+    let chrome_start = if embed {
+        String::from("<main class=\"content view\">")
+    } else {
+        format!(
+            "<header class=\"titlebar\"><a class=\"brand\" href=\"/\">XOS</a><span class=\"spacer\"></span>\
+             <span class=\"whoami\">{}</span><form method=\"post\" action=\"/logout\" class=\"logout\">\
+             <button type=\"submit\" class=\"link\">Log out</button></form></header>\
+             <div class=\"layout\"><nav class=\"navpanel\" aria-label=\"Main\"><ul>{}</ul></nav>\
+             <main class=\"content view\"><h1 class=\"view-title\">{}</h1>",
+            escape_html(&p.email),
+            app::pages::NAV.iter().map(|(href, label)| format!("<li><a href=\"{href}\">{label}</a></li>")).collect::<String>(),
+            escape_html(title)
+        )
+    };
+    let chrome_end = if embed { "</main>" } else { "</main></div>" };
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · XOS</title><link rel=\"stylesheet\" href=\"/pkg/xos.css\"><link rel=\"icon\" href=\"/favicon.ico\">\
+         <script src=\"/static/js/vendor/jquery.min.js\"></script></head>\
+         <body class=\"{}\">{chrome_start}{body}{chrome_end}</body></html>",
+        escape_html(title),
+        if embed { "embedded" } else { "" }
+    )
+}
+
+/// `GET /static/js/xoslib/xos-backbone.js`: the model list of the registry, then the library.
+async fn xoslib_js(State(state): State<AppState>) -> impl IntoResponse {
+    let models: Vec<Json> = state
+        .store
+        .registry()
+        .models
+        .iter()
+        .map(|m| json!({"name": m.name, "plural": m.plural, "validators": m.validators()}))
+        .collect();
+    let body = format!(
+        "/* xoslib for XOS: Backbone collections of every model, fed by the REST API and /xos/events. */\nvar XOS_MODELS = {};\n{}",
+        Json::Array(models),
+        include_str!("../../static/js/xoslib/xos-backbone-lib.js")
+    );
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], body)
+}

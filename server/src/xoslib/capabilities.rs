@@ -1,0 +1,51 @@
+//! `/xoslib/capabilities/<plural>/?ids=1,2`: what the caller may do with a model and with some
+//! of its objects, so the admin pages show no button for what the user may not do. The answers
+//! come from the same permission rules the write path enforces (a dry run in a transaction that
+//! is rolled back).
+
+use crate::api::error::ApiError;
+use crate::auth::AuthContext;
+use crate::state::AppState;
+use crate::store::{Op, permissions};
+use axum::Router;
+use axum::extract::{Extension, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/xoslib/capabilities/{plural}", get(capabilities))
+        .route("/xoslib/capabilities/{plural}/", get(capabilities))
+}
+
+#[derive(Deserialize)]
+struct Ids {
+    #[serde(default)]
+    ids: String,
+}
+
+/// At most this many objects per request.
+const MAX_IDS: usize = 200;
+
+async fn capabilities(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    Path(plural): Path<String>,
+    Query(q): Query<Ids>,
+) -> Result<Response, ApiError> {
+    let actor = auth.require()?;
+    let model = state.store.registry().by_plural(&plural).ok_or(ApiError::NotFound)?;
+    let mut unit = state.store.begin(actor).await?;
+    let create = permissions::may_create(&mut unit, model).await?;
+    let mut objects = Map::new();
+    for id in q.ids.split(',').filter_map(|s| s.trim().parse::<i64>().ok()).take(MAX_IDS) {
+        let Ok(rec) = unit.load(model, id).await else { continue };
+        let change = permissions::check_write(&mut unit, Op::Update, Some(&rec), &rec, &[]).await.is_ok();
+        let delete = permissions::check_write(&mut unit, Op::Delete, Some(&rec), &rec, &[]).await.is_ok();
+        objects.insert(id.to_string(), json!({"change": change, "delete": delete}));
+    }
+    unit.rollback().await?;
+    Ok(axum::Json(json!({"create": create, "objects": Json::Object(objects)})).into_response())
+}
