@@ -12,8 +12,8 @@ pub mod registry;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
-use leptos_router::StaticSegment;
 use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
 use serde::{Deserialize, Serialize};
 
 /// The logged-in user as pages see it.
@@ -52,8 +52,11 @@ pub fn App() -> impl IntoView {
         <Title text="XOS"/>
         <Router>
             <Routes fallback=|| view! { <pages::NotFound/> }>
-                <Route path=StaticSegment("login") view=pages::login::LoginPage/>
-                <Route path=StaticSegment("") view=pages::home::HomePage/>
+                <Route path=path!("/login") view=pages::login::LoginPage/>
+                <Route path=path!("/") view=pages::home::HomePage/>
+                <Route path=path!("/admin") view=pages::admin::AdminIndex/>
+                <Route path=path!("/admin/core/:model") view=pages::admin::AdminList/>
+                <Route path=path!("/admin/core/:model/:id") view=pages::admin::AdminForm/>
             </Routes>
         </Router>
     }

@@ -115,7 +115,7 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .with_expiry(Expiry::OnInactivity(
             tower_sessions::cookie::time::Duration::weeks(2),
         ));
-    Ok(Router::new()
+    let app = Router::new()
         .merge(api::router())
         .merge(xoslib::router())
         .merge(dashboards::router())
@@ -127,5 +127,9 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .layer(session_layer)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state))
+        .with_state(state);
+    // Admin pages answer with or without the trailing slash XOS's URLs had
+    // (`/admin/core/dashboardview/`); the path is normalized before routing.
+    let normalized = tower::ServiceBuilder::new().map_request(web::trim_admin_slash).service(app);
+    Ok(Router::new().fallback_service(normalized))
 }

@@ -59,3 +59,21 @@ async fn require_login(mut req: Request, next: Next) -> Response {
         }
     }
 }
+
+/// `/admin/…/` → `/admin/…` (the UI's routes have no trailing slash; XOS's URLs had one).
+pub fn trim_admin_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.starts_with("/admin/") && path.len() > "/admin/".len() && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/').to_string();
+        let pq = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed,
+        };
+        if let Ok(uri) = pq.parse() {
+            *req.uri_mut() = uri;
+        }
+    } else if path == "/admin/" {
+        *req.uri_mut() = axum::http::Uri::from_static("/admin");
+    }
+    req
+}

@@ -1,21 +1,77 @@
-//! The home page: the user's slices from the client store, with an inline description editor.
+//! The home page: one tab per dashboard the user chose (or the default one), in their order,
+//! and the Customize tab last, where they choose and order them.
+//!
+//! A `template:` view is shown in a same-origin frame of its standalone page
+//! (`/admin/dashboard/<name>/?embed=1`), so its scripts run each time the tab opens; an
+//! `http(s)://` view in a sandboxed frame.
 
 use super::Frame;
-use crate::client::{Collection, Object, SaveError, id_of, str_of};
+use crate::client::request;
 use leptos::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+
+/// A dashboard view as `/xoslib/dashboards/` lists it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct ViewInfo {
+    pub name: String,
+    pub url: String,
+}
+
+/// The caller's tabs, their choice and what else they could add.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Dashboards {
+    pub tabs: Vec<ViewInfo>,
+    pub chosen: Vec<ViewInfo>,
+    pub available: Vec<ViewInfo>,
+}
+
+async fn load_dashboards() -> Result<Dashboards, String> {
+    let (status, body) = request("GET", "/xoslib/dashboards/", None).await?;
+    if status != 200 {
+        return Err(format!("HTTP {status}"));
+    }
+    serde_json::from_value(body).map_err(|e| e.to_string())
+}
 
 #[component]
 pub fn HomePage() -> impl IntoView {
     let user = Resource::new(|| (), |_| crate::current_user());
-    let slices = Collection::new("slices");
-    Effect::new(move |_| slices.fetch());
+    let dashboards = RwSignal::new(None::<Dashboards>);
+    let error = RwSignal::new(None::<String>);
+    let selected = RwSignal::new(0usize);
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            match load_dashboards().await {
+                Ok(d) => {
+                    // The URL's hash names a tab (#customize, #dashtab-2).
+                    #[cfg(feature = "hydrate")]
+                    if let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) {
+                        let want = hash.trim_start_matches('#').to_string();
+                        if want == "customize" {
+                            selected.set(d.tabs.iter().position(|t| t.name == "Customize").unwrap_or(0));
+                        } else if let Some(i) = want.strip_prefix("dashtab-").and_then(|n| n.parse::<usize>().ok()) {
+                            selected.set(i.min(d.tabs.len().saturating_sub(1)));
+                        }
+                    }
+                    dashboards.set(Some(d));
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        })
+    };
+    Effect::new(move |_| reload());
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let u = user.await.ok().flatten();
                 view! {
                     <Frame user=u>
-                        <SliceTable slices/>
+                        {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                        {move || match dashboards.get() {
+                            None => view! { <p class="muted" data-testid="dashboards-loading">"Loading your dashboards…"</p> }.into_any(),
+                            Some(d) => view! { <Tabs dashboards=d selected reload=Callback::new(move |_| reload())/> }.into_any(),
+                        }}
                     </Frame>
                 }
                 .into_any()
@@ -24,121 +80,195 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
-/// `0 - …` pending, `1 - …` ok, anything else an error (XOS's backend_status codes).
-fn status_class(status: &str) -> &'static str {
-    if status.starts_with("1 -") {
-        "badge ok"
-    } else if status.starts_with("0 -") || status.is_empty() {
-        "badge pending"
-    } else {
-        "badge error"
-    }
-}
-
 #[component]
-fn SliceTable(slices: Collection) -> impl IntoView {
-    view! {
-        <section class="card">
-            <div class="card-head">
-                <h1>"Your slices"</h1>
-                <button class="link" on:click=move |_| slices.fetch()>"Refresh"</button>
-            </div>
-            {move || slices.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            <Show
-                when=move || slices.loaded.get()
-                fallback=|| view! { <p class="muted" data-testid="slices-loading">"Loading slices…"</p> }
-            >
-                <Show
-                    when=move || !slices.models.read().is_empty()
-                    fallback=|| view! { <p class="muted">"You have no slices yet."</p> }
-                >
-                    <div class="table-wrap">
-                        <table class="grid" data-testid="slices">
-                            <thead>
-                                <tr>
-                                    <th scope="col">"Name"</th>
-                                    <th scope="col">"Description"</th>
-                                    <th scope="col">"Max instances"</th>
-                                    <th scope="col">"Status"</th>
-                                </tr>
-                            </thead>
-                            <tbody>
-                                <For
-                                    each=move || slices.models.get()
-                                    key=|o| serde_json::to_string(o).unwrap_or_default()
-                                    children=move |o| view! { <SliceRow slices obj=o/> }.into_any()
-                                />
-                            </tbody>
-                        </table>
-                    </div>
-                </Show>
-            </Show>
-        </section>
-    }
-}
-
-#[component]
-fn SliceRow(slices: Collection, obj: Object) -> impl IntoView {
-    let id = id_of(&obj);
-    let name = str_of(&obj, "name").to_string();
-    let description = str_of(&obj, "description").to_string();
-    let status = str_of(&obj, "backend_status").to_string();
-    let max_instances = obj
-        .get("max_instances")
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    let editing = RwSignal::new(false);
-    let draft = RwSignal::new(description.clone());
-    let error = RwSignal::new(None::<String>);
-    let saving = RwSignal::new(false);
-    let save = move || {
-        saving.set(true);
-        let mut changes = Object::new();
-        changes.insert("description".into(), draft.get_untracked().into());
-        leptos::task::spawn_local(async move {
-            match slices.save(id, changes).await {
-                Ok(_) => {
-                    error.set(None);
-                    editing.set(false);
-                }
-                Err(e @ SaveError::Fields(_)) | Err(e @ SaveError::Other(_)) => {
-                    error.set(Some(e.message_for("description")))
-                }
-            }
-            saving.set(false);
-        });
+fn Tabs(dashboards: Dashboards, selected: RwSignal<usize>, reload: Callback<()>) -> impl IntoView {
+    let tabs = dashboards.tabs.clone();
+    let count = tabs.len();
+    let choose = move |i: usize| {
+        selected.set(i);
+        #[cfg(feature = "hydrate")]
+        if let Some(w) = web_sys::window() {
+            let _ = w.location().set_hash(&format!("dashtab-{i}"));
+        }
     };
-    let input_id = format!("description-{id}");
-    view! {
-        <tr data-slice=name.clone()>
-            <th scope="row">{name.clone()}</th>
-            <td class="description">
-                <Show
-                    when=move || editing.get()
-                    fallback={
-                        let description = description.clone();
-                        let name = name.clone();
-                        move || view! {
-                            <span class="text">{description.clone()}</span>
-                            <button
-                                class="link edit"
-                                aria-label=format!("Edit the description of {name}")
-                                on:click=move |_| editing.set(true)
-                            >"Edit"</button>
-                        }
+    let buttons = tabs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let name = t.name.clone();
+            view! {
+                <button
+                    role="tab"
+                    id=format!("tab-{i}")
+                    class="tab"
+                    aria-controls=format!("panel-{i}")
+                    aria-selected=move || (selected.get() == i).to_string()
+                    tabindex=move || if selected.get() == i { "0" } else { "-1" }
+                    on:click=move |_| choose(i)
+                    on:keydown=move |ev| match ev.key().as_str() {
+                        "ArrowRight" => choose((i + 1) % count.max(1)),
+                        "ArrowLeft" => choose((i + count.max(1) - 1) % count.max(1)),
+                        _ => {}
                     }
                 >
-                    <form class="inline-edit" on:submit=move |ev| { ev.prevent_default(); save(); }>
-                        <label class="visually-hidden" for=input_id.clone()>"Description"</label>
-                        <input id=input_id.clone() type="text" bind:value=draft/>
-                        <button type="submit" class="primary" disabled=move || saving.get()>"Save"</button>
-                        <button type="button" class="link" on:click=move |_| editing.set(false)>"Cancel"</button>
-                        {move || error.get().map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
-                    </form>
-                </Show>
-            </td>
-            <td class="num">{max_instances}</td>
-            <td><span class=status_class(&status) title=status.clone()>{status.clone()}</span></td>
-        </tr>
+                    {name}
+                </button>
+            }
+        })
+        .collect_view();
+    let panel = move || {
+        let i = selected.get().min(tabs.len().saturating_sub(1));
+        let Some(t) = tabs.get(i).cloned() else {
+            return view! { <p class="muted">"You have no dashboards."</p> }.into_any();
+        };
+        let content = if t.name == "Customize" {
+            view! { <Customize dashboards=dashboards.clone() reload/> }.into_any()
+        } else if t.url.starts_with("template:") {
+            let src = format!("/admin/dashboard/{}/?embed=1", urlencode(&t.name));
+            view! { <iframe class="dashboard-frame" title=t.name.clone() src=src></iframe> }.into_any()
+        } else if t.url.starts_with("http://") || t.url.starts_with("https://") {
+            view! {
+                <iframe
+                    class="dashboard-frame"
+                    title=t.name.clone()
+                    src=t.url.clone()
+                    sandbox="allow-scripts allow-forms allow-popups"
+                    referrerpolicy="no-referrer"
+                ></iframe>
+            }
+            .into_any()
+        } else {
+            view! { <p class="error">{format!("Don't know how to load dashboard {}", t.url)}</p> }.into_any()
+        };
+        view! {
+            <div role="tabpanel" class="tabpanel" id=format!("panel-{i}") aria-labelledby=format!("tab-{i}")>
+                {content}
+            </div>
+        }
+        .into_any()
+    };
+    view! {
+        <div id="hometabs">
+            <div class="tabs" role="tablist" aria-label="Dashboards">{buttons}</div>
+            {panel}
+        </div>
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The Customize tab: choose dashboards, order them (buttons or drag), save.
+#[component]
+fn Customize(dashboards: Dashboards, reload: Callback<()>) -> impl IntoView {
+    let all: Vec<String> = dashboards
+        .chosen
+        .iter()
+        .chain(dashboards.available.iter())
+        .map(|v| v.name.clone())
+        .collect();
+    let chosen = RwSignal::new(dashboards.chosen.iter().map(|v| v.name.clone()).collect::<Vec<String>>());
+    let status = RwSignal::new(None::<(bool, String)>);
+    let dragging = RwSignal::new(None::<usize>);
+    let available = move || {
+        let c = chosen.get();
+        all.iter().filter(|n| !c.contains(n)).cloned().collect::<Vec<String>>()
+    };
+    let move_item = move |from: usize, to: usize| {
+        chosen.update(|c| {
+            if from < c.len() && to < c.len() {
+                let item = c.remove(from);
+                c.insert(to, item);
+            }
+        })
+    };
+    let save = move |_| {
+        let names = chosen.get_untracked();
+        leptos::task::spawn_local(async move {
+            match request("POST", "/xoslib/dashboards/", Some(json!({ "dashboards": names }))).await {
+                Ok((200, _)) => {
+                    status.set(Some((true, "Saved. Your home page now shows these dashboards.".into())));
+                    reload.run(());
+                }
+                Ok((_, body)) => status.set(Some((false, body.to_string()))),
+                Err(e) => status.set(Some((false, e))),
+            }
+        });
+    };
+    view! {
+        <section class="card customize" aria-labelledby="customize-title">
+            <h2 id="customize-title">"Customize your home page"</h2>
+            <div class="columns">
+                <div>
+                    <h3 id="available-title">"Available dashboards"</h3>
+                    <ul class="picklist" aria-labelledby="available-title" data-testid="available">
+                        <For each=available key=|n| n.clone() let:name>
+                            <li>
+                                <span>{name.clone()}</span>
+                                <button
+                                    class="link"
+                                    aria-label=format!("Add {name}")
+                                    on:click={
+                                        let name = name.clone();
+                                        move |_| chosen.update(|c| c.push(name.clone()))
+                                    }
+                                >
+                                    "Add"
+                                </button>
+                            </li>
+                        </For>
+                    </ul>
+                </div>
+                <div>
+                    <h3 id="selected-title">"Your dashboards, in order"</h3>
+                    <ol class="picklist" aria-labelledby="selected-title" data-testid="selected">
+                        {move || {
+                            let list = chosen.get();
+                            let n = list.len();
+                            list.into_iter()
+                                .enumerate()
+                                .map(|(i, name)| {
+                                    view! {
+                                        <li
+                                            draggable="true"
+                                            class:drop-target=move || dragging.get().is_some_and(|d| d != i)
+                                            on:dragstart=move |_| dragging.set(Some(i))
+                                            on:dragover=move |ev| ev.prevent_default()
+                                            on:drop=move |ev| {
+                                                ev.prevent_default();
+                                                if let Some(from) = dragging.get_untracked() {
+                                                    move_item(from, i);
+                                                }
+                                                dragging.set(None)
+                                            }
+                                            on:dragend=move |_| dragging.set(None)
+                                        >
+                                            <span class="drag-handle" aria-hidden="true">"⠿"</span>
+                                            <span>{name.clone()}</span>
+                                            <button class="link" aria-label=format!("Move {name} up") disabled=i == 0
+                                                on:click=move |_| move_item(i, i.saturating_sub(1))>"Up"</button>
+                                            <button class="link" aria-label=format!("Move {name} down") disabled=i + 1 == n
+                                                on:click=move |_| move_item(i, i + 1)>"Down"</button>
+                                            <button class="link" aria-label=format!("Remove {name}")
+                                                on:click=move |_| chosen.update(|c| { c.remove(i); })>"Remove"</button>
+                                        </li>
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </ol>
+                </div>
+            </div>
+            <button class="primary" on:click=save>"Save"</button>
+            {move || status.get().map(|(ok, m)| view! {
+                <p class=if ok { "ok-message" } else { "error" } role="status">{m}</p>
+            })}
+        </section>
     }
 }

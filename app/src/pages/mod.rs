@@ -1,5 +1,6 @@
 //! Pages of the web UI.
 
+pub mod admin;
 pub mod home;
 pub mod login;
 
@@ -26,8 +27,7 @@ pub fn Frame(user: Option<UserInfo>, children: Children) -> impl IntoView {
         <div class="layout">
             <nav class="navpanel" aria-label="Main">
                 <ul>
-                    <li><a href="/">"Home"</a></li>
-                    <li><a href="/xos/" rel="external">"REST API"</a></li>
+                    {NAV.iter().map(|(href, label)| view! { <li><a href=*href>{*label}</a></li> }).collect_view()}
                 </ul>
             </nav>
             <main class="content">{children()}</main>
