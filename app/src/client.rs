@@ -69,7 +69,10 @@ impl SaveError {
                 errs.into_iter()
                     .map(|(k, v)| {
                         let msgs = match v {
-                            Value::Array(a) => a.into_iter().map(|m| m.as_str().unwrap_or("").to_string()).collect(),
+                            Value::Array(a) => a
+                                .into_iter()
+                                .map(|m| m.as_str().unwrap_or("").to_string())
+                                .collect(),
                             Value::String(s) => vec![s],
                             other => vec![other.to_string()],
                         };
@@ -78,7 +81,10 @@ impl SaveError {
                     .collect(),
             ),
             (status, body) => SaveError::Other(
-                body.get("detail").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("HTTP {status}")),
+                body.get("detail")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("HTTP {status}")),
             ),
         }
     }
@@ -117,7 +123,10 @@ pub struct Collection {
 
 impl Collection {
     pub fn new(plural: &'static str) -> Collection {
-        let model = crate::registry::registry().by_plural(plural).map(|m| m.name.as_str()).unwrap_or("");
+        let model = crate::registry::registry()
+            .by_plural(plural)
+            .map(|m| m.name.as_str())
+            .unwrap_or("");
         Collection {
             plural,
             model,
@@ -141,7 +150,11 @@ impl Collection {
     pub fn fetch_query(self, query: String) {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            let url = format!("/xos/{}/?no_hyperlinks=1{}{query}", self.plural, if query.is_empty() { "" } else { "&" });
+            let url = format!(
+                "/xos/{}/?no_hyperlinks=1{}{query}",
+                self.plural,
+                if query.is_empty() { "" } else { "&" }
+            );
             match http::send_full("GET", &url, None).await {
                 Ok((200, Value::Array(items), total)) => {
                     let objs = items.into_iter().filter_map(|v| v.as_object().cloned()).collect();
@@ -149,7 +162,9 @@ impl Collection {
                     self.total.set(total);
                     self.error.set(None);
                 }
-                Ok((status, body, _)) => self.error.set(Some(SaveError::from_response(status, body).message_for(""))),
+                Ok((status, body, _)) => self
+                    .error
+                    .set(Some(SaveError::from_response(status, body).message_for(""))),
                 Err(e) => self.error.set(Some(e)),
             }
             self.loaded.set(true);
@@ -163,7 +178,9 @@ impl Collection {
         self.fetch();
         #[cfg(feature = "hydrate")]
         {
-            if let Ok(handle) = set_interval_with_handle(move || self.fetch(), std::time::Duration::from_secs(10)) {
+            if let Ok(handle) =
+                set_interval_with_handle(move || self.fetch(), std::time::Duration::from_secs(10))
+            {
                 on_cleanup(move || handle.clear());
             }
             let model = self.model;
@@ -175,18 +192,28 @@ impl Collection {
     pub fn apply(self, e: ChangeEvent) {
         if e.kind == "delete" {
             self.models.update(|ms| ms.retain(|m| id_of(m) != e.id));
-            return;
+        } else {
+            self.refetch(e.id);
         }
+    }
+
+    /// Fetch one object again into the collection (browser only).
+    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+    fn refetch(self, id: i64) {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
+            let e = ChangeEvent { model: String::new(), id, kind: String::new() };
             match http::send("GET", &self.object_url(e.id), None).await {
-                Ok((200, Value::Object(obj))) => self.models.update(|ms| match ms.iter_mut().find(|m| id_of(m) == e.id) {
-                    Some(m) => *m = obj,
-                    None => {
-                        ms.push(obj);
-                        ms.sort_by_key(id_of);
-                    }
-                }),
+                Ok((200, Value::Object(obj))) => {
+                    self.models
+                        .update(|ms| match ms.iter_mut().find(|m| id_of(m) == e.id) {
+                            Some(m) => *m = obj,
+                            None => {
+                                ms.push(obj);
+                                ms.sort_by_key(id_of);
+                            }
+                        })
+                }
                 Ok((404, _)) => self.models.update(|ms| ms.retain(|m| id_of(m) != e.id)),
                 _ => {}
             }
@@ -213,7 +240,9 @@ impl Collection {
 
     /// Delete an object and drop it from the collection.
     pub async fn destroy(self, id: i64) -> Result<(), SaveError> {
-        let (status, body) = request("DELETE", &self.object_url(id), None).await.map_err(SaveError::Other)?;
+        let (status, body) = request("DELETE", &self.object_url(id), None)
+            .await
+            .map_err(SaveError::Other)?;
         if status != 204 {
             return Err(SaveError::from_response(status, body));
         }
@@ -224,7 +253,9 @@ impl Collection {
 
 /// Send a JSON object and expect one back (200/201).
 pub async fn send_object(method: &str, url: &str, body: Object) -> Result<Object, SaveError> {
-    let (status, answer) = request(method, url, Some(Value::Object(body))).await.map_err(SaveError::Other)?;
+    let (status, answer) = request(method, url, Some(Value::Object(body)))
+        .await
+        .map_err(SaveError::Other)?;
     match (status, answer) {
         (200 | 201, Value::Object(obj)) => Ok(obj),
         (status, body) => Err(SaveError::from_response(status, body)),
@@ -252,7 +283,10 @@ mod http {
 
     /// The CSRF token the server set at login (`xoscsrftoken` cookie).
     fn csrf_token() -> Option<String> {
-        let doc = web_sys::window()?.document()?.dyn_into::<web_sys::HtmlDocument>().ok()?;
+        let doc = web_sys::window()?
+            .document()?
+            .dyn_into::<web_sys::HtmlDocument>()
+            .ok()?;
         let cookies = doc.cookie().ok()?;
         cookies.split(';').find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
@@ -262,7 +296,11 @@ mod http {
 
     /// Status, JSON body and `X-Total-Count` of a request with the session cookie (and the CSRF
     /// header for writes).
-    pub async fn send_full(method: &str, url: &str, body: Option<Value>) -> Result<(u16, Value, Option<i64>), String> {
+    pub async fn send_full(
+        method: &str,
+        url: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value, Option<i64>), String> {
         let mut b = match method {
             "GET" => Request::get(url),
             "PATCH" => Request::patch(url),
@@ -285,7 +323,11 @@ mod http {
         let status = resp.status();
         let total = resp.headers().get("x-total-count").and_then(|t| t.parse().ok());
         let text = resp.text().await.map_err(|e| e.to_string())?;
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Ok((status, json, total))
     }
 
@@ -315,10 +357,14 @@ pub mod events {
             if s.borrow().is_some() {
                 return;
             }
-            let Ok(source) = web_sys::EventSource::new("/xos/events") else { return };
+            let Ok(source) = web_sys::EventSource::new("/xos/events") else {
+                return;
+            };
             let on_change = Closure::<dyn Fn(web_sys::MessageEvent)>::new(|m: web_sys::MessageEvent| {
                 let Some(text) = m.data().as_string() else { return };
-                let Ok(e) = serde_json::from_str::<ChangeEvent>(&text) else { return };
+                let Ok(e) = serde_json::from_str::<ChangeEvent>(&text) else {
+                    return;
+                };
                 LISTENERS.with(|l| {
                     for (_, model, f) in l.borrow().iter() {
                         if *model == e.model || model.is_empty() {

@@ -62,8 +62,9 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The user of the current request (read from the request on the server).
-#[server]
+/// The user of the current request (read from the request on the server). A GET: it changes
+/// nothing, so it needs no CSRF token when the browser calls it after a client-side navigation.
+#[server(input = leptos::server_fn::codec::GetUrl)]
 pub async fn current_user() -> Result<Option<UserInfo>, ServerFnError> {
     let parts: http::request::Parts = leptos_axum::extract().await?;
     Ok(parts.extensions.get::<UserInfo>().cloned())

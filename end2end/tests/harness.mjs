@@ -104,3 +104,33 @@ export async function login(page, server, who = ADMIN) {
   await page.fill('#password', who.password);
   await Promise.all([page.waitForURL(`${server.url}/`), page.click('button[type=submit]')]);
 }
+
+/** Run axe-core on the page; returns the serious and critical violations. */
+export async function axeViolations(page) {
+  await page.addScriptTag({ path: resolve(import.meta.dirname, '..', 'node_modules', 'axe-core', 'axe.min.js') });
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
+}
+
+/** Save a screenshot under end2end/screenshots/. */
+export async function shot(page, name) {
+  const dir = resolve(import.meta.dirname, '..', 'screenshots');
+  await import('node:fs').then((fs) => fs.mkdirSync(dir, { recursive: true }));
+  await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
+}
+
+/** Log in through the form as someone else than the admin. */
+export async function loginAs(page, server, email, password) {
+  await page.goto(`${server.url}/login`);
+  await page.fill('#username', email);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL(`${server.url}/`), page.click('button[type=submit]')]);
+}
+
+/** The home page's tab panel, once the dashboards are loaded. */
+export async function homeTabs(page) {
+  await page.locator('[role=tablist] [role=tab]').first().waitFor();
+  return page.locator('[role=tablist] [role=tab]').allTextContents();
+}

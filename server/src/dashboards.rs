@@ -56,7 +56,11 @@ struct View {
 }
 
 async fn views(state: &AppState, sql: Sql) -> Result<Vec<View>, StoreError> {
-    let rows = state.store.db().fetch(&sql, &[SqlType::Text, SqlType::Text, SqlType::Bool]).await?;
+    let rows = state
+        .store
+        .db()
+        .fetch(&sql, &[SqlType::Text, SqlType::Text, SqlType::Bool])
+        .await?;
     Ok(rows
         .into_iter()
         .map(|r| View {
@@ -76,20 +80,41 @@ async fn user_dashboards(state: &AppState, me: i64) -> Result<(Vec<View>, Vec<Vi
     sql.bind(Value::Int(me));
     sql.push(" ORDER BY u.\"order\", u.id");
     let chosen = views(state, sql).await?;
-    let all = views(state, Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted ORDER BY id")).await?;
-    let unused = all.into_iter().filter(|v| v.enabled && v.name != CUSTOMIZE && !chosen.iter().any(|c| c.name == v.name)).collect();
+    let all = views(
+        state,
+        Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted ORDER BY id"),
+    )
+    .await?;
+    let unused = all
+        .into_iter()
+        .filter(|v| v.enabled && v.name != CUSTOMIZE && !chosen.iter().any(|c| c.name == v.name))
+        .collect();
     Ok((chosen, unused))
 }
 
 /// `GET /xoslib/dashboards/`: the caller's home tabs (chosen, or the default), Customize last,
 /// and what they could add.
-async fn mine(State(state): State<AppState>, Extension(auth): Extension<AuthContext>) -> Result<Response, ApiError> {
+async fn mine(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+) -> Result<Response, ApiError> {
     let actor = auth.require()?;
-    let Actor::User(p) = &actor else { return Err(ApiError::NotFound) };
+    let Actor::User(p) = &actor else {
+        return Err(ApiError::NotFound);
+    };
     let (chosen, unused) = user_dashboards(&state, p.id).await?;
-    let appuser = user_context(&state, p).await?["is_appuser"].as_bool().unwrap_or(false);
-    let mut tabs: Vec<&View> = chosen.iter().filter(|v| v.enabled && v.name != CUSTOMIZE).collect();
-    let all = views(&state, Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted ORDER BY id")).await?;
+    let appuser = user_context(&state, p).await?["is_appuser"]
+        .as_bool()
+        .unwrap_or(false);
+    let mut tabs: Vec<&View> = chosen
+        .iter()
+        .filter(|v| v.enabled && v.name != CUSTOMIZE)
+        .collect();
+    let all = views(
+        &state,
+        Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted ORDER BY id"),
+    )
+    .await?;
     if tabs.is_empty()
         && !appuser
         && let Some(d) = all.iter().find(|v| v.name == DEFAULT_DASHBOARD && v.enabled)
@@ -122,9 +147,13 @@ async fn customize(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let actor = auth.require()?;
-    let Actor::User(p) = actor.clone() else { return Err(ApiError::NotFound) };
+    let Actor::User(p) = actor.clone() else {
+        return Err(ApiError::NotFound);
+    };
     if p.is_readonly {
-        return Err(ApiError::Forbidden("Read-only users cannot customize their dashboards.".into()));
+        return Err(ApiError::Forbidden(
+            "Read-only users cannot customize their dashboards.".into(),
+        ));
     }
     let input = crate::api::body_object(&headers, &body)?;
     let choice: Choice = serde_json::from_value(Json::Object(input))
@@ -136,9 +165,20 @@ async fn customize(
     for name in &choice.dashboards {
         let mut sql = Sql::new("SELECT id FROM core_dashboardview WHERE NOT deleted AND enabled AND name = ");
         sql.bind(Value::Text(name.clone()));
-        match unit.fetch(&sql, &[SqlType::Int]).await?.first().and_then(|r| r[0].as_int()) {
+        match unit
+            .fetch(&sql, &[SqlType::Int])
+            .await?
+            .first()
+            .and_then(|r| r[0].as_int())
+        {
             Some(id) if name != CUSTOMIZE => ids.push(id),
-            _ => return Err(StoreError::field("dashboards", format!("There is no dashboard view named {name:?}.")).into()),
+            _ => {
+                return Err(StoreError::field(
+                    "dashboards",
+                    format!("There is no dashboard view named {name:?}."),
+                )
+                .into());
+            }
         }
     }
     let mut sql = Sql::new("SELECT id FROM core_userdashboardview WHERE NOT deleted AND user_id = ");
@@ -165,7 +205,10 @@ fn page_user(auth: &AuthContext, next: &str) -> Result<Principal, Response> {
 
 /// The user's own row as template context (readable fields).
 async fn user_context(state: &AppState, p: &Principal) -> Result<Json, StoreError> {
-    let rec = state.store.get(&Actor::User(p.clone()), state.store.model("User"), p.id).await?;
+    let rec = state
+        .store
+        .get(&Actor::User(p.clone()), state.store.model("User"), p.id)
+        .await?;
     Ok(Json::Object(crate::api::json::plain_map(&rec)))
 }
 
@@ -179,7 +222,11 @@ async fn user_slice_info(state: &AppState, me: i64) -> Result<Json, StoreError> 
     );
     sql.bind(Value::Int(me));
     sql.push(" ORDER BY s.name");
-    let rows = state.store.db().fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Text, SqlType::Int]).await?;
+    let rows = state
+        .store
+        .db()
+        .fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Text, SqlType::Int])
+        .await?;
     let mut out = Vec::new();
     for r in rows {
         let slice = r[1].as_int().unwrap_or(0);
@@ -196,7 +243,12 @@ async fn user_slice_info(state: &AppState, me: i64) -> Result<Json, StoreError> 
             .fetch(&q, &[SqlType::Text, SqlType::Int])
             .await?
             .into_iter()
-            .map(|s| (s[0].as_str().unwrap_or_default().to_string(), Json::from(s[1].as_int().unwrap_or(0))))
+            .map(|s| {
+                (
+                    s[0].as_str().unwrap_or_default().to_string(),
+                    Json::from(s[1].as_int().unwrap_or(0)),
+                )
+            })
             .collect();
         out.push(json!({
             "slicename": r[0].as_str(),
@@ -215,8 +267,14 @@ async fn context(state: &AppState, p: &Principal) -> Result<Map<String, Json>, S
     let (chosen, unused) = user_dashboards(state, p.id).await?;
     let mut ctx = Map::new();
     ctx.insert("user".into(), user_context(state, p).await?);
-    ctx.insert("dashboards".into(), json!(chosen.iter().map(|v| v.name.clone()).collect::<Vec<_>>()));
-    ctx.insert("unusedDashboards".into(), json!(unused.iter().map(|v| v.name.clone()).collect::<Vec<_>>()));
+    ctx.insert(
+        "dashboards".into(),
+        json!(chosen.iter().map(|v| v.name.clone()).collect::<Vec<_>>()),
+    );
+    ctx.insert(
+        "unusedDashboards".into(),
+        json!(unused.iter().map(|v| v.name.clone()).collect::<Vec<_>>()),
+    );
     ctx.insert("userSliceInfo".into(), user_slice_info(state, p.id).await?);
     ctx.insert("STATIC_URL".into(), Json::String("/static".into()));
     for (name, provide) in providers() {
@@ -227,12 +285,20 @@ async fn context(state: &AppState, p: &Principal) -> Result<Map<String, Json>, S
 
 /// Render `dashboards/<template>.html` with the context (auto-escaped).
 fn render_template(dir: &std::path::Path, template: &str, ctx: &Map<String, Json>) -> Result<String, String> {
-    if template.is_empty() || !template.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(format!("{template:?} is not a template name (letters, digits, _ and - only)"));
+    if template.is_empty()
+        || !template
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "{template:?} is not a template name (letters, digits, _ and - only)"
+        ));
     }
     let mut env = minijinja::Environment::new();
     env.set_loader(minijinja::path_loader(dir));
-    let tmpl = env.get_template(&format!("{template}.html")).map_err(|e| e.to_string())?;
+    let tmpl = env
+        .get_template(&format!("{template}.html"))
+        .map_err(|e| e.to_string())?;
     tmpl.render(minijinja::Value::from_serialize(ctx)).map_err(|e| {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
@@ -269,7 +335,10 @@ async fn standalone(
         Err(e) => return ApiError::from(e).into_response(),
     };
     let Some(view) = view else {
-        let body = format!("<h1>No such view</h1><p>There is no dashboard view named {}.</p>", escape_html(&name));
+        let body = format!(
+            "<h1>No such view</h1><p>There is no dashboard view named {}.</p>",
+            escape_html(&name)
+        );
         return (StatusCode::NOT_FOUND, Html(page(&p, &name, &body, embed))).into_response();
     };
     let body = if let Some(template) = view.url.strip_prefix("template:") {
@@ -283,7 +352,9 @@ async fn standalone(
                     } else {
                         String::new()
                     };
-                    format!("<div class=\"error\" role=\"alert\"><p>This view could not be shown.</p>{detail}</div>")
+                    format!(
+                        "<div class=\"error\" role=\"alert\"><p>This view could not be shown.</p>{detail}</div>"
+                    )
                 }
             },
             Err(e) => return ApiError::from(e).into_response(),
@@ -295,7 +366,10 @@ async fn standalone(
             escape_html(&view.url)
         )
     } else {
-        format!("<p class=\"error\">Don't know how to load dashboard {}.</p>", escape_html(&view.url))
+        format!(
+            "<p class=\"error\">Don't know how to load dashboard {}.</p>",
+            escape_html(&view.url)
+        )
     };
     Html(page(&p, &view.name, &body, embed)).into_response()
 }
@@ -313,7 +387,10 @@ fn page(p: &Principal, title: &str, body: &str, embed: bool) -> String {
              <div class=\"layout\"><nav class=\"navpanel\" aria-label=\"Main\"><ul>{}</ul></nav>\
              <main class=\"content view\"><h1 class=\"view-title\">{}</h1>",
             escape_html(&p.email),
-            app::pages::NAV.iter().map(|(href, label)| format!("<li><a href=\"{href}\">{label}</a></li>")).collect::<String>(),
+            app::pages::NAV
+                .iter()
+                .map(|(href, label)| format!("<li><a href=\"{href}\">{label}</a></li>"))
+                .collect::<String>(),
             escape_html(title)
         )
     };
@@ -343,5 +420,11 @@ async fn xoslib_js(State(state): State<AppState>) -> impl IntoResponse {
         Json::Array(models),
         include_str!("../../static/js/xoslib/xos-backbone-lib.js")
     );
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], body)
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }

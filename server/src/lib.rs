@@ -130,6 +130,8 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .with_state(state);
     // Admin pages answer with or without the trailing slash XOS's URLs had
     // (`/admin/core/dashboardview/`); the path is normalized before routing.
-    let normalized = tower::ServiceBuilder::new().map_request(web::trim_admin_slash).service(app);
+    let normalized = tower::ServiceBuilder::new()
+        .map_request(web::trim_admin_slash)
+        .service(app);
     Ok(Router::new().fallback_service(normalized))
 }

@@ -51,10 +51,26 @@ pub async fn initial_data(store: &Store) -> Result<(), StoreError> {
             "name",
             json!({"name": "m1.large", "flavor": "m1.large", "description": "4 CPUs, 8 GB", "order": 3, "memory_mb": 8192, "vcpus": 4}),
         ),
-        ("DashboardView", "name", json!({"name": "Customize", "url": "template:customize"})),
-        ("DashboardView", "name", json!({"name": "Tenant", "url": "template:xosTenant"})),
-        ("DashboardView", "name", json!({"name": "Developer", "url": "template:xosDeveloper"})),
-        ("DashboardView", "name", json!({"name": "Hello World", "url": "template:helloworld"})),
+        (
+            "DashboardView",
+            "name",
+            json!({"name": "Customize", "url": "template:customize"}),
+        ),
+        (
+            "DashboardView",
+            "name",
+            json!({"name": "Tenant", "url": "template:xosTenant"}),
+        ),
+        (
+            "DashboardView",
+            "name",
+            json!({"name": "Developer", "url": "template:xosDeveloper"}),
+        ),
+        (
+            "DashboardView",
+            "name",
+            json!({"name": "Hello World", "url": "template:helloworld"}),
+        ),
         (
             "NetworkTemplate",
             "name",

@@ -17,7 +17,10 @@ const PAGE: i64 = 25;
 
 /// The model of an admin URL segment (`dashboardview` → DashboardView).
 pub fn model_by_slug(slug: &str) -> Option<&'static Model> {
-    registry().models.iter().find(|m| m.name.to_lowercase() == slug.to_lowercase())
+    registry()
+        .models
+        .iter()
+        .find(|m| m.name.to_lowercase() == slug.to_lowercase())
 }
 
 /// The admin list of a model.
@@ -27,7 +30,9 @@ pub fn admin_path(m: &Model) -> String {
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// `backend_status` as a mark and its text: ok (`1 -`), pending (`0 -`), error.
@@ -95,18 +100,29 @@ struct Caps {
 async fn capabilities(plural: &str, ids: &[i64]) -> Caps {
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
     let url = format!("/xoslib/capabilities/{plural}/?ids={}", list.join(","));
-    let Ok((200, body)) = request("GET", &url, None).await else { return Caps::default() };
+    let Ok((200, body)) = request("GET", &url, None).await else {
+        return Caps::default();
+    };
     let objects = body["objects"]
         .as_object()
         .map(|o| {
             o.iter()
                 .filter_map(|(k, v)| {
-                    Some((k.parse().ok()?, (v["change"].as_bool().unwrap_or(false), v["delete"].as_bool().unwrap_or(false))))
+                    Some((
+                        k.parse().ok()?,
+                        (
+                            v["change"].as_bool().unwrap_or(false),
+                            v["delete"].as_bool().unwrap_or(false),
+                        ),
+                    ))
                 })
                 .collect()
         })
         .unwrap_or_default();
-    Caps { create: body["create"].as_bool().unwrap_or(false), objects }
+    Caps {
+        create: body["create"].as_bool().unwrap_or(false),
+        objects,
+    }
 }
 
 /// Names (`humanReadableName`) of objects of `plural`, by id.
@@ -119,7 +135,12 @@ async fn names(plural: &str, ids: &[i64]) -> HashMap<i64, String> {
     match request("GET", &url, None).await {
         Ok((200, Value::Array(items))) => items
             .iter()
-            .filter_map(|o| Some((o["id"].as_i64()?, o["humanReadableName"].as_str().unwrap_or("").to_string())))
+            .filter_map(|o| {
+                Some((
+                    o["id"].as_i64()?,
+                    o["humanReadableName"].as_str().unwrap_or("").to_string(),
+                ))
+            })
             .collect(),
         _ => HashMap::new(),
     }
@@ -129,10 +150,20 @@ fn cell_text(f: &Field, v: &Value, fk_names: &HashMap<String, HashMap<i64, Strin
     match (f.fk_target(), v) {
         (Some(_), Value::Number(n)) => {
             let id = n.as_i64().unwrap_or(0);
-            fk_names.get(&f.name).and_then(|m| m.get(&id)).cloned().unwrap_or_else(|| format!("#{id}"))
+            fk_names
+                .get(&f.name)
+                .and_then(|m| m.get(&id))
+                .cloned()
+                .unwrap_or_else(|| format!("#{id}"))
         }
         (_, Value::Null) => "—".into(),
-        (_, Value::Bool(b)) => if *b { "yes".into() } else { "no".into() },
+        (_, Value::Bool(b)) => {
+            if *b {
+                "yes".into()
+            } else {
+                "no".into()
+            }
+        }
         (_, Value::String(s)) => s.clone(),
         (_, other) => other.to_string(),
     }
@@ -171,9 +202,17 @@ fn ModelList(model: &'static Model) -> impl IntoView {
     let caps = RwSignal::new(Caps::default());
     let fk_names = RwSignal::new(HashMap::<String, HashMap<i64, String>>::new());
     let columns: Vec<&'static Field> = {
-        let mut cols: Vec<&'static Field> = model.list_fields.iter().filter_map(|n| model.field_named(n)).collect();
+        let mut cols: Vec<&'static Field> = model
+            .list_fields
+            .iter()
+            .filter_map(|n| model.field_named(n))
+            .collect();
         if cols.is_empty() {
-            cols = model.readable_fields().filter(|f| f.name != "id").take(5).collect();
+            cols = model
+                .readable_fields()
+                .filter(|f| f.name != "id")
+                .take(5)
+                .collect();
         }
         cols
     };
@@ -181,7 +220,12 @@ fn ModelList(model: &'static Model) -> impl IntoView {
         .fields
         .iter()
         .filter(|f| f.is_readable() && (matches!(f.kind, FieldKind::Boolean) || !f.choices.is_empty()))
-        .filter(|f| !matches!(f.name.as_str(), "deleted" | "write_protect" | "lazy_blocked" | "no_sync"))
+        .filter(|f| {
+            !matches!(
+                f.name.as_str(),
+                "deleted" | "write_protect" | "lazy_blocked" | "no_sync"
+            )
+        })
         .collect();
     let query = move || {
         let mut q = vec![format!("limit={PAGE}"), format!("offset={}", page.get() * PAGE)];
@@ -202,7 +246,11 @@ fn ModelList(model: &'static Model) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     crate::client::events::subscribe(model.name.as_str(), move |_| coll.fetch_query(query()));
     // Capabilities and related names whenever the rows change.
-    let fk_columns: Vec<&'static Field> = columns.iter().copied().filter(|f| f.fk_target().is_some()).collect();
+    let fk_columns: Vec<&'static Field> = columns
+        .iter()
+        .copied()
+        .filter(|f| f.fk_target().is_some())
+        .collect();
     Effect::new(move |_| {
         let rows = coll.models.get();
         let ids: Vec<i64> = rows.iter().map(id_of).collect();
@@ -213,7 +261,10 @@ fn ModelList(model: &'static Model) -> impl IntoView {
             for f in fks {
                 let target = f.fk_target().and_then(|t| registry().model(t));
                 let Some(target) = target else { continue };
-                let ids: Vec<i64> = rows.iter().filter_map(|r| r.get(&f.name).and_then(Value::as_i64)).collect();
+                let ids: Vec<i64> = rows
+                    .iter()
+                    .filter_map(|r| r.get(&f.name).and_then(Value::as_i64))
+                    .collect();
                 all.insert(f.name.clone(), names(&target.plural, &ids).await);
             }
             fk_names.set(all);
@@ -310,7 +361,11 @@ fn ModelList(model: &'static Model) -> impl IntoView {
         let last = (first + PAGE).min(total);
         let at_start = first == 0;
         let at_end = first + PAGE >= total;
-        let shown = if total == 0 { "No objects".to_string() } else { format!("{}–{last} of {total}", first + 1) };
+        let shown = if total == 0 {
+            "No objects".to_string()
+        } else {
+            format!("{}–{last} of {total}", first + 1)
+        };
         view! {
             <nav class="pager" aria-label="Pages">
                 <button class="link" disabled=at_start on:click=move |_| page.update(|p| *p -= 1)>"Previous"</button>
@@ -400,13 +455,22 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
             if let Some(id) = id {
-                match request("GET", &format!("/xos/{}/{id}/?no_hyperlinks=1", model.plural), None).await {
+                match request(
+                    "GET",
+                    &format!("/xos/{}/{id}/?no_hyperlinks=1", model.plural),
+                    None,
+                )
+                .await
+                {
                     Ok((200, Value::Object(o))) => {
                         status.set(str_of(&o, "backend_status").to_string());
                         draft.set(o);
                     }
                     Ok((status, body)) => error.set(Some(SaveError::Other(
-                        body["detail"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}")),
+                        body["detail"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("HTTP {status}")),
                     ))),
                     Err(e) => error.set(Some(SaveError::Other(e))),
                 }
@@ -447,14 +511,24 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
         let nav = nav.clone();
         leptos::task::spawn_local(async move {
             let result = match id {
-                Some(id) => send_object("PATCH", &format!("/xos/{}/{id}/?no_hyperlinks=1", model.plural), body).await,
+                Some(id) => {
+                    send_object(
+                        "PATCH",
+                        &format!("/xos/{}/{id}/?no_hyperlinks=1", model.plural),
+                        body,
+                    )
+                    .await
+                }
                 None => send_object("POST", &format!("/xos/{}/?no_hyperlinks=1", model.plural), body).await,
             };
             match result {
                 Ok(obj) => {
                     error.set(None);
                     if id.is_none() {
-                        nav(&format!("{}{}/", admin_path(model), id_of(&obj)), Default::default());
+                        nav(
+                            &format!("{}{}/", admin_path(model), id_of(&obj)),
+                            Default::default(),
+                        );
                     } else {
                         message.set(Some(format!("The {} was saved.", model.verbose_name)));
                         status.set(str_of(&obj, "backend_status").to_string());
@@ -486,7 +560,10 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
         Some(_) => format!("Change {}", model.verbose_name),
     };
     let fields = move || {
-        form_fields(model).into_iter().map(|f| view! { <FieldInput field=f draft error/> }).collect_view()
+        form_fields(model)
+            .into_iter()
+            .map(|f| view! { <FieldInput field=f draft error/> })
+            .collect_view()
     };
     view! {
         <section class="card admin-form">
@@ -526,7 +603,11 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
 
 /// One field's widget, label, help and error.
 #[component]
-fn FieldInput(field: &'static Field, draft: RwSignal<Object>, error: RwSignal<Option<SaveError>>) -> impl IntoView {
+fn FieldInput(
+    field: &'static Field,
+    draft: RwSignal<Object>,
+    error: RwSignal<Option<SaveError>>,
+) -> impl IntoView {
     let name = field.name.clone();
     let id = format!("field-{name}");
     let help_id = format!("{id}-help");
@@ -539,14 +620,22 @@ fn FieldInput(field: &'static Field, draft: RwSignal<Object>, error: RwSignal<Op
     };
     let set = {
         let name = name.clone();
-        move |v: Value| draft.update(|d| { d.insert(name.clone(), v); })
+        move |v: Value| {
+            draft.update(|d| {
+                d.insert(name.clone(), v);
+            })
+        }
     };
     let as_text = |v: &Value| match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let described = if field.help_text.is_empty() { err_id.clone() } else { format!("{help_id} {err_id}") };
+    let described = if field.help_text.is_empty() {
+        err_id.clone()
+    } else {
+        format!("{help_id} {err_id}")
+    };
     let widget = match &field.kind {
         FieldKind::Boolean => {
             let set = set.clone();
@@ -639,7 +728,10 @@ fn FkSelect(
 ) -> impl IntoView {
     let options = RwSignal::new(Vec::<(i64, String)>::new());
     let filter = RwSignal::new(String::new());
-    let plural = registry().model(&target).map(|m| m.plural.clone()).unwrap_or_default();
+    let plural = registry()
+        .model(&target)
+        .map(|m| m.plural.clone())
+        .unwrap_or_default();
     Effect::new(move |_| {
         let plural = plural.clone();
         leptos::task::spawn_local(async move {
@@ -648,7 +740,12 @@ fn FkSelect(
                 options.set(
                     items
                         .iter()
-                        .filter_map(|o| Some((o["id"].as_i64()?, o["humanReadableName"].as_str().unwrap_or("").to_string())))
+                        .filter_map(|o| {
+                            Some((
+                                o["id"].as_i64()?,
+                                o["humanReadableName"].as_str().unwrap_or("").to_string(),
+                            ))
+                        })
                         .collect(),
                 );
             }

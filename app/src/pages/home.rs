@@ -40,19 +40,30 @@ pub fn HomePage() -> impl IntoView {
     let dashboards = RwSignal::new(None::<Dashboards>);
     let error = RwSignal::new(None::<String>);
     let selected = RwSignal::new(0usize);
+    // The Customize tab's message survives the reload of the tabs its save causes.
+    let notice = RwSignal::new(None::<(bool, String)>);
     let reload = move || {
         leptos::task::spawn_local(async move {
             match load_dashboards().await {
                 Ok(d) => {
-                    // The URL's hash names a tab (#customize, #dashtab-2).
+                    // On the first load, the URL's hash names a tab (#customize, #dashtab-2).
                     #[cfg(feature = "hydrate")]
-                    if let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) {
+                    if dashboards.get_untracked().is_none()
+                        && let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok())
+                    {
                         let want = hash.trim_start_matches('#').to_string();
                         if want == "customize" {
                             selected.set(d.tabs.iter().position(|t| t.name == "Customize").unwrap_or(0));
-                        } else if let Some(i) = want.strip_prefix("dashtab-").and_then(|n| n.parse::<usize>().ok()) {
+                        } else if let Some(i) = want
+                            .strip_prefix("dashtab-")
+                            .and_then(|n| n.parse::<usize>().ok())
+                        {
                             selected.set(i.min(d.tabs.len().saturating_sub(1)));
                         }
+                    }
+                    // After a save, stay on the Customize tab.
+                    if notice.get_untracked().is_some() {
+                        selected.set(d.tabs.iter().position(|t| t.name == "Customize").unwrap_or(0));
                     }
                     dashboards.set(Some(d));
                 }
@@ -70,7 +81,7 @@ pub fn HomePage() -> impl IntoView {
                         {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
                         {move || match dashboards.get() {
                             None => view! { <p class="muted" data-testid="dashboards-loading">"Loading your dashboards…"</p> }.into_any(),
-                            Some(d) => view! { <Tabs dashboards=d selected reload=Callback::new(move |_| reload())/> }.into_any(),
+                            Some(d) => view! { <Tabs dashboards=d selected notice reload=Callback::new(move |_| reload())/> }.into_any(),
                         }}
                     </Frame>
                 }
@@ -81,11 +92,17 @@ pub fn HomePage() -> impl IntoView {
 }
 
 #[component]
-fn Tabs(dashboards: Dashboards, selected: RwSignal<usize>, reload: Callback<()>) -> impl IntoView {
+fn Tabs(
+    dashboards: Dashboards,
+    selected: RwSignal<usize>,
+    notice: RwSignal<Option<(bool, String)>>,
+    reload: Callback<()>,
+) -> impl IntoView {
     let tabs = dashboards.tabs.clone();
     let count = tabs.len();
     let choose = move |i: usize| {
         selected.set(i);
+        notice.set(None);
         #[cfg(feature = "hydrate")]
         if let Some(w) = web_sys::window() {
             let _ = w.location().set_hash(&format!("dashtab-{i}"));
@@ -122,7 +139,7 @@ fn Tabs(dashboards: Dashboards, selected: RwSignal<usize>, reload: Callback<()>)
             return view! { <p class="muted">"You have no dashboards."</p> }.into_any();
         };
         let content = if t.name == "Customize" {
-            view! { <Customize dashboards=dashboards.clone() reload/> }.into_any()
+            view! { <Customize dashboards=dashboards.clone() status=notice reload/> }.into_any()
         } else if t.url.starts_with("template:") {
             let src = format!("/admin/dashboard/{}/?embed=1", urlencode(&t.name));
             view! { <iframe class="dashboard-frame" title=t.name.clone() src=src></iframe> }.into_any()
@@ -166,19 +183,31 @@ fn urlencode(s: &str) -> String {
 
 /// The Customize tab: choose dashboards, order them (buttons or drag), save.
 #[component]
-fn Customize(dashboards: Dashboards, reload: Callback<()>) -> impl IntoView {
+fn Customize(
+    dashboards: Dashboards,
+    status: RwSignal<Option<(bool, String)>>,
+    reload: Callback<()>,
+) -> impl IntoView {
     let all: Vec<String> = dashboards
         .chosen
         .iter()
         .chain(dashboards.available.iter())
         .map(|v| v.name.clone())
         .collect();
-    let chosen = RwSignal::new(dashboards.chosen.iter().map(|v| v.name.clone()).collect::<Vec<String>>());
-    let status = RwSignal::new(None::<(bool, String)>);
+    let chosen = RwSignal::new(
+        dashboards
+            .chosen
+            .iter()
+            .map(|v| v.name.clone())
+            .collect::<Vec<String>>(),
+    );
     let dragging = RwSignal::new(None::<usize>);
     let available = move || {
         let c = chosen.get();
-        all.iter().filter(|n| !c.contains(n)).cloned().collect::<Vec<String>>()
+        all.iter()
+            .filter(|n| !c.contains(n))
+            .cloned()
+            .collect::<Vec<String>>()
     };
     let move_item = move |from: usize, to: usize| {
         chosen.update(|c| {
@@ -191,9 +220,18 @@ fn Customize(dashboards: Dashboards, reload: Callback<()>) -> impl IntoView {
     let save = move |_| {
         let names = chosen.get_untracked();
         leptos::task::spawn_local(async move {
-            match request("POST", "/xoslib/dashboards/", Some(json!({ "dashboards": names }))).await {
+            match request(
+                "POST",
+                "/xoslib/dashboards/",
+                Some(json!({ "dashboards": names })),
+            )
+            .await
+            {
                 Ok((200, _)) => {
-                    status.set(Some((true, "Saved. Your home page now shows these dashboards.".into())));
+                    status.set(Some((
+                        true,
+                        "Saved. Your home page now shows these dashboards.".into(),
+                    )));
                     reload.run(());
                 }
                 Ok((_, body)) => status.set(Some((false, body.to_string()))),

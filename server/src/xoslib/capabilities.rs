@@ -36,14 +36,29 @@ async fn capabilities(
     Query(q): Query<Ids>,
 ) -> Result<Response, ApiError> {
     let actor = auth.require()?;
-    let model = state.store.registry().by_plural(&plural).ok_or(ApiError::NotFound)?;
+    let model = state
+        .store
+        .registry()
+        .by_plural(&plural)
+        .ok_or(ApiError::NotFound)?;
     let mut unit = state.store.begin(actor).await?;
     let create = permissions::may_create(&mut unit, model).await?;
     let mut objects = Map::new();
-    for id in q.ids.split(',').filter_map(|s| s.trim().parse::<i64>().ok()).take(MAX_IDS) {
-        let Ok(rec) = unit.load(model, id).await else { continue };
-        let change = permissions::check_write(&mut unit, Op::Update, Some(&rec), &rec, &[]).await.is_ok();
-        let delete = permissions::check_write(&mut unit, Op::Delete, Some(&rec), &rec, &[]).await.is_ok();
+    for id in q
+        .ids
+        .split(',')
+        .filter_map(|s| s.trim().parse::<i64>().ok())
+        .take(MAX_IDS)
+    {
+        let Ok(rec) = unit.load(model, id).await else {
+            continue;
+        };
+        let change = permissions::check_write(&mut unit, Op::Update, Some(&rec), &rec, &[])
+            .await
+            .is_ok();
+        let delete = permissions::check_write(&mut unit, Op::Delete, Some(&rec), &rec, &[])
+            .await
+            .is_ok();
         objects.insert(id.to_string(), json!({"change": change, "delete": delete}));
     }
     unit.rollback().await?;

@@ -1,0 +1,84 @@
+// Generated admin pages: create with a field error, edit, delete with confirmation, for two
+// models; and a list that updates when another client changes a row.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, newPage, login, api, shot } from './harness.mjs';
+
+let server;
+let browser;
+before(async () => { server = await startServer(); browser = await launchBrowser(); });
+after(async () => { await browser?.close(); await server?.stop(); });
+
+async function save(page) {
+  await page.getByRole('button', { name: 'Save' }).click();
+}
+
+test('slices: create (after a field error), edit, delete', async () => {
+  const page = await newPage(browser);
+  await login(page, server);
+  await page.goto(`${server.url}/admin/core/slice/`);
+  await page.getByRole('link', { name: 'Add slice' }).click();
+  await page.waitForURL(/\/admin\/core\/slice\/add/);
+  await page.locator('#field-name').fill('wrongprefix_x');
+  await page.locator('#field-site').selectOption({ label: 'MySite (#1)' });
+  await save(page);
+  await page.locator('#field-name-error', { hasText: 'must begin with mysite_' }).waitFor();
+  await page.locator('#field-name').fill('mysite_fromadmin');
+  await save(page);
+  await page.waitForURL(/\/admin\/core\/slice\/\d+\/$/);
+  const id = page.url().match(/slice\/(\d+)\//)[1];
+  await page.locator('#field-description').fill('written in the admin');
+  await save(page);
+  await page.locator('text=The slice was saved.').waitFor();
+  assert.equal((await api(server, `/xos/slices/${id}/`)).body.description, 'written in the admin');
+  await shot(page, 'admin-form');
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('button', { name: 'Yes, delete it' }).click();
+  await page.waitForURL(/\/admin\/core\/slice\/$/);
+  assert.equal((await api(server, `/xos/slices/${id}/`)).status, 404);
+  assert.deepEqual(page.errors.filter((e) => !/status of 400/.test(e)), []);
+  await page.context().close();
+});
+
+test('dashboard views at the guide\'s path: create (after a field error), edit, delete', async () => {
+  const page = await newPage(browser);
+  await login(page, server);
+  await page.goto(`${server.url}/admin/core/dashboardview/`);
+  await page.locator('table[data-testid=admin-list] tbody tr', { hasText: 'Hello World' }).waitFor();
+  await page.getByRole('link', { name: 'Add dashboard view' }).click();
+  await page.locator('#field-name').fill('hello, world');
+  await page.locator('#field-url').fill('template:helloworld');
+  await save(page);
+  await page.locator('#field-name-error', { hasText: 'comma' }).waitFor();
+  await page.locator('#field-name').fill('hello world');
+  await save(page);
+  await page.waitForURL(/\/admin\/core\/dashboardview\/\d+\/$/);
+  await page.locator('#field-enabled').uncheck();
+  await save(page);
+  await page.locator('text=The dashboard view was saved.').waitFor();
+  const { body } = await api(server, '/xos/dashboardviews/?name=hello%20world');
+  assert.equal(body[0].enabled, false);
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('button', { name: 'Yes, delete it' }).click();
+  await page.waitForURL(/\/admin\/core\/dashboardview\/$/);
+  assert.deepEqual((await api(server, '/xos/dashboardviews/?name=hello%20world')).body, []);
+  await page.context().close();
+});
+
+test('a list shows a change made by another client', async () => {
+  const page = await newPage(browser);
+  await login(page, server);
+  await page.goto(`${server.url}/admin/core/slice/`);
+  const row = page.locator('table[data-testid=admin-list] tbody tr', { hasText: 'mysite_helloworld' });
+  await row.waitFor();
+  await shot(page, 'admin-list');
+  const { body: [s] } = await api(server, '/xos/slices/?name=mysite_helloworld');
+  await api(server, `/xos/slices/${s.id}/`, { method: 'PATCH', body: JSON.stringify({ description: 'changed by another client' }) });
+  await page.locator('table[data-testid=admin-list] tbody tr', { hasText: 'changed by another client' }).waitFor({ timeout: 5000 });
+  // Search, filter and sort reach the server.
+  await page.fill('#admin-search', 'public');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('table[data-testid=admin-list] tbody tr').first().waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('table[data-testid=admin-list] tbody tr').length === 1);
+  await page.context().close();
+});
