@@ -43,9 +43,12 @@ pub fn router() -> Router<AppState> {
 
 /// Extra template context, registered in one place: name → value for a user. Add yours here
 /// (see docs/adding-a-view.md).
-pub fn providers() -> Vec<(&'static str, fn(&Principal) -> Json)> {
+pub fn providers() -> Vec<(&'static str, ContextProvider)> {
     vec![("foobar", |_| Json::String("value_of_foobar".into()))]
 }
+
+/// A template context variable computed for the logged-in user.
+pub type ContextProvider = fn(&Principal) -> Json;
 
 /// A DashboardView row.
 #[derive(Clone, Debug)]
@@ -195,11 +198,11 @@ async fn customize(
     Ok(axum::Json(json!("Success")).into_response())
 }
 
-/// The logged-in user for pages (session or basic), or a redirect to the login page.
-fn page_user(auth: &AuthContext, next: &str) -> Result<Principal, Response> {
+/// The logged-in user for pages (session or basic), or where to log in first.
+fn page_user(auth: &AuthContext, next: &str) -> Result<Principal, Redirect> {
     auth.principal.clone().ok_or_else(|| {
         let enc = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
-        Redirect::to(&format!("/login?next={enc}")).into_response()
+        Redirect::to(&format!("/login?next={enc}"))
     })
 }
 
@@ -325,7 +328,7 @@ async fn standalone(
 ) -> Response {
     let p = match page_user(&auth, &format!("/admin/dashboard/{name}/")) {
         Ok(p) => p,
-        Err(redirect) => return redirect,
+        Err(redirect) => return redirect.into_response(),
     };
     let embed = q.embed.is_some_and(|v| v != "0");
     let mut sql = Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted AND name = ");
