@@ -136,7 +136,7 @@ wrk:
 	  $$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 
 # REST throughput and latency on SQLite and Postgres against a no-database ceiling.
-bench: server wrk
+bench: frontend server wrk chromium
 	scripts/bench.sh
 
 clean:

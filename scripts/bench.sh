@@ -103,6 +103,12 @@ bench_db() { # name database_url
   echo "  $name done ($(wc -c < "$WORK/list.json") bytes per list, $(wc -c < "$WORK/one.json") per slice)" >&2
 }
 
+# The UI: bundle size and first-page load time (release server, Chromium).
+WASM="${XOS_SITE_ROOT:-$CARGO_TARGET_DIR/site}/pkg/frontend_bg.wasm"
+if [ -f "$WASM" ]; then
+  echo "wasm bundle: $(( $(stat -c %s "$WASM") / 1024 )) KB raw, $(( $(gzip -9 -c "$WASM" | wc -c) / 1024 )) KB gzip -9"
+  (cd end2end && XOS_BIN="$XOS" XOS_SITE_ROOT="${XOS_SITE_ROOT:-$CARGO_TARGET_DIR/site}" node bench-load.mjs) || echo "first-page load: not measured"
+fi
 echo "XOS REST benchmark: wrk -t1 -c$CONN -d${DURATION}s (load on CPU $LOAD_CPU, server on CPU $SERVER_CPU), basic auth" >&2
 bench_db sqlite "sqlite://$WORK/bench.db"
 if psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS xos_bench CASCADE; CREATE SCHEMA xos_bench" >/dev/null 2>&1; then

@@ -11,6 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
 
 /// The UI routes.
@@ -24,11 +26,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
-        .nest_service("/pkg", ServeDir::new(site.join("pkg")))
-        .nest_service("/vendor", ServeDir::new(site.join("vendor")))
+        // Static files are compressed on the way out (the wasm bundle shrinks to a third).
+        .nest_service("/pkg", ServiceBuilder::new().layer(CompressionLayer::new()).service(ServeDir::new(site.join("pkg"))))
+        .nest_service("/vendor", ServiceBuilder::new().layer(CompressionLayer::new()).service(ServeDir::new(site.join("vendor"))))
         .nest_service(
             "/static",
-            ServeDir::new(&state.config.static_dir).fallback(ServeDir::new(site.join("static"))),
+            ServiceBuilder::new()
+                .layer(CompressionLayer::new())
+                .service(ServeDir::new(&state.config.static_dir).fallback(ServeDir::new(site.join("static")))),
         )
         .route_service("/favicon.ico", ServeFile::new(site.join("favicon.ico")))
         .merge(pages)
