@@ -202,7 +202,11 @@ impl Collection {
     fn refetch(self, id: i64) {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            let e = ChangeEvent { model: String::new(), id, kind: String::new() };
+            let e = ChangeEvent {
+                model: String::new(),
+                id,
+                kind: String::new(),
+            };
             match http::send("GET", &self.object_url(e.id), None).await {
                 Ok((200, Value::Object(obj))) => {
                     self.models

@@ -27,13 +27,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         // Static files are compressed on the way out (the wasm bundle shrinks to a third).
-        .nest_service("/pkg", ServiceBuilder::new().layer(CompressionLayer::new()).service(ServeDir::new(site.join("pkg"))))
-        .nest_service("/vendor", ServiceBuilder::new().layer(CompressionLayer::new()).service(ServeDir::new(site.join("vendor"))))
         .nest_service(
-            "/static",
+            "/pkg",
             ServiceBuilder::new()
                 .layer(CompressionLayer::new())
-                .service(ServeDir::new(&state.config.static_dir).fallback(ServeDir::new(site.join("static")))),
+                .service(ServeDir::new(site.join("pkg"))),
+        )
+        .nest_service(
+            "/vendor",
+            ServiceBuilder::new()
+                .layer(CompressionLayer::new())
+                .service(ServeDir::new(site.join("vendor"))),
+        )
+        .nest_service(
+            "/static",
+            ServiceBuilder::new().layer(CompressionLayer::new()).service(
+                ServeDir::new(&state.config.static_dir).fallback(ServeDir::new(site.join("static"))),
+            ),
         )
         .route_service("/favicon.ico", ServeFile::new(site.join("favicon.ico")))
         .merge(pages)
