@@ -114,11 +114,22 @@ fn init_logging() {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    match run(cli).await {
+    // The workload is what local instances run, often under a small memory limit: it starts no
+    // async runtime (no worker threads, stacks or allocator arenas to fit in the limit).
+    if let Command::Workload { allocate_mb } = &cli.command {
+        server::sync::local::workload(*allocate_mb);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xos: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xos: {e}");
@@ -153,9 +164,6 @@ async fn run(cli: Cli) -> Result<(), String> {
         };
         print!("{text}");
         return Ok(());
-    }
-    if let Command::Workload { allocate_mb } = &cli.command {
-        server::sync::local::workload(*allocate_mb);
     }
     if let Command::BenchCeiling {
         body,

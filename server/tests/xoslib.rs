@@ -44,12 +44,15 @@ async fn setup(app: &TestApp) -> Setup {
         json!({"name": "mysite_plus", "site": site, "default_image": image}),
     )
     .await;
-    make(
-        app,
-        "dashboardviews",
-        json!({"name": "Tenant", "url": "template:xosTenant", "deployments": [dep]}),
-    )
-    .await;
+    // The Tenant view (initial data) blesses the deployment.
+    let (_, tenant) = app.get("/xos/dashboardviews/?name=Tenant").await;
+    let (st, v) = app
+        .patch(
+            &format!("/xos/dashboardviews/{}/", tenant[0]["id"]),
+            json!({"deployments": [dep]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
     Setup { slice, image, image2 }
 }
 

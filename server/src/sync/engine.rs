@@ -614,7 +614,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
-/// Advisory locks held on a connection of this worker's own (Postgres).
+/// Advisory locks held on a connection of this worker's own (Postgres). Keys are the schema and
+/// model (hashed) and the id: advisory locks are per database, and several installations may
+/// share one database in schemas of their own.
 struct Leases {
     conn: tokio::sync::Mutex<sqlx::pool::PoolConnection<sqlx::Postgres>>,
 }
@@ -634,7 +636,7 @@ impl Leases {
     ) -> Result<(Vec<Record>, Vec<i64>), StoreError> {
         let ids: Vec<i64> = objs.iter().map(Record::id).collect();
         let sql = format!(
-            "SELECT id FROM unnest(ARRAY[{}]::bigint[]) AS id WHERE pg_try_advisory_lock(hashtext('{}'), id::int4)",
+            "SELECT id FROM unnest(ARRAY[{}]::bigint[]) AS id WHERE pg_try_advisory_lock(hashtext(current_schema() || '.{}'), id::int4)",
             id_list(&ids),
             model.name
         );
@@ -676,7 +678,7 @@ impl Leases {
             return;
         }
         let sql = format!(
-            "SELECT pg_advisory_unlock(hashtext('{}'), id::int4) FROM unnest(ARRAY[{}]::bigint[]) AS id",
+            "SELECT pg_advisory_unlock(hashtext(current_schema() || '.{}'), id::int4) FROM unnest(ARRAY[{}]::bigint[]) AS id",
             model.name,
             id_list(ids)
         );
