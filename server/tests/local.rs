@@ -176,7 +176,11 @@ both!(
         .await;
         e.run_once().await.unwrap();
         let v = instance(app, id).await;
-        let pid: i32 = v["instance_id"].as_str().unwrap_or_else(|| panic!("not started: {v}")).parse().unwrap();
+        let pid: i32 = v["instance_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not started: {v}"))
+            .parse()
+            .unwrap();
         // Drift: the process dies behind our back.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         tokio::time::sleep(Duration::from_millis(100)).await;
