@@ -55,7 +55,7 @@ test('a chosen template view runs in its home tab', async () => {
   const frame = page.frameLocator('iframe.dashboard-frame');
   await rows(frame).nth(2).waitFor();
   await page.getByRole('tab', { name: 'Developer' }).click();
-  await page.frameLocator('iframe.dashboard-frame').locator('#developer-status').waitFor();
+  await page.frameLocator('iframe.dashboard-frame').locator('#developer-slices tbody tr[data-slice=mysite_demo]').waitFor();
   await shot(page, 'home');
   assert.deepEqual(page.errors, [], page.errors.join('\n'));
   await page.context().close();
