@@ -13,6 +13,7 @@ pub mod seed;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod tosca;
 pub mod web;
 pub mod xoslib;
 
@@ -117,6 +118,7 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         ));
     let app = Router::new()
         .merge(api::router())
+        .merge(api::utility::router())
         .merge(xoslib::router())
         .merge(dashboards::router())
         .merge(web::router(&state))

@@ -86,6 +86,11 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         large: usize,
     },
+    /// Apply or delete TOSCA recipes (one unit of work; nothing is written if any node fails).
+    Tosca {
+        #[command(subcommand)]
+        action: ToscaCommand,
+    },
     /// Write the next SQLite and Postgres migrations for changes in the model registry.
     Makemigrations {
         /// A short name for the migration.
@@ -97,6 +102,27 @@ enum Command {
         #[arg(long, default_value = "migrations")]
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ToscaCommand {
+    /// Create what the recipes describe and update what differs from them.
+    Apply(ToscaArgs),
+    /// Delete what the recipes describe, dependents first.
+    Delete(ToscaArgs),
+}
+
+#[derive(clap::Args)]
+struct ToscaArgs {
+    /// Recipe files (TOSCA Simple Profile YAML); together they form one recipe.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print the plan (create / update / unchanged per node) without writing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Act as this user, whose permissions apply (default: the system).
+    #[arg(long)]
+    user: Option<String>,
 }
 
 fn init_logging() {
@@ -198,8 +224,43 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    // A recipe is checked before the database is opened: a typo needs no database.
+    let recipe = match &cli.command {
+        Command::Tosca { action } => {
+            let args = match action {
+                ToscaCommand::Apply(a) | ToscaCommand::Delete(a) => a,
+            };
+            let sources = server::tosca::read_sources(&args.files).map_err(|e| e.to_string())?;
+            Some(
+                server::tosca::parse(app::registry::registry(), &sources)
+                    .map_err(|p| server::tosca::ToscaError::Problems(p).to_string())?,
+            )
+        }
+        _ => None,
+    };
     let store = server::open_store(&config).await.map_err(|e| e.to_string())?;
     match cli.command {
+        Command::Tosca { action } => {
+            let (mode, args) = match action {
+                ToscaCommand::Apply(a) => (server::tosca::Mode::Apply, a),
+                ToscaCommand::Delete(a) => (server::tosca::Mode::Delete, a),
+            };
+            let actor = match &args.user {
+                Some(email) => server::tosca::actor_for(&store, email)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => Actor::System,
+            };
+            server::seed::initial_data(&store)
+                .await
+                .map_err(|e| e.to_string())?;
+            let recipe = recipe.expect("parsed above");
+            let entries = server::tosca::run(&store, actor, &recipe, mode, args.dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+            print!("{}", server::tosca::format_plan(&entries, args.dry_run));
+            Ok(())
+        }
         Command::Migrate => {
             println!("database migrated ({})", redact(&config.database_url));
             Ok(())

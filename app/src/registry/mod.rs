@@ -431,7 +431,9 @@ pub struct ManyToMany {
     pub help_text: String,
 }
 
-/// How TOSCA recipes name and fill a model (see the TOSCA engine).
+/// How TOSCA recipes name and fill a model (see the server's `tosca` module and
+/// `docs/tosca.md`). The engine reads only these annotations: a model without one has no node
+/// type, and a new service's models become TOSCA types by declaring one.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Tosca {
     /// The node type (`tosca.nodes.Site`).
@@ -440,6 +442,98 @@ pub struct Tosca {
     pub key: String,
     /// TOSCA property → field renames (`display_name` → `name`).
     pub renames: Vec<(String, String)>,
+    /// Fields that take the node template's name when the recipe does not set them (a site's
+    /// `name`, from `display_name` or else the node name).
+    pub name_defaults: Vec<String>,
+    /// Values an object created from a recipe gets unless the recipe sets them, where the TOSCA
+    /// types' defaults differ from the model's (a network's `permit_all_slices`).
+    pub defaults: Vec<(String, serde_json::Value)>,
+    /// Further node types for this model that fix some fields (`tosca.nodes.Compute.Container`
+    /// sets `isolation: container`).
+    pub aliases: Vec<(String, Vec<(String, serde_json::Value)>)>,
+    /// The requirement relationships this type accepts.
+    pub requirements: Vec<ToscaRequirement>,
+    /// List-valued properties that keep link rows to objects named by key (a deployment's
+    /// `flavors: [m1.small]`).
+    pub list_properties: Vec<(String, ToscaLink)>,
+    /// Named capabilities handled by the engine (`compute`: `host` picks a node and flavor, `os`
+    /// an image).
+    pub capabilities: Option<String>,
+}
+
+/// One requirement relationship a node type accepts (`MemberOfSite` → `Site`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ToscaRequirement {
+    /// The relationship's short name (`tosca.relationships.MemberOfSite` → `MemberOfSite`).
+    pub relationship: String,
+    /// The model of the target node.
+    pub target: String,
+    /// A node of this type must have one.
+    pub required: bool,
+    pub effect: ToscaEffect,
+}
+
+/// What a requirement does to the database.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum ToscaEffect {
+    /// Set this foreign key to the target.
+    Field(String),
+    /// Keep a row of a through model joining this object and the target.
+    Link(ToscaLink),
+    /// Set `field` to the `through` row whose `column` is the target and whose other lookup
+    /// columns match this node's other `Lookup` requirements for the same field (a node's site
+    /// deployment, from its MemberOfSite and MemberOfDeployment requirements).
+    Lookup {
+        field: String,
+        through: String,
+        column: String,
+    },
+}
+
+/// A row of `through` joining a node's object (`own`) and a target (`other`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ToscaLink {
+    pub through: String,
+    pub own: String,
+    pub other: String,
+    /// (field, role name): a privilege's role, looked up by name.
+    pub role: Option<(String, String)>,
+    /// A field that numbers the node's rows 10, 20, … in requirement order (dashboards).
+    pub order: Option<String>,
+    /// Fixed values of the row (a coarse tenant's `kind`).
+    pub values: Vec<(String, serde_json::Value)>,
+    /// Nested requirements that set fields of the row: (relationship, target model, field)
+    /// (a SiteDeployment's `UsesController`).
+    pub nested: Vec<(String, String, String)>,
+}
+
+impl ToscaLink {
+    /// A link row of `through` from `own` (this object) to `other` (the target).
+    pub fn new(through: &str, own: &str, other: &str) -> ToscaLink {
+        ToscaLink {
+            through: through.into(),
+            own: own.into(),
+            other: other.into(),
+            ..ToscaLink::default()
+        }
+    }
+    pub fn role(mut self, field: &str, role: &str) -> ToscaLink {
+        self.role = Some((field.into(), role.into()));
+        self
+    }
+    pub fn ordered(mut self, field: &str) -> ToscaLink {
+        self.order = Some(field.into());
+        self
+    }
+    pub fn value(mut self, field: &str, v: serde_json::Value) -> ToscaLink {
+        self.values.push((field.into(), v));
+        self
+    }
+    pub fn nested(mut self, relationship: &str, target: &str, field: &str) -> ToscaLink {
+        self.nested
+            .push((relationship.into(), target.into(), field.into()));
+        self
+    }
 }
 
 /// Which set of bookkeeping fields a model carries.
@@ -570,15 +664,71 @@ impl Model {
         self.tosca = Some(Tosca {
             node_type: node_type.to_string(),
             key: key.to_string(),
-            renames: Vec::new(),
+            ..Tosca::default()
         });
         self
     }
+    fn tosca_mut(&mut self) -> &mut Tosca {
+        self.tosca
+            .as_mut()
+            .expect("declare .tosca(node_type, key) before other TOSCA annotations")
+    }
     /// A TOSCA property that sets a differently named field.
     pub fn tosca_rename(mut self, property: &str, field: &str) -> Model {
-        if let Some(t) = self.tosca.as_mut() {
-            t.renames.push((property.to_string(), field.to_string()));
+        self.tosca_mut()
+            .renames
+            .push((property.to_string(), field.to_string()));
+        self
+    }
+    /// `field` takes the node template's name unless the recipe sets it.
+    pub fn tosca_name_default(mut self, field: &str) -> Model {
+        self.tosca_mut().name_defaults.push(field.to_string());
+        self
+    }
+    /// A TOSCA default that differs from the model's.
+    pub fn tosca_default(mut self, field: &str, value: serde_json::Value) -> Model {
+        self.tosca_mut().defaults.push((field.to_string(), value));
+        self
+    }
+    /// A further node type for this model, fixing some fields.
+    pub fn tosca_alias(mut self, node_type: &str, values: &[(&str, serde_json::Value)]) -> Model {
+        let values = values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        self.tosca_mut().aliases.push((node_type.to_string(), values));
+        self
+    }
+    /// A requirement relationship: `relationship` to a node of model `target` does `effect`.
+    pub fn tosca_requirement(mut self, relationship: &str, target: &str, effect: ToscaEffect) -> Model {
+        self.tosca_mut().requirements.push(ToscaRequirement {
+            relationship: relationship.to_string(),
+            target: target.to_string(),
+            required: false,
+            effect,
+        });
+        self
+    }
+    /// Like [`Model::tosca_requirement`], and every node of the type must have it.
+    pub fn tosca_required(self, relationship: &str, target: &str, effect: ToscaEffect) -> Model {
+        let mut m = self.tosca_requirement(relationship, target, effect);
+        if let Some(r) = m.tosca_mut().requirements.last_mut() {
+            r.required = true;
         }
+        m
+    }
+    /// A list property naming objects by key, kept as link rows.
+    pub fn tosca_list(mut self, property: &str, link: ToscaLink) -> Model {
+        self.tosca_mut()
+            .list_properties
+            .push((property.to_string(), link));
+        self
+    }
+    /// Capabilities the engine handles by name.
+    pub fn tosca_capabilities(mut self, name: &str) -> Model {
+        self.tosca_mut().capabilities = Some(name.to_string());
+        self
+    }
+    /// Put the model in another Django app (a service's own models: `helloworld_…` tables).
+    pub fn in_app(mut self, app: &str) -> Model {
+        self.app = app.to_string();
         self
     }
     /// `no_sync` defaults to true (XOS set it in `__init__` for Deployment, Controller, Node, Flavor).

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod error;
 pub mod json;
 pub mod openapi;
+pub mod utility;
 
 use crate::auth::AuthContext;
 use crate::state::AppState;

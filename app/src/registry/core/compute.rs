@@ -1,7 +1,7 @@
 //! Compute: Node, Image, ImageDeployments, Flavor, Slice, slice roles and privileges, Instance.
 
 use super::people::role_model;
-use crate::registry::{Field, Model, OnDelete};
+use crate::registry::{Field, Model, OnDelete, ToscaEffect, ToscaLink};
 
 const ISOLATION: &[(&str, &str)] = &[
     ("vm", "Virtual Machine"),
@@ -31,7 +31,13 @@ pub fn models() -> Vec<Model> {
             .search(&["name"])
             .list(&["name", "site", "site_deployment"])
             .rule("node_site_default")
-            .tosca("tosca.nodes.Node", "name"),
+            .tosca("tosca.nodes.Node", "name")
+            .tosca_required("MemberOfSite", "Site", site_deployment_lookup("site"))
+            .tosca_required(
+                "MemberOfDeployment",
+                "Deployment",
+                site_deployment_lookup("deployment"),
+            ),
         Model::new("Image", "images")
             .verbose("image", "images")
             .help("A disk or container image that instances boot from")
@@ -209,6 +215,18 @@ fn slice() -> Model {
         .rule("slice_name_prefix")
         .rule("creator_default")
         .tosca("tosca.nodes.Slice", "name")
+        .tosca_required("MemberOfSite", "Site", ToscaEffect::Field("site".into()))
+        .tosca_requirement("MemberOfService", "Service", ToscaEffect::Field("service".into()))
+        .tosca_requirement(
+            "DefaultImage",
+            "Image",
+            ToscaEffect::Field("default_image".into()),
+        )
+        .tosca_requirement(
+            "ConnectsToNetwork",
+            "Network",
+            ToscaEffect::Link(ToscaLink::new("NetworkSlice", "slice", "network")),
+        )
 }
 
 fn instance() -> Model {
@@ -287,4 +305,20 @@ fn instance() -> Model {
         .rule("instance_isolation")
         .rule("instance_creator_privilege")
         .tosca("tosca.nodes.Compute", "name")
+        .tosca_alias(
+            "tosca.nodes.Compute.Container",
+            &[("isolation", "container".into())],
+        )
+        .tosca_required("MemberOfSlice", "Slice", ToscaEffect::Field("slice".into()))
+        .tosca_requirement("UsesImage", "Image", ToscaEffect::Field("image".into()))
+        .tosca_capabilities("compute")
+}
+
+/// A node's site deployment is the one joining its site and its deployment.
+fn site_deployment_lookup(column: &str) -> ToscaEffect {
+    ToscaEffect::Lookup {
+        field: "site_deployment".into(),
+        through: "SiteDeployment".into(),
+        column: column.into(),
+    }
 }

@@ -1,6 +1,6 @@
 //! Controllers and the per-controller link rows the synchronizer enacts and fills with backend ids.
 
-use crate::registry::{Field, Model, OnDelete};
+use crate::registry::{Field, Model, OnDelete, ToscaEffect};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -64,7 +64,12 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "backend_type"])
             .list(&["name", "backend_type", "version", "deployment", "auth_url"])
-            .tosca("tosca.nodes.Controller", "name"),
+            .tosca("tosca.nodes.Controller", "name")
+            .tosca_required(
+                "ControllerDeployment",
+                "Deployment",
+                ToscaEffect::Field("deployment".into()),
+            ),
         Model::new("ControllerSite", "controllersites")
             .verbose("controller site", "controller sites")
             .field(Field::fk("site", "Site", "controllersite", OnDelete::Cascade))

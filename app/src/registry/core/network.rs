@@ -1,6 +1,6 @@
 //! Networking: NetworkTemplate, Network, NetworkSlice, Port.
 
-use crate::registry::{Field, Model, OnDelete};
+use crate::registry::{Field, Model, OnDelete, ToscaEffect, ToscaLink};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -97,7 +97,20 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "labels"])
             .list(&["name", "owner", "template", "subnet", "backend_status"])
-            .tosca("tosca.nodes.network.Network", "name"),
+            .tosca("tosca.nodes.network.Network", "name")
+            .tosca_alias("tosca.nodes.network.Network.XOS", &[])
+            .tosca_default("permit_all_slices", true.into())
+            .tosca_requirement("MemberOfSlice", "Slice", ToscaEffect::Field("owner".into()))
+            .tosca_requirement(
+                "UsesNetworkTemplate",
+                "NetworkTemplate",
+                ToscaEffect::Field("template".into()),
+            )
+            .tosca_requirement(
+                "ConnectsToSlice",
+                "Slice",
+                ToscaEffect::Link(ToscaLink::new("NetworkSlice", "network", "slice")),
+            ),
         Model::new("NetworkPermittedSlice", "networkpermittedslices")
             .verbose("network permitted slice", "network permitted slices")
             .help("Slices allowed to join a network (Django's implicit Network.permitted_slices table)")

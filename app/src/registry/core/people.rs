@@ -1,6 +1,6 @@
 //! Sites and people: Site, User, roles and privileges, Deployment, SiteDeployment.
 
-use crate::registry::{Field, Model, OnDelete};
+use crate::registry::{Field, Model, OnDelete, ToscaEffect, ToscaLink};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -30,7 +30,13 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name"])
             .list(&["name", "accessControl"])
-            .tosca("tosca.nodes.Deployment", "name"),
+            .tosca("tosca.nodes.Deployment", "name")
+            .tosca_requirement(
+                "SupportsImage",
+                "Image",
+                ToscaEffect::Link(ToscaLink::new("ImageDeployments", "deployment", "image")),
+            )
+            .tosca_list("flavors", ToscaLink::new("FlavorDeployment", "deployment", "flavor")),
         role_model("DeploymentRole", "deploymentroles", &[("admin", "Admin")]),
         Model::new("DeploymentPrivilege", "deploymentprivileges")
             .verbose("deployment privilege", "deployment privileges")
@@ -125,6 +131,17 @@ fn site() -> Model {
         .list(&["name", "login_base", "site_url", "enabled", "backend_status"])
         .tosca("tosca.nodes.Site", "login_base")
         .tosca_rename("display_name", "name")
+        .tosca_name_default("name")
+        .tosca_name_default("abbreviated_name")
+        .tosca_requirement(
+            "SiteDeployment",
+            "Deployment",
+            ToscaEffect::Link(ToscaLink::new("SiteDeployment", "site", "deployment").nested(
+                "UsesController",
+                "Controller",
+                "controller",
+            )),
+        )
 }
 
 fn user() -> Model {
@@ -196,4 +213,36 @@ fn user() -> Model {
         .list(&["email", "firstname", "lastname", "site", "is_admin", "is_active"])
         .rule("user_username")
         .tosca("tosca.nodes.User", "email")
+        .tosca_requirement("MemberOfSite", "Site", ToscaEffect::Field("site".into()))
+        .tosca_requirement(
+            "AdminPrivilege",
+            "Slice",
+            privilege("SlicePrivilege", "slice", "admin"),
+        )
+        .tosca_requirement(
+            "AccessPrivilege",
+            "Slice",
+            privilege("SlicePrivilege", "slice", "access"),
+        )
+        .tosca_requirement(
+            "AdminPrivilege",
+            "Site",
+            privilege("SitePrivilege", "site", "admin"),
+        )
+        .tosca_requirement("PIPrivilege", "Site", privilege("SitePrivilege", "site", "pi"))
+        .tosca_requirement(
+            "TechPrivilege",
+            "Site",
+            privilege("SitePrivilege", "site", "tech"),
+        )
+        .tosca_requirement(
+            "UsesDashboard",
+            "DashboardView",
+            ToscaEffect::Link(ToscaLink::new("UserDashboardView", "user", "dashboardView").ordered("order")),
+        )
+}
+
+/// A privilege row of `through` for the user on the target, with the named role.
+fn privilege(through: &str, target_field: &str, role: &str) -> ToscaEffect {
+    ToscaEffect::Link(ToscaLink::new(through, "user", target_field).role("role", role))
 }

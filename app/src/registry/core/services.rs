@@ -1,7 +1,7 @@
 //! Services and tenants (the coarse service-to-service tenancy TOSCA creates is a Tenant of kind
 //! `coarse`).
 
-use crate::registry::{Field, Model, OnDelete};
+use crate::registry::{Field, Model, OnDelete, ToscaEffect, ToscaLink};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -43,7 +43,16 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "kind", "description"])
             .list(&["name", "kind", "versionNumber", "enabled", "published"])
-            .tosca("tosca.nodes.Service", "name"),
+            .tosca("tosca.nodes.Service", "name")
+            .tosca_default("versionNumber", "1.0".into())
+            .tosca_requirement(
+                "TenantOfService",
+                "Service",
+                ToscaEffect::Link(
+                    ToscaLink::new("Tenant", "subscriber_service", "provider_service")
+                        .value("kind", "coarse".into()),
+                ),
+            ),
         Model::new("Tenant", "tenants")
             .verbose("tenant", "tenants")
             .help("A subscription of a service, a tenant or a user to a provider service")
@@ -94,6 +103,11 @@ pub fn models() -> Vec<Model> {
                 "connect_method",
             ])
             .rule("tenant_one_subscriber")
-            .tosca("tosca.nodes.Tenant", "service_specific_id"),
+            .tosca("tosca.nodes.Tenant", "service_specific_id")
+            .tosca_required(
+                "TenantOfService",
+                "Service",
+                ToscaEffect::Field("provider_service".into()),
+            ),
     ]
 }
