@@ -148,10 +148,7 @@ pub async fn sync_benchmark(
     };
     let dir = std::env::temp_dir();
     let make_engine = |store: &crate::store::Store| {
-        let ctx = crate::sync::StepContext {
-            store: store.clone(),
-            state_dir: dir.clone(),
-        };
+        let ctx = crate::sync::StepContext::new(store.clone(), dir.clone());
         Engine::new(ctx, vec![Arc::new(NoopStep { model: "Service" })], opts.clone())
     };
 

@@ -10,6 +10,7 @@ pub mod ddl;
 pub mod events;
 pub mod migrations;
 pub mod seed;
+pub mod services;
 pub mod state;
 pub mod store;
 pub mod sync;
@@ -80,11 +81,12 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
 /// configured. Marks the observed models (their deletes become soft) even when the engine runs
 /// elsewhere (`external`).
 pub async fn synchronizer(store: &Store, config: &Config) -> Result<Arc<sync::engine::Engine>, ServerError> {
-    let ctx = sync::StepContext {
-        store: store.clone(),
-        state_dir: std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone()),
-    };
-    let steps = sync::local::steps(&ctx, std::time::Duration::from_secs(2));
+    let ctx = sync::StepContext::new(
+        store.clone(),
+        std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone()),
+    );
+    let mut steps = sync::local::steps(&ctx, std::time::Duration::from_secs(2));
+    steps.extend(services::steps(&ctx));
     let opts = sync::engine::EngineOptions {
         model_policies: config.model_policies,
         ..Default::default()

@@ -47,6 +47,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         allocate_mb: usize,
     },
+    /// What a HelloWorld tenant runs: answer HTTP on 127.0.0.1:$XOS_HELLO_PORT with
+    /// $XOS_HELLO_MESSAGE.
+    #[command(hide = true)]
+    HelloworldServe,
     /// Create an admin user.
     Createsuperuser {
         #[arg(long)]
@@ -147,6 +151,9 @@ fn main() -> ExitCode {
     // async runtime (no worker threads, stacks or allocator arenas to fit in the limit).
     if let Command::Workload { allocate_mb } = &cli.command {
         server::sync::local::workload(*allocate_mb);
+    }
+    if let Command::HelloworldServe = &cli.command {
+        server::services::helloworld::serve();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -292,6 +299,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         | Command::BenchCeiling { .. }
         | Command::Dmdot { .. }
         | Command::Workload { .. }
+        | Command::HelloworldServe
         | Command::BenchSync { .. } => {
             unreachable!("handled above")
         }

@@ -63,10 +63,8 @@ async fn setup(app: &TestApp, tag: &str) -> Local {
 }
 
 async fn engine(app: &TestApp, l: &Local) -> Engine {
-    let ctx = StepContext {
-        store: app.store.clone(),
-        state_dir: l.state.clone(),
-    };
+    let mut ctx = StepContext::new(app.store.clone(), l.state.clone());
+    ctx.xos_binary = XOS.into();
     let steps = local::steps(&ctx, Duration::ZERO);
     let opts = EngineOptions {
         backoff_base: Duration::from_millis(200),

@@ -23,10 +23,7 @@ fn opts() -> EngineOptions {
 }
 
 async fn engine(app: &TestApp, steps: Vec<Arc<dyn Step>>, opts: EngineOptions) -> Engine {
-    let ctx = StepContext {
-        store: app.store.clone(),
-        state_dir: std::env::temp_dir(),
-    };
+    let ctx = StepContext::new(app.store.clone(), std::env::temp_dir());
     Engine::new(ctx, steps, opts).await.expect("engine")
 }
 
@@ -355,10 +352,7 @@ both!(two_workers_never_enact_an_object_twice, async |app: &TestApp| {
     .await
     .unwrap();
     let e1 = engine(app, vec![p1.clone()], opts()).await;
-    let ctx2 = StepContext {
-        store: store2.clone(),
-        state_dir: std::env::temp_dir(),
-    };
+    let ctx2 = StepContext::new(store2.clone(), std::env::temp_dir());
     let e2 = Engine::new(ctx2, vec![p2.clone() as Arc<dyn Step>], opts())
         .await
         .unwrap();

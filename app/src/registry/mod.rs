@@ -9,6 +9,7 @@
 //! vocabulary): see [`FieldKind`] and [`Field`].
 
 mod core;
+pub mod services;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -911,7 +912,11 @@ impl Registry {
 /// The registry of every compiled-in model.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| Registry::new(core::models()))
+    REGISTRY.get_or_init(|| {
+        let mut models = core::models();
+        models.extend(services::models());
+        Registry::new(models)
+    })
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //! - The Image's `path` is the command line (`xos workload` when empty; a first word `xos` is
 //!   this binary). The Flavor's `memory_mb` becomes the address-space limit (setrlimit) and its
 //!   `vcpus` the CPUs the process may run on (affinity).
-//! - Each process carries markers in its environment (`XOS_LOCAL_BACKEND`, `XOS_INSTANCE_ID`,
-//!   `XOS_INSTANCE_SPEC`), so a restarted synchronizer finds and adopts what runs instead of
-//!   starting it twice, and finds orphans (processes of deleted instances) to stop.
+//! - Each process carries markers in its environment (`XOS_LOCAL_BACKEND`, `XOS_LOCAL_KIND`,
+//!   `XOS_OBJECT_ID`, `XOS_OBJECT_SPEC`), so a restarted synchronizer finds and adopts what runs
+//!   instead of starting it twice, and finds orphans (processes of deleted instances) to stop.
+//!   The kind separates what different steps run (instances, a service's tenants).
 //! - Output goes to `<state_dir>/instances/<id>.log`; the pid is recorded in `instance_id`.
 //! - A process that dies at start fails the sync with its reason (e.g. the memory limit); one
 //!   that dies later is restarted by the drift step, which says so in `backend_status`.
@@ -30,19 +31,24 @@ const LOCAL: &str =
 /// How long a new process must survive to count as started.
 const START_GRACE: Duration = Duration::from_millis(400);
 
-/// What the local backend runs for an instance.
-#[derive(Clone, Debug, PartialEq)]
-struct Spec {
-    argv: Vec<String>,
-    memory_mb: i64,
-    vcpus: i64,
+/// What the local backend runs for an object.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Spec {
+    /// The command line; a first word `xos` is this binary.
+    pub argv: Vec<String>,
+    /// Extra environment (a tenant's message and port).
+    pub env: Vec<(String, String)>,
+    /// Address-space limit (0: none).
+    pub memory_mb: i64,
+    /// CPUs it may run on (0: all).
+    pub vcpus: i64,
 }
 
 impl Spec {
     /// A short fingerprint of the spec (in the process's environment).
-    fn fingerprint(&self) -> String {
+    pub fn fingerprint(&self) -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in format!("{:?}|{}|{}", self.argv, self.memory_mb, self.vcpus).bytes() {
+        for b in format!("{:?}|{:?}|{}|{}", self.argv, self.env, self.memory_mb, self.vcpus).bytes() {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
         format!("{h:016x}")
@@ -51,31 +57,51 @@ impl Spec {
 
 /// A process of ours found running.
 #[derive(Clone, Debug)]
-struct Found {
-    pid: i32,
-    spec: String,
+pub struct Found {
+    pub pid: i32,
+    /// The fingerprint of the spec it was started with.
+    pub spec: String,
 }
 
-/// The processes and children of one backend directory.
+/// The processes and children of one backend directory and kind.
 pub struct LocalBackend {
     dir: PathBuf,
+    kind: &'static str,
+    /// What a command's first word `xos` runs: this binary, unless told otherwise (tests run
+    /// from a test binary).
+    xos: PathBuf,
     children: Mutex<HashMap<i32, Child>>,
 }
 
 impl LocalBackend {
+    /// The backend of instances.
     pub fn new(state_dir: &Path) -> LocalBackend {
+        LocalBackend::with_kind(state_dir, "instances")
+    }
+
+    /// The backend of another kind of object (a service's tenants).
+    pub fn with_kind(state_dir: &Path, kind: &'static str) -> LocalBackend {
         LocalBackend {
             dir: state_dir.to_path_buf(),
+            kind,
+            xos: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xos")),
             children: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Run `path` for commands whose first word is `xos`.
+    pub fn xos_binary(mut self, path: &Path) -> LocalBackend {
+        self.xos = path.to_path_buf();
+        self
     }
 
     fn marker(&self) -> String {
         self.dir.display().to_string()
     }
 
-    fn log_path(&self, id: i64) -> PathBuf {
-        self.dir.join("instances").join(format!("{id}.log"))
+    /// Where the process of object `id` writes its output.
+    pub fn log_path(&self, id: i64) -> PathBuf {
+        self.dir.join(self.kind).join(format!("{id}.log"))
     }
 
     /// Collect exited children (no zombies) and forget them.
@@ -86,10 +112,16 @@ impl LocalBackend {
             .retain(|_, c| matches!(c.try_wait(), Ok(None)));
     }
 
-    /// Our running processes, by instance id.
-    fn scan(&self) -> HashMap<i64, Vec<Found>> {
+    /// Our running processes of this kind, by object id.
+    pub fn scan(&self) -> HashMap<i64, Vec<Found>> {
+        self.scan_kinds(false)
+    }
+
+    /// Our running processes (of every kind with `all_kinds`), by object id.
+    fn scan_kinds(&self, all_kinds: bool) -> HashMap<i64, Vec<Found>> {
         self.reap();
         let marker = format!("XOS_LOCAL_BACKEND={}", self.marker());
+        let kind = format!("XOS_LOCAL_KIND={}", self.kind);
         let mut out: HashMap<i64, Vec<Found>> = HashMap::new();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return out;
@@ -102,25 +134,28 @@ impl LocalBackend {
                 continue;
             };
             let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
-            if !vars.contains(&marker.as_bytes()) || is_zombie(pid) {
+            if !vars.contains(&marker.as_bytes())
+                || (!all_kinds && !vars.contains(&kind.as_bytes()))
+                || is_zombie(pid)
+            {
                 continue;
             }
             let get = |key: &str| {
                 vars.iter()
                     .find_map(|v| std::str::from_utf8(v).ok()?.strip_prefix(key).map(str::to_string))
             };
-            if let Some(id) = get("XOS_INSTANCE_ID=").and_then(|s| s.parse::<i64>().ok()) {
+            if let Some(id) = get("XOS_OBJECT_ID=").and_then(|s| s.parse::<i64>().ok()) {
                 out.entry(id).or_default().push(Found {
                     pid,
-                    spec: get("XOS_INSTANCE_SPEC=").unwrap_or_default(),
+                    spec: get("XOS_OBJECT_SPEC=").unwrap_or_default(),
                 });
             }
         }
         out
     }
 
-    /// Start the process of instance `id`; `Ok(pid)` once it survived its first moments.
-    fn spawn(&self, id: i64, spec: &Spec) -> Result<i32, SyncError> {
+    /// Start the process of object `id`; `Ok(pid)` once it survived its first moments.
+    pub fn spawn(&self, id: i64, spec: &Spec) -> Result<i32, SyncError> {
         let log_path = self.log_path(id);
         if let Some(dir) = log_path.parent() {
             std::fs::create_dir_all(dir)
@@ -138,15 +173,17 @@ impl LocalBackend {
             .split_first()
             .ok_or_else(|| SyncError::Failed("the image has no command".into()))?;
         let program = if program == "xos" {
-            std::env::current_exe().map_err(|e| SyncError::Failed(e.to_string()))?
+            self.xos.clone()
         } else {
             PathBuf::from(program)
         };
         let mut cmd = Command::new(&program);
         cmd.args(args)
             .env("XOS_LOCAL_BACKEND", self.marker())
-            .env("XOS_INSTANCE_ID", id.to_string())
-            .env("XOS_INSTANCE_SPEC", spec.fingerprint())
+            .env("XOS_LOCAL_KIND", self.kind)
+            .env("XOS_OBJECT_ID", id.to_string())
+            .env("XOS_OBJECT_SPEC", spec.fingerprint())
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -221,7 +258,7 @@ impl LocalBackend {
     }
 
     /// Stop processes: SIGTERM to their group, SIGKILL after a grace period.
-    fn stop(&self, pids: &[i32]) {
+    pub fn stop(&self, pids: &[i32]) {
         for &pid in pids {
             // SAFETY: signals to process groups we created (setsid), identified by marker.
             unsafe {
@@ -297,6 +334,7 @@ async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
     };
     Ok(Spec {
         argv,
+        env: Vec::new(),
         memory_mb: r[1].as_int().unwrap_or(0),
         vcpus: r[2].as_int().unwrap_or(0),
     })
@@ -468,7 +506,7 @@ impl Step for LocalInstanceDrift {
 
 /// The steps of the local backend, sharing one process table.
 pub fn steps(ctx: &StepContext, drift_interval: Duration) -> Vec<std::sync::Arc<dyn Step>> {
-    let backend = std::sync::Arc::new(LocalBackend::new(&ctx.state_dir));
+    let backend = std::sync::Arc::new(LocalBackend::new(&ctx.state_dir).xos_binary(&ctx.xos_binary));
     vec![
         std::sync::Arc::new(LocalInstances {
             backend: backend.clone(),
@@ -504,9 +542,23 @@ pub fn running_processes(state_dir: &Path) -> HashMap<i64, Vec<i32>> {
         .collect()
 }
 
-/// Stop every process of the local backend of `state_dir`.
+/// The processes of one kind (`helloworld`) the local backend of `state_dir` runs, by object id.
+pub fn running_of(state_dir: &Path, kind: &'static str) -> HashMap<i64, Vec<i32>> {
+    LocalBackend::with_kind(state_dir, kind)
+        .scan()
+        .into_iter()
+        .map(|(id, f)| (id, f.iter().map(|f| f.pid).collect()))
+        .collect()
+}
+
+/// Stop every process (of every kind) of the local backend of `state_dir`.
 pub fn stop_all(state_dir: &Path) {
     let backend = LocalBackend::new(state_dir);
-    let pids: Vec<i32> = backend.scan().values().flatten().map(|f| f.pid).collect();
+    let pids: Vec<i32> = backend
+        .scan_kinds(true)
+        .values()
+        .flatten()
+        .map(|f| f.pid)
+        .collect();
     backend.stop(&pids);
 }

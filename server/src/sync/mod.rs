@@ -28,6 +28,19 @@ pub struct StepContext {
     pub store: Store,
     /// Where backends keep their state on this host (process logs of the local backend).
     pub state_dir: PathBuf,
+    /// The `xos` binary local processes run (`xos workload`, `xos helloworld-serve`).
+    pub xos_binary: PathBuf,
+}
+
+impl StepContext {
+    /// A context whose local processes run this binary.
+    pub fn new(store: Store, state_dir: PathBuf) -> StepContext {
+        StepContext {
+            store,
+            state_dir,
+            xos_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xos")),
+        }
+    }
 }
 
 /// Why a step could not enact (or delete) an object.

@@ -1,0 +1,62 @@
+//! HelloWorld: the worked example of adding a service (see `docs/adding-a-service.md`).
+//!
+//! A `HelloWorldService` has tenants; each `HelloWorldTenant` carries a display message. The
+//! synchronizer enacts a tenant on the local backend as a small HTTP server on a loopback port
+//! that answers every request with the message; the port is written back to the tenant.
+
+use crate::registry::{Field, Model, OnDelete, ToscaEffect};
+
+pub fn models() -> Vec<Model> {
+    vec![
+        Model::new("HelloWorldService", "helloworldservices")
+            .in_app("helloworld")
+            .verbose("hello world service", "hello world services")
+            .help("The HelloWorld service: a provider of tenants that greet over HTTP")
+            // Nothing to enact for the service itself; its tenants are what runs.
+            .no_sync_by_default()
+            .field(Field::schar("name", 200).unique().help("Name of the service"))
+            .field(Field::text("description", Some(1024)).optional())
+            .field(Field::boolean("enabled", true))
+            .display("{name}")
+            .search(&["name", "description"])
+            .list(&["name", "enabled", "description"])
+            .tosca("tosca.nodes.HelloWorldService", "name"),
+        Model::new("HelloWorldTenant", "helloworldtenants")
+            .in_app("helloworld")
+            .verbose("hello world tenant", "hello world tenants")
+            .help("A tenant of the HelloWorld service: a loopback HTTP server that serves its message")
+            .field(Field::schar("name", 200).unique().help("Name of the tenant"))
+            .field(Field::fk(
+                "service",
+                "HelloWorldService",
+                "tenants",
+                OnDelete::Cascade,
+            ))
+            .field(
+                Field::char("display_message", 254)
+                    .default_str("Hello World!")
+                    .help("What the tenant's server answers"),
+            )
+            .field(
+                Field::positive_integer("port")
+                    .optional()
+                    .read_only()
+                    .help("The loopback port the tenant's server listens on (set by the synchronizer)"),
+            )
+            .field(
+                Field::integer("pid")
+                    .optional()
+                    .read_only()
+                    .help("The process id of the tenant's server (set by the synchronizer)"),
+            )
+            .display("{name}")
+            .search(&["name", "display_message"])
+            .list(&["name", "service", "display_message", "port", "backend_status"])
+            .tosca("tosca.nodes.HelloWorldTenant", "name")
+            .tosca_required(
+                "TenantOfService",
+                "HelloWorldService",
+                ToscaEffect::Field("service".into()),
+            ),
+    ]
+}

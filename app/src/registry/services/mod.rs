@@ -1,0 +1,12 @@
+//! The models of services beyond the core, one module per service. A service's models are
+//! registered here (so the browser, which shares this crate, knows them too); its behaviour
+//! (synchronizer steps) is registered in the server's `services` module.
+
+pub mod helloworld;
+
+use super::Model;
+
+/// Every service's models.
+pub fn models() -> Vec<Model> {
+    helloworld::models()
+}
