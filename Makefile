@@ -25,7 +25,7 @@ export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 
-PHONY_EXTRA := assets bench wrk
+PHONY_EXTRA := assets bench wrk stop showlogs bash test-config config-tests production-check nginx
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy unit e2e \
         wasm-size clean $(PHONY_EXTRA)
 
@@ -52,6 +52,18 @@ chromium:
 	  echo "installing Debian's chromium"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; }
+
+# Debian's nginx for the production configuration (its service is not started: run.sh runs its
+# own nginx on a loopback port).
+nginx:
+	@command -v nginx >/dev/null || { \
+	  echo "installing Debian's nginx"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null; $$SUDO chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y nginx-light || { $$SUDO apt-get update && $$SUDO apt-get install -y nginx-light; }; \
+	  status=$$?; if [ -n "$$guard" ]; then $$SUDO rm -f /usr/sbin/policy-rc.d; fi; exit $$status; }
 
 ## ---- build ---------------------------------------------------------------------------------
 
@@ -90,9 +102,36 @@ wasm-size: frontend
 
 ## ---- run -----------------------------------------------------------------------------------
 
-# Serve the chosen configuration (release build) in the foreground; Ctrl-C stops it.
+# Start the chosen configuration (release build) in the background and return once its UI
+# answers: devel (default), frontend-only, test, production (Postgres, nginx, sync workers).
+# `make showlogs` follows its log, `make stop` stops it; the bash configuration is `make bash`.
 run: build
-	$(XOS_RELEASE) --config configurations/$(CONFIG)/xos.toml serve
+ifeq ($(CONFIG),production)
+	@$(MAKE) --no-print-directory nginx
+	XOS_BIN=$(XOS_RELEASE) XOS_SITE_ROOT=$(SITE) configurations/production/run.sh start
+else
+	@scripts/xosctl start $(CONFIG) $(XOS_RELEASE)
+endif
+
+stop:
+ifeq ($(CONFIG),production)
+	@XOS_BIN=$(XOS_RELEASE) XOS_SITE_ROOT=$(SITE) configurations/production/run.sh stop
+else
+	@scripts/xosctl stop $(CONFIG) $(XOS_RELEASE)
+endif
+
+# The running configuration's log (FOLLOW=0: print the last lines and return).
+FOLLOW ?= 1
+showlogs:
+ifeq ($(CONFIG),production)
+	@if [ "$(FOLLOW)" = 1 ]; then tail -n 50 -F data/production/logs/*.log; else tail -n 50 data/production/logs/*.log; fi
+else
+	@scripts/xosctl logs $(CONFIG) $(if $(filter 1,$(FOLLOW)),follow,)
+endif
+
+# The bash configuration: a shell with `xos` on PATH and a populated database.
+bash: server
+	@configurations/bash/shell.sh $(XOS_RELEASE)
 
 # Faster loop for UI work: debug server build, same wasm bundle.
 dev: frontend
@@ -108,7 +147,9 @@ test: deps chromium
 	$(TIMED) clippy $(MAKE) --no-print-directory clippy && \
 	$(TIMED) unit+integration $(MAKE) --no-print-directory unit && \
 	$(TIMED) frontend $(MAKE) --no-print-directory frontend && \
-	$(TIMED) end2end $(MAKE) --no-print-directory e2e
+	$(TIMED) end2end $(MAKE) --no-print-directory e2e && \
+	$(TIMED) test-config $(MAKE) --no-print-directory test-config && \
+	$(TIMED) configurations $(MAKE) --no-print-directory config-tests
 	@echo "all tests passed"; cat $(CARGO_TARGET_DIR)/timings.txt
 
 fmt-check:
@@ -127,6 +168,25 @@ unit:
 e2e: node-deps chromium
 	cargo build $(CARGO_JOBS) -p server
 	cd end2end && XOS_BIN=$(XOS_DEBUG) XOS_SITE_ROOT=$(SITE) npm test
+
+# The test configuration: the two-phase regression (TOSCA data-model tests, then synchronizer
+# tests), on SQLite and, when it answers, Postgres.
+test-config:
+	cargo build $(CARGO_JOBS) -p server
+	XOS_BIN=$(XOS_DEBUG) configurations/test/regression.sh
+
+# Every other configuration started as documented and exercised: devel and frontend-only
+# (scripts/xosctl, as `make run` starts them), bash (commands on its standard input), production
+# (nginx, two servers, sync workers, Postgres). Uses the debug binary the tests built.
+config-tests: nginx
+	cargo build $(CARGO_JOBS) -p server
+	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh devel frontend-only
+	XOS_BIN=$(XOS_DEBUG) scripts/test-bash.sh
+	XOS_BIN=$(XOS_DEBUG) XOS_SITE_ROOT=$(SITE) configurations/production/run.sh check
+
+# Start the production configuration on this machine (release build), check it serves, stop it.
+production-check: build nginx
+	XOS_BIN=$(XOS_RELEASE) XOS_SITE_ROOT=$(SITE) configurations/production/run.sh check
 
 ## ---- benchmarks (not part of `make test`) ------------------------------------------------
 

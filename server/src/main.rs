@@ -29,6 +29,17 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Migrate, create the first admin if none exists, and apply the configuration's recipes
+    /// (what `serve` does before serving).
+    Setup,
+    /// List objects of a model: `xos list slices site__login_base=mysite` (the REST API's
+    /// filters), as id, name and backend status.
+    List {
+        /// The collection (`sites`, `slices`, `instances`, …).
+        plural: String,
+        /// Filters and options as the REST API takes them (`name=x`, `ordering=-id`).
+        filters: Vec<String>,
+    },
     /// Run the synchronizer alone (several may share one Postgres database).
     Sync {
         /// Run one pass and exit.
@@ -47,6 +58,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         allocate_mb: usize,
     },
+    /// Stop every process the local backend runs for this configuration (instances, tenants).
+    BackendStop,
     /// What a HelloWorld tenant runs: answer HTTP on 127.0.0.1:$XOS_HELLO_PORT with
     /// $XOS_HELLO_MESSAGE.
     #[command(hide = true)]
@@ -136,6 +149,8 @@ fn init_logging() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Colours only on a terminal: logs written to files stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
@@ -231,6 +246,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Command::BackendStop = &cli.command {
+        let dir = std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone());
+        let running = server::sync::local::running_of(&dir, "instances").len()
+            + server::sync::local::running_of(&dir, "helloworld").len();
+        server::sync::local::stop_all(&dir);
+        println!("stopped the local backend's processes of {running} object(s)");
+        return Ok(());
+    }
     // A recipe is checked before the database is opened: a typo needs no database.
     let recipe = match &cli.command {
         Command::Tosca { action } => {
@@ -272,6 +295,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("database migrated ({})", redact(&config.database_url));
             Ok(())
         }
+        Command::Setup => {
+            setup(&store, &config).await?;
+            println!("database ready ({})", redact(&config.database_url));
+            Ok(())
+        }
+        Command::List { plural, filters } => list(&store, &plural, &filters).await,
         Command::Createsuperuser {
             email,
             password,
@@ -300,6 +329,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         | Command::Dmdot { .. }
         | Command::Workload { .. }
         | Command::HelloworldServe
+        | Command::BackendStop
         | Command::BenchSync { .. } => {
             unreachable!("handled above")
         }
@@ -360,8 +390,11 @@ async fn sync(store: server::store::Store, config: Config, once: bool) -> Result
         .await
         .map_err(|e| e.to_string())?;
     if once {
-        let report = engine.run_once().await.map_err(|e| e.to_string())?;
-        println!("{report:?}");
+        let r = engine.run_once().await.map_err(|e| e.to_string())?;
+        println!(
+            "one pass: {} enacted, {} failed, {} deleted, {} policed, {} skipped",
+            r.enacted, r.failed, r.deleted, r.policed, r.skipped
+        );
         return Ok(());
     }
     let hub = std::sync::Arc::new(server::events::EventHub::default());
@@ -369,19 +402,99 @@ async fn sync(store: server::store::Store, config: Config, once: bool) -> Result
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tracing::info!(steps = ?engine.order(), "synchronizer running");
     let run = tokio::spawn(engine.run(hub, stopped));
-    let _ = tokio::signal::ctrl_c().await;
+    shutdown_signal().await;
     let _ = stop.send(true);
     let _ = run.await;
     Ok(())
 }
 
+/// Ctrl-C or SIGTERM (what `make stop`, service managers and containers send).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// The first data of a configuration: the admin, the recipes, the sample slices.
+async fn setup(store: &server::store::Store, config: &Config) -> Result<(), String> {
+    server::seed::bootstrap(store, &config.bootstrap)
+        .await
+        .map_err(|e| e.to_string())?;
+    server::seed::apply_recipes(store, &config.recipes)
+        .await
+        .map_err(|e| e.to_string())?;
+    server::seed::sample_data(store, &config.bootstrap)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `xos list`: a model's objects as a table (as the system: every object).
+async fn list(store: &server::store::Store, plural: &str, filters: &[String]) -> Result<(), String> {
+    let reg = app::registry::registry();
+    let Some(model) = reg.by_plural(plural) else {
+        let mut known: Vec<&str> = reg.models.iter().map(|m| m.plural.as_str()).collect();
+        known.sort_unstable();
+        return Err(format!("no collection '{plural}' (known: {})", known.join(", ")));
+    };
+    let mut params = Vec::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            return Err(format!("'{f}' is not a filter of the form field=value"));
+        };
+        params.push((k.to_string(), v.to_string()));
+    }
+    let query = server::store::ListQuery::parse(model, &params).map_err(|errors| {
+        errors
+            .iter()
+            .map(|(f, m)| format!("{f}: {}", m.join(" ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let (rows, _) = store
+        .list(&Actor::System, model, &query)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = model.field_named("backend_status").is_some();
+    let names: Vec<String> = rows.iter().map(server::api::json::human_readable_name).collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(4).max(4);
+    println!(
+        "{:>5}  {:<width$}{}",
+        "id",
+        "name",
+        if status { "  backend_status" } else { "" }
+    );
+    for (r, name) in rows.iter().zip(&names) {
+        let s = if status {
+            r.get_str("backend_status").unwrap_or_default()
+        } else {
+            ""
+        };
+        println!("{:>5}  {:<width$}  {s}", r.id(), name);
+    }
+    println!(
+        "({} {})",
+        rows.len(),
+        if rows.len() == 1 {
+            &model.verbose_name
+        } else {
+            &model.verbose_name_plural
+        }
+    );
+    Ok(())
+}
+
 async fn serve(store: server::store::Store, config: Config) -> Result<(), String> {
-    server::seed::bootstrap(&store, &config.bootstrap)
-        .await
-        .map_err(|e| e.to_string())?;
-    server::seed::sample_data(&store, &config.bootstrap)
-        .await
-        .map_err(|e| e.to_string())?;
+    setup(&store, &config).await?;
     let addr = format!("{}:{}", config.bind, config.port);
     let name = config.name.clone();
     let db = redact(&config.database_url);
@@ -407,7 +520,7 @@ async fn serve(store: server::store::Store, config: Config) -> Result<(), String
     tracing::info!(configuration = %name, database = %db, "XOS is ready at http://{addr}/");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            shutdown_signal().await;
             let _ = stop.send(true);
         })
         .await

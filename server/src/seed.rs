@@ -187,3 +187,27 @@ pub async fn sample_data(store: &Store, b: &Bootstrap) -> Result<(), StoreError>
     tracing::info!("loaded the sample slices");
     Ok(())
 }
+
+/// Apply the configuration's TOSCA recipes (as the system). Idempotent: what exists and matches
+/// is left alone, so this runs at every start.
+pub async fn apply_recipes(
+    store: &Store,
+    recipes: &[std::path::PathBuf],
+) -> Result<(), crate::tosca::ToscaError> {
+    if recipes.is_empty() {
+        return Ok(());
+    }
+    let sources = crate::tosca::read_sources(recipes)?;
+    let recipe = crate::tosca::parse(app::registry::registry(), &sources)
+        .map_err(crate::tosca::ToscaError::Problems)?;
+    let entries = crate::tosca::run(store, Actor::System, &recipe, crate::tosca::Mode::Apply, false).await?;
+    let count = |a: &str| entries.iter().filter(|e| e.action.as_str() == a).count();
+    tracing::info!(
+        recipes = recipes.len(),
+        created = count("create"),
+        updated = count("update"),
+        unchanged = count("unchanged"),
+        "applied the configuration's TOSCA recipes"
+    );
+    Ok(())
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub const SESSION_COOKIE: &str = "sessionid";
 
 /// A configuration file (`configurations/<name>/xos.toml`); environment variables override it:
-/// `DATABASE_URL`, `PORT`, `XOS_BIND`, `XOS_SITE_ROOT`.
+/// `DATABASE_URL`, `PORT`, `XOS_BIND`, `XOS_SITE_ROOT`, `XOS_STATE_DIR`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -40,6 +40,9 @@ pub struct Config {
     pub model_policies: bool,
     /// Backend state on this host (the local backend's process logs).
     pub state_dir: PathBuf,
+    /// TOSCA recipes applied (as one recipe) at every start of `xos serve`, after the bootstrap;
+    /// relative paths are relative to the configuration file.
+    pub recipes: Vec<PathBuf>,
     pub bootstrap: Bootstrap,
 }
 
@@ -85,6 +88,7 @@ impl Default for Config {
             synchronizer: "embedded".into(),
             model_policies: true,
             state_dir: PathBuf::from("data"),
+            recipes: Vec::new(),
             bootstrap: Bootstrap::default(),
         }
     }
@@ -108,7 +112,15 @@ impl Config {
             Some(p) => {
                 let text =
                     std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse(p.display().to_string(), e))?
+                let mut config: Config =
+                    toml::from_str(&text).map_err(|e| ConfigError::Parse(p.display().to_string(), e))?;
+                let base = p.parent().unwrap_or(Path::new("."));
+                for r in config.recipes.iter_mut() {
+                    if r.is_relative() {
+                        *r = base.join(&*r);
+                    }
+                }
+                config
             }
             None => Config::default(),
         };
@@ -129,6 +141,11 @@ impl Config {
         }
         if let Ok(v) = std::env::var("XOS_RESPONSE_CACHE") {
             config.response_cache = !matches!(v.as_str(), "0" | "false" | "off");
+        }
+        if let Ok(dir) = std::env::var("XOS_STATE_DIR")
+            && !dir.is_empty()
+        {
+            config.state_dir = PathBuf::from(dir);
         }
         if let Ok(root) = std::env::var("XOS_SITE_ROOT")
             && !root.is_empty()

@@ -170,13 +170,17 @@ pub fn parse(reg: &'static Registry, sources: &[Source]) -> Result<Recipe, Vec<P
         templates.iter().map(|(t, _)| (t.name.clone(), t.model)).collect();
     let mut checked = Vec::with_capacity(templates.len());
     for (mut t, raw) in templates {
+        // A requirement that names the relationship but fails to resolve is reported once.
+        let named: Vec<String> = raw.iter().filter_map(|r| r.relationship.clone()).collect();
         for r in raw {
             if let Some(req) = requirement(&t, &model_of, r, &mut problems) {
                 t.requirements.push(req);
             }
         }
         for spec in t.tosca.requirements.iter().filter(|s| s.required) {
-            if !t.requirements.iter().any(|r| std::ptr::eq(r.spec, spec)) {
+            if !t.requirements.iter().any(|r| std::ptr::eq(r.spec, spec))
+                && !named.contains(&spec.relationship)
+            {
                 problems.push(t.problem(
                     t.line,
                     format!(

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Start the single-process configurations as `make run` does (scripts/xosctl), each on a
+# temporary data directory and its own port, exercise them through the API, and stop them.
+#
+#   XOS_BIN=target/debug/xos scripts/test-configurations.sh [devel] [frontend-only]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${XOS_BIN:?set XOS_BIN to the xos binary}
+configs=("$@")
+[ ${#configs[@]} -gt 0 ] || configs=(devel frontend-only)
+. scripts/lib.sh
+
+config=""
+fail() {
+  echo "FAIL ($config): $*" >&2
+  scripts/xosctl logs "$config" >&2 || true
+  scripts/xosctl stop "$config" "$BIN" >/dev/null 2>&1 || true
+  exit 1
+}
+instance_enacted() { api "/xos/instances/?name=demo-1" | jq_ 'd[0]["backend_status"]' | grep -q '^1 - OK'; }
+tenant_enacted() { api "/xos/helloworldtenants/?name=hello-tenant" | jq_ 'd[0]["backend_status"]' | grep -q '^1 - OK'; }
+
+test_devel() {
+  eventually 60 instance_enacted || fail "instance demo-1 was not enacted: $(api '/xos/instances/?name=demo-1')"
+  local pid
+  pid=$(api "/xos/instances/?name=demo-1" | jq_ 'd[0]["instance_id"]')
+  alive "$pid" || fail "the instance's process $pid does not run"
+  eventually 60 tenant_enacted || fail "the HelloWorld tenant was not enacted"
+  local port
+  port=$(api "/xos/helloworldtenants/?name=hello-tenant" | jq_ 'd[0]["port"]')
+  [ "$(curl -s "http://127.0.0.1:$port/")" = "Hello World!" ] || fail "the tenant does not serve its message on $port"
+  # A restart re-applies the recipes as no-ops and adopts the running processes.
+  scripts/xosctl stop "$config" >/dev/null
+  scripts/xosctl start "$config" "$BIN" >/dev/null || fail "restart"
+  grep -q 'applied the configuration.s TOSCA recipes.*created.*=.*0.*updated.*=.*0' "$XOS_DATA/logs/$config.log" \
+    || fail "the second start changed objects"
+  [ "$(api "/xos/instances/?name=demo-1" | jq_ 'd[0]["instance_id"]')" = "$pid" ] || fail "the instance was restarted"
+  scripts/xosctl stop "$config" "$BIN" >/dev/null
+  ! alive "$pid" || fail "make stop left the instance's process $pid running"
+  ! curl -s "http://127.0.0.1:$port/" >/dev/null || fail "make stop left the tenant's server running"
+}
+
+test_frontend_only() {
+  api "/xos/slices/?name=princeton_web" | jq_ 'len(d)' | grep -qx 1 || fail "the sample recipe was not loaded"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -u pi@princeton.edu:princeton-pi "http://127.0.0.1:$PORT/xos/slices/")" = 200 ] \
+    || fail "the sample PI cannot log in"
+  local site id
+  site=$(api "/xos/sites/?login_base=mysite" | jq_ 'd[0]["id"]')
+  id=$(api "/xos/slices/?no_hyperlinks=1" -X POST -H 'Content-Type: application/json' \
+        -d "{\"name\": \"mysite_frontend\", \"site\": $site}" | jq_ 'd["id"]')
+  [ -n "$id" ] || fail "cannot create a slice"
+  sleep 2
+  api "/xos/slices/$id/" | jq_ 'd["backend_status"]' | grep -q '^0 - ' || fail "something enacted the slice"
+  grep -q "synchronizer running" "$XOS_DATA/logs/$config.log" && fail "a synchronizer runs"
+  [ "$(api "/xos/slices/$id/" -X DELETE -o /dev/null -w '%{http_code}')" = 204 ] || fail "delete"
+  [ "$(api "/xos/slices/$id/" -o /dev/null -w '%{http_code}')" = 404 ] || fail "the slice is still there"
+  scripts/xosctl stop "$config" "$BIN" >/dev/null
+}
+
+port=8791
+for config in "${configs[@]}"; do
+  XOS_DATA=$(mktemp -d "${TMPDIR:-/tmp}/xos-config-$config.XXXXXX")
+  export XOS_DATA PORT=$port
+  port=$((port + 1))
+  start=$(date +%s)
+  scripts/xosctl start "$config" "$BIN" >/dev/null || fail "did not start"
+  case "$config" in
+    devel) test_devel ;;
+    frontend-only) test_frontend_only ;;
+    *) fail "no test for this configuration" ;;
+  esac
+  rm -rf "$XOS_DATA"
+  echo "configuration $config: ok ($(( $(date +%s) - start )) s)"
+done
