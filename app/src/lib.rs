@@ -55,8 +55,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::login::LoginPage/>
                 <Route path=path!("/") view=pages::home::HomePage/>
                 <Route path=path!("/admin") view=pages::admin::AdminIndex/>
-                <Route path=path!("/admin/core/:model") view=pages::admin::AdminList/>
-                <Route path=path!("/admin/core/:model/:id") view=pages::admin::AdminForm/>
+                <Route path=path!("/admin/:app/:model") view=pages::admin::AdminList/>
+                <Route path=path!("/admin/:app/:model/:id") view=pages::admin::AdminForm/>
             </Routes>
         </Router>
     }

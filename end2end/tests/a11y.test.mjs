@@ -22,6 +22,8 @@ const PAGES = [
   ['admin-slice', '/admin/core/slice/1/', (p) => p.locator('#field-name').waitFor()],
 
   ['view-developer', '/admin/dashboard/Developer/', (p) => p.locator('#developer-slices tbody tr').first().waitFor()],
+  ['view-helloworld-service', '/admin/dashboard/Hello%20World%20Service/', (p) => p.locator('#hello-tenants tbody tr').first().waitFor()],
+  ['admin-helloworld-tenants', '/admin/helloworld/helloworldtenant/', (p) => p.locator('table[data-testid=admin-list] tbody tr').first().waitFor()],
 ];
 
 for (const [width, height] of [[1280, 800], [360, 740]]) {

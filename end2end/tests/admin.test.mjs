@@ -44,7 +44,8 @@ test('dashboard views at the guide\'s path: create (after a field error), edit, 
   const page = await newPage(browser);
   await login(page, server);
   await page.goto(`${server.url}/admin/core/dashboardview/`);
-  await page.locator('table[data-testid=admin-list] tbody tr', { hasText: 'Hello World' }).waitFor();
+  await page.locator('table[data-testid=admin-list] tbody tr')
+    .filter({ has: page.getByRole('link', { name: 'Hello World', exact: true }) }).waitFor();
   await page.getByRole('link', { name: 'Add dashboard view' }).click();
   await page.locator('#field-name').fill('hello, world');
   await page.locator('#field-url').fill('template:helloworld');

@@ -21,7 +21,7 @@ test('choose, order and remove dashboards; the home page keeps the choice across
   await login(page, server);
   await openCustomize(page);
   await page.getByRole('button', { name: 'Add Developer' }).click();
-  await page.getByRole('button', { name: 'Add Hello World' }).click();
+  await page.getByRole('button', { name: 'Add Hello World', exact: true }).click();
   await page.getByRole('button', { name: 'Add Tenant' }).click();
   assert.deepEqual(await selected(page), ['Developer', 'Hello World', 'Tenant']);
   await page.getByRole('button', { name: 'Move Hello World up' }).click();

@@ -1,6 +1,6 @@
 // Shared set-up for the browser tests: start a real `xos serve` on a fresh SQLite database and
 // a free loopback port, and launch Debian's Chromium through playwright-core.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,21 +21,25 @@ function freePort() {
   });
 }
 
-/** Start the server with the devel configuration (sample slices) on its own database. */
+/** Start the server with the devel configuration (its recipes: sample slices, an instance, the
+ * HelloWorld service) on its own database and backend state directory. */
 export async function startServer() {
   const bin = process.env.XOS_BIN;
   if (!bin) throw new Error('XOS_BIN must name the xos binary');
   const dir = mkdtempSync(join(tmpdir(), 'xos-e2e-'));
   const port = await freePort();
   const log = [];
-  const child = spawn(bin, ['--config', join(ROOT, 'configurations/devel/xos.toml'), 'serve'], {
+  const config = join(ROOT, 'configurations/devel/xos.toml');
+  const env = {
+    ...process.env,
+    DATABASE_URL: `sqlite://${join(dir, 'xos.db')}`,
+    XOS_STATE_DIR: dir,
+    PORT: String(port),
+    RUST_LOG: 'warn',
+  };
+  const child = spawn(bin, ['--config', config, 'serve'], {
     cwd: ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: `sqlite://${join(dir, 'xos.db')}`,
-      PORT: String(port),
-      RUST_LOG: 'warn',
-    },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.on('data', (d) => log.push(String(d)));
@@ -57,6 +61,8 @@ export async function startServer() {
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      // The local backend's processes (the instance, the HelloWorld tenant) outlive the server.
+      spawnSync(bin, ['--config', config, 'backend-stop'], { cwd: ROOT, env, stdio: 'ignore' });
       rmSync(dir, { recursive: true, force: true });
     },
   };

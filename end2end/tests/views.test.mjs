@@ -99,3 +99,39 @@ test('unknown views are a 404 page; a failing template shows its error to admins
   assert.equal(await other.locator('.template-error').count(), 0, 'no details for non-admins');
   await other.context().close();
 });
+
+test('the HelloWorld service dashboard shows where each tenant serves and changes its message', async () => {
+  const page = await newPage(browser);
+  await login(page, server);
+  await page.goto(`${server.url}/admin/dashboard/Hello%20World%20Service/`);
+  const row = page.locator('#hello-tenants tr[data-tenant="hello-tenant"]');
+  // The synchronizer starts the tenant's server and records its port; the row links to it.
+  const link = row.locator('a[href^="http://127.0.0.1:"]');
+  await link.waitFor({ timeout: 20000 });
+  const url = await link.getAttribute('href');
+  assert.equal((await (await fetch(url)).text()).trim(), 'Hello World!');
+  await row.locator('.badge.ok').waitFor();
+  await shot(page, 'helloworld-service');
+
+  // Saving a new message: the same address serves it once the synchronizer restarted the server.
+  const message = `Bonjour ${Date.now()}`;
+  await row.locator('input').fill(message);
+  await row.locator('button[type=submit]').click();
+  const deadline = Date.now() + 15000;
+  let served;
+  do {
+    served = await fetch(url).then((r) => r.text()).then((t) => t.trim()).catch(() => '');
+    if (served === message) break;
+    await new Promise((r) => setTimeout(r, 200));
+  } while (Date.now() < deadline);
+  assert.equal(served, message);
+
+  // A message that is too long is refused with the field's error, and nothing changes.
+  await row.locator('input').evaluate((el) => { el.removeAttribute('maxlength'); });
+  await row.locator('input').fill('x'.repeat(300));
+  await row.locator('button[type=submit]').click();
+  await page.locator('#hello-error', { hasText: /254/ }).waitFor();
+  assert.equal((await (await fetch(url)).text()).trim(), message);
+  assert.deepEqual(page.errors.filter((e) => !/status of 400/.test(e)), [], page.errors.join('\n'));
+  await page.context().close();
+});

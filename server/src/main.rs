@@ -430,7 +430,7 @@ async fn setup(store: &server::store::Store, config: &Config) -> Result<(), Stri
     server::seed::bootstrap(store, &config.bootstrap)
         .await
         .map_err(|e| e.to_string())?;
-    server::seed::apply_recipes(store, &config.recipes)
+    server::seed::apply_recipes(store, &config.recipes, &config.bootstrap.admin_email)
         .await
         .map_err(|e| e.to_string())?;
     server::seed::sample_data(store, &config.bootstrap)

@@ -188,19 +188,24 @@ pub async fn sample_data(store: &Store, b: &Bootstrap) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Apply the configuration's TOSCA recipes (as the system). Idempotent: what exists and matches
-/// is left alone, so this runs at every start.
+/// Apply the configuration's TOSCA recipes, as the bootstrap admin when there is one (as XOS
+/// ran its recipes: the admin becomes the creator of the slices and instances), else as the
+/// system. Idempotent: what exists and matches is left alone, so this runs at every start.
 pub async fn apply_recipes(
     store: &Store,
     recipes: &[std::path::PathBuf],
+    admin_email: &str,
 ) -> Result<(), crate::tosca::ToscaError> {
     if recipes.is_empty() {
         return Ok(());
     }
+    let actor = crate::tosca::actor_for(store, admin_email)
+        .await
+        .unwrap_or(Actor::System);
     let sources = crate::tosca::read_sources(recipes)?;
     let recipe = crate::tosca::parse(app::registry::registry(), &sources)
         .map_err(crate::tosca::ToscaError::Problems)?;
-    let entries = crate::tosca::run(store, Actor::System, &recipe, crate::tosca::Mode::Apply, false).await?;
+    let entries = crate::tosca::run(store, actor, &recipe, crate::tosca::Mode::Apply, false).await?;
     let count = |a: &str| entries.iter().filter(|e| e.action.as_str() == a).count();
     tracing::info!(
         recipes = recipes.len(),

@@ -221,6 +221,17 @@ async fn fixture(app: &TestApp) -> BTreeMap<String, i64> {
     )
     .await;
     ids.insert("flavordeployments".into(), fd);
+    let hw = make(app, "helloworldservices", json!({"name": "helloworld"})).await;
+    ids.insert("helloworldservices".into(), hw);
+    ids.insert(
+        "helloworldtenants".into(),
+        make(
+            app,
+            "helloworldtenants",
+            json!({"name": "hello", "service": hw, "display_message": "Hi"}),
+        )
+        .await,
+    );
     let (s, tok) = app.post("/xoslib/tokens/", json!({"name": "fixture"})).await;
     assert_eq!(s, StatusCode::CREATED, "{tok}");
     ids.insert("apitokens".into(), tok["id"].as_i64().unwrap());

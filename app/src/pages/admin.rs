@@ -1,4 +1,4 @@
-//! Admin pages generated from the registry for every model (`/admin/core/<model>/`, as Django's
+//! Admin pages generated from the registry for every model (`/admin/<app>/<model>/`, as Django's
 //! admin had them): a list with search, filters, sorting, paging and each object's backend
 //! status; add and edit forms with a widget per field type and the server's field errors next to
 //! the fields; delete with confirmation. Buttons appear only for what the user may do
@@ -15,17 +15,18 @@ use std::collections::{BTreeMap, HashMap};
 /// Rows per page of a list.
 const PAGE: i64 = 25;
 
-/// The model of an admin URL segment (`dashboardview` → DashboardView).
-pub fn model_by_slug(slug: &str) -> Option<&'static Model> {
+/// The model of an admin URL's segments (`core`, `dashboardview` → DashboardView), as Django
+/// named them: the model's app, then its name in lower case.
+pub fn model_by_slug(app: &str, slug: &str) -> Option<&'static Model> {
     registry()
         .models
         .iter()
-        .find(|m| m.name.to_lowercase() == slug.to_lowercase())
+        .find(|m| m.app == app && m.name.to_lowercase() == slug.to_lowercase())
 }
 
 /// The admin list of a model.
 pub fn admin_path(m: &Model) -> String {
-    format!("/admin/core/{}/", m.name.to_lowercase())
+    format!("/admin/{}/{}/", m.app, m.name.to_lowercase())
 }
 
 fn capitalize(s: &str) -> String {
@@ -169,7 +170,7 @@ fn cell_text(f: &Field, v: &Value, fk_names: &HashMap<String, HashMap<i64, Strin
     }
 }
 
-/// `/admin/core/<model>/`: the list.
+/// `/admin/<app>/<model>/`: the list.
 #[component]
 pub fn AdminList() -> impl IntoView {
     let params = use_params_map();
@@ -178,9 +179,10 @@ pub fn AdminList() -> impl IntoView {
         <Suspense fallback=|| ()>
             {move || {
                 let slug = params.read().get("model").unwrap_or_default();
+                let app = params.read().get("app").unwrap_or_default();
                 Suspend::new(async move {
                     let u = user.await.ok().flatten();
-                    let body = match model_by_slug(&slug) {
+                    let body = match model_by_slug(&app, &slug) {
                         Some(m) => view! { <ModelList model=m/> }.into_any(),
                         None => view! { <p class="error">"There is no such model."</p> }.into_any(),
                     };
@@ -410,7 +412,7 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// `/admin/core/<model>/add/` and `/admin/core/<model>/<id>/`: the form.
+/// `/admin/<app>/<model>/add/` and `/admin/<app>/<model>/<id>/`: the form.
 #[component]
 pub fn AdminForm() -> impl IntoView {
     let params = use_params_map();
@@ -420,9 +422,10 @@ pub fn AdminForm() -> impl IntoView {
             {move || {
                 let slug = params.read().get("model").unwrap_or_default();
                 let id = params.read().get("id").unwrap_or_default();
+                let app = params.read().get("app").unwrap_or_default();
                 Suspend::new(async move {
                     let u = user.await.ok().flatten();
-                    let body = match (model_by_slug(&slug), id.as_str()) {
+                    let body = match (model_by_slug(&app, &slug), id.as_str()) {
                         (Some(m), "add") => view! { <ModelForm model=m id=None/> }.into_any(),
                         (Some(m), id) => match id.parse::<i64>() {
                             Ok(id) => view! { <ModelForm model=m id=Some(id)/> }.into_any(),
