@@ -25,7 +25,7 @@ export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 
-PHONY_EXTRA := assets bench wrk stop showlogs bash test-config config-tests production-check nginx
+PHONY_EXTRA := assets bench wrk stop showlogs bash test-config config-tests production-check nginx moto
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy unit e2e \
         wasm-size clean $(PHONY_EXTRA)
 
@@ -52,6 +52,17 @@ chromium:
 	  echo "installing Debian's chromium"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; }
+
+# moto_server (PyPI `moto[server]`, pinned), the EC2 API emulator the EC2 backend's tests run
+# against, in a venv kept with the build cache.
+MOTO_VENV ?= $(HOME)/.cache/xos/moto-venv
+MOTO_VERSION := 5.2.5
+export XOS_MOTO_SERVER := $(MOTO_VENV)/bin/moto_server
+moto: $(MOTO_VENV)/.installed-$(MOTO_VERSION)
+$(MOTO_VENV)/.installed-$(MOTO_VERSION):
+	python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)'
+	touch $@
 
 # Debian's nginx for the production configuration (its service is not started: run.sh runs its
 # own nginx on a loopback port).
@@ -160,8 +171,9 @@ clippy:
 	cargo clippy $(CARGO_JOBS) -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 # Unit tests and the REST/store/session integration tests, each on SQLite and on Postgres
-# (127.0.0.1:5432, database `test`; XOS_REQUIRE_POSTGRES=1 makes an unreachable server a failure).
-unit:
+# (127.0.0.1:5432, database `test`; XOS_REQUIRE_POSTGRES=1 makes an unreachable server a failure),
+# and the EC2 backend's tests against moto_server (XOS_REQUIRE_MOTO=1: a missing one fails).
+unit: moto
 	cargo test $(CARGO_JOBS) -p server -p app
 
 # Browser tests: the debug `xos` binary the integration tests built, the release wasm bundle.

@@ -261,6 +261,13 @@ impl Db {
             Db::Postgres(_) => None,
         }
     }
+    /// The SQLite readers' pool (None on Postgres).
+    pub fn sqlite_readers(&self) -> Option<&SqlitePool> {
+        match self {
+            Db::Sqlite { readers, .. } => Some(readers),
+            Db::Postgres(_) => None,
+        }
+    }
     pub fn pg_pool(&self) -> Option<&PgPool> {
         match self {
             Db::Postgres(p) => Some(p),

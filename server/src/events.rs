@@ -162,6 +162,9 @@ pub fn start(store: &Store, hub: std::sync::Arc<EventHub>) {
             }
         }
     });
+    if let Some(readers) = store.db().sqlite_readers().cloned() {
+        tokio::spawn(watch_sqlite(readers, store.clone()));
+    }
     if let (Some(pool), Some(channel)) = (store.db().pg_pool().cloned(), store.notify_channel()) {
         let store = store.clone();
         tokio::spawn(async move {
@@ -172,6 +175,47 @@ pub fn start(store: &Store, hub: std::sync::Arc<EventHub>) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
+    }
+}
+
+/// How often the SQLite database is checked for other processes' commits.
+const SQLITE_WATCH: Duration = Duration::from_millis(250);
+
+/// SQLite has no notifications, but `PRAGMA data_version` on a connection changes whenever
+/// another connection commits, in this process or another (`xos sync` workers, `xos tosca
+/// apply`, a second server on the same file). Seeing it change moves the store's generation on,
+/// so cached API answers are not served after another process's write (within `SQLITE_WATCH`,
+/// like the notification delay on Postgres). Our own commits show up here too: they cost one
+/// more cache invalidation, never a stale answer.
+async fn watch_sqlite(readers: sqlx::SqlitePool, store: Store) {
+    // A connection of its own: data_version is per connection.
+    let mut conn = match readers.acquire().await {
+        Ok(c) => c.detach(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the SQLite database for other processes' writes");
+            return;
+        }
+    };
+    let mut last: Option<i64> = None;
+    let mut tick = tokio::time::interval(SQLITE_WATCH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok(v) => {
+                if last.is_some_and(|l| l != v) {
+                    store.note_external_change();
+                }
+                last = Some(v);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SQLite data_version check failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 

@@ -87,6 +87,11 @@ pub async fn synchronizer(store: &Store, config: &Config) -> Result<Arc<sync::en
     );
     let mut steps = sync::local::steps(&ctx, std::time::Duration::from_secs(2));
     steps.extend(services::steps(&ctx));
+    steps.extend(sync::ec2::steps(
+        Arc::new(sync::ec2::Ec2Backend::default()),
+        std::time::Duration::from_secs(300),
+        std::time::Duration::from_secs(30),
+    ));
     let opts = sync::engine::EngineOptions {
         model_policies: config.model_policies,
         ..Default::default()

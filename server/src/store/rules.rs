@@ -304,6 +304,17 @@ pub async fn before_write(
                     err("content_type", format!("\"{ct}\" is not a model."));
                 }
             }
+            // A text field holding settings: empty, or a JSON object.
+            other if other.starts_with("json_object:") => {
+                let field = &other["json_object:".len()..];
+                if let Some(text) = d.text(field).map(str::trim).filter(|t| !t.is_empty()) {
+                    match serde_json::from_str::<serde_json::Value>(text) {
+                        Ok(serde_json::Value::Object(_)) => {}
+                        Ok(_) => err(field, "Enter a JSON object ({…}).".into()),
+                        Err(e) => err(field, format!("Enter valid JSON: {e}.")),
+                    }
+                }
+            }
             _ => {}
         }
     }

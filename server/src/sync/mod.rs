@@ -13,6 +13,7 @@
 //! Steps must be idempotent: a crash at any point followed by a restart converges without lost
 //! or duplicated backend resources.
 
+pub mod ec2;
 pub mod engine;
 pub mod graph;
 pub mod local;

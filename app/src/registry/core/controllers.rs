@@ -61,6 +61,10 @@ pub fn models() -> Vec<Model> {
                 "controllerdeployments",
                 OnDelete::Cascade,
             ))
+            .field(Field::text("settings", None).optional().help(
+                "Backend settings, a JSON object (EC2: {\"public_images\": [\"ami-…\"], \"drift\": \"recreate\" or \"report\"})",
+            ))
+            .rule("json_object:settings")
             .display("{name}")
             .search(&["name", "backend_type"])
             .list(&["name", "backend_type", "version", "deployment", "auth_url"])
