@@ -9,6 +9,7 @@ pub mod db;
 pub mod ddl;
 pub mod events;
 pub mod migrations;
+pub mod ops;
 pub mod seed;
 pub mod services;
 pub mod state;
@@ -74,6 +75,7 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
         credentials,
         responses,
         events,
+        metrics: Arc::new(ops::Metrics::default()),
     })
 }
 
@@ -128,6 +130,7 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .merge(api::utility::router())
         .merge(xoslib::router())
         .merge(dashboards::router())
+        .merge(ops::router())
         .merge(web::router(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -136,7 +139,9 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .layer(session_layer)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
         .with_state(state);
+
     // Admin pages answer with or without the trailing slash XOS's URLs had
     // (`/admin/core/dashboardview/`); the path is normalized before routing.
     let normalized = tower::ServiceBuilder::new()

@@ -511,6 +511,8 @@ async fn serve(store: server::store::Store, config: Config) -> Result<(), String
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if let Some(engine) = engine.filter(|_| embedded) {
         tracing::info!(steps = ?engine.order(), "synchronizer running in this process");
+        state.metrics.set_engine(engine.clone());
+
         tokio::spawn(engine.run(state.events.clone(), stopped));
     }
     let app = server::router(state).await.map_err(|e| e.to_string())?;

@@ -165,6 +165,7 @@ pub struct AppState {
     pub credentials: Arc<CredentialCache>,
     pub responses: Arc<crate::api::cache::ResponseCache>,
     pub events: Arc<crate::events::EventHub>,
+    pub metrics: Arc<crate::ops::Metrics>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

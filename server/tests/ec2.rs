@@ -79,7 +79,6 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("moto_server did not listen on {port}");
-
     }
     fn client(&self) -> Ec2Client {
         Ec2Client::new(Ec2Config {

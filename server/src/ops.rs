@@ -1,0 +1,265 @@
+//! What an operator watches: `/healthz` (the process answers), `/readyz` (the database answers
+//! and its migrations are current) and `/metrics` (Prometheus text format: HTTP requests by
+//! route and status with latency histograms, database pool use, and, where the synchronizer runs
+//! in this process, its passes, objects enacted and failed per step, backlog and backoff skips).
+//! Also the one log line per request (method, route, path without the query, status, time):
+//! never a header, a body or a query string, so never a password or token.
+
+use crate::state::AppState;
+use crate::sync::engine::Engine;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: &'static str,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: &'static str,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms … 4 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+}
+
+/// The process's metrics: request families kept here, the rest read at scrape time.
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    engine: OnceLock<Arc<Engine>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            engine: OnceLock::new(),
+        }
+    }
+}
+
+/// A bounded method label (a client cannot grow the label set with made-up methods).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+impl Metrics {
+    /// Report on the synchronizer running in this process.
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        let _ = self.engine.set(engine);
+    }
+
+    fn observe(&self, method: &'static str, route: String, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: route.clone(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { method, route })
+            .observe(seconds);
+    }
+
+    /// The text exposition of every metric, as of now.
+    pub fn render(&self, state: &AppState) -> String {
+        let mut reg = Registry::with_prefix("xos");
+        reg.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            self.requests.clone(),
+        );
+        reg.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method and route",
+            self.latency.clone(),
+        );
+        let pools = Family::<PoolLabels, Gauge>::default();
+        let pool = |name: &'static str, size: u32, idle: usize| {
+            let idle = idle as i64;
+            pools
+                .get_or_create(&PoolLabels {
+                    pool: name,
+                    state: "idle",
+                })
+                .set(idle);
+            pools
+                .get_or_create(&PoolLabels {
+                    pool: name,
+                    state: "in_use",
+                })
+                .set(i64::from(size) - idle);
+        };
+        let db = state.store.db();
+        if let (Some(r), Some(w)) = (db.sqlite_readers(), db.sqlite_writer()) {
+            pool("sqlite_readers", r.size(), r.num_idle());
+            pool("sqlite_writer", w.size(), w.num_idle());
+        }
+        if let Some(p) = db.pg_pool() {
+            pool("postgres", p.size(), p.num_idle());
+        }
+        reg.register(
+            "db_connections",
+            "Database pool connections by pool and state",
+            pools,
+        );
+        let generation = Gauge::<i64>::default();
+        generation.set(state.store.generation() as i64);
+        reg.register(
+            "store_generation",
+            "Change generation of the store (moves on every commit seen)",
+            generation,
+        );
+        if let Some(engine) = self.engine.get() {
+            let passes = Counter::<u64>::default();
+            passes.inc_by(engine.passes.load(Ordering::Relaxed));
+            reg.register("sync_passes", "Synchronizer passes", passes);
+            let enacted = Family::<StepLabels, Counter>::default();
+            let failed = Family::<StepLabels, Counter>::default();
+            let skips = Family::<StepLabels, Counter>::default();
+            let backlog = Family::<StepLabels, Gauge>::default();
+            for (step, s) in &engine.stats {
+                let l = StepLabels { step };
+                enacted
+                    .get_or_create(&l)
+                    .inc_by(s.enacted.load(Ordering::Relaxed));
+                failed.get_or_create(&l).inc_by(s.failed.load(Ordering::Relaxed));
+                skips
+                    .get_or_create(&l)
+                    .inc_by(s.backoff_skips.load(Ordering::Relaxed));
+                backlog
+                    .get_or_create(&l)
+                    .set(s.pending.load(Ordering::Relaxed) as i64);
+            }
+            reg.register("sync_enacted", "Objects enacted, by step", enacted);
+            reg.register("sync_failed", "Objects that failed, by step", failed);
+            reg.register(
+                "sync_backoff_skips",
+                "Objects skipped because they are backing off, by step",
+                skips,
+            );
+            reg.register("sync_backlog", "Objects pending at the step's last pass", backlog);
+        }
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        out
+    }
+}
+
+/// Middleware: count and time every request by its route, and log one line for it.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = method_label(req.method());
+    let path = req.uri().path().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    tracing::info!(
+        method,
+        route = %route,
+        path = %path,
+        status,
+        ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    state
+        .metrics
+        .observe(method, route, status, elapsed.as_secs_f64());
+    resp
+}
+
+/// `/healthz`, `/readyz` and `/metrics` (no login: probes and scrapers have none).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let db = state.store.db();
+    let (status, body) = match db.migrations_current().await {
+        Ok(true) => (
+            StatusCode::OK,
+            json!({"status": "ready", "database": "ok", "migrations": "current"}),
+        ),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not ready", "database": "ok", "migrations": "pending (run xos migrate)"}),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "not ready", "database": "unreachable"}),
+            )
+        }
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(&state);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,96 @@
+//! Operations endpoints: health, readiness (and its failure when a migration is missing) and the
+//! Prometheus metrics, including the synchronizer's when it runs in the process.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{TestApp, build};
+use serde_json::json;
+use tower::ServiceExt;
+
+async fn text(app: &TestApp, path: &str) -> (StatusCode, String) {
+    let resp = app
+        .router
+        .clone()
+        .oneshot(build(Method::GET, path, None, None))
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// The value of the sample line starting with `prefix` (labels included), if any.
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+both!(health_and_readiness, async |app: &TestApp| {
+    // No login needed: probes have none.
+    let (s, v) = app.req(Method::GET, "/healthz", None, None).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"status": "ok"})));
+    let (s, v) = app.req(Method::GET, "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["migrations"], "current");
+    // A migration the database has not applied: not ready, and it says why.
+    let sql = server::db::Sql::new(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    );
+    app.store.db().execute(&sql).await.unwrap();
+    let (s, v) = app.req(Method::GET, "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v["migrations"].as_str().unwrap().starts_with("pending"), "{v}");
+    assert_eq!(v["database"], "ok");
+});
+
+both!(
+    metrics_count_requests_by_route_and_status,
+    async |app: &TestApp| {
+        for _ in 0..3 {
+            assert_eq!(app.get("/xos/sites/").await.0, StatusCode::OK);
+        }
+        assert_eq!(app.get("/xos/sites/999999/").await.0, StatusCode::NOT_FOUND);
+        let (s, body) = text(app, "/metrics").await;
+        assert_eq!(s, StatusCode::OK);
+        let ok = r#"xos_http_requests_total{method="GET",route="/xos/{plural}/",status="200"}"#;
+        assert_eq!(sample(&body, ok), Some(3.0), "{body}");
+        let missing = r#"xos_http_requests_total{method="GET",route="/xos/{plural}/{id}/",status="404"}"#;
+        assert_eq!(sample(&body, missing), Some(1.0), "{body}");
+        let count = r#"xos_http_request_duration_seconds_count{method="GET",route="/xos/{plural}/"}"#;
+        assert_eq!(sample(&body, count), Some(3.0), "{body}");
+        // Unknown paths share one label, whatever the path.
+        text(app, "/no/such/thing/1").await;
+        text(app, "/no/such/thing/2").await;
+        let (_, body) = text(app, "/metrics").await;
+        assert!(!body.contains("/no/such"), "{body}");
+        assert!(body.contains("xos_db_connections{"), "{body}");
+        assert!(
+            !body.contains("xos_sync_passes"),
+            "no synchronizer in this process yet"
+        );
+
+        // With the synchronizer in the process: its passes and per-step counts.
+        let engine = server::synchronizer(&app.store, &app.state.config).await.unwrap();
+        engine.run_once().await.unwrap();
+        engine.run_once().await.unwrap();
+        app.state.metrics.set_engine(engine.clone());
+        let (_, body) = text(app, "/metrics").await;
+        assert_eq!(sample(&body, "xos_sync_passes_total"), Some(2.0), "{body}");
+        for step in ["ec2_instances", "ec2_catalog"] {
+            for family in [
+                "xos_sync_enacted_total",
+                "xos_sync_failed_total",
+                "xos_sync_backlog",
+            ] {
+                let line = format!("{family}{{step=\"{step}\"}}");
+                assert!(sample(&body, &line).is_some(), "{line}: {body}");
+            }
+        }
+
+        assert!(body.trim_end().ends_with("# EOF"));
+    }
+);
