@@ -515,7 +515,21 @@ async fn serve(store: server::store::Store, config: Config) -> Result<(), String
 
         tokio::spawn(engine.run(state.events.clone(), stopped));
     }
+    let pruned = state.store.clone();
+    let days = state.config.change_log_days;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match server::store::changelog::prune(&pruned, days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, days, "pruned the change log"),
+                Err(e) => tracing::warn!(error = %e, "could not prune the change log"),
+            }
+        }
+    });
     let app = server::router(state).await.map_err(|e| e.to_string())?;
+
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

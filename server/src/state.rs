@@ -43,6 +43,8 @@ pub struct Config {
     /// TOSCA recipes applied (as one recipe) at every start of `xos serve`, after the bootstrap;
     /// relative paths are relative to the configuration file.
     pub recipes: Vec<PathBuf>,
+    /// Days the change log keeps its entries (0: forever).
+    pub change_log_days: u32,
     pub bootstrap: Bootstrap,
 }
 
@@ -89,6 +91,8 @@ impl Default for Config {
             model_policies: true,
             state_dir: PathBuf::from("data"),
             recipes: Vec::new(),
+            change_log_days: 90,
+
             bootstrap: Bootstrap::default(),
         }
     }

@@ -36,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/docs/init.js", get(openapi::docs_init))
         .route("/xos/events", get(crate::events::stream))
         .route("/xos/events/", get(crate::events::stream))
+        .route("/xos/changes", get(changes))
+        .route("/xos/changes/", get(changes))
         .route("/xos", get(api_root))
         .route("/xos/", get(api_root))
         .route("/xos/{plural}", get(list).post(create))
@@ -110,6 +112,22 @@ fn cache_key(actor: &crate::store::Actor, headers: &HeaderMap, path: &str, raw: 
         indent(headers),
         raw.as_deref().unwrap_or("")
     )
+}
+
+/// `GET /xos/changes/`: the change log, newest first (`?model=&object=&user=&kind=&since=&until=`,
+/// `?limit=` up to 1000, 100 by default, `?offset=`); the total in `X-Total-Count`.
+async fn changes(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthContext>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use crate::store::changelog;
+    let actor = auth.require()?;
+    let q = changelog::ChangeQuery::parse(&state.store, &params(&raw)).map_err(ApiError::Invalid)?;
+    let (entries, total) = changelog::list(&state.store, &actor, &q).await?;
+    let body = json_bytes(&Json::Array(entries), &headers)?;
+    Ok(with_total(bytes_response(StatusCode::OK, body), Some(total)))
 }
 
 fn with_total(mut resp: Response, total: Option<i64>) -> Response {

@@ -15,6 +15,7 @@
 //! - Foreign keys and unique values are checked inside the transaction so errors name the field;
 //!   the database constraints stay as the last guard.
 
+pub mod changelog;
 pub mod m2m;
 pub mod permissions;
 pub mod rules;
@@ -1430,6 +1431,8 @@ impl Unit {
     }
 
     async fn run_hooks(&mut self, change: Change) -> Result<(), StoreError> {
+        changelog::record(self, change.kind, change.before.as_ref(), change.after.as_ref()).await?;
+
         let hooks: Vec<Arc<dyn WriteHook>> = self.store.inner.hooks.read().expect("hooks lock").clone();
         if hooks.is_empty() {
             return Ok(());
