@@ -31,6 +31,12 @@ test('slices: create (after a field error), edit, delete', async () => {
   await save(page);
   await page.locator('text=The slice was saved.').waitFor();
   assert.equal((await api(server, `/xos/slices/${id}/`)).body.description, 'written in the admin');
+  // The history below the form shows who changed what: the new entry, newest first.
+  const history = page.locator('.history-table tbody tr');
+  await history.first().filter({ hasText: 'written in the admin' }).waitFor();
+  assert.match(await history.first().innerText(), /padmin@vicci\.org\s+update\s+description/);
+  assert.match(await history.last().innerText(), /create/);
+
   await shot(page, 'admin-form');
   await page.getByRole('button', { name: 'Delete' }).click();
   await page.getByRole('button', { name: 'Yes, delete it' }).click();

@@ -137,6 +137,17 @@ export async function loginAs(page, server, email, password) {
 
 /** The home page's tab panel, once the dashboards are loaded. */
 export async function homeTabs(page) {
-  await page.locator('[role=tablist] [role=tab]').first().waitFor();
-  return page.locator('[role=tablist] [role=tab]').allTextContents();
+  const tabs = page.locator('[role=tablist] [role=tab]');
+  await tabs.first().waitFor();
+  // The tabs arrive in more than one render (the user's choice, then Customize): read until
+  // two reads 300 ms apart agree.
+  let last = await tabs.allTextContents();
+  for (let i = 0; i < 20; i++) {
+    await page.waitForTimeout(300);
+    const now = await tabs.allTextContents();
+    if (JSON.stringify(now) === JSON.stringify(last)) return now;
+    last = now;
+  }
+  return last;
 }
+

@@ -454,6 +454,8 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
     let caps = RwSignal::new(Caps::default());
     let confirm = RwSignal::new(false);
     let status = RwSignal::new(String::new());
+    // Bumped after each save, so the history shows the new entry.
+    let saved = RwSignal::new(0u32);
     let navigate = use_navigate();
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
@@ -534,6 +536,7 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
                         );
                     } else {
                         message.set(Some(format!("The {} was saved.", model.verbose_name)));
+                        saved.update(|n| *n += 1);
                         status.set(str_of(&obj, "backend_status").to_string());
                         draft.set(obj);
                     }
@@ -593,6 +596,7 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
                     </div>
                 </form>
             </Show>
+            {id.map(|id| view! { <History model id reload=saved/> })}
             {move || confirm.get().then(|| view! {
                 <div class="confirm" role="alertdialog" aria-labelledby="confirm-text">
                     <p id="confirm-text">{format!("Delete this {}? This cannot be undone.", model.verbose_name)}</p>
@@ -600,6 +604,79 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
                     <button type="button" class="link" on:click=move |_| confirm.set(false)>"Cancel"</button>
                 </div>
             })}
+        </section>
+    }
+}
+
+/// A value of the change log as text (strings without quotes, nothing as an em dash).
+fn change_text(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The object's change log (`/xos/changes/?model=…&object=…`), newest first.
+#[component]
+fn History(model: &'static Model, id: i64, reload: RwSignal<u32>) -> impl IntoView {
+    let entries = RwSignal::new(None::<Result<Vec<Value>, String>>);
+    Effect::new(move |_| {
+        reload.track();
+        leptos::task::spawn_local(async move {
+            let url = format!("/xos/changes/?model={}&object={id}&limit=50", model.name);
+            let r = match request("GET", &url, None).await {
+                Ok((200, Value::Array(a))) => Ok(a),
+                Ok((s, body)) => Err(body["detail"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("HTTP {s}"))),
+                Err(e) => Err(e),
+            };
+            entries.set(Some(r));
+        });
+    });
+    let row = |e: Value| {
+        let changes: Vec<(String, String, String)> = e["changes"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), change_text(&v["old"]), change_text(&v["new"])))
+                    .collect()
+            })
+            .unwrap_or_default();
+        view! {
+            <tr>
+                <td><time datetime=e["at"].as_str().unwrap_or_default().to_string()>{e["at"].as_str().unwrap_or_default().replace('T', " ").chars().take(19).collect::<String>()}</time></td>
+                <td>{e["actor"].as_str().unwrap_or_default().to_string()}</td>
+                <td>{e["kind"].as_str().unwrap_or_default().to_string()}</td>
+                <td>
+                    <ul class="changes">
+                        {changes.into_iter().map(|(k, old, new)| view! {
+                            <li><strong>{k}</strong>": "<span class="old">{old}</span>" → "<span class="new">{new}</span></li>
+                        }).collect_view()}
+                    </ul>
+                </td>
+            </tr>
+        }
+    };
+    view! {
+        <section class="history" aria-labelledby="history-title">
+            <h2 id="history-title">"History"</h2>
+            {move || match entries.get() {
+                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+                Some(Ok(list)) if list.is_empty() => view! { <p class="muted">"No recorded changes."</p> }.into_any(),
+                Some(Ok(list)) => view! {
+                    <div class="table-wrap" tabindex="0" role="region" aria-label="Change history">
+                        <table class="grid history-table">
+                        <thead>
+                            <tr><th scope="col">"When (UTC)"</th><th scope="col">"Who"</th><th scope="col">"What"</th><th scope="col">"Changes"</th></tr>
+                        </thead>
+                        <tbody>{list.into_iter().map(row).collect_view()}</tbody>
+                    </table></div>
+                }.into_any(),
+            }}
         </section>
     }
 }
