@@ -76,6 +76,7 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
         responses,
         events,
         metrics: Arc::new(ops::Metrics::default()),
+        throttle: Arc::new(auth::throttle::Throttle::default()),
     })
 }
 
@@ -138,6 +139,12 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         ))
         .layer(session_layer)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A handler that has not answered by then gets 503 (the events stream answers at once
+        // and streams afterwards, so it is not cut).
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            std::time::Duration::from_secs(state.config.request_timeout_secs.max(1)),
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
         .with_state(state);

@@ -534,11 +534,14 @@ async fn serve(store: server::store::Store, config: Config) -> Result<(), String
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!(configuration = %name, database = %db, "XOS is ready at http://{addr}/");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        })
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await
+    .map_err(|e| e.to_string())
 }

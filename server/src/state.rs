@@ -45,6 +45,8 @@ pub struct Config {
     pub recipes: Vec<PathBuf>,
     /// Days the change log keeps its entries (0: forever).
     pub change_log_days: u32,
+    /// Seconds a request may take before it is answered with 503.
+    pub request_timeout_secs: u64,
     pub bootstrap: Bootstrap,
 }
 
@@ -92,6 +94,7 @@ impl Default for Config {
             state_dir: PathBuf::from("data"),
             recipes: Vec::new(),
             change_log_days: 90,
+            request_timeout_secs: 60,
 
             bootstrap: Bootstrap::default(),
         }
@@ -170,6 +173,7 @@ pub struct AppState {
     pub responses: Arc<crate::api::cache::ResponseCache>,
     pub events: Arc<crate::events::EventHub>,
     pub metrics: Arc<crate::ops::Metrics>,
+    pub throttle: Arc<crate::auth::throttle::Throttle>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

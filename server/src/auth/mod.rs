@@ -15,6 +15,7 @@
 
 pub mod password;
 pub mod session_store;
+pub mod throttle;
 
 use crate::api::error::ApiError;
 use crate::db::{Sql, Value};
@@ -344,12 +345,20 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 if let Some(p) = state.credentials.get(&fp) {
                     ctx.principal = Some(p);
                 } else {
+                    let address = throttle::client_address(req.headers(), peer(&req));
+                    if let Some(wait) = state.throttle.check(&user, &address) {
+                        return throttled(wait);
+                    }
                     match check_password(&state, &user, &pass).await {
                         Ok(Some(p)) => {
+                            state.throttle.succeeded(&user, &address);
                             state.credentials.put(fp, p.clone());
                             ctx.principal = Some(p);
                         }
-                        Ok(None) => ctx.bad_credentials = true,
+                        Ok(None) => {
+                            state.throttle.failed(&user, &address);
+                            ctx.bad_credentials = true;
+                        }
                         Err(e) => return e.into_response(),
                     }
                 }
@@ -390,6 +399,25 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     }
     req.extensions_mut().insert(ctx);
     next.run(req).await
+}
+
+/// The TCP peer, when the server was started with connection info (`xos serve` is).
+fn peer(req: &Request) -> Option<std::net::SocketAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// 429 for a throttled login, with `Retry-After`.
+fn throttled(wait: u64) -> Response {
+    let body = serde_json::json!({
+        "detail": format!("Too many failed logins; try again in {wait} seconds.")
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    if let Ok(v) = wait.to_string().parse() {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// Form endpoints check `Origin` instead of the CSRF header.
@@ -447,6 +475,7 @@ fn csrf_cookie(token: &str, secure: bool) -> String {
 /// `POST /login`: check the password, start a session, set the CSRF cookie.
 pub async fn login(
     State(state): State<AppState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     session: Session,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
@@ -455,10 +484,21 @@ pub async fn login(
         return (StatusCode::FORBIDDEN, "Cross-origin login refused.").into_response();
     }
     let next = safe_next(&form.next).to_string();
-    let principal = match check_password(&state, form.username.trim(), &form.password).await {
+    let user = form.username.trim();
+    let address = throttle::client_address(&headers, connect.map(|c| c.0.0));
+    if let Some(wait) = state.throttle.check(user, &address) {
+        tracing::info!(user = %user, address = %address, "login throttled");
+        return throttled(wait);
+    }
+    let principal = match check_password(&state, user, &form.password).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    if principal.is_some() {
+        state.throttle.succeeded(user, &address);
+    } else {
+        state.throttle.failed(user, &address);
+    }
     let Some(p) = principal else {
         tracing::info!(user = %form.username.trim(), "login failed");
         let q = format!(

@@ -38,8 +38,19 @@ fn shown(f: &app::registry::Field, v: &Value) -> Json {
     if f.secret || matches!(f.kind, FieldKind::Password) {
         return Json::String(MASK.into());
     }
-    v.to_json()
+    match v {
+        // A megabyte of service attributes need not be copied twice per save.
+        Value::Text(s) if s.chars().count() > LONG => {
+            let head: String = s.chars().take(LONG_HEAD).collect();
+            Json::String(format!("{head}… ({} characters)", s.chars().count()))
+        }
+        _ => v.to_json(),
+    }
 }
+
+/// Text longer than this is logged as its beginning and its length.
+const LONG: usize = 1024;
+const LONG_HEAD: usize = 200;
 
 /// The `{"field": {"old": …, "new": …}}` of a change; None when nothing worth logging changed.
 pub fn diff(before: Option<&Record>, after: Option<&Record>) -> Option<Map<String, Json>> {

@@ -513,6 +513,13 @@ const RESERVED_PARAMS: &[&str] = &[
 
 /// The largest number of values an `__in` filter takes (bounded work per request).
 pub const MAX_IN_VALUES: usize = 1000;
+/// The largest explicit `?limit=` (a list without one still returns everything, as XOS clients
+/// expect).
+pub const MAX_PAGE: i64 = 10_000;
+/// Field filters one list request may combine.
+pub const MAX_FILTERS: usize = 32;
+/// The longest value of a filter or a search.
+pub const MAX_FILTER_CHARS: usize = 1024;
 
 impl ListQuery {
     /// Parse query parameters against the model. Unknown parameters are ignored (as DRF's filter
@@ -522,10 +529,21 @@ impl ListQuery {
         let mut q = ListQuery::default();
         let mut errors = FieldErrors::new();
         for (key, raw) in params {
+            if raw.chars().count() > MAX_FILTER_CHARS && !matches!(key.as_str(), "ordering") {
+                errors
+                    .entry(key.clone())
+                    .or_default()
+                    .push(format!("At most {MAX_FILTER_CHARS} characters."));
+                continue;
+            }
             match key.as_str() {
                 "search" => q.search = Some(raw.clone()).filter(|s| !s.is_empty()),
                 "limit" | "page_size" => match raw.parse::<i64>() {
-                    Ok(n) if n >= 0 => q.limit = Some(n),
+                    Ok(n) if (0..=MAX_PAGE).contains(&n) => q.limit = Some(n),
+                    Ok(n) if n > MAX_PAGE => errors
+                        .entry(key.clone())
+                        .or_default()
+                        .push(format!("At most {MAX_PAGE} per page; page with offset.")),
                     _ => errors
                         .entry(key.clone())
                         .or_default()
@@ -590,6 +608,13 @@ impl ListQuery {
                                 Err(m) => errors.entry(k.to_string()).or_default().push(m),
                             },
                         }
+                    }
+                    if q.filters.len() >= MAX_FILTERS {
+                        errors
+                            .entry(k.to_string())
+                            .or_default()
+                            .push(format!("At most {MAX_FILTERS} filters in one request."));
+                        continue;
                     }
                     q.filters.push(Filter {
                         column: f.column(),
