@@ -25,7 +25,8 @@ export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 
-PHONY_EXTRA := assets bench wrk stop showlogs bash test-config config-tests production-check nginx moto
+PHONY_EXTRA := assets bench wrk stop showlogs bash test-config config-tests production-check nginx moto \
+               schemathesis-venv schemathesis fuzz soak
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy unit e2e \
         wasm-size clean $(PHONY_EXTRA)
 
@@ -62,6 +63,15 @@ moto: $(MOTO_VENV)/.installed-$(MOTO_VERSION)
 $(MOTO_VENV)/.installed-$(MOTO_VERSION):
 	python3 -m venv $(MOTO_VENV)
 	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)'
+	touch $@
+
+# schemathesis, pinned, for the API fuzzing in `make test` and `make fuzz`.
+ST_VENV ?= $(HOME)/.cache/xos/st-venv
+ST_VERSION := 4.32.5
+schemathesis-venv: $(ST_VENV)/.installed-$(ST_VERSION)
+$(ST_VENV)/.installed-$(ST_VERSION):
+	python3 -m venv $(ST_VENV)
+	$(ST_VENV)/bin/pip install --quiet --disable-pip-version-check 'schemathesis==$(ST_VERSION)'
 	touch $@
 
 # Debian's nginx for the production configuration (its service is not started: run.sh runs its
@@ -159,6 +169,7 @@ test: deps chromium
 	$(TIMED) unit+integration $(MAKE) --no-print-directory unit && \
 	$(TIMED) frontend $(MAKE) --no-print-directory frontend && \
 	$(TIMED) end2end $(MAKE) --no-print-directory e2e && \
+	$(TIMED) schemathesis $(MAKE) --no-print-directory schemathesis && \
 	$(TIMED) test-config $(MAKE) --no-print-directory test-config && \
 	$(TIMED) configurations $(MAKE) --no-print-directory config-tests
 	@echo "all tests passed"; cat $(CARGO_TARGET_DIR)/timings.txt
@@ -180,6 +191,13 @@ unit: moto
 e2e: node-deps chromium
 	cargo build $(CARGO_JOBS) -p server
 	cd end2end && XOS_BIN=$(XOS_DEBUG) XOS_SITE_ROOT=$(SITE) npm test
+
+# schemathesis against /openapi.json: every operation, 10 examples each, a fixed seed (make fuzz:
+# 100 examples, a random seed).
+ST_EXAMPLES ?= 10
+schemathesis: schemathesis-venv
+	cargo build $(CARGO_JOBS) -p server
+	XOS_BIN=$(XOS_DEBUG) ST=$(ST_VENV)/bin/st ST_EXAMPLES=$(ST_EXAMPLES) ST_SEED=$(or $(ST_SEED),1) scripts/schemathesis.sh
 
 # The test configuration: the two-phase regression (TOSCA data-model tests, then synchronizer
 # tests), on SQLite and, when it answers, Postgres.

@@ -164,13 +164,23 @@ fn write_schema(reg: &Registry, m: &Model, create: bool) -> Json {
     s
 }
 
+/// The error answers of an operation: the given codes, plus those any request may get (429 for
+/// a throttled login, 503 when the request timed out).
 fn error_responses(codes: &[&str]) -> Map<String, Json> {
     let mut m = Map::new();
-    for code in codes {
+    m.insert(
+        "503".into(),
+        json!({"description": "The request did not finish within the server's request timeout"}),
+    );
+    for code in codes.iter().chain(&["429"]) {
         let (desc, schema) = match *code {
             "400" => (
-                "Invalid input: messages per field",
-                "#/components/schemas/FieldErrors",
+                "Invalid input: messages per field, or a detail for a body that is not JSON",
+                "#/components/schemas/BadRequest",
+            ),
+            "429" => (
+                "Too many failed logins from this address (see Retry-After)",
+                "#/components/schemas/Detail",
             ),
             "401" => (
                 "Authentication credentials were not provided or are wrong",
@@ -214,6 +224,10 @@ pub fn document(reg: &Registry) -> Json {
         json!({"type": "object", "description": "Field name (or non_field_errors) → messages", "additionalProperties": {"type": "array", "items": {"type": "string"}}}),
     );
     schemas.insert(
+        "BadRequest".into(),
+        json!({"anyOf": [{"$ref": "#/components/schemas/FieldErrors"}, {"$ref": "#/components/schemas/Detail"}]}),
+    );
+    schemas.insert(
         "Detail".into(),
         json!({"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}),
     );
@@ -233,8 +247,8 @@ pub fn document(reg: &Registry) -> Json {
             links.clone(),
             query_param(
                 "limit",
-                "page size (the total is in X-Total-Count)",
-                json!({"type": "integer", "minimum": 0, "maximum": i64::MAX}),
+                "page size (the total is in X-Total-Count); at most 10000",
+                json!({"type": "integer", "minimum": 0, "maximum": crate::store::MAX_PAGE}),
             ),
             query_param(
                 "offset",
@@ -249,7 +263,7 @@ pub fn document(reg: &Registry) -> Json {
             query_param(
                 "search",
                 &format!("text to look for in {}", m.search_fields.join(", ")),
-                json!({"type": "string"}),
+                json!({"type": "string", "maxLength": crate::store::MAX_FILTER_CHARS}),
             ),
         ];
         for f in m
@@ -268,6 +282,15 @@ pub fn document(reg: &Registry) -> Json {
                         o.remove("description");
                         if let Some(Json::Array(e)) = o.get_mut("enum") {
                             e.retain(|v| !v.is_null());
+                        }
+                        if o.get("type").and_then(Json::as_str) == Some("string") {
+                            let max = o
+                                .get("maxLength")
+                                .and_then(Json::as_u64)
+                                .map_or(crate::store::MAX_FILTER_CHARS as u64, |n| {
+                                    n.min(crate::store::MAX_FILTER_CHARS as u64)
+                                });
+                            o.insert("maxLength".into(), max.into());
                         }
                     }
                     s
@@ -352,6 +375,7 @@ pub fn document(reg: &Registry) -> Json {
         json!({"get": {"tags": ["xoslib"], "summary": "Blessed deployments, sites, images and flavors; the caller's site",
                        "operationId": "getTenantView", "responses": tv_responses}}),
     );
+    operations_paths(&mut paths, &mut schemas);
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -371,6 +395,64 @@ pub fn document(reg: &Registry) -> Json {
             }
         }
     })
+}
+
+/// The change log and the operations endpoints.
+fn operations_paths(paths: &mut Map<String, Json>, schemas: &mut Map<String, Json>) {
+    use crate::store::changelog::MAX_LIMIT;
+    schemas.insert(
+        "Change".into(),
+        json!({"type": "object", "required": ["id", "at", "actor", "model", "object_id", "kind", "changes"], "properties": {
+            "id": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "user": {"type": "integer", "nullable": true, "description": "the user's id; null for the system"},
+            "actor": {"type": "string", "description": "the user's email when the change was made, or \"system\""},
+            "model": {"type": "string"},
+            "object_id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["create", "update", "delete"]},
+            "changes": {"type": "object", "additionalProperties": {"type": "object", "properties": {"old": {}, "new": {}}}}
+        }}),
+    );
+    let mut changes = error_responses(&["400", "401"]);
+    let mut list = ok(
+        "Change log entries, newest first",
+        json!({"type": "array", "items": {"$ref": "#/components/schemas/Change"}}),
+    );
+    list["headers"] =
+        json!({"X-Total-Count": {"description": "entries matching", "schema": {"type": "integer"}}});
+    changes.insert("200".into(), list);
+    let int = json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX});
+    let time = json!({"type": "string", "format": "date-time"});
+    paths.insert(
+        "/xos/changes/".into(),
+        json!({"get": {"tags": ["operations"], "summary": "The change log (admins: every entry; others: objects they may read)",
+            "operationId": "listChanges", "responses": changes, "parameters": [
+                query_param("model", "model name or collection", json!({"type": "string", "maxLength": 64})),
+                query_param("object", "object id", int.clone()),
+                query_param("user", "user id", int.clone()),
+                query_param("kind", "kind of change", json!({"type": "string", "enum": ["create", "update", "delete"]})),
+                query_param("since", "at or after", time.clone()),
+                query_param("until", "before", time),
+                query_param("limit", "entries per page (100 by default)", json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
+                query_param("offset", "entries to skip", int),
+            ]}}),
+    );
+    let probe = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": {"type": "object"}}}});
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {"tags": ["operations"], "summary": "The process answers", "operationId": "healthz", "security": [],
+            "responses": {"200": probe("Alive")}}}),
+    );
+    paths.insert(
+        "/readyz".into(),
+        json!({"get": {"tags": ["operations"], "summary": "The database answers and its migrations are current", "operationId": "readyz", "security": [],
+            "responses": {"200": probe("Ready"), "503": probe("Not ready, and why")}}}),
+    );
+    paths.insert(
+        "/metrics".into(),
+        json!({"get": {"tags": ["operations"], "summary": "Prometheus metrics (OpenMetrics text)", "operationId": "metrics", "security": [],
+            "responses": {"200": {"description": "Metrics", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}}}),
+    );
 }
 
 fn ordering_values(m: &Model) -> Vec<Json> {
