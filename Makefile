@@ -199,6 +199,21 @@ schemathesis: schemathesis-venv
 	cargo build $(CARGO_JOBS) -p server
 	XOS_BIN=$(XOS_DEBUG) ST=$(ST_VENV)/bin/st ST_EXAMPLES=$(ST_EXAMPLES) ST_SEED=$(or $(ST_SEED),1) scripts/schemathesis.sh
 
+# Coverage-guided fuzzing of the TOSCA parser and the model layer's JSON decoding (10 minutes
+# each, at once), then schemathesis with 100 examples per operation and a random seed. Not part
+# of `make test`.
+FUZZ_SECONDS ?= 600
+fuzz: schemathesis-venv
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+	$(MAKE) --no-print-directory schemathesis ST_EXAMPLES=100 ST_SEED=$$(date +%s)
+
+# 30 minutes of mixed API traffic at half the measured capacity, with synchronizer work, against
+# the release server (devel configuration, fresh SQLite database). Not part of `make test`.
+SOAK_MINUTES ?= 30
+soak: build
+	SOAK_MINUTES=$(SOAK_MINUTES) XOS_BIN=$(XOS_RELEASE) scripts/soak.sh
+
 # The test configuration: the two-phase regression (TOSCA data-model tests, then synchronizer
 # tests), on SQLite and, when it answers, Postgres.
 test-config:

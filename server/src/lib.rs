@@ -12,6 +12,7 @@ pub mod migrations;
 pub mod ops;
 pub mod seed;
 pub mod services;
+pub mod soak;
 pub mod state;
 pub mod store;
 pub mod sync;

@@ -91,6 +91,25 @@ enum Command {
         #[arg(long, default_value = "letmein")]
         password: String,
     },
+    /// Mixed API traffic against a running server for a long time (`make soak`): per minute,
+    /// requests, errors, p50/p99 latency and the server's RSS.
+    Soak {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8000")]
+        url: String,
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Requests per second (default: half the capacity measured first).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// The server's pid, for its RSS.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long, default_value = "padmin@vicci.org")]
+        email: String,
+        #[arg(long, default_value = "letmein")]
+        password: String,
+    },
     /// Synchronizer benchmark on a fresh database (latency, throughput, idle pass).
     #[command(hide = true)]
     BenchSync {
@@ -225,6 +244,32 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string());
     }
+    if let Command::Soak {
+        url,
+        minutes,
+        rate,
+        server_pid,
+        email,
+        password,
+    } = &cli.command
+    {
+        let report = server::soak::run(server::soak::SoakOptions {
+            base: url.clone(),
+            email: email.clone(),
+            password: password.clone(),
+            minutes: *minutes,
+            rate: *rate,
+            server_pid: *server_pid,
+        })
+        .await?;
+        if report.errors > 0 {
+            return Err(format!(
+                "{} of {} requests failed",
+                report.errors, report.requests
+            ));
+        }
+        return Ok(());
+    }
     if let Command::BenchSync {
         database_url,
         throughput,
@@ -330,6 +375,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         | Command::Workload { .. }
         | Command::HelloworldServe
         | Command::BackendStop
+        | Command::Soak { .. }
         | Command::BenchSync { .. } => {
             unreachable!("handled above")
         }

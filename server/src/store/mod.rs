@@ -1259,16 +1259,29 @@ impl Unit {
         draft: &mut [Option<Value>],
         full: bool,
     ) -> Result<Vec<usize>, StoreError> {
-        let reg = self.store.registry();
+        let system = self.actor == Actor::System;
+        decode_input(self.store.registry(), model, input, draft, full, system)
+    }
+}
+
+/// Decode API-shaped JSON input into a draft row: each known field parsed by its kind, unknown
+/// fields and (with `full`, a PUT or a create) missing required ones as field errors. Returns
+/// the indexes of the fields set. `system` may also set non-editable fields (a token's key hash,
+/// backend ids). Pure: no database, so the fuzz target drives it directly.
+pub fn decode_input(
+    reg: &app::registry::Registry,
+    model: &'static Model,
+    input: &serde_json::Map<String, serde_json::Value>,
+    draft: &mut [Option<Value>],
+    full: bool,
+    system: bool,
+) -> Result<Vec<usize>, StoreError> {
+    {
         let mut errors = FieldErrors::new();
         let mut changed = Vec::new();
         for (key, v) in input {
             match model.fields.iter().position(|f| &f.name == key) {
-                // The system may also set non-editable fields (a token's key hash, backend ids).
-                Some(i)
-                    if model.fields[i].is_writable()
-                        || (self.actor == Actor::System && !model.fields[i].hidden && i > 0) =>
-                {
+                Some(i) if model.fields[i].is_writable() || (system && !model.fields[i].hidden && i > 0) => {
                     match validate::parse_value(reg, &model.fields[i], v) {
                         Ok(val) => {
                             draft[i] = Some(val);
@@ -1302,7 +1315,29 @@ impl Unit {
             Err(StoreError::Invalid(errors))
         }
     }
+}
 
+/// Decode a whole API body for `model` the way a create does before it reaches the database:
+/// many-to-many keys split off, defaults, each field parsed and checked. The fuzz target's entry
+/// to the generic model layer; field errors as the API would report them.
+pub fn decode_body(
+    model: &'static Model,
+    input: &serde_json::Map<String, serde_json::Value>,
+    full: bool,
+) -> Result<Vec<Value>, StoreError> {
+    let (input, _m2m) = m2m::take_m2m(model, input)?;
+    let mut draft = validate::defaults(model, Utc::now());
+    decode_input(app::registry::registry(), model, &input, &mut draft, full, false)?;
+    let mut errors = FieldErrors::new();
+    let values = finish_draft(model, draft, None, &mut errors);
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(StoreError::Invalid(errors))
+    }
+}
+
+impl Unit {
     /// Foreign keys must point at live objects; unique values must be free (ignoring deleted rows).
     async fn check_references(
         &mut self,
