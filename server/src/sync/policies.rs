@@ -43,11 +43,27 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
         }
         let mut unit = store.begin(Actor::System).await?;
         for r in &rows {
-            let (id, version, deleted) = (
-                r[0].as_int().unwrap_or(0),
-                r[1].as_int().unwrap_or(0),
-                r[2].as_bool() == Some(true),
-            );
+            let id = r[0].as_int().unwrap_or(0);
+            // Read again inside the unit (locked on Postgres): a user may have deleted or changed
+            // the row since the list above, and a vanished row is simply not policed.
+            let mut again = Sql::new(format!(
+                "SELECT row_version, deleted FROM {} WHERE id = ",
+                model.table()
+            ));
+            again.bind(crate::db::Value::Int(id));
+            if unit.store().db().dialect() == crate::db::Dialect::Postgres {
+                again.push(" FOR UPDATE");
+            }
+            let Some(now) = unit
+                .fetch(&again, &[SqlType::Int, SqlType::Bool])
+                .await?
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
+            let (version, deleted) = (now[0].as_int().unwrap_or(0), now[1].as_bool() == Some(true));
+
             if !deleted {
                 match (model_name, link) {
                     (_, Some((link_model, owner_field))) => {
