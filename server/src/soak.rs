@@ -3,9 +3,11 @@
 //! all along). Every minute it prints requests, errors, p50/p99 latency and the server's RSS;
 //! at the end the totals and the RSS growth from minute 5 to the last.
 //!
-//! The mix, per request: 50% list `/xos/slices/`, 25% get one slice, 10% create a slice, 10%
-//! delete one it created, 5% change one; plus one Instance created every 2 s and deleted 10 s
-//! later (the local backend starts and stops a process for each).
+//! The mix, per request: 50% list `/xos/slices/`, 25% get one slice, 20% churn (create a slice
+//! while fewer than [`POPULATION`] of ours exist, else delete one), 5% change one; plus one
+//! Instance created every 2 s and deleted 10 s later (the local backend starts and stops a
+//! process for each). The population is filled before the capacity is measured, so the load
+//! stays the same all along (a list that grew would make the same rate heavier).
 
 use rand::Rng;
 use serde_json::{Value, json};
@@ -31,6 +33,9 @@ pub struct SoakReport {
     pub errors: u64,
     pub rss_growth_pct: Option<f64>,
 }
+
+/// Slices of the soak's own kept alive: the list it reads has this many rows and more.
+pub const POPULATION: usize = 100;
 
 #[derive(Default)]
 struct Minute {
@@ -102,7 +107,7 @@ impl Client {
                 // A slice another task deleted a moment ago is a fair 404.
                 expect("get", s, &[200, 404], &b)
             }
-            75..85 => {
+            75..95 if self.created.lock().expect("created lock").len() < POPULATION => {
                 let n = self.seq.fetch_add(1, Ordering::Relaxed);
                 let body =
                     json!({"name": format!("mysite_soak{n}"), "site": self.site, "description": "soak"});
@@ -114,7 +119,7 @@ impl Client {
                 }
                 expect("create", s, &[201], &b)
             }
-            85..95 => {
+            75..95 => {
                 let id = {
                     let mut c = self.created.lock().expect("created lock");
                     if c.is_empty() {
@@ -279,6 +284,18 @@ pub async fn run(opts: SoakOptions) -> Result<SoakReport, String> {
         .as_i64()
         .ok_or_else(|| format!("no site mysite (HTTP {s}): {sites}"))?;
     let client = Arc::new(client);
+    // The population first (creates while below it).
+    while client.created.lock().expect("created lock").len() < POPULATION {
+        let n = client.seq.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"name": format!("mysite_soak{n}"), "site": client.site, "description": "soak"});
+        let (s, b) = client
+            .send(reqwest::Method::POST, "/xos/slices/?no_hyperlinks=1", Some(body))
+            .await?;
+        match b["id"].as_i64() {
+            Some(id) => client.created.lock().expect("created lock").push(id),
+            None => return Err(format!("could not create a slice: HTTP {s} {b}")),
+        }
+    }
 
     let rate = match opts.rate {
         Some(r) => r,
