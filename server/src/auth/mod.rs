@@ -31,7 +31,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower_sessions::Session;
 
@@ -86,6 +86,8 @@ const CREDENTIAL_CACHE_MAX: usize = 10_000;
 pub struct CredentialCache {
     key: [u8; 32],
     entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    /// One verification at a time per credential (see [`CredentialCache::verifying`]).
+    inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Default for CredentialCache {
@@ -95,6 +97,7 @@ impl Default for CredentialCache {
         CredentialCache {
             key,
             entries: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -120,6 +123,21 @@ impl CredentialCache {
             }
             None => None,
         }
+    }
+
+    /// Hold this while verifying a credential the cache missed, then look again. When an entry
+    /// expires under load, the requests that miss it wait for the first one's answer instead of
+    /// each running argon2 at once (which stalled the server for seconds in the soak).
+    pub async fn verifying(&self, fp: &[u8; 32]) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.inflight.lock().expect("credential cache lock");
+            if map.len() >= CREDENTIAL_CACHE_MAX {
+                // Locks nobody holds or waits for.
+                map.retain(|_, m| Arc::strong_count(m) > 1);
+            }
+            map.entry(*fp).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     /// Remember a verified credential.
@@ -323,7 +341,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     if let Some(key) = token_credentials(req.headers()) {
         ctx.method = AuthMethod::Token;
         let fp = state.credentials.fingerprint("\0token", &key);
-        if let Some(p) = state.credentials.get(&fp) {
+        let mut cached = state.credentials.get(&fp);
+        // Held until this request's verification is cached (or failed).
+        let guard = match cached {
+            Some(_) => None,
+            None => Some(state.credentials.verifying(&fp).await),
+        };
+        if guard.is_some() {
+            cached = state.credentials.get(&fp);
+        }
+        if let Some(p) = cached {
             ctx.principal = Some(p);
         } else {
             match check_token(&state, &key).await {
@@ -337,12 +364,22 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 Err(e) => return e.into_response(),
             }
         }
+        drop(guard);
     } else if let Some(creds) = basic_credentials(req.headers()) {
         ctx.method = AuthMethod::Basic;
         match creds {
             Some((user, pass)) => {
                 let fp = state.credentials.fingerprint(&user, &pass);
-                if let Some(p) = state.credentials.get(&fp) {
+                let mut cached = state.credentials.get(&fp);
+                // Held until this request's verification is cached (or failed).
+                let guard = match cached {
+                    Some(_) => None,
+                    None => Some(state.credentials.verifying(&fp).await),
+                };
+                if guard.is_some() {
+                    cached = state.credentials.get(&fp);
+                }
+                if let Some(p) = cached {
                     ctx.principal = Some(p);
                 } else {
                     let address = throttle::client_address(req.headers(), peer(&req));
@@ -362,6 +399,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                         Err(e) => return e.into_response(),
                     }
                 }
+                drop(guard);
             }
             None => ctx.bad_credentials = true,
         }
