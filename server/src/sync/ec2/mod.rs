@@ -151,18 +151,10 @@ impl Ec2Backend {
 
     /// The live EC2 controllers.
     async fn controllers(store: &Store) -> Result<Vec<Record>, StoreError> {
-        Self::controllers_where(store, false).await
-    }
-
-    /// The EC2 controllers; with `changed`, only those saved since their last sync.
-    async fn controllers_where(store: &Store, changed: bool) -> Result<Vec<Record>, StoreError> {
         let model = store.model("Controller");
         let mut sql = select_sql(model);
         sql.push(" WHERE NOT t.deleted AND t.backend_type = ")
             .bind(Value::Text(BACKEND.into()));
-        if changed {
-            sql.push(" AND t.row_version > t.enacted_version");
-        }
         sql.push(" ORDER BY t.id");
         let rows = store.db().fetch(&sql, &types(model)).await?;
         Ok(rows.into_iter().map(|values| Record { model, values }).collect())
@@ -398,17 +390,13 @@ impl Step for Ec2Catalog {
             // Deleted controllers of any backend: nothing to tear down here, so they are purged.
             return Ok(default_fetch_pending(&ctx.store, "Controller", true, None).await?);
         }
-        let changed: Vec<i64> = Ec2Backend::controllers_where(&ctx.store, true)
-            .await?
-            .iter()
-            .map(Record::id)
-            .collect();
         let due_before = crate::sync::engine::now_ms() - self.interval.as_millis() as i64;
+        // One query a pass: saved since its last sync (the version counters), or due.
         Ok(Ec2Backend::controllers(&ctx.store)
             .await?
             .into_iter()
             .filter(|c| {
-                changed.contains(&c.id())
+                c.get_int("row_version") > c.get_int("enacted_version")
                     || c.get_str("backend_register")
                         .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
                         .and_then(|r| r["last_success"].as_i64())
