@@ -34,7 +34,19 @@ impl DbSessionStore {
                     .with_schema_name(&schema.0)
                     .and_then(|s| s.with_table_name(TABLE))
                     .map_err(sqlx::Error::Protocol)?;
-                s.migrate().await?;
+                // Several servers start at once in the production configuration, and two
+                // concurrent `CREATE TABLE IF NOT EXISTS` race in Postgres's catalog (a
+                // duplicate key on pg_type). An advisory lock, held on its own connection,
+                // lets one process create the table while the others wait and then find it.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock(hashtext(current_schema() || '.xos_session_migrate'))")
+                    .execute(&mut *conn)
+                    .await?;
+                let migrated = s.migrate().await;
+                sqlx::query("SELECT pg_advisory_unlock(hashtext(current_schema() || '.xos_session_migrate'))")
+                    .execute(&mut *conn)
+                    .await?;
+                migrated?;
                 Ok(DbSessionStore::Postgres(s))
             }
         }
