@@ -43,9 +43,11 @@ impl DbSessionStore {
                     .execute(&mut *conn)
                     .await?;
                 let migrated = s.migrate().await;
-                sqlx::query("SELECT pg_advisory_unlock(hashtext(current_schema() || '.xos_session_migrate'))")
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "SELECT pg_advisory_unlock(hashtext(current_schema() || '.xos_session_migrate'))",
+                )
+                .execute(&mut *conn)
+                .await?;
                 migrated?;
                 Ok(DbSessionStore::Postgres(s))
             }
