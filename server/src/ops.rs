@@ -27,14 +27,14 @@ use std::time::Instant;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
-    route: String,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: &'static str,
-    route: String,
+    route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,11 +92,11 @@ impl Metrics {
         let _ = self.engine.set(engine);
     }
 
-    fn observe(&self, method: &'static str, route: String, status: u16, seconds: f64) {
+    fn observe(&self, method: &'static str, route: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
                 method,
-                route: route.clone(),
+                route,
                 status,
             })
             .inc();
@@ -191,23 +191,41 @@ impl Metrics {
     }
 }
 
+/// The route templates seen so far, each leaked once: the label set is the router's routes (a
+/// fixed, small set), and a `&'static str` label costs no allocation per request.
+fn route_label(route: &str) -> &'static str {
+    static ROUTES: OnceLock<std::sync::RwLock<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(r) = routes.read().expect("route labels lock").get(route) {
+        return r;
+    }
+    let mut w = routes.write().expect("route labels lock");
+    if let Some(r) = w.get(route) {
+        return r;
+    }
+    let r: &'static str = Box::leak(route.to_string().into_boxed_str());
+    w.insert(r);
+    r
+}
+
 /// Middleware: count and time every request by its route, and log one line for it.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+        .map(|p| route_label(p.as_str()))
+        .unwrap_or("unmatched");
     let method = method_label(req.method());
-    let path = req.uri().path().to_string();
+    // The path only for the log line, and only when it is written.
+    let path = tracing::enabled!(tracing::Level::INFO).then(|| req.uri().path().to_string());
     let start = Instant::now();
     let resp = next.run(req).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     tracing::info!(
         method,
-        route = %route,
-        path = %path,
+        route,
+        path = path.as_deref().unwrap_or_default(),
         status,
         ms = elapsed.as_secs_f64() * 1000.0,
         "request"

@@ -125,10 +125,37 @@ impl CredentialCache {
         }
     }
 
-    /// Hold this while verifying a credential the cache missed, then look again. When an entry
-    /// expires under load, the requests that miss it wait for the first one's answer instead of
-    /// each running argon2 at once (which stalled the server for seconds in the soak).
-    pub async fn verifying(&self, fp: &[u8; 32]) -> tokio::sync::OwnedMutexGuard<()> {
+    /// The principal of credential `fp`: from the cache, or else from `verify`, run by one
+    /// request at a time per credential. When an entry expires under load, the requests that
+    /// miss it wait for the first one's answer instead of each running argon2 at once (which
+    /// stalled the server for seconds in the soak). `verify` answers `Some((principal,
+    /// cacheable))` or `None` for bad credentials; a failure is never cached.
+    pub async fn get_or_verify<F, Fut, E>(&self, fp: [u8; 32], verify: F) -> Result<Option<Principal>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<(Principal, bool)>, E>>,
+    {
+        if let Some(p) = self.get(&fp) {
+            return Ok(Some(p));
+        }
+        // Held until this request's answer is cached (or failed).
+        let _guard = self.verifying(&fp).await;
+        if let Some(p) = self.get(&fp) {
+            return Ok(Some(p));
+        }
+        Ok(match verify().await? {
+            Some((p, cacheable)) => {
+                if cacheable {
+                    self.put(fp, p.clone());
+                }
+                Some(p)
+            }
+            None => None,
+        })
+    }
+
+    /// The lock of one credential's verification.
+    async fn verifying(&self, fp: &[u8; 32]) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut map = self.inflight.lock().expect("credential cache lock");
             if map.len() >= CREDENTIAL_CACHE_MAX {
@@ -341,65 +368,44 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     if let Some(key) = token_credentials(req.headers()) {
         ctx.method = AuthMethod::Token;
         let fp = state.credentials.fingerprint("\0token", &key);
-        let mut cached = state.credentials.get(&fp);
-        // Held until this request's verification is cached (or failed).
-        let guard = match cached {
-            Some(_) => None,
-            None => Some(state.credentials.verifying(&fp).await),
-        };
-        if guard.is_some() {
-            cached = state.credentials.get(&fp);
+        match state
+            .credentials
+            .get_or_verify(fp, || check_token(&state, &key))
+            .await
+        {
+            Ok(Some(p)) => ctx.principal = Some(p),
+            Ok(None) => ctx.bad_credentials = true,
+            Err(e) => return e.into_response(),
         }
-        if let Some(p) = cached {
-            ctx.principal = Some(p);
-        } else {
-            match check_token(&state, &key).await {
-                Ok(Some((p, cacheable))) => {
-                    if cacheable {
-                        state.credentials.put(fp, p.clone());
-                    }
-                    ctx.principal = Some(p);
-                }
-                Ok(None) => ctx.bad_credentials = true,
-                Err(e) => return e.into_response(),
-            }
-        }
-        drop(guard);
     } else if let Some(creds) = basic_credentials(req.headers()) {
         ctx.method = AuthMethod::Basic;
         match creds {
             Some((user, pass)) => {
                 let fp = state.credentials.fingerprint(&user, &pass);
-                let mut cached = state.credentials.get(&fp);
-                // Held until this request's verification is cached (or failed).
-                let guard = match cached {
-                    Some(_) => None,
-                    None => Some(state.credentials.verifying(&fp).await),
-                };
-                if guard.is_some() {
-                    cached = state.credentials.get(&fp);
-                }
-                if let Some(p) = cached {
-                    ctx.principal = Some(p);
-                } else {
-                    let address = throttle::client_address(req.headers(), peer(&req));
+                // Only the parts of the request that may cross threads (its body may not).
+                let (headers, peer) = (req.headers(), peer(&req));
+                let verify = || async {
+                    let address = throttle::client_address(headers, peer);
                     if let Some(wait) = state.throttle.check(&user, &address) {
-                        return throttled(wait);
+                        return Err(throttled(wait));
                     }
                     match check_password(&state, &user, &pass).await {
                         Ok(Some(p)) => {
                             state.throttle.succeeded(&user, &address);
-                            state.credentials.put(fp, p.clone());
-                            ctx.principal = Some(p);
+                            Ok(Some((p, true)))
                         }
                         Ok(None) => {
                             state.throttle.failed(&user, &address);
-                            ctx.bad_credentials = true;
+                            Ok(None)
                         }
-                        Err(e) => return e.into_response(),
+                        Err(e) => Err(e.into_response()),
                     }
+                };
+                match state.credentials.get_or_verify(fp, verify).await {
+                    Ok(Some(p)) => ctx.principal = Some(p),
+                    Ok(None) => ctx.bad_credentials = true,
+                    Err(resp) => return resp,
                 }
-                drop(guard);
             }
             None => ctx.bad_credentials = true,
         }
@@ -608,6 +614,53 @@ mod tests {
         assert_ne!(a, c.fingerprint("a@x.org", "pw2"));
         assert_ne!(a, c.fingerprint("a@x.orgpw", ""));
         assert_eq!(a, c.fingerprint("a@x.org", "pw"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_of_one_credential_verify_it_once() {
+        let c = Arc::new(CredentialCache::default());
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fp = c.fingerprint("a@x.org", "pw");
+        let p = Principal {
+            id: 7,
+            email: "a@x.org".into(),
+            is_admin: false,
+            is_readonly: false,
+            site_id: 1,
+        };
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (c, runs, p) = (c.clone(), runs.clone(), p.clone());
+                tokio::spawn(async move {
+                    c.get_or_verify(fp, || async move {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, ()>(Some((p, true)))
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Ok(Some(p.clone())));
+        }
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one argon2 run for 20 requests"
+        );
+        // A credential that fails is asked again each time (never cached).
+        let bad = c.fingerprint("a@x.org", "wrong");
+        for _ in 0..3 {
+            let r = c
+                .get_or_verify(bad, || async {
+                    runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok::<_, ()>(None)
+                })
+                .await;
+            assert_eq!(r, Ok(None));
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 
     #[test]
