@@ -21,6 +21,8 @@ DATA=$(realpath -m "${XOS_DATA:-data/production}")
 NGINX_PORT=${NGINX_PORT:-8100}
 SERVE_PORTS=(8101 8102)
 SYNC_WORKERS=${SYNC_WORKERS:-2}
+# Worker N serves its /metrics, /healthz and /readyz on METRICS_BASE + N (8111, 8112, …).
+METRICS_BASE=${METRICS_BASE:-8110}
 export XOS_STATE_DIR=$DATA/state RUST_LOG=${RUST_LOG:-info,sqlx=warn,tower_sessions=warn}
 . scripts/lib.sh
 PORT=$NGINX_PORT
@@ -62,7 +64,7 @@ cmd_start() {
     PORT=$port start_one "serve-$i" "$BIN" --config "$CONF" serve
   done
   for w in $(seq 1 "$SYNC_WORKERS"); do
-    start_one "sync-$w" "$BIN" --config "$CONF" sync
+    start_one "sync-$w" "$BIN" --config "$CONF" sync --metrics-addr "127.0.0.1:$((METRICS_BASE + w))"
   done
   i=0
   for port in "${SERVE_PORTS[@]}"; do
@@ -140,11 +142,21 @@ cmd_check() {
   port=$(api "/xos/helloworldtenants/?name=hello-tenant" | jq_ 'd[0]["port"]')
   [ "$(curl -s "http://127.0.0.1:$port/")" = "Hello World!" ] || fail "the tenant does not serve its message"
   grep -q "synchronizer running in this process" "$DATA"/logs/serve-*.log && fail "a server runs the synchronizer"
+  # Each worker reports its own passes; together they enacted the tenant.
+  local w enacted=0 n
+  for w in $(seq 1 "$SYNC_WORKERS"); do
+    curl -s "http://127.0.0.1:$((METRICS_BASE + w))/metrics" >"$DATA/metrics-$w.txt" || fail "sync-$w serves no /metrics"
+    grep -Eq '^xos_sync_passes_total [1-9]' "$DATA/metrics-$w.txt" || fail "sync-$w reports no pass: $(head -c 600 "$DATA/metrics-$w.txt")"
+    [ "$(http_code "http://127.0.0.1:$((METRICS_BASE + w))/readyz")" = 200 ] || fail "sync-$w is not ready"
+    n=$(awk '/^xos_sync_enacted_total\{step="helloworld/ {s += $2} END {print s + 0}' "$DATA/metrics-$w.txt")
+    enacted=$((enacted + n))
+  done
+  [ "$enacted" -ge 1 ] || fail "no worker's metrics count the enacted tenant"
   # Requests went to both servers.
   for i in 1 2; do grep -q . "$DATA/logs/serve-$i.log" || fail "serve-$i logged nothing"; done
   cmd_stop >/dev/null
   trap - EXIT
-  for port in "$NGINX_PORT" "${SERVE_PORTS[@]}"; do
+  for port in "$NGINX_PORT" "${SERVE_PORTS[@]}" $(seq $((METRICS_BASE + 1)) $((METRICS_BASE + SYNC_WORKERS))); do
     [ "$(http_code "http://127.0.0.1:$port/login")" = 000 ] || fail "something still answers on $port after stop"
   done
   PGOPTIONS='-c client_min_messages=warning' psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"

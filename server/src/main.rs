@@ -45,6 +45,10 @@ enum Command {
         /// Run one pass and exit.
         #[arg(long)]
         once: bool,
+        /// Serve /healthz, /readyz and /metrics of this worker at this address (e.g.
+        /// 127.0.0.1:9101) for a Prometheus scraper.
+        #[arg(long, env = "XOS_METRICS_ADDR")]
+        metrics_addr: Option<String>,
     },
     /// Print the model dependency graph the synchronizer orders its steps by.
     Dmdot {
@@ -368,7 +372,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Serve => serve(store, config).await,
-        Command::Sync { once } => sync(store, config, once).await,
+        Command::Sync { once, metrics_addr } => sync(store, config, once, metrics_addr).await,
         Command::Makemigrations { .. }
         | Command::BenchCeiling { .. }
         | Command::Dmdot { .. }
@@ -431,7 +435,12 @@ async fn create_superuser(
 }
 
 /// `xos sync`: the synchronizer without the API.
-async fn sync(store: server::store::Store, config: Config, once: bool) -> Result<(), String> {
+async fn sync(
+    store: server::store::Store,
+    config: Config,
+    once: bool,
+    metrics_addr: Option<String>,
+) -> Result<(), String> {
     let engine = server::synchronizer(&store, &config)
         .await
         .map_err(|e| e.to_string())?;
@@ -446,6 +455,22 @@ async fn sync(store: server::store::Store, config: Config, once: bool) -> Result
     let hub = std::sync::Arc::new(server::events::EventHub::default());
     server::events::start(&store, hub.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    if let Some(addr) = metrics_addr {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+        let app = server::ops::worker_router(store.clone(), engine.clone());
+        let mut stopped = stop.subscribe();
+        tracing::info!(%addr, "worker metrics at http://{addr}/metrics");
+        tokio::spawn(async move {
+            let quit = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(quit).await {
+                tracing::warn!(error = %e, "worker metrics server stopped");
+            }
+        });
+    }
     tracing::info!(steps = ?engine.order(), "synchronizer running");
     let run = tokio::spawn(engine.run(hub, stopped));
     shutdown_signal().await;

@@ -4,11 +4,16 @@
 //! in this process, its passes, objects enacted and failed per step, backlog and backoff skips).
 //! Also the one log line per request (method, route, path without the query, status, time):
 //! never a header, a body or a query string, so never a password or token.
+//!
+//! A synchronizer worker (`xos sync --metrics-addr ADDR`) serves the same three endpoints on a
+//! port of its own ([`worker_router`]): in the production configuration the synchronizer runs
+//! there, not in the API servers, and its figures would otherwise be nowhere.
 
 use crate::state::AppState;
+use crate::store::Store;
 use crate::sync::engine::Engine;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -106,7 +111,7 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, as of now.
-    pub fn render(&self, state: &AppState) -> String {
+    pub fn render(&self, store: &Store) -> String {
         let mut reg = Registry::with_prefix("xos");
         reg.register(
             "http_requests",
@@ -134,7 +139,7 @@ impl Metrics {
                 })
                 .set(i64::from(size) - idle);
         };
-        let db = state.store.db();
+        let db = store.db();
         if let (Some(r), Some(w)) = (db.sqlite_readers(), db.sqlite_writer()) {
             pool("sqlite_readers", r.size(), r.num_idle());
             pool("sqlite_writer", w.size(), w.num_idle());
@@ -148,7 +153,7 @@ impl Metrics {
             pools,
         );
         let generation = Gauge::<i64>::default();
-        generation.set(state.store.generation() as i64);
+        generation.set(store.generation() as i64);
         reg.register(
             "store_generation",
             "Change generation of the store (moves on every commit seen)",
@@ -236,19 +241,51 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     resp
 }
 
-/// `/healthz`, `/readyz` and `/metrics` (no login: probes and scrapers have none).
-pub fn router() -> Router<AppState> {
+/// What the three endpoints need, in an API server or a synchronizer worker.
+#[derive(Clone)]
+pub struct OpsState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for OpsState {
+    fn from_ref(s: &AppState) -> OpsState {
+        OpsState {
+            store: s.store.clone(),
+            metrics: s.metrics.clone(),
+        }
+    }
+}
+
+fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    OpsState: FromRef<S>,
+{
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
 }
 
+/// `/healthz`, `/readyz` and `/metrics` (no login: probes and scrapers have none).
+pub fn router() -> Router<AppState> {
+    routes()
+}
+
+/// The same endpoints for a synchronizer worker, which has no API: its engine's figures and
+/// its database pool.
+pub fn worker_router(store: Store, engine: Arc<Engine>) -> Router {
+    let metrics = Arc::new(Metrics::default());
+    metrics.set_engine(engine);
+    routes().with_state(OpsState { store, metrics })
+}
+
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<OpsState>) -> Response {
     let db = state.store.db();
     let (status, body) = match db.migrations_current().await {
         Ok(true) => (
@@ -270,8 +307,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(&state);
+async fn metrics(State(state): State<OpsState>) -> Response {
+    let body = state.metrics.render(&state.store);
     (
         [(
             header::CONTENT_TYPE,

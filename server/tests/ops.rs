@@ -94,3 +94,73 @@ both!(
         assert!(body.trim_end().ends_with("# EOF"));
     }
 );
+
+/// A synchronizer worker (`xos sync --metrics-addr`) has no API, but serves its own health,
+/// readiness and metrics, with its passes counted; SIGTERM stops both.
+#[tokio::test]
+async fn a_sync_worker_serves_its_own_metrics() {
+    let dir = std::env::temp_dir().join(format!("xos-worker-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("xos.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"worker-metrics\"\ndatabase_url = \"sqlite://{}/xos.db\"\nstate_dir = \"{}/state\"\n",
+            dir.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xos"))
+        .args(["--config", config.to_str().unwrap(), "sync", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start xos sync");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut body = String::new();
+    for _ in 0..120 {
+        if let Ok(r) = http.get(format!("{base}/metrics")).send().await {
+            body = r.text().await.unwrap();
+            if sample(&body, "xos_sync_passes_total").is_some_and(|n| n >= 1.0) {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let stopped = |child: &mut std::process::Child| {
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap()
+    };
+    if !sample(&body, "xos_sync_passes_total").is_some_and(|n| n >= 1.0) {
+        stopped(&mut child);
+        panic!("the worker reports no pass: {body}");
+    }
+    assert!(
+        body.contains("xos_sync_backlog{step=\"helloworld_tenants\"}"),
+        "{body}"
+    );
+    assert!(body.contains("xos_db_connections{"), "{body}");
+    for (path, want) in [("/healthz", 200), ("/readyz", 200), ("/xos/sites/", 404)] {
+        let s = http.get(format!("{base}{path}")).send().await.unwrap().status();
+        assert_eq!(s.as_u16(), want, "{path}");
+    }
+    let status = stopped(&mut child);
+    assert!(
+        status.success(),
+        "the worker did not stop cleanly on SIGTERM: {status}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the metrics port still answers after the worker stopped"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
