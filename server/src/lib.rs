@@ -69,7 +69,7 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
     let responses = Arc::new(api::cache::ResponseCache::new(config.response_cache));
     let events = Arc::new(events::EventHub::default());
     events::start(&store, events.clone());
-    Ok(AppState {
+    Ok(AppState::new(state::Shared {
         store,
         config: Arc::new(config),
         leptos,
@@ -78,7 +78,7 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
         events,
         metrics: Arc::new(ops::Metrics::default()),
         throttle: Arc::new(auth::throttle::Throttle::default()),
-    })
+    }))
 }
 
 /// The synchronizer of a configuration: the local backend's steps, with model policies as

@@ -69,9 +69,11 @@ both!(
     async |app: &TestApp| {
         let mut config = (*app.state.config).clone();
         config.request_timeout_secs = 1;
-        let mut state = app.state.clone();
-        state.config = Arc::new(config);
-        let router = server::router(state).await.unwrap();
+        let mut shared = (*app.state).clone();
+        shared.config = Arc::new(config);
+        let router = server::router(server::state::AppState::new(shared))
+            .await
+            .unwrap();
         let slice = app.make_slice("locked").await["id"].as_i64().unwrap();
         // Another writer holds the slice (Postgres: its row lock; SQLite: the one write connection).
         let mut unit = app.store.begin(Actor::System).await.unwrap();
