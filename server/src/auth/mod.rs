@@ -616,18 +616,22 @@ mod tests {
         assert_eq!(a, c.fingerprint("a@x.org", "pw"));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_misses_of_one_credential_verify_it_once() {
-        let c = Arc::new(CredentialCache::default());
-        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let fp = c.fingerprint("a@x.org", "pw");
-        let p = Principal {
+    fn user_seven() -> Principal {
+        Principal {
             id: 7,
             email: "a@x.org".into(),
             is_admin: false,
             is_readonly: false,
             site_id: 1,
-        };
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_of_one_credential_verify_it_once() {
+        let c = Arc::new(CredentialCache::default());
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fp = c.fingerprint("a@x.org", "pw");
+        let p = user_seven();
         let tasks: Vec<_> = (0..20)
             .map(|_| {
                 let (c, runs, p) = (c.clone(), runs.clone(), p.clone());
@@ -666,13 +670,7 @@ mod tests {
     #[test]
     fn cached_credentials_are_forgotten_when_their_user_changes() {
         let c = CredentialCache::default();
-        let p = Principal {
-            id: 7,
-            email: "a@x.org".into(),
-            is_admin: false,
-            is_readonly: false,
-            site_id: 1,
-        };
+        let p = user_seven();
         let fp = c.fingerprint("a@x.org", "pw");
         c.put(fp, p.clone());
         assert_eq!(c.get(&fp), Some(p));
