@@ -254,6 +254,20 @@ impl Db {
         })
     }
 
+    /// Start a transaction that only reads: on SQLite a deferred one on a reader connection
+    /// (no write lock, so it never queues behind writers or holds them up), on Postgres a
+    /// `READ ONLY` one.
+    pub async fn begin_read(&self) -> Result<Tx, DbError> {
+        Ok(match self {
+            Db::Sqlite { readers, .. } => Tx::Sqlite(readers.begin().await?),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+                Tx::Postgres(tx)
+            }
+        })
+    }
+
     /// The SQLite pool sessions are stored in, or the Postgres pool.
     pub fn sqlite_writer(&self) -> Option<&SqlitePool> {
         match self {

@@ -331,8 +331,9 @@ both!(
             )
             .await;
         }
-        // Slice privileges: PIs and admins grant them, slice members do not.
-        for (who, want) in EVERYONE.iter().zip(codes([201, 201, 403, 201, 401])) {
+        // Slice privileges: PIs and admins grant them, slice members do not. The slice admin
+        // (Plain) may not see a new user of the site: to it the id does not exist (400).
+        for (who, want) in EVERYONE.iter().zip(codes([201, 201, 403, 400, 401])) {
             let user = app
                 .make_user(
                     &format!("grantee-{who:?}@mysite.org").to_lowercase(),
@@ -534,9 +535,20 @@ both!(users_choose_their_own_dashboards_only, async |app: &TestApp| {
         StatusCode::CREATED,
     )
     .await;
+    // Another user's id is one Plain cannot see: answered as if it did not exist.
     expect(
         app,
         Plain,
+        Method::POST,
+        "/xos/userdashboardviews/",
+        body(w.victim),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    // The PI sees the victim (a user of its site), and still may not choose for them.
+    expect(
+        app,
+        Pi,
         Method::POST,
         "/xos/userdashboardviews/",
         body(w.victim),
@@ -585,3 +597,580 @@ both!(read_only_users_write_nothing, async |app: &TestApp| {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 });
+
+// ---- Attacks: each confirmed escalation, tried as the attacker would -------------------------
+
+async fn site_role(app: &TestApp, role: &str) -> i64 {
+    let (_, roles) = app.get(&format!("/xos/site_roles/?role={role}")).await;
+    roles[0]["id"].as_i64().unwrap()
+}
+
+async fn slice_role(app: &TestApp, role: &str) -> i64 {
+    let (_, roles) = app.get(&format!("/xos/slice_roles/?role={role}")).await;
+    roles[0]["id"].as_i64().unwrap()
+}
+
+async fn admin_id(app: &TestApp) -> i64 {
+    let (_, v) = app.get("/xos/users/?email=padmin@vicci.org").await;
+    v[0]["id"].as_i64().unwrap()
+}
+
+both!(
+    a_pi_cannot_raise_itself_or_grant_above_its_own_role,
+    async |app: &TestApp| {
+        let w = world(app).await;
+        let (admin_role, pi_role, tech_role) = (
+            site_role(app, "admin").await,
+            site_role(app, "pi").await,
+            site_role(app, "tech").await,
+        );
+        let (_, me) = app.get("/xos/users/?email=pi@mysite.org").await;
+        let pi = me[0]["id"].as_i64().unwrap();
+        let grant = |user: i64, role: i64| Some(json!({"user": user, "site": w.site, "role": role}));
+        // The confirmed case: a PI gave itself the site admin role.
+        expect(
+            app,
+            Pi,
+            Method::POST,
+            "/xos/siteprivileges/",
+            grant(pi, admin_role),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        // Nor to a user it controls, nor any role to itself.
+        expect(
+            app,
+            Pi,
+            Method::POST,
+            "/xos/siteprivileges/",
+            grant(w.plain, admin_role),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        expect(
+            app,
+            Pi,
+            Method::POST,
+            "/xos/siteprivileges/",
+            grant(pi, tech_role),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        // At or below its own rank, to others: allowed.
+        expect(
+            app,
+            Pi,
+            Method::POST,
+            "/xos/siteprivileges/",
+            grant(w.plain, tech_role),
+            StatusCode::CREATED,
+        )
+        .await;
+        expect(
+            app,
+            Pi,
+            Method::POST,
+            "/xos/siteprivileges/",
+            grant(w.victim, pi_role),
+            StatusCode::CREATED,
+        )
+        .await;
+        // Turning its own privilege (or one it granted) into admin is the same grant.
+        let (_, mine) = app
+            .get(&format!("/xos/siteprivileges/?user={pi}&no_hyperlinks=1"))
+            .await;
+        let own = mine[0]["id"].as_i64().unwrap();
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &format!("/xos/siteprivileges/{own}/"),
+            Some(json!({"role": admin_role})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        let (_, theirs) = app
+            .get(&format!("/xos/siteprivileges/?user={}&no_hyperlinks=1", w.plain))
+            .await;
+        let granted = theirs[0]["id"].as_i64().unwrap();
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &format!("/xos/siteprivileges/{granted}/"),
+            Some(json!({"role": admin_role})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        // A site admin's privilege is above the PI: it cannot remove it.
+        let boss = app.make_user("boss@mysite.org", "boss-password").await;
+        let boss_priv = make(
+            app,
+            "siteprivileges",
+            json!({"user": boss, "site": w.site, "role": admin_role}),
+        )
+        .await;
+        expect(
+            app,
+            Pi,
+            Method::DELETE,
+            &format!("/xos/siteprivileges/{boss_priv}/"),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        // Slice roles: a slice admin grants to others, never to itself.
+        let (slice_admin, access) = (slice_role(app, "admin").await, slice_role(app, "access").await);
+        make(
+            app,
+            "slice_privileges",
+            json!({"user": w.plain, "slice": w.slice, "role": slice_admin}),
+        )
+        .await;
+        let (_, v) = app.get("/xos/users/?email=plain@mysite.org").await;
+        let plain = v[0]["id"].as_i64().unwrap();
+        expect(
+            app,
+            Plain,
+            Method::POST,
+            "/xos/slice_privileges/",
+            Some(json!({"user": plain, "slice": w.slice, "role": access})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        expect(
+            app,
+            Plain,
+            Method::POST,
+            "/xos/slice_privileges/",
+            Some(json!({"user": w.slice_user, "slice": w.slice, "role": slice_admin})),
+            StatusCode::CREATED,
+        )
+        .await;
+        // A PI of the slice's site does not grant itself a slice role either (xoslib path too).
+        expect(
+            app,
+            Pi,
+            Method::POST,
+            "/xos/slice_privileges/",
+            Some(json!({"user": pi, "slice": w.slice, "role": slice_admin})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        let (s, v) = app
+            .req(
+                Method::PATCH,
+                &format!("/xoslib/slicesplus/{}/", w.slice),
+                creds(Pi),
+                Some(json!({"users": [w.slice_user, pi]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        // TOSCA is for admins only.
+        let (s, _) = app
+            .req(
+                Method::POST,
+                "/api/utility/tosca/run/",
+                creds(Pi),
+                Some(json!({"recipe": "tosca_definitions_version: tosca_simple_yaml_1_0\ntopology_template:\n  node_templates: {}\n"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+);
+
+both!(
+    nobody_but_an_admin_touches_an_admin_or_a_higher_role,
+    async |app: &TestApp| {
+        let w = world(app).await;
+        let admin = admin_id(app).await;
+        let user = |id: i64| format!("/xos/users/{id}/");
+        // The confirmed cases: the only admin, homed at the PI's site, deactivated, demoted, deleted.
+        for body in [
+            json!({"is_active": false}),
+            json!({"is_admin": false}),
+            json!({"firstname": "x"}),
+        ] {
+            expect(
+                app,
+                Pi,
+                Method::PATCH,
+                &user(admin),
+                Some(body),
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+        }
+        expect(app, Pi, Method::DELETE, &user(admin), None, StatusCode::FORBIDDEN).await;
+        // Permission comes before validation: a bad body still gets 403, not a 400 about it.
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &user(admin),
+            Some(json!({"email": "not an email", "nope": 1})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        let (s, v) = app.get(&user(admin)).await;
+        assert_eq!(
+            (s, v["is_active"].as_bool(), v["is_admin"].as_bool()),
+            (StatusCode::OK, Some(true), Some(true))
+        );
+        // A site admin of the site outranks the PI.
+        let admin_role = site_role(app, "admin").await;
+        let boss = app.make_user("boss@mysite.org", "boss-password").await;
+        make(
+            app,
+            "siteprivileges",
+            json!({"user": boss, "site": w.site, "role": admin_role}),
+        )
+        .await;
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &user(boss),
+            Some(json!({"phone": "1"})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        expect(app, Pi, Method::DELETE, &user(boss), None, StatusCode::FORBIDDEN).await;
+        // A fellow PI: no deactivation, no new login name, no delete; other details are fine.
+        let pi_role = site_role(app, "pi").await;
+        make(
+            app,
+            "siteprivileges",
+            json!({"user": w.victim, "site": w.site, "role": pi_role}),
+        )
+        .await;
+        for body in [
+            json!({"is_active": false}),
+            json!({"is_readonly": true}),
+            json!({"email": "mine@evil.org"}),
+        ] {
+            expect(
+                app,
+                Pi,
+                Method::PATCH,
+                &user(w.victim),
+                Some(body),
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+        }
+        expect(
+            app,
+            Pi,
+            Method::DELETE,
+            &user(w.victim),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &user(w.victim),
+            Some(json!({"phone": "2"})),
+            StatusCode::OK,
+        )
+        .await;
+        // A plain user of the site: the PI runs the account, as in XOS.
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &user(w.plain),
+            Some(json!({"is_active": false})),
+            StatusCode::OK,
+        )
+        .await;
+        // The site admin (boss) may change the fellow PI, but not the global admin.
+        let boss_creds = Some(("boss@mysite.org", "boss-password"));
+        let (s, _) = app
+            .req(
+                Method::PATCH,
+                &user(w.victim),
+                boss_creds,
+                Some(json!({"is_active": false})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = app
+            .req(
+                Method::PATCH,
+                &user(admin),
+                boss_creds,
+                Some(json!({"is_active": false})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+);
+
+both!(
+    many_to_many_writes_run_as_the_caller_and_are_logged,
+    async |app: &TestApp| {
+        let w = world(app).await;
+        let dep = make(app, "deployments", json!({"name": "other"})).await;
+        let site = format!("/xos/sites/{}/?no_hyperlinks=1", w.site);
+        let (_, before) = app.get(&site).await;
+        // The confirmed case: a PI added an admin-only SiteDeployment through the site's list.
+        let mut deps = before["deployments"].as_array().unwrap().clone();
+        deps.push(json!(dep));
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &site,
+            Some(json!({"deployments": deps})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        let (_, after) = app.get(&site).await;
+        assert_eq!(after["deployments"], before["deployments"], "nothing was written");
+        // An admin may; the change log names the admin, with the relation's old and new ids.
+        let (s, _) = app.patch(&site, json!({"deployments": deps})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, log) = app
+            .get(&format!("/xos/changes/?model=Site&object={}", w.site))
+            .await;
+        assert_eq!(log[0]["actor"], "padmin@vicci.org", "{log}");
+        assert_eq!(log[0]["changes"]["deployments"]["new"], json!(deps), "{log}");
+        let (_, log) = app.get("/xos/changes/?model=SiteDeployment&kind=create").await;
+        assert_eq!(log[0]["actor"], "padmin@vicci.org", "{log}");
+
+        // A network owner joining foreign slices to its network: Plain is admin of its own slice.
+        let slice_admin = slice_role(app, "admin").await;
+        let own = app.make_slice("own").await["id"].as_i64().unwrap();
+        make(
+            app,
+            "slice_privileges",
+            json!({"user": w.plain, "slice": own, "role": slice_admin}),
+        )
+        .await;
+        let net = make(
+            app,
+            "networks",
+            json!({"name": "pnet", "template": w.template, "owner": own, "permit_all_slices": true}),
+        )
+        .await;
+        let path = format!("/xos/networks/{net}/?no_hyperlinks=1");
+        // A slice it cannot see reads as one that does not exist.
+        let (s, v) = app
+            .req(
+                Method::PATCH,
+                &path,
+                creds(Plain),
+                Some(json!({"slices": [own, w.slice]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let (s2, v2) = app
+            .req(
+                Method::PATCH,
+                &path,
+                creds(Plain),
+                Some(json!({"slices": [own, 999_999]})),
+            )
+            .await;
+        assert_eq!(
+            (s2, v2["slices"][0].as_str().map(|m| m.replace("999999", "X"))),
+            (
+                s,
+                v["slices"][0]
+                    .as_str()
+                    .map(|m| m.replace(&w.slice.to_string(), "X"))
+            )
+        );
+        // A slice it sees (it is a member) but does not manage: refused.
+        make(
+            app,
+            "slice_privileges",
+            json!({"user": w.plain, "slice": w.slice, "role": w.access_role}),
+        )
+        .await;
+        let (s, v) = app
+            .req(
+                Method::PATCH,
+                &path,
+                creds(Plain),
+                Some(json!({"slices": [own, w.slice]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        // Its own slice: fine.
+        let (s, v) = app
+            .req(Method::PATCH, &path, creds(Plain), Some(json!({"slices": [own]})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["slices"], json!([own]));
+    }
+);
+
+both!(link_models_need_the_right_on_both_ends, async |app: &TestApp| {
+    let w = world(app).await;
+    let slice_admin = slice_role(app, "admin").await;
+    // Plain manages its own slice and network; the matrix slice is someone else's, Plain only
+    // a member of it.
+    let own = app.make_slice("own").await["id"].as_i64().unwrap();
+    make(
+        app,
+        "slice_privileges",
+        json!({"user": w.plain, "slice": own, "role": slice_admin}),
+    )
+    .await;
+    make(
+        app,
+        "slice_privileges",
+        json!({"user": w.plain, "slice": w.slice, "role": w.access_role}),
+    )
+    .await;
+    let my_net = make(
+        app,
+        "networks",
+        json!({"name": "mine", "template": w.template, "owner": own}),
+    )
+    .await;
+    let their_net = make(
+        app,
+        "networks",
+        json!({"name": "theirs", "template": w.template, "owner": w.slice, "permit_all_slices": true}),
+    )
+    .await;
+    let foreign = make(
+        app,
+        "instances",
+        json!({"slice": w.slice, "image": w.image, "node": w.node}),
+    )
+    .await;
+    let mine = make(
+        app,
+        "instances",
+        json!({"slice": own, "image": w.image, "node": w.node}),
+    )
+    .await;
+    // A port on a foreign instance through one's own network: refused (it was allowed).
+    expect(
+        app,
+        Plain,
+        Method::POST,
+        "/xos/ports/",
+        Some(json!({"instance": foreign, "network": my_net})),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    // A port on one's own instance on a network that permits all slices: allowed.
+    let port = {
+        let (s, v) = app
+            .req(
+                Method::POST,
+                "/xos/ports/?no_hyperlinks=1",
+                creds(Plain),
+                Some(json!({"instance": mine, "network": their_net})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_i64().unwrap()
+    };
+    // Moving that port to the foreign instance: the new end is checked too.
+    expect(
+        app,
+        Plain,
+        Method::PATCH,
+        &format!("/xos/ports/{port}/"),
+        Some(json!({"instance": foreign})),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    // Permitting a slice on one's network needs the network; on a foreign network: refused.
+    expect(
+        app,
+        Plain,
+        Method::POST,
+        "/xos/networkpermittedslices/",
+        Some(json!({"network": their_net, "slice": own})),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    expect(
+        app,
+        Plain,
+        Method::POST,
+        "/xos/networkpermittedslices/",
+        Some(json!({"network": my_net, "slice": w.slice})),
+        StatusCode::CREATED,
+    )
+    .await;
+    // A slice-network link for a slice one does not manage: refused.
+    expect(
+        app,
+        Plain,
+        Method::POST,
+        "/xos/networkslices/",
+        Some(json!({"network": my_net, "slice": w.slice})),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+});
+
+both!(
+    ids_the_caller_cannot_see_read_as_ids_that_do_not_exist,
+    async |app: &TestApp| {
+        let w = world(app).await;
+        // Plain manages a slice of its own; the matrix slice is invisible to it.
+        let slice_admin = slice_role(app, "admin").await;
+        let own = app.make_slice("own").await["id"].as_i64().unwrap();
+        make(
+            app,
+            "slice_privileges",
+            json!({"user": w.plain, "slice": own, "role": slice_admin}),
+        )
+        .await;
+        let try_slice = async |slice: i64| {
+            let (s, v) = app
+                .req(
+                    Method::POST,
+                    "/xos/networks/",
+                    creds(Plain),
+                    Some(json!({"name": "probe", "template": w.template, "owner": slice})),
+                )
+                .await;
+            (s, v.to_string().replace(&slice.to_string(), "ID"))
+        };
+        let hidden = try_slice(w.slice).await;
+        let missing = try_slice(987_654).await;
+        assert_eq!(hidden.0, StatusCode::BAD_REQUEST, "{hidden:?}");
+        assert_eq!(hidden, missing);
+        // The capabilities of an invisible object are not answered at all, as for a missing one.
+        let (s, v) = app
+            .req(
+                Method::GET,
+                &format!("/xoslib/capabilities/slices/?ids={},{own},987654", w.slice),
+                creds(Plain),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let objects = v["objects"].as_object().unwrap();
+        assert_eq!(
+            objects.keys().cloned().collect::<Vec<_>>(),
+            vec![own.to_string()],
+            "{v}"
+        );
+        // All field errors at once, the foreign key reported on its own field (not as the
+        // creator's).
+        let (s, v) = app
+            .post(
+                "/xos/instances/",
+                json!({"slice": 987_654, "image": 987_655, "node": w.node, "isolation": "nonsense"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        // (The name defaults to the slice's, which does not exist: so it is missing too.)
+        assert_eq!(keys, vec!["image", "isolation", "name", "slice"], "{v}");
+    }
+);

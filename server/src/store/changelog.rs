@@ -74,12 +74,14 @@ pub fn diff(before: Option<&Record>, after: Option<&Record>) -> Option<Map<Strin
     (!out.is_empty() || before.is_none() || after.is_none()).then_some(out)
 }
 
-/// Record one change in the unit's transaction.
-pub async fn record(
+/// Record one change in the unit's transaction; `extra` adds entries the row's own values do
+/// not show (the many-to-many relations the same write changed).
+pub async fn record_extra(
     unit: &mut Unit,
     kind: ChangeKind,
     before: Option<&Record>,
     after: Option<&Record>,
+    extra: Map<String, Json>,
 ) -> Result<(), StoreError> {
     if kind == ChangeKind::Status {
         return Ok(());
@@ -87,8 +89,13 @@ pub async fn record(
     let Some(rec) = after.or(before) else {
         return Ok(());
     };
-    let Some(changes) = diff(before, after) else {
-        return Ok(());
+    let changes = match diff(before, after) {
+        Some(mut c) => {
+            c.extend(extra);
+            c
+        }
+        None if extra.is_empty() => return Ok(()),
+        None => extra,
     };
     let (user_id, actor) = match unit.actor() {
         Actor::System => (Value::Null(SqlType::Int), "system".to_string()),

@@ -2,7 +2,7 @@
 //! `SiteDeployment`). Writing a list of ids adds and removes through rows, as XOS's serializer did;
 //! reading shows the ids (or hyperlinks) of the live through rows.
 
-use super::{Actor, FieldErrors, Store, StoreError, Unit};
+use super::{FieldErrors, Store, StoreError, Unit};
 use crate::db::{Sql, Value};
 use app::registry::{ManyToMany, Model, SqlType};
 use serde_json::{Map, Value as Json};
@@ -23,10 +23,24 @@ pub fn take_m2m(
     model: &'static Model,
     input: &Map<String, Json>,
 ) -> Result<(Map<String, Json>, Vec<M2mWrite>), StoreError> {
+    let mut errors = FieldErrors::new();
+    let out = split_m2m(model, input, &mut errors);
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(StoreError::Invalid(errors))
+    }
+}
+
+/// [`take_m2m`], adding what is wrong to `errors` (so one answer names every bad field).
+pub fn split_m2m(
+    model: &'static Model,
+    input: &Map<String, Json>,
+    errors: &mut FieldErrors,
+) -> (Map<String, Json>, Vec<M2mWrite>) {
     let reg = app::registry::registry();
     let mut rest = input.clone();
     let mut writes = Vec::new();
-    let mut errors = FieldErrors::new();
     for relation in &model.many_to_many {
         let Some(v) = rest.remove(&relation.name) else {
             continue;
@@ -52,59 +66,75 @@ pub fn take_m2m(
             on_delete: app::registry::OnDelete::Cascade,
         };
         let mut ids = Vec::new();
+        let mut bad = false;
         for item in &items {
             match super::validate::parse_value(reg, &fk, item) {
                 Ok(Value::Int(id)) if !ids.contains(&id) => ids.push(id),
                 Ok(Value::Int(_)) => {}
-                Ok(_) => errors
-                    .entry(relation.name.clone())
-                    .or_default()
-                    .push("This list may not contain null.".into()),
-                Err(m) => errors.entry(relation.name.clone()).or_default().push(m),
+                Ok(_) => {
+                    bad = true;
+                    errors
+                        .entry(relation.name.clone())
+                        .or_default()
+                        .push("This list may not contain null.".into())
+                }
+                Err(m) => {
+                    bad = true;
+                    errors.entry(relation.name.clone()).or_default().push(m)
+                }
             }
         }
-        writes.push(M2mWrite { relation, ids });
+        if !bad {
+            writes.push(M2mWrite { relation, ids });
+        }
     }
-    if errors.is_empty() {
-        Ok((rest, writes))
-    } else {
-        Err(StoreError::Invalid(errors))
-    }
+    (rest, writes)
+}
+
+/// The change log's `{"old": […], "new": […]}` of a relation.
+pub fn diff_json(old: &[i64], new: &[i64]) -> Json {
+    serde_json::json!({"old": old, "new": new})
 }
 
 impl Unit {
-    /// Make object `id`'s relation hold exactly `ids` (targets must exist), adding and removing
-    /// through rows. Permission was checked on the owner; the through rows are written as the
-    /// system, as XOS's serializer wrote them.
+    /// Every id a many-to-many write names must be an object the actor may see (an invisible
+    /// one reads exactly like one that does not exist).
+    pub async fn check_m2m_targets(
+        &mut self,
+        writes: &[M2mWrite],
+        errors: &mut FieldErrors,
+    ) -> Result<(), StoreError> {
+        let reg = self.store.registry();
+        for w in writes {
+            let target = reg.model(&w.relation.to).expect("registry checked");
+            for &t in &w.ids {
+                if !self.reference_exists(target, t).await? {
+                    errors
+                        .entry(w.relation.name.clone())
+                        .or_default()
+                        .push(format!("Invalid pk \"{t}\" - object does not exist."));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Make object `id`'s relation hold exactly `ids` (checked by [`Unit::check_m2m_targets`]),
+    /// adding and removing through rows. The rows are written as the caller: each one passes
+    /// the through model's own create or delete permission and is logged under the caller's
+    /// name. Returns the change log's diff when the relation changed.
     pub async fn set_m2m(
         &mut self,
         model: &'static Model,
         id: i64,
         write: &M2mWrite,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Json>, StoreError> {
         let reg = self.store.registry();
         let relation = write.relation;
         let (source, target) = reg
             .through_fields(&model.name, relation)
             .expect("registry checked");
         let through = reg.model(&relation.through).expect("registry checked");
-        let target_model = reg.model(&relation.to).expect("registry checked");
-        let mut errors = Vec::new();
-        for &t in &write.ids {
-            let mut sql = Sql::new(format!("SELECT id FROM {} WHERE id = ", target_model.table()));
-            sql.bind(Value::Int(t));
-            if target_model.field_named("deleted").is_some() {
-                sql.push(" AND NOT deleted");
-            }
-            if self.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
-                errors.push(format!("Invalid pk \"{t}\" - object does not exist."));
-            }
-        }
-        if !errors.is_empty() {
-            let mut e = FieldErrors::new();
-            e.insert(relation.name.clone(), errors);
-            return Err(StoreError::Invalid(e));
-        }
         let mut sql = Sql::new(format!(
             "SELECT id, {} FROM {} WHERE {} = ",
             target.column(),
@@ -114,27 +144,34 @@ impl Unit {
         sql.bind(Value::Int(id));
         sql.push(" AND NOT deleted ORDER BY id");
         let existing = self.fetch(&sql, &[SqlType::Int, SqlType::Int]).await?;
-        let saved = std::mem::replace(&mut self.actor, Actor::System);
-        let result = async {
-            for row in &existing {
-                let (row_id, t) = (row[0].as_int().unwrap_or(0), row[1].as_int().unwrap_or(0));
-                if !write.ids.contains(&t) {
-                    Box::pin(self.delete(through, row_id)).await?;
-                }
+        let old: Vec<i64> = existing.iter().filter_map(|r| r[1].as_int()).collect();
+        let mut changed = false;
+        for row in &existing {
+            let (row_id, t) = (row[0].as_int().unwrap_or(0), row[1].as_int().unwrap_or(0));
+            if !write.ids.contains(&t) {
+                changed = true;
+                Box::pin(self.delete(through, row_id))
+                    .await
+                    .map_err(|e| match e {
+                        // A through row the caller cannot see is one it may not remove.
+                        StoreError::NotFound => StoreError::PermissionDenied(format!(
+                            "You do not have permission to change the {} of this {}.",
+                            relation.name, model.verbose_name
+                        )),
+                        e => e,
+                    })?;
             }
-            for &t in &write.ids {
-                if !existing.iter().any(|r| r[1].as_int() == Some(t)) {
-                    let mut input = Map::new();
-                    input.insert(source.name.clone(), Json::from(id));
-                    input.insert(target.name.clone(), Json::from(t));
-                    Box::pin(self.create(through, &input)).await?;
-                }
-            }
-            Ok(())
         }
-        .await;
-        self.actor = saved;
-        result
+        for &t in &write.ids {
+            if !old.contains(&t) {
+                changed = true;
+                let mut input = Map::new();
+                input.insert(source.name.clone(), Json::from(id));
+                input.insert(target.name.clone(), Json::from(t));
+                Box::pin(self.create(through, &input)).await?;
+            }
+        }
+        Ok(changed.then(|| diff_json(&old, &write.ids)))
     }
 }
 

@@ -24,6 +24,7 @@ pub mod validate;
 use crate::db::{ConstraintViolation, Db, DbError, Row, Sql, Tx, Value, constraint_violation};
 use app::registry::{FieldKind, Model, OnDelete, Registry, SqlType};
 use chrono::{DateTime, Utc};
+use rules::Phase;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -324,6 +325,22 @@ impl Store {
             events: Vec::new(),
             now: Utc::now(),
             depth: 0,
+            read_only: false,
+        })
+    }
+
+    /// Begin a unit of work that only reads (permission dry runs such as the capabilities of
+    /// the admin pages): no write lock, no row locks. Writes through it fail.
+    pub async fn begin_read(&self, actor: Actor) -> Result<Unit, StoreError> {
+        let tx = self.inner.db.begin_read().await?;
+        Ok(Unit {
+            store: self.clone(),
+            tx: Some(tx),
+            actor,
+            events: Vec::new(),
+            now: Utc::now(),
+            depth: 0,
+            read_only: true,
         })
     }
 
@@ -714,6 +731,8 @@ pub struct Unit {
     events: Vec<ChangeEvent>,
     now: DateTime<Utc>,
     depth: u32,
+    /// Opened by [`Store::begin_read`]: takes no row locks.
+    read_only: bool,
 }
 
 /// How deep hooks may nest writes (a policy creating objects whose policies create objects…).
@@ -802,7 +821,7 @@ impl Unit {
         if model.field_named("deleted").is_some() {
             sql.push(" AND NOT t.deleted");
         }
-        if self.tx().dialect() == crate::db::Dialect::Postgres {
+        if !self.read_only && self.tx().dialect() == crate::db::Dialect::Postgres {
             sql.push(" FOR UPDATE");
         }
         let rows = self.fetch(&sql, &types(model)).await?;
@@ -824,26 +843,41 @@ impl Unit {
     }
 
     /// Create an object from API-shaped input.
+    ///
+    /// The order is DRF's: whether the actor may create objects of this model at all (403
+    /// before a word about the body), then every field error at once (format, choices,
+    /// required, foreign keys that do not exist or that the actor cannot see, unique values),
+    /// then the permission on this object's values, then the model's own rules.
     pub async fn create(
         &mut self,
         model: &'static Model,
         input: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Record, StoreError> {
-        let (input, m2m) = m2m::take_m2m(model, input)?;
-        let input = &input;
+        if !permissions::may_create(self, model).await? {
+            return Err(StoreError::PermissionDenied(format!(
+                "You do not have permission to create this {}.",
+                model.verbose_name
+            )));
+        }
+        let mut errors = FieldErrors::new();
+        let (input, m2m) = m2m::split_m2m(model, input, &mut errors);
         let mut draft = validate::defaults(model, self.now);
-        let mut changed = self.apply_input(model, input, &mut draft, false)?;
-        let mut errors = rules::before_write(self, model, None, &mut draft, &mut changed).await?;
+        let mut set = self.decode_into(model, &input, &mut draft, true, &mut errors);
+        let derived = rules::before_write(self, model, None, &mut draft, &mut set, Phase::Derive).await?;
+        merge_errors(&mut errors, derived);
         let values = finish_draft(model, draft, None, &mut errors);
         let after = Record { model, values };
-        permissions::check_write(self, Op::Create, None, &after, &changed).await?;
+        let every_field: Vec<usize> = (0..model.fields.len()).collect();
+        self.check_references(&after, &every_field, None, &mut errors)
+            .await?;
+        self.check_m2m_targets(&m2m, &mut errors).await?;
         if !errors.is_empty() {
             return Err(StoreError::Invalid(errors));
         }
-        let every_field: Vec<usize> = (0..model.fields.len()).collect();
-        self.check_references(&after, &every_field, None).await?;
+        permissions::check_write(self, Op::Create, None, &after, &set).await?;
+        self.check_rules(model, None, &after, &mut set).await?;
         let mut after = after;
-        hash_passwords(&mut after, &changed)?;
+        hash_passwords(&mut after, &set)?;
         let id = self.insert(&after).await?;
         after.values[0] = Value::Int(id);
         self.events.push(ChangeEvent {
@@ -851,11 +885,20 @@ impl Unit {
             id,
             kind: ChangeKind::Create,
         });
-        self.run_hooks(Change {
-            kind: ChangeKind::Create,
-            before: None,
-            after: Some(after.clone()),
-        })
+        let mut m2m_log = serde_json::Map::new();
+        for w in &m2m {
+            if !w.ids.is_empty() {
+                m2m_log.insert(w.relation.name.clone(), m2m::diff_json(&[], &w.ids));
+            }
+        }
+        self.run_hooks_logged(
+            Change {
+                kind: ChangeKind::Create,
+                before: None,
+                after: Some(after.clone()),
+            },
+            m2m_log,
+        )
         .await?;
         for w in &m2m {
             self.set_m2m(model, id, w).await?;
@@ -864,6 +907,8 @@ impl Unit {
     }
 
     /// Update an object from API-shaped input; `partial` is PATCH (no required-field check).
+    /// A caller who may not change the object at all gets 403 (404 when it cannot see it)
+    /// before anything about the body; then the order of [`Unit::create`].
     pub async fn update(
         &mut self,
         model: &'static Model,
@@ -871,28 +916,36 @@ impl Unit {
         input: &serde_json::Map<String, serde_json::Value>,
         partial: bool,
     ) -> Result<Record, StoreError> {
-        let (mut input, m2m) = m2m::take_m2m(model, input)?;
+        let before = self.load_visible(model, id).await?;
+        permissions::check_write(self, Op::Update, Some(&before), &before, &[]).await?;
+        let mut errors = FieldErrors::new();
+        let (mut input, m2m) = m2m::split_m2m(model, input, &mut errors);
         let old_password = match model.name.as_str() {
             "User" => input
                 .remove("old_password")
                 .map(|v| v.as_str().unwrap_or_default().to_string()),
             _ => None,
         };
-        let input = &input;
-        let before = self.load_visible(model, id).await?;
         let mut draft: Vec<Option<Value>> = before.values.iter().cloned().map(Some).collect();
-        let mut changed = self.apply_input(model, input, &mut draft, !partial)?;
-        let mut errors = rules::before_write(self, model, Some(&before), &mut draft, &mut changed).await?;
+        let mut set = self.decode_into(model, &input, &mut draft, !partial, &mut errors);
+        let derived =
+            rules::before_write(self, model, Some(&before), &mut draft, &mut set, Phase::Derive).await?;
+        merge_errors(&mut errors, derived);
         let values = finish_draft(model, draft, Some(&before), &mut errors);
         let mut after = Record { model, values };
-        let changed: Vec<usize> = changed
-            .into_iter()
+        let changed: Vec<usize> = set
+            .iter()
+            .copied()
             .filter(|&i| after.values[i] != before.values[i])
             .collect();
-        permissions::check_write(self, Op::Update, Some(&before), &after, &changed).await?;
+        self.check_references(&after, &changed, Some(id), &mut errors)
+            .await?;
+        self.check_m2m_targets(&m2m, &mut errors).await?;
         if !errors.is_empty() {
             return Err(StoreError::Invalid(errors));
         }
+        permissions::check_write(self, Op::Update, Some(&before), &after, &changed).await?;
+        self.check_rules(model, Some(&before), &after, &mut set).await?;
         if changed
             .iter()
             .any(|&i| matches!(model.fields[i].kind, FieldKind::Password))
@@ -900,13 +953,25 @@ impl Unit {
             let stored = before.get_str("password").unwrap_or_default();
             permissions::check_old_password(&self.actor, stored, old_password).await?;
         }
+        let mut m2m_log = serde_json::Map::new();
         for w in &m2m {
-            self.set_m2m(model, id, w).await?;
+            if let Some(diff) = self.set_m2m(model, id, w).await? {
+                m2m_log.insert(w.relation.name.clone(), diff);
+            }
         }
         if changed.is_empty() {
+            if !m2m_log.is_empty() {
+                // Only the relations changed: the owner's entry in the change log says so.
+                changelog::record_extra(self, ChangeKind::Update, Some(&before), Some(&before), m2m_log)
+                    .await?;
+                self.events.push(ChangeEvent {
+                    model: model.name.clone(),
+                    id,
+                    kind: ChangeKind::Update,
+                });
+            }
             return Ok(before);
         }
-        self.check_references(&after, &changed, Some(id)).await?;
         hash_passwords(&mut after, &changed)?;
         self.write_update(&mut after, &changed).await?;
         self.events.push(ChangeEvent {
@@ -914,13 +979,33 @@ impl Unit {
             id,
             kind: ChangeKind::Update,
         });
-        self.run_hooks(Change {
-            kind: ChangeKind::Update,
-            before: Some(before),
-            after: Some(after.clone()),
-        })
+        self.run_hooks_logged(
+            Change {
+                kind: ChangeKind::Update,
+                before: Some(before),
+                after: Some(after.clone()),
+            },
+            m2m_log,
+        )
         .await?;
         Ok(after)
+    }
+
+    /// The model's checking rules on a valid, permitted object (400 with their messages).
+    async fn check_rules(
+        &mut self,
+        model: &'static Model,
+        before: Option<&Record>,
+        after: &Record,
+        set: &mut Vec<usize>,
+    ) -> Result<(), StoreError> {
+        let mut draft: Vec<Option<Value>> = after.values.iter().cloned().map(Some).collect();
+        let errors = rules::before_write(self, model, before, &mut draft, set, Phase::Check).await?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(errors))
+        }
     }
 
     /// Set fields by name on an existing object as the system (hooks and policies use this).
@@ -1251,16 +1336,24 @@ impl Unit {
         Ok(())
     }
 
-    /// Apply input keys to a draft; returns the indexes of fields the input set.
-    fn apply_input(
+    /// Apply input keys to a draft; returns the indexes of fields the input set, adding what
+    /// is wrong to `errors`.
+    fn decode_into(
         &self,
         model: &'static Model,
         input: &serde_json::Map<String, serde_json::Value>,
         draft: &mut [Option<Value>],
         full: bool,
-    ) -> Result<Vec<usize>, StoreError> {
+        errors: &mut FieldErrors,
+    ) -> Vec<usize> {
         let system = self.actor == Actor::System;
-        decode_input(self.store.registry(), model, input, draft, full, system)
+        decode_fields(self.store.registry(), model, input, draft, full, system, errors)
+    }
+}
+
+fn merge_errors(into: &mut FieldErrors, from: FieldErrors) {
+    for (k, v) in from {
+        into.entry(k).or_default().extend(v);
     }
 }
 
@@ -1276,45 +1369,56 @@ pub fn decode_input(
     full: bool,
     system: bool,
 ) -> Result<Vec<usize>, StoreError> {
-    {
-        let mut errors = FieldErrors::new();
-        let mut changed = Vec::new();
-        for (key, v) in input {
-            match model.fields.iter().position(|f| &f.name == key) {
-                Some(i) if model.fields[i].is_writable() || (system && !model.fields[i].hidden && i > 0) => {
-                    match validate::parse_value(reg, &model.fields[i], v) {
-                        Ok(val) => {
-                            draft[i] = Some(val);
-                            changed.push(i);
-                        }
-                        Err(m) => errors.entry(key.clone()).or_default().push(m),
+    let mut errors = FieldErrors::new();
+    let changed = decode_fields(reg, model, input, draft, full, system, &mut errors);
+    if errors.is_empty() {
+        Ok(changed)
+    } else {
+        Err(StoreError::Invalid(errors))
+    }
+}
+
+/// [`decode_input`], adding to `errors` instead of failing, so one answer names every bad field.
+fn decode_fields(
+    reg: &app::registry::Registry,
+    model: &'static Model,
+    input: &serde_json::Map<String, serde_json::Value>,
+    draft: &mut [Option<Value>],
+    full: bool,
+    system: bool,
+    errors: &mut FieldErrors,
+) -> Vec<usize> {
+    let mut changed = Vec::new();
+    for (key, v) in input {
+        match model.fields.iter().position(|f| &f.name == key) {
+            Some(i) if model.fields[i].is_writable() || (system && !model.fields[i].hidden && i > 0) => {
+                match validate::parse_value(reg, &model.fields[i], v) {
+                    Ok(val) => {
+                        draft[i] = Some(val);
+                        changed.push(i);
                     }
+                    Err(m) => errors.entry(key.clone()).or_default().push(m),
                 }
-                Some(i) if !model.fields[i].hidden => {} // read-only fields the API emits
-                _ if is_emitted_key(reg, model, key) => {}
-                _ => errors
-                    .entry(key.clone())
-                    .or_default()
-                    .push("Unknown field.".into()),
             }
-        }
-        if full {
-            for (i, f) in model.fields.iter().enumerate() {
-                if f.is_required() && !input.contains_key(&f.name) && !f.secret {
-                    errors
-                        .entry(f.name.clone())
-                        .or_default()
-                        .push("This field is required.".into());
-                }
-                let _ = i;
-            }
-        }
-        if errors.is_empty() {
-            Ok(changed)
-        } else {
-            Err(StoreError::Invalid(errors))
+            Some(i) if !model.fields[i].hidden => {} // read-only fields the API emits
+            _ if is_emitted_key(reg, model, key) => {}
+            _ => errors
+                .entry(key.clone())
+                .or_default()
+                .push("Unknown field.".into()),
         }
     }
+    if full {
+        for f in &model.fields {
+            if f.is_required() && !input.contains_key(&f.name) && !f.secret {
+                errors
+                    .entry(f.name.clone())
+                    .or_default()
+                    .push("This field is required.".into());
+            }
+        }
+    }
+    changed
 }
 
 /// Decode a whole API body for `model` the way a create does before it reaches the database:
@@ -1338,34 +1442,32 @@ pub fn decode_body(
 }
 
 impl Unit {
-    /// Foreign keys must point at live objects; unique values must be free (ignoring deleted rows).
+    /// Foreign keys must point at live objects the actor may see (an invisible id reads exactly
+    /// like one that does not exist); unique values must be free (ignoring deleted rows). Fields
+    /// that already have an error are not looked at again.
     async fn check_references(
         &mut self,
         rec: &Record,
         changed: &[usize],
         self_id: Option<i64>,
+        errors: &mut FieldErrors,
     ) -> Result<(), StoreError> {
         let model = rec.model;
         let reg = self.store.registry();
-        let mut errors = FieldErrors::new();
         for &i in changed {
             let f = &model.fields[i];
             let v = &rec.values[i];
-            if v.is_null() {
+            if v.is_null() || errors.contains_key(&f.name) {
                 continue;
             }
             if let Some(target) = f.fk_target().and_then(|t| reg.model(t)) {
-                let mut sql = Sql::new(format!("SELECT id FROM {} WHERE id = ", target.table()));
-                sql.bind(v.clone());
-                if target.field_named("deleted").is_some() {
-                    sql.push(" AND NOT deleted");
-                }
-                if self.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
-                    let shown = v.as_int().map(|n| n.to_string()).unwrap_or_default();
+                let id = v.as_int().unwrap_or_default();
+                if !self.reference_exists(target, id).await? {
                     errors
                         .entry(f.name.clone())
                         .or_default()
-                        .push(format!("Invalid pk \"{shown}\" - object does not exist."));
+                        .push(format!("Invalid pk \"{id}\" - object does not exist."));
+                    continue;
                 }
             }
             if f.unique && self.is_taken(model, &[(f.column(), v.clone())], self_id).await? {
@@ -1383,7 +1485,9 @@ impl Unit {
                 .iter()
                 .filter_map(|n| model.fields.iter().position(|f| &f.name == n))
                 .collect();
-            if !idx.iter().any(|i| changed.contains(i)) {
+            if !idx.iter().any(|i| changed.contains(i))
+                || idx.iter().any(|&i| errors.contains_key(&model.fields[i].name))
+            {
                 continue;
             }
             let cols: Vec<(String, Value)> = idx
@@ -1400,11 +1504,25 @@ impl Unit {
                     .push(format!("The fields {} must make a unique set.", set.join(", ")));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Invalid(errors))
+        Ok(())
+    }
+
+    /// Whether a reference to `target` `id` may be written by this unit's actor: the object is
+    /// live and, for a user who is not an admin, visible to them.
+    pub(crate) async fn reference_exists(
+        &mut self,
+        target: &'static Model,
+        id: i64,
+    ) -> Result<bool, StoreError> {
+        if self.actor.is_root() {
+            let mut sql = Sql::new(format!("SELECT id FROM {} WHERE id = ", target.table()));
+            sql.bind(Value::Int(id));
+            if target.field_named("deleted").is_some() {
+                sql.push(" AND NOT deleted");
+            }
+            return Ok(!self.fetch(&sql, &[SqlType::Int]).await?.is_empty());
         }
+        permissions::is_visible(self, target, id).await
     }
 
     async fn is_taken(
@@ -1491,7 +1609,24 @@ impl Unit {
     }
 
     async fn run_hooks(&mut self, change: Change) -> Result<(), StoreError> {
-        changelog::record(self, change.kind, change.before.as_ref(), change.after.as_ref()).await?;
+        self.run_hooks_logged(change, serde_json::Map::new()).await
+    }
+
+    /// Log the change (with `extra` entries: many-to-many changes of the same write), then run
+    /// the hooks.
+    async fn run_hooks_logged(
+        &mut self,
+        change: Change,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        changelog::record_extra(
+            self,
+            change.kind,
+            change.before.as_ref(),
+            change.after.as_ref(),
+            extra,
+        )
+        .await?;
 
         let hooks: Vec<Arc<dyn WriteHook>> = self.store.inner.hooks.read().expect("hooks lock").clone();
         if hooks.is_empty() {
@@ -1522,7 +1657,10 @@ fn finish_draft(
 ) -> Vec<Value> {
     let mut values = Vec::with_capacity(draft.len());
     for (f, v) in model.fields.iter().zip(draft) {
+        let reported = errors.contains_key(&f.name);
         match v {
+            Some(v) if reported => values.push(v),
+            None if reported => values.push(Value::Null(f.kind.sql_type())),
             Some(v) => {
                 if !matches!(f.kind, FieldKind::AutoId) && (before.is_none() || f.is_writable()) {
                     validate::check_field(f, &v, errors);

@@ -4,8 +4,16 @@
 //! - An admin who is not read-only may do everything (XOS's `can_update_root`); the system actor
 //!   too. A read-only user writes nothing.
 //! - Site PIs and site admins (a `SitePrivilege` with role `pi` or `admin`) manage their site:
-//!   its slices, its users (PIs not `is_admin`, `site` or `is_staff`) and its privileges; site
-//!   admins and techs manage its nodes.
+//!   its slices, its users and its privileges; site admins and techs manage its nodes. Nobody
+//!   but an admin changes or deletes an admin, or a user holding a role at their home site that
+//!   the actor does not hold there. PIs change neither `is_admin`, `site` nor `is_staff`, and of
+//!   users who hold a site role neither `is_active`, `is_readonly` nor `email`; they delete only
+//!   users who hold no site role.
+//! - Privileges: a site PI or site admin grants (and removes) only roles ranked at or below its
+//!   own at that site (admin > pi > tech, billing), a slice manager only slice roles; nobody
+//!   grants a role to themselves.
+//! - Link models (`Port`, `NetworkSlice`, `NetworkPermittedSlice`) need the right on both ends,
+//!   before and after the change.
 //! - A slice's creator, the PIs/admins of its site and its slice admins (a `SlicePrivilege` with
 //!   role `admin`) manage the slice, its instances, networks and privileges.
 //! - Users read what they are related to (their slices and the objects in them, the users of
@@ -31,6 +39,9 @@ pub enum Op {
 const SELF_PROTECTED_USER_FIELDS: &[&str] = &["is_admin", "is_active", "site", "is_staff", "is_readonly"];
 /// Fields a site PI may not change on the users of their site.
 const PI_PROTECTED_USER_FIELDS: &[&str] = &["is_admin", "site", "is_staff"];
+/// Fields a site PI may not change on users who hold a site role themselves (the PI's peers):
+/// the account's switch and its login name.
+const PI_PROTECTED_PEER_FIELDS: &[&str] = &["is_active", "is_readonly", "email"];
 
 /// `(SELECT site_id …)`: sites where `me` holds one of `roles`.
 fn push_sites_with_role(sql: &mut Sql, me: i64, roles: &[&str]) {
@@ -89,6 +100,11 @@ pub fn visible(actor: &Actor, model: &Model, sql: &mut Sql) {
             push_sites_with_role(sql, me, &["admin", "pi"]);
             sql.push(" OR t.id IN (SELECT user_id FROM core_siteprivilege WHERE NOT deleted AND site_id IN ");
             push_sites_with_role(sql, me, &["admin", "pi"]);
+            // The members of slices one belongs to (what the slice's member list shows anyway).
+            sql.push(
+                ") OR t.id IN (SELECT user_id FROM core_sliceprivilege WHERE NOT deleted AND slice_id IN ",
+            );
+            push_visible_slices(sql, me);
             sql.push("))");
         }
         "Slice" => {
@@ -185,19 +201,88 @@ async fn column_of(
         .and_then(|r| r[0].as_int()))
 }
 
-/// The values of a foreign key before and after the write (both must be allowed).
-fn both(before: Option<&Record>, after: &Record, field: &str) -> Vec<Option<i64>> {
-    let mut v = vec![after.get_int(field)];
-    if let Some(b) = before
-        && b.get_int(field) != after.get_int(field)
-    {
-        v.push(b.get_int(field));
+/// The rank of a site role: a holder grants roles of the same rank or lower.
+fn site_rank(role: &str) -> u8 {
+    match role {
+        "admin" => 3,
+        "pi" => 2,
+        "tech" | "billing" => 1,
+        _ => 0,
     }
-    v
+}
+
+/// The rank of a slice role (slice managers hold the top one).
+fn slice_rank(role: &str) -> u8 {
+    match role {
+        "admin" => 2,
+        "access" => 1,
+        _ => 0,
+    }
+}
+
+/// The site roles `user` holds at `site`.
+async fn site_roles(unit: &mut Unit, user: i64, site: Option<i64>) -> Result<Vec<String>, StoreError> {
+    let Some(site) = site else { return Ok(Vec::new()) };
+    let mut sql = Sql::new(
+        "SELECT r.role FROM core_siteprivilege sp JOIN core_siterole r ON r.id = sp.role_id \
+         WHERE NOT sp.deleted AND sp.user_id = ",
+    );
+    sql.bind(Value::Int(user));
+    sql.push(" AND sp.site_id = ").bind(Value::Int(site));
+    Ok(unit
+        .fetch(&sql, &[SqlType::Text])
+        .await?
+        .into_iter()
+        .filter_map(|r| r[0].as_str().map(str::to_string))
+        .collect())
+}
+
+/// The name of role `id` in a role table.
+async fn role_name(unit: &mut Unit, table: &str, id: Option<i64>) -> Result<String, StoreError> {
+    let Some(id) = id else { return Ok(String::new()) };
+    let mut sql = Sql::new(format!("SELECT role FROM {table} WHERE id = "));
+    sql.bind(Value::Int(id));
+    Ok(unit
+        .fetch(&sql, &[SqlType::Text])
+        .await?
+        .first()
+        .and_then(|r| r[0].as_str().map(str::to_string))
+        .unwrap_or_default())
+}
+
+/// Whether object `id` of `model` is live and visible to `actor` (what the API would show).
+pub async fn is_visible(unit: &mut Unit, model: &Model, id: i64) -> Result<bool, StoreError> {
+    let actor = unit.actor().clone();
+    let mut sql = Sql::new(format!("SELECT t.id FROM {} t WHERE t.id = ", model.table()));
+    sql.bind(Value::Int(id));
+    if model.field_named("deleted").is_some() {
+        sql.push(" AND NOT t.deleted");
+    }
+    visible(&actor, model, &mut sql);
+    Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
+}
+
+/// Whether the actor may see object `id` of the model named `model`.
+async fn sees(unit: &mut Unit, model: &str, id: Option<i64>) -> Result<bool, StoreError> {
+    let Some(id) = id else { return Ok(false) };
+    let model = unit.store().model(model);
+    is_visible(unit, model, id).await
+}
+
+/// The states of a row a write must allow: the new one (create), the old one (delete), both
+/// (update: the row may neither come from nor go to a place the actor has no right on).
+fn states<'a>(op: Op, before: Option<&'a Record>, after: &'a Record) -> Vec<&'a Record> {
+    match (op, before) {
+        (Op::Create, _) | (_, None) => vec![after],
+        (Op::Delete, Some(b)) => vec![b],
+        (Op::Update, Some(b)) if b.values == after.values => vec![after],
+        (Op::Update, Some(b)) => vec![b, after],
+    }
 }
 
 /// Check a write: `before` is the stored object (update, delete), `after` the proposed one,
-/// `changed` the indexes of the fields the write changes.
+/// `changed` the indexes of the fields the write changes. With `after == before` and nothing
+/// changed it answers whether the actor may change (or delete) the object at all.
 pub async fn check_write(
     unit: &mut Unit,
     op: Op,
@@ -222,71 +307,133 @@ pub async fn check_write(
     }
     let changed_names: Vec<&str> = changed.iter().map(|&i| model.fields[i].name.as_str()).collect();
     let me = p.id;
-    let allowed = match model.name.as_str() {
-        "Site" => op == Op::Update && has_site_role(unit, me, Some(after.id()), &["admin", "pi"]).await?,
-        "User" => return check_user(unit, p, op, before, after, &changed_names).await,
-        "SitePrivilege" => {
-            let mut ok = true;
-            for site in both(before, after, "site") {
-                ok &= has_site_role(unit, me, site, &["admin", "pi"]).await?;
-            }
-            ok
+    let rows = states(op, before, after);
+    let mut allowed = true;
+    match model.name.as_str() {
+        "Site" => {
+            allowed = op == Op::Update && has_site_role(unit, me, Some(after.id()), &["admin", "pi"]).await?
         }
+        "User" => return check_user(unit, p, op, before, after, &changed_names).await,
+        "SitePrivilege" => return check_site_privilege(unit, me, op, &rows, after).await,
+        "SlicePrivilege" => return check_slice_privilege(unit, me, op, &rows, after).await,
         "Slice" => {
             if changed_names.contains(&"creator") && op == Op::Update {
                 return Err(deny("change the creator of a slice"));
             }
             match op {
-                Op::Create => has_site_role(unit, me, after.get_int("site"), &["admin", "pi"]).await?,
+                Op::Create => {
+                    allowed = has_site_role(unit, me, after.get_int("site"), &["admin", "pi"]).await?
+                }
                 _ => {
-                    let mut ok = can_manage_slice(unit, me, Some(after.id())).await?;
+                    allowed = can_manage_slice(unit, me, Some(after.id())).await?;
                     if changed_names.contains(&"site") {
-                        ok &= has_site_role(unit, me, after.get_int("site"), &["admin", "pi"]).await?;
+                        allowed &= has_site_role(unit, me, after.get_int("site"), &["admin", "pi"]).await?;
                     }
-                    ok
                 }
             }
         }
-        "SlicePrivilege" | "Instance" | "NetworkSlice" => {
-            let mut ok = true;
-            for slice in both(before, after, "slice") {
-                ok &= can_manage_slice(unit, me, slice).await?;
+        "Instance" => {
+            for r in &rows {
+                allowed &= can_manage_slice(unit, me, r.get_int("slice")).await?;
             }
-            ok
+        }
+        // A slice joins a network: the slice is the actor's to manage, the network one it may use.
+        "NetworkSlice" => {
+            for r in &rows {
+                allowed &= can_manage_slice(unit, me, r.get_int("slice")).await?
+                    && sees(unit, "Network", r.get_int("network")).await?;
+            }
+        }
+        // An instance gets a port on a network: the same two rights, the slice being the
+        // instance's.
+        "Port" => {
+            for r in &rows {
+                let slice = column_of(unit, "core_instance", "slice_id", r.get_int("instance")).await?;
+                allowed &= can_manage_slice(unit, me, slice).await?
+                    && sees(unit, "Network", r.get_int("network")).await?;
+            }
         }
         "Network" => {
-            let mut ok = true;
-            for owner in both(before, after, "owner") {
-                ok &= can_manage_slice(unit, me, owner).await?;
+            for r in &rows {
+                allowed &= can_manage_slice(unit, me, r.get_int("owner")).await?;
             }
-            ok
         }
+        // A network's owner lets a slice join it: the network is the actor's, the slice one it
+        // may see.
         "NetworkPermittedSlice" => {
-            let owner = column_of(unit, "core_network", "owner_id", after.get_int("network")).await?;
-            can_manage_slice(unit, me, owner).await?
-        }
-        "Port" => {
-            let slice = column_of(unit, "core_instance", "slice_id", after.get_int("instance")).await?;
-            let owner = column_of(unit, "core_network", "owner_id", after.get_int("network")).await?;
-            can_manage_slice(unit, me, slice).await? || can_manage_slice(unit, me, owner).await?
+            for r in &rows {
+                let owner = column_of(unit, "core_network", "owner_id", r.get_int("network")).await?;
+                allowed &= can_manage_slice(unit, me, owner).await?
+                    && sees(unit, "Slice", r.get_int("slice")).await?;
+            }
         }
         "Node" => {
-            let mut ok = true;
-            for site in both(before, after, "site") {
-                ok &= has_site_role(unit, me, site, &["admin", "tech"]).await?;
+            for r in &rows {
+                allowed &= has_site_role(unit, me, r.get_int("site"), &["admin", "tech"]).await?;
             }
-            ok
         }
-        "UserDashboardView" => both(before, after, "user").iter().all(|u| *u == Some(me)),
+        "UserDashboardView" => allowed = rows.iter().all(|r| r.get_int("user") == Some(me)),
         // Tokens are made at /xoslib/tokens/ (which shows the key once); users revoke their own.
-        "ApiToken" => op == Op::Delete && after.get_int("user") == Some(me),
-        _ => false,
-    };
+        "ApiToken" => allowed = op == Op::Delete && after.get_int("user") == Some(me),
+        _ => allowed = false,
+    }
     if allowed { Ok(()) } else { Err(deny(&what)) }
 }
 
-/// The User rules of XOS (`User.can_update`), plus: only admins grant `is_admin`, and a password
-/// change needs the old password (checked by the store's update before this runs).
+/// Site privileges: the actor is a PI or admin of the site, the role is ranked at or below the
+/// actor's own there, and a grant is never to the actor itself (a PI cannot make itself a site
+/// admin, nor a user it controls one). Removing one's own privilege is allowed.
+async fn check_site_privilege(
+    unit: &mut Unit,
+    me: i64,
+    op: Op,
+    rows: &[&Record],
+    after: &Record,
+) -> Result<(), StoreError> {
+    for r in rows {
+        let mine = site_roles(unit, me, r.get_int("site")).await?;
+        let my_rank = mine.iter().map(|r| site_rank(r)).max().unwrap_or(0);
+        if my_rank < site_rank("pi") {
+            return Err(deny("manage the privileges of this site"));
+        }
+        let role = role_name(unit, "core_siterole", r.get_int("role")).await?;
+        if site_rank(&role) > my_rank {
+            return Err(deny(&format!("grant or remove the site role \"{role}\"")));
+        }
+    }
+    if op != Op::Delete && after.get_int("user") == Some(me) {
+        return Err(deny("grant yourself a site role"));
+    }
+    Ok(())
+}
+
+/// Slice privileges: the actor manages the slice (creator, PI or admin of its site, slice admin),
+/// grants roles at or below a manager's, and never to itself.
+async fn check_slice_privilege(
+    unit: &mut Unit,
+    me: i64,
+    op: Op,
+    rows: &[&Record],
+    after: &Record,
+) -> Result<(), StoreError> {
+    for r in rows {
+        if !can_manage_slice(unit, me, r.get_int("slice")).await? {
+            return Err(deny("manage the privileges of this slice"));
+        }
+        let role = role_name(unit, "core_slicerole", r.get_int("role")).await?;
+        if slice_rank(&role) > slice_rank("admin") {
+            return Err(deny(&format!("grant or remove the slice role \"{role}\"")));
+        }
+    }
+    if op != Op::Delete && after.get_int("user") == Some(me) {
+        return Err(deny("grant yourself a slice role"));
+    }
+    Ok(())
+}
+
+/// The User rules of XOS (`User.can_update`), plus: only admins grant `is_admin` or touch an
+/// admin; nobody touches a user holding a site role the actor lacks at that user's site; a
+/// password change needs the old password (checked by the store's update before this runs).
 async fn check_user(
     unit: &mut Unit,
     p: &Principal,
@@ -310,38 +457,72 @@ async fn check_user(
     let home = before
         .map(|b| b.get_int("site"))
         .unwrap_or_else(|| after.get_int("site"));
-    match op {
-        Op::Update if after.id() == me => {
-            if let Some(f) = changed.iter().find(|n| SELF_PROTECTED_USER_FIELDS.contains(n)) {
-                return Err(deny(&format!("change your own {f}")));
-            }
+    if op == Op::Create {
+        return if has_site_role(unit, me, home, &["admin", "pi"]).await? {
             Ok(())
-        }
-        Op::Update => {
-            if has_site_role(unit, me, home, &["admin"]).await? {
-                if changed.contains(&"site")
-                    && !has_site_role(unit, me, after.get_int("site"), &["admin"]).await?
-                {
-                    return Err(deny("move a user to a site you do not run"));
-                }
-                return Ok(());
-            }
-            if has_site_role(unit, me, home, &["pi"]).await? {
-                if let Some(f) = changed.iter().find(|n| PI_PROTECTED_USER_FIELDS.contains(n)) {
-                    return Err(deny(&format!("change a user's {f}")));
-                }
-                return Ok(());
-            }
+        } else {
             Err(deny(what))
+        };
+    }
+    if after.id() == me {
+        if op == Op::Delete {
+            return Err(deny(what));
         }
-        Op::Create | Op::Delete => {
-            if after.id() != me && has_site_role(unit, me, home, &["admin", "pi"]).await? {
+        if let Some(f) = changed.iter().find(|n| SELF_PROTECTED_USER_FIELDS.contains(n)) {
+            return Err(deny(&format!("change your own {f}")));
+        }
+        return Ok(());
+    }
+    // Another user: never an admin, never one who outranks the actor at their home site.
+    let target = before.unwrap_or(after);
+    if target.get_bool("is_admin") {
+        return Err(deny(&format!(
+            "{} an admin",
+            if op == Op::Delete { "delete" } else { "change" }
+        )));
+    }
+    let theirs = site_roles(unit, target.id(), home).await?;
+    let mine = site_roles(unit, me, home).await?;
+    // Ranked: a site admin outranks a PI, so it may act on PIs; a PI does not act on a site
+    // admin (nor on a holder of any role ranked above every role the actor holds there).
+    let my_rank = mine.iter().map(|r| site_rank(r)).max().unwrap_or(0);
+    if let Some(role) = theirs
+        .iter()
+        .find(|r| !mine.contains(r) && site_rank(r) > my_rank)
+    {
+        return Err(deny(&format!(
+            "{} a user who holds the site role \"{role}\", above yours",
+            if op == Op::Delete { "delete" } else { "change" }
+        )));
+    }
+    if mine.iter().any(|r| r == "admin") {
+        if op == Op::Update
+            && changed.contains(&"site")
+            && !has_site_role(unit, me, after.get_int("site"), &["admin"]).await?
+        {
+            return Err(deny("move a user to a site you do not run"));
+        }
+        return Ok(());
+    }
+    if mine.iter().any(|r| r == "pi") {
+        if op == Op::Delete {
+            return if theirs.is_empty() {
                 Ok(())
             } else {
-                Err(deny(what))
-            }
+                Err(deny("delete a user who holds a site role"))
+            };
         }
+        if let Some(f) = changed.iter().find(|n| PI_PROTECTED_USER_FIELDS.contains(n)) {
+            return Err(deny(&format!("change a user's {f}")));
+        }
+        if !theirs.is_empty()
+            && let Some(f) = changed.iter().find(|n| PI_PROTECTED_PEER_FIELDS.contains(n))
+        {
+            return Err(deny(&format!("change the {f} of a user who holds a site role")));
+        }
+        return Ok(());
     }
+    Err(deny(what))
 }
 
 /// A non-admin changing their own password must give the old one (`old_password`).

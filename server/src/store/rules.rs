@@ -65,15 +65,34 @@ async fn lookup(
     scalar(unit, &sql, ty).await
 }
 
-/// Run the rules `model` declares on a draft (`before` is the stored object on update). Derived
-/// values are set in the draft; rule violations are returned (reported after the permission
-/// check, so a caller without permission learns nothing from them).
+/// When a rule runs in the write path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the fields are checked: rules that fill in values (defaults that depend on other
+    /// fields or rows), so a derived required field is not reported missing.
+    Derive,
+    /// After every field is valid (foreign keys exist and are visible) and the write is
+    /// permitted: rules that check the object as a whole, as DRF's `validate()` does.
+    Check,
+}
+
+/// Whether `rule` fills in values (runs in [`Phase::Derive`]) rather than checking them.
+fn derives(rule: &str) -> bool {
+    matches!(
+        rule,
+        "creator_default" | "user_username" | "node_site_default" | "instance_defaults"
+    )
+}
+
+/// Run the rules `model` declares for `phase` on a draft (`before` is the stored object on
+/// update). Derived values are set in the draft; rule violations are returned.
 pub async fn before_write(
     unit: &mut Unit,
     model: &'static Model,
     before: Option<&Record>,
     draft: &mut [Option<Value>],
     changed: &mut Vec<usize>,
+    phase: Phase,
 ) -> Result<FieldErrors, StoreError> {
     let mut d = Draft {
         model,
@@ -84,6 +103,9 @@ pub async fn before_write(
     let mut errors = FieldErrors::new();
     let mut err = |field: &str, msg: String| errors.entry(field.to_string()).or_default().push(msg);
     for rule in &model.rules {
+        if derives(rule) != (phase == Phase::Derive) {
+            continue;
+        }
         match rule.as_str() {
             // A slice's name starts with its site's login_base and "_" (XOS checked it on create
             // and its client on every save; we check it whenever name or site changes).

@@ -1,7 +1,8 @@
 //! `/xoslib/capabilities/<plural>/?ids=1,2`: what the caller may do with a model and with some
 //! of its objects, so the admin pages show no button for what the user may not do. The answers
 //! come from the same permission rules the write path enforces (a dry run in a transaction that
-//! is rolled back).
+//! is rolled back and takes no write lock). Ids the caller cannot see are left out, as missing
+//! ones are.
 
 use crate::api::error::ApiError;
 use crate::auth::AuthContext;
@@ -41,7 +42,9 @@ async fn capabilities(
         .registry()
         .by_plural(&plural)
         .ok_or(ApiError::NotFound)?;
-    let mut unit = state.store.begin(actor).await?;
+    // A dry run that only reads: it takes no write lock (on SQLite a writer's lock would queue
+    // every other write behind an admin page's button check).
+    let mut unit = state.store.begin_read(actor).await?;
     let create = permissions::may_create(&mut unit, model).await?;
     let mut objects = Map::new();
     for id in q
@@ -50,6 +53,10 @@ async fn capabilities(
         .filter_map(|s| s.trim().parse::<i64>().ok())
         .take(MAX_IDS)
     {
+        // An object the caller cannot see is left out exactly like one that does not exist.
+        if !permissions::is_visible(&mut unit, model, id).await? {
+            continue;
+        }
         let Ok(rec) = unit.load(model, id).await else {
             continue;
         };
