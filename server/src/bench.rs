@@ -26,7 +26,7 @@ async fn answer(State(c): State<Ceiling>, headers: HeaderMap) -> Response {
         return StatusCode::UNAUTHORIZED.into_response();
     };
     let fp = c.cache.fingerprint(&user, &pass);
-    if c.cache.get(&fp).is_none() {
+    if c.cache.get(&fp, 0).is_none() {
         let (hash, ok_user) = (c.hash.clone(), user == c.email);
         let ok = tokio::task::spawn_blocking(move || ok_user && password::verify(&pass, &hash))
             .await
@@ -41,7 +41,7 @@ async fn answer(State(c): State<Ceiling>, headers: HeaderMap) -> Response {
             is_readonly: false,
             site_id: 1,
         };
-        c.cache.put(fp, p);
+        c.cache.put(fp, p, 0, String::new());
     }
     ([(header::CONTENT_TYPE, "application/json")], c.body.clone()).into_response()
 }

@@ -207,7 +207,8 @@ async fn watch_sqlite(readers: sqlx::SqlitePool, store: Store) {
         {
             Ok(v) => {
                 if last.is_some_and(|l| l != v) {
-                    store.note_external_change();
+                    // SQLite does not say what changed: cached credentials are checked again.
+                    store.note_external_change(true);
                 }
                 last = Some(v);
             }
@@ -228,7 +229,7 @@ async fn listen(
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
     listener.listen(channel).await?;
     // Whatever happened while we were not listening is unknown: make caches drop everything.
-    store.note_external_change();
+    store.note_external_change(true);
     loop {
         let n = listener.recv().await?;
         let Ok(note) = serde_json::from_str::<Notification>(n.payload()) else {
@@ -237,7 +238,11 @@ async fn listen(
         if note.origin == store.origin() {
             continue; // our own commits reached the hub directly
         }
-        store.note_external_change();
+        let credentials = note
+            .events
+            .iter()
+            .any(|(m, _, k)| *k != ChangeKind::Status && matches!(m.as_str(), "User" | "ApiToken"));
+        store.note_external_change(credentials);
         for (model, id, kind) in note.events {
             hub.publish(ChangeEvent { model, id, kind });
         }

@@ -106,6 +106,36 @@ pub async fn synchronizer(store: &Store, config: &Config) -> Result<Arc<sync::en
     Ok(Arc::new(engine))
 }
 
+/// Middleware: refuse a request whose `Host` (or HTTP/2 authority) is not an allowed host, as
+/// Django's `ALLOWED_HOSTS` does. The probes answer any host (an orchestrator's health check
+/// uses the pod's address).
+async fn allowed_host(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+    match host {
+        Some(h) if probe || state.config.host_allowed(&h) => next.run(req).await,
+        other => {
+            // The value is the client's: logged abbreviated, never trusted.
+            let shown: String = other.unwrap_or_default().chars().take(80).collect();
+            tracing::warn!(host = %shown, "request for a host that is not allowed");
+            api::error::ApiError::BadRequest(
+                "Invalid Host header: add the name to allowed_hosts in xos.toml.".into(),
+            )
+            .into_response()
+        }
+    }
+}
+
 /// The whole HTTP application.
 pub async fn router(state: AppState) -> Result<Router, ServerError> {
     let sessions = DbSessionStore::open(state.store.db()).await?;
@@ -147,6 +177,8 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
             std::time::Duration::from_secs(state.config.request_timeout_secs.max(1)),
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Before authentication: a Host this server is not would be a DNS-rebinding page.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), allowed_host))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
         .with_state(state);
 

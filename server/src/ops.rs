@@ -246,6 +246,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 pub struct OpsState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// A bearer token that also opens `/metrics` (see [`metrics_allowed`]).
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl FromRef<AppState> for OpsState {
@@ -253,8 +255,38 @@ impl FromRef<AppState> for OpsState {
         OpsState {
             store: s.store.clone(),
             metrics: s.metrics.clone(),
+            metrics_token: s.config.metrics_token.as_deref().map(Arc::from),
         }
     }
+}
+
+/// `/metrics` is not public: it answers a client on this machine that is not behind the proxy
+/// (a loopback peer without `X-Real-IP` / `X-Forwarded-For`; in-process tests have no peer),
+/// or a request carrying `Authorization: Bearer <metrics_token>` when one is configured.
+/// Authentication middleware does not run for it, so a throttled account's header never turns
+/// a scrape into a 429.
+fn metrics_allowed(req: &Request, token: Option<&str>) -> bool {
+    let headers = req.headers();
+    if let Some(t) = token
+        && let Some(sent) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        && constant_time_eq(sent.trim().as_bytes(), t.as_bytes())
+    {
+        return true;
+    }
+    let proxied = headers.contains_key("x-real-ip") || headers.contains_key("x-forwarded-for");
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    !proxied && peer.is_none_or(|ip| ip.is_loopback())
+}
+
+/// Equal byte strings, in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn routes<S>() -> Router<S>
@@ -275,10 +307,14 @@ pub fn router() -> Router<AppState> {
 
 /// The same endpoints for a synchronizer worker, which has no API: its engine's figures and
 /// its database pool.
-pub fn worker_router(store: Store, engine: Arc<Engine>) -> Router {
+pub fn worker_router(store: Store, engine: Arc<Engine>, metrics_token: Option<String>) -> Router {
     let metrics = Arc::new(Metrics::default());
     metrics.set_engine(engine);
-    routes().with_state(OpsState { store, metrics })
+    routes().with_state(OpsState {
+        store,
+        metrics,
+        metrics_token: metrics_token.as_deref().map(Arc::from),
+    })
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -307,7 +343,16 @@ async fn readyz(State(state): State<OpsState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<OpsState>) -> Response {
+async fn metrics(State(state): State<OpsState>, req: Request) -> Response {
+    if !metrics_allowed(&req, state.metrics_token.as_deref()) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(
+                json!({"detail": "Metrics are served to this machine only (or with the metrics token)."}),
+            ),
+        )
+            .into_response();
+    }
     let body = state.metrics.render(&state.store);
     (
         [(

@@ -47,6 +47,20 @@ pub struct Config {
     pub change_log_days: u32,
     /// Seconds a request may take before it is answered with 503.
     pub request_timeout_secs: u64,
+    /// Seconds a browser session lasts from its login, however active (default 14 days).
+    pub session_lifetime_secs: u64,
+    /// Host names this server answers to (Django's `ALLOWED_HOSTS`): a name, `.example.org` for
+    /// the domain and its subdomains, or `*` for any. The loopback names and the bind address
+    /// are always allowed. Any other `Host` gets 400 before authentication (no DNS rebinding).
+    /// `XOS_ALLOWED_HOSTS` (comma-separated) adds to it.
+    pub allowed_hosts: Vec<String>,
+    /// `/metrics` answers loopback clients that are not proxied; with this set, also requests
+    /// that carry `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<String>,
+    /// Open event streams (`/xos/events`) one user may hold, and all users together; past it
+    /// a new stream gets 429.
+    pub max_event_streams_per_user: usize,
+    pub max_event_streams: usize,
     pub bootstrap: Bootstrap,
 }
 
@@ -95,6 +109,11 @@ impl Default for Config {
             recipes: Vec::new(),
             change_log_days: 90,
             request_timeout_secs: 60,
+            session_lifetime_secs: 14 * 24 * 3600,
+            allowed_hosts: Vec::new(),
+            metrics_token: None,
+            max_event_streams_per_user: 8,
+            max_event_streams: 1000,
 
             bootstrap: Bootstrap::default(),
         }
@@ -154,6 +173,15 @@ impl Config {
         {
             config.state_dir = PathBuf::from(dir);
         }
+        if let Ok(hosts) = std::env::var("XOS_ALLOWED_HOSTS") {
+            config.allowed_hosts.extend(
+                hosts
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(String::from),
+            );
+        }
         if let Ok(root) = std::env::var("XOS_SITE_ROOT")
             && !root.is_empty()
         {
@@ -161,6 +189,56 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+impl Config {
+    /// Whether a request's `Host` (a name or address, with or without a port) is one this
+    /// server answers to.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let Some(name) = host_name(host) else {
+            return false;
+        };
+        let bind = self.bind.trim_matches(['[', ']']).to_ascii_lowercase();
+        let builtin = ["localhost", "127.0.0.1", "::1"];
+        if builtin.contains(&name.as_str())
+            || name.ends_with(".localhost")
+            || (name == bind && !matches!(bind.as_str(), "0.0.0.0" | "::"))
+        {
+            return true;
+        }
+        self.allowed_hosts.iter().any(|pattern| {
+            let p = pattern.trim().to_ascii_lowercase();
+            p == "*"
+                || p == name
+                || p.strip_prefix('.')
+                    .is_some_and(|domain| name == domain || name.ends_with(&format!(".{domain}")))
+        })
+    }
+}
+
+/// The host part of a `Host` header value, lower-cased, without the port or an IPv6 address's
+/// brackets; `None` when it is not a plausible host.
+fn host_name(host: &str) -> Option<String> {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok())) {
+            return None;
+        }
+        addr
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, port)) if port.parse::<u16>().is_ok() => n,
+            Some(_) => return None,
+            None => host,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let plausible = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
+    plausible.then_some(name)
 }
 
 /// State shared by every handler: one pointer, because axum clones it for every middleware
@@ -198,5 +276,44 @@ pub struct Shared {
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(s: &AppState) -> LeptosOptions {
         s.leptos.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allowed_hosts_are_answered() {
+        let mut c = Config::default();
+        for ok in [
+            "127.0.0.1:8000",
+            "localhost",
+            "LOCALHOST:80",
+            "[::1]:8000",
+            "app.localhost",
+        ] {
+            assert!(c.host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8000",
+            "127.0.0.1.evil.example",
+            "",
+            "a b",
+            "x:y:z",
+            "[::1]x",
+        ] {
+            assert!(!c.host_allowed(bad), "{bad}");
+        }
+        c.allowed_hosts = vec!["xos.example.org".into(), ".cloud.example".into()];
+        assert!(c.host_allowed("xos.example.org:443"));
+        assert!(c.host_allowed("a.cloud.example"));
+        assert!(c.host_allowed("cloud.example"));
+        assert!(!c.host_allowed("evilcloud.example"));
+        c.bind = "10.1.2.3".into();
+        assert!(c.host_allowed("10.1.2.3:8000"));
+        c.allowed_hosts = vec!["*".into()];
+        assert!(c.host_allowed("anything.example"));
     }
 }

@@ -48,6 +48,45 @@ both!(health_and_readiness, async |app: &TestApp| {
 });
 
 both!(
+    probes_ignore_credentials_and_metrics_are_not_public,
+    async |app: &TestApp| {
+        // An account throttled by failed logins from this address…
+        let bad = Some(("padmin@vicci.org", "wrong"));
+        let mut last = StatusCode::OK;
+        for _ in 0..12 {
+            last = app.req(Method::GET, "/xos/sites/", bad, None).await.0;
+        }
+        assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+        // …does not make a probe or a scrape that carries its header fail.
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let (s, _) = app.req(Method::GET, path, bad, None).await;
+            assert_eq!(s, StatusCode::OK, "{path}");
+        }
+        // Through the proxy (a forwarded client), metrics are refused; with the token, served.
+        let proxied = || {
+            let mut r = build(Method::GET, "/metrics", None, None);
+            r.headers_mut()
+                .insert("x-real-ip", "203.0.113.9".parse().unwrap());
+            r
+        };
+        assert_eq!(app.call(proxied()).await.0, StatusCode::FORBIDDEN);
+        let twin =
+            common::TestApp::with_config(app.backend, |c| c.metrics_token = Some("s3cret-token".into()))
+                .await
+                .unwrap();
+        let with = |token: &str| {
+            let mut r = proxied();
+            r.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            r
+        };
+        assert_eq!(twin.call(with("wrong-token!")).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(twin.call(with("s3cret-token")).await.0, StatusCode::OK);
+        twin.finish().await;
+    }
+);
+
+both!(
     metrics_count_requests_by_route_and_status,
     async |app: &TestApp| {
         for _ in 0..3 {

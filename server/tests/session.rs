@@ -170,3 +170,115 @@ both!(
         assert_eq!(h[header::LOCATION], "/login?next=%2F");
     }
 );
+
+/// POST /login with `next` as the form sends it (already percent-encoded text).
+fn login_next(next_encoded: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header(header::HOST, "testserver")
+        .header(header::ORIGIN, "http://testserver")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "username=padmin%40vicci.org&password=letmein&next={next_encoded}"
+        )))
+        .unwrap()
+}
+
+both!(login_follows_only_paths_on_this_site, async |app: &TestApp| {
+    // The confirmed case: a tab after the first slash (browsers drop it: `//evil.example/`).
+    for next in [
+        "%2F%09%2Fevil.example%2F",
+        "%2F%2Fevil.example%2F",
+        "%2F%5Cevil.example",
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%250A%2Fevil.example",
+        "%2F%0D%0A%2Fevil.example",
+    ] {
+        let (s, h, _) = app.call(login_next(next)).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(h[header::LOCATION], "/", "{next}");
+    }
+    let (_, h, _) = app.call(login_next("%2Fadmin%2Fcore%2Fslice%2F")).await;
+    assert_eq!(h[header::LOCATION], "/admin/core/slice/");
+});
+
+both!(
+    only_allowed_hosts_are_answered_before_authentication,
+    async |app: &TestApp| {
+        let with_host = |host: &str, path: &str, who: Option<(&str, &str)>| {
+            let mut r = common::build(Method::GET, path, who, None);
+            r.headers_mut().insert(header::HOST, host.parse().unwrap());
+            r
+        };
+        // A DNS-rebinding page reaches the server under its own name: refused, whatever the
+        // credentials (good, bad or none), before they are checked.
+        for who in [Some(common::ADMIN), Some(("padmin@vicci.org", "wrong")), None] {
+            let (s, _, v) = app
+                .call(with_host("evil.example:8000", "/xos/slices/", who))
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{who:?} {v}");
+        }
+        let (s, _, _) = app.call(with_host("evil.example", "/login", None)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        // The loopback names and the configured ones are answered; probes answer any host.
+        for host in ["127.0.0.1:8000", "localhost:8000", "[::1]:8000", "testserver"] {
+            let (s, _, _) = app
+                .call(with_host(host, "/xos/slices/", Some(common::ADMIN)))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{host}");
+        }
+        let (s, _, _) = app.call(with_host("10.0.0.7:8000", "/healthz", None)).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+);
+
+/// Log in as the admin and return the cookie jar.
+async fn session_jar(app: &TestApp) -> String {
+    let (s, h, _) = app
+        .call(login_request(
+            Some("http://testserver"),
+            "padmin@vicci.org",
+            "letmein",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    cookies(&h)
+        .iter()
+        .map(|(k, v, _)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn sessions_end_at_their_absolute_lifetime(backend: common::Backend) {
+    let Some(app) = TestApp::with_config(backend, |c| c.session_lifetime_secs = 2).await else {
+        return;
+    };
+    let jar = session_jar(&app).await;
+    let get = || {
+        with_cookies(Request::builder().uri("/xos/slices/"), &jar)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Used all along (never idle), it still ends two seconds after the login.
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(1500) {
+        assert_eq!(app.call(get()).await.0, StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let (s, h, _) = app.call(get()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(h.get("www-authenticate").is_none());
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_at_their_absolute_lifetime_sqlite() {
+    sessions_end_at_their_absolute_lifetime(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_at_their_absolute_lifetime_postgres() {
+    sessions_end_at_their_absolute_lifetime(common::Backend::Postgres).await;
+}

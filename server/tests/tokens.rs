@@ -146,3 +146,119 @@ both!(
         let _: Value = Value::Null;
     }
 );
+
+/// Ask `twin` until `want` or a second has passed (the promise: within one second); the status
+/// it ended with.
+async fn settles(twin: &common::Twin, req: impl Fn() -> Request<Body>, want: StatusCode) -> StatusCode {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1000);
+    loop {
+        let s = twin.call(req()).await;
+        if s == want || std::time::Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+both!(
+    credentials_changed_on_one_server_stop_working_on_every_server,
+    async |app: &TestApp| {
+        let twin = app.twin().await;
+        let uid = app.make_user("ops@mysite.org", "ops-password").await;
+        let who = Some(("ops@mysite.org", "ops-password"));
+        app.patch(&format!("/xos/users/{uid}/"), json!({"is_admin": true}))
+            .await;
+        let (s, tok) = app
+            .req(Method::POST, "/xoslib/tokens/", who, Some(json!({"name": "ci"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let key = tok["key"].as_str().unwrap().to_string();
+        let basic = |path: &str| common::build(Method::GET, path, who, None);
+        // Both credentials work on the second server and are cached there.
+        for _ in 0..2 {
+            assert_eq!(
+                twin.call(with_token(Method::GET, "/xos/users/", &key)).await,
+                StatusCode::OK
+            );
+            assert_eq!(twin.call(basic("/xos/deployments/")).await, StatusCode::OK);
+        }
+        // is_admin removed on the first server: the second sees a non-admin within a second.
+        let (s, _) = app
+            .patch(&format!("/xos/users/{uid}/"), json!({"is_admin": false}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let post = || {
+            common::build(
+                Method::POST,
+                "/xos/deployments/",
+                who,
+                Some(json!({"name": format!("d{}", rand_suffix())}).to_string()),
+            )
+        };
+        assert_eq!(
+            settles(&twin, post, StatusCode::FORBIDDEN).await,
+            StatusCode::FORBIDDEN
+        );
+        // The token revoked on the first server.
+        let id = tok["id"].as_i64().unwrap();
+        let (s, _) = app
+            .req(Method::DELETE, &format!("/xoslib/tokens/{id}/"), who, None)
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let by_token = || with_token(Method::GET, "/xos/users/", &key);
+        assert_eq!(
+            settles(&twin, by_token, StatusCode::UNAUTHORIZED).await,
+            StatusCode::UNAUTHORIZED
+        );
+        // The password changed on the first server.
+        let (s, _) = app
+            .patch(&format!("/xos/users/{uid}/"), json!({"password": "new-password"}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let old = || basic("/xos/deployments/");
+        assert_eq!(
+            settles(&twin, old, StatusCode::UNAUTHORIZED).await,
+            StatusCode::UNAUTHORIZED
+        );
+        // Deactivated on the first server (the new password was cached on the second first).
+        let new = || {
+            common::build(
+                Method::GET,
+                "/xos/deployments/",
+                Some(("ops@mysite.org", "new-password")),
+                None,
+            )
+        };
+        assert_eq!(twin.call(new()).await, StatusCode::OK);
+        let (s, _) = app
+            .patch(&format!("/xos/users/{uid}/"), json!({"is_active": false}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            settles(&twin, new, StatusCode::UNAUTHORIZED).await,
+            StatusCode::UNAUTHORIZED
+        );
+        twin.store.db().close().await;
+    }
+);
+
+fn rand_suffix() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+both!(read_only_users_cannot_create_tokens, async |app: &TestApp| {
+    let uid = app.make_user("ro@mysite.org", "ro-password").await;
+    app.patch(&format!("/xos/users/{uid}/"), json!({"is_readonly": true}))
+        .await;
+    let (s, v) = app
+        .req(
+            Method::POST,
+            "/xoslib/tokens/",
+            Some(("ro@mysite.org", "ro-password")),
+            Some(json!({"name": "sneaky"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(app.count("core_apitoken").await, 0);
+});

@@ -75,6 +75,8 @@ pub const CSRF_COOKIE: &str = "xoscsrftoken";
 /// Header carrying the CSRF token back.
 pub const CSRF_HEADER: &str = "x-csrftoken";
 const SESSION_USER: &str = "user_id";
+/// When the session's user logged in (Unix milliseconds): the absolute lifetime counts from it.
+const SESSION_STARTED: &str = "started_ms";
 const SESSION_CSRF: &str = "csrf";
 
 /// How long a verified basic-auth credential is trusted without re-hashing.
@@ -82,10 +84,36 @@ const CREDENTIAL_TTL: Duration = Duration::from_secs(300);
 /// Bound on the cache (entries beyond it evict expired ones, then everything).
 const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
-/// Verified basic-auth credentials, keyed by HMAC(process key, user + password).
+/// A verified credential as the cache keeps it.
+#[derive(Clone)]
+struct Entry {
+    principal: Principal,
+    at: Instant,
+    /// The store's credential generation when it was last checked.
+    generation: u64,
+    /// What [`CredentialCache::get_or_verify`]'s recheck compares: the stored password hash the
+    /// password was verified against (basic auth), empty for tokens.
+    stamp: String,
+}
+
+/// The outcome of a verification: who, what to compare on a recheck, and whether to cache it.
+pub struct Verified {
+    pub principal: Principal,
+    pub stamp: String,
+    pub cacheable: bool,
+}
+
+/// Verified credentials (basic auth and tokens), keyed by HMAC(process key, user + password).
+///
+/// An entry is used as is while the store's credential generation has not moved since it was
+/// checked. When it has (a user or token was written here, or by another process: Postgres
+/// notifications, SQLite's data_version), the entry is checked again with one cheap query before
+/// use (no argon2): a revoked token, a deactivated user, a changed password or a removed
+/// `is_admin` stops working on every server within the change channel's delay (well under a
+/// second).
 pub struct CredentialCache {
     key: [u8; 32],
-    entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
     /// One verification at a time per credential (see [`CredentialCache::verifying`]).
     inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -102,6 +130,14 @@ impl Default for CredentialCache {
     }
 }
 
+/// What a lookup found.
+enum Lookup {
+    Fresh(Principal),
+    /// Present, but credentials changed somewhere since it was checked.
+    Stale(Principal, String),
+    Missing,
+}
+
 impl CredentialCache {
     /// The cache key of a credential: HMAC(process key, user, password).
     pub fn fingerprint(&self, user: &str, password: &str) -> [u8; 32] {
@@ -112,45 +148,70 @@ impl CredentialCache {
         mac.finalize().into_bytes().into()
     }
 
-    /// A live entry for this key.
-    pub fn get(&self, fp: &[u8; 32]) -> Option<Principal> {
+    fn lookup(&self, fp: &[u8; 32], generation: u64) -> Lookup {
         let mut map = self.entries.lock().expect("credential cache lock");
         match map.get(fp) {
-            Some((p, at)) if at.elapsed() < CREDENTIAL_TTL => Some(p.clone()),
-            Some(_) => {
+            Some(e) if e.at.elapsed() >= CREDENTIAL_TTL => {
                 map.remove(fp);
-                None
+                Lookup::Missing
             }
-            None => None,
+            Some(e) if e.generation == generation => Lookup::Fresh(e.principal.clone()),
+            Some(e) => Lookup::Stale(e.principal.clone(), e.stamp.clone()),
+            None => Lookup::Missing,
         }
     }
 
-    /// The principal of credential `fp`: from the cache, or else from `verify`, run by one
-    /// request at a time per credential. When an entry expires under load, the requests that
-    /// miss it wait for the first one's answer instead of each running argon2 at once (which
-    /// stalled the server for seconds in the soak). `verify` answers `Some((principal,
-    /// cacheable))` or `None` for bad credentials; a failure is never cached.
-    pub async fn get_or_verify<F, Fut, E>(&self, fp: [u8; 32], verify: F) -> Result<Option<Principal>, E>
+    /// A live entry for this key that needs no recheck at `generation`.
+    pub fn get(&self, fp: &[u8; 32], generation: u64) -> Option<Principal> {
+        match self.lookup(fp, generation) {
+            Lookup::Fresh(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The principal of credential `fp` at credential generation `generation`: from the cache;
+    /// or, for an entry older than the generation, from `recheck` (given the cached principal
+    /// and stamp; cheap, no argon2); or else from `verify`, run by one request at a time per
+    /// credential. When an entry expires under load, the requests that miss it wait for the
+    /// first one's answer instead of each running argon2 at once (which stalled the server for
+    /// seconds in the soak). Both answer `Some(Verified)` or `None` for bad credentials; a
+    /// failure is never cached.
+    pub async fn get_or_verify<F, Fut, R, RFut, E>(
+        &self,
+        fp: [u8; 32],
+        generation: u64,
+        verify: F,
+        recheck: R,
+    ) -> Result<Option<Principal>, E>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Option<(Principal, bool)>, E>>,
+        Fut: std::future::Future<Output = Result<Option<Verified>, E>>,
+        R: FnOnce(Principal, String) -> RFut,
+        RFut: std::future::Future<Output = Result<Option<Verified>, E>>,
     {
-        if let Some(p) = self.get(&fp) {
+        if let Lookup::Fresh(p) = self.lookup(&fp, generation) {
             return Ok(Some(p));
         }
         // Held until this request's answer is cached (or failed).
         let _guard = self.verifying(&fp).await;
-        if let Some(p) = self.get(&fp) {
-            return Ok(Some(p));
-        }
-        Ok(match verify().await? {
-            Some((p, cacheable)) => {
-                if cacheable {
-                    self.put(fp, p.clone());
+        let answer = match self.lookup(&fp, generation) {
+            Lookup::Fresh(p) => return Ok(Some(p)),
+            Lookup::Stale(p, stamp) => recheck(p, stamp).await?,
+            Lookup::Missing => verify().await?,
+        };
+        Ok(match answer {
+            Some(v) => {
+                if v.cacheable {
+                    self.put(fp, v.principal.clone(), generation, v.stamp);
+                } else {
+                    self.forget(&fp);
                 }
-                Some(p)
+                Some(v.principal)
             }
-            None => None,
+            None => {
+                self.forget(&fp);
+                None
+            }
         })
     }
 
@@ -167,16 +228,33 @@ impl CredentialCache {
         lock.lock_owned().await
     }
 
-    /// Remember a verified credential.
-    pub fn put(&self, fp: [u8; 32], p: Principal) {
+    /// Remember a verified credential, checked at credential generation `generation`.
+    pub fn put(&self, fp: [u8; 32], p: Principal, generation: u64, stamp: String) {
         let mut map = self.entries.lock().expect("credential cache lock");
         if map.len() >= CREDENTIAL_CACHE_MAX {
-            map.retain(|_, (_, at)| at.elapsed() < CREDENTIAL_TTL);
+            map.retain(|_, e| e.at.elapsed() < CREDENTIAL_TTL);
             if map.len() >= CREDENTIAL_CACHE_MAX {
                 map.clear();
             }
         }
-        map.insert(fp, (p, Instant::now()));
+        let at = match map.get(&fp) {
+            // A recheck keeps the original verification time: the TTL still ends it.
+            Some(e) if e.principal.id == p.id => e.at,
+            _ => Instant::now(),
+        };
+        map.insert(
+            fp,
+            Entry {
+                principal: p,
+                at,
+                generation,
+                stamp,
+            },
+        );
+    }
+
+    fn forget(&self, fp: &[u8; 32]) {
+        self.entries.lock().expect("credential cache lock").remove(fp);
     }
 
     /// Forget every credential of user `id` (their row changed).
@@ -184,20 +262,17 @@ impl CredentialCache {
         self.entries
             .lock()
             .expect("credential cache lock")
-            .retain(|_, (p, _)| p.id != id);
+            .retain(|_, e| e.principal.id != id);
     }
 
-    /// Drop entries of users that change, as the store reports them.
+    /// Drop entries of users that change here at once (the generation check would recheck them
+    /// on their next use anyway; this frees them).
     pub fn watch(cache: std::sync::Arc<CredentialCache>, store: &crate::store::Store) {
         let mut rx = store.subscribe();
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
                     Ok(e) if e.model == "User" && e.kind != ChangeKind::Status => cache.forget_user(e.id),
-                    // A revoked token must stop working at once; token changes are rare.
-                    Ok(e) if e.model == "ApiToken" => {
-                        cache.entries.lock().expect("credential cache lock").clear()
-                    }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         cache.entries.lock().expect("credential cache lock").clear()
@@ -251,24 +326,62 @@ async fn load_user(state: &AppState, by: (&str, Value)) -> Result<Option<UserRow
     }))
 }
 
-/// Verify an email and password (argon2 on a blocking thread). `None` for any failure.
+/// Verify an email and password (argon2 on the bounded pool). `None` for any failure.
 pub async fn check_password(
     state: &AppState,
     email: &str,
     password: &str,
 ) -> Result<Option<Principal>, ApiError> {
-    let user = load_user(state, ("email", Value::Text(email.to_string()))).await?;
-    let password = password.to_string();
-    let verified = tokio::task::spawn_blocking(move || match user {
-        Some(u) if u.is_active => password::verify(&password, &u.password).then_some(u.principal),
-        _ => {
-            password::verify_dummy(&password);
-            None
+    Ok(verify_password(state, email, password)
+        .await?
+        .map(|v| v.principal))
+}
+
+/// [`check_password`], with the stored hash as the stamp a later recheck compares.
+async fn verify_password(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<Option<Verified>, ApiError> {
+    // A NUL cannot be in an email (Postgres refuses it in a query): an unknown user.
+    let user = if email.contains('\0') {
+        None
+    } else {
+        load_user(state, ("email", Value::Text(email.to_string()))).await?
+    };
+    let (user, stored) = match user {
+        Some(u) if u.is_active => {
+            let stored = u.password.clone();
+            (Some(u), Some(stored))
         }
+        _ => (None, None),
+    };
+    let ok = password::verify_bounded(password.to_string(), stored).await;
+    Ok(match user {
+        Some(u) if ok => Some(Verified {
+            principal: u.principal,
+            stamp: u.password,
+            cacheable: true,
+        }),
+        _ => None,
     })
-    .await
-    .map_err(ApiError::internal)?;
-    Ok(verified)
+}
+
+/// A cached password credential after credentials changed somewhere: still the same active
+/// user with the same stored password hash (then with its current flags), or `None`.
+async fn recheck_password(
+    state: &AppState,
+    p: Principal,
+    stamp: String,
+) -> Result<Option<Verified>, ApiError> {
+    Ok(match load_user(state, ("id", Value::Int(p.id))).await? {
+        Some(u) if u.is_active && u.password == stamp && !stamp.is_empty() => Some(Verified {
+            principal: u.principal,
+            stamp,
+            cacheable: true,
+        }),
+        _ => None,
+    })
 }
 
 /// `Authorization: Basic …` decoded: `None` without one, `Some(None)` when it is malformed.
@@ -296,8 +409,9 @@ fn token_credentials(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The user a token belongs to, if it is live and theirs is active; and whether the answer may
-/// be cached (not when the token expires within the cache's lifetime).
-async fn check_token(state: &AppState, key: &str) -> Result<Option<(Principal, bool)>, ApiError> {
+/// be cached (not when the token expires within the cache's lifetime). Cheap (a SHA-256 and
+/// one query): it is also the recheck of a cached token.
+async fn check_token(state: &AppState, key: &str) -> Result<Option<Verified>, ApiError> {
     let mut sql = Sql::new(
         "SELECT u.id, u.email, u.is_admin, u.is_readonly, u.site_id, u.is_active, t.expires FROM core_apitoken t \
          JOIN core_user u ON u.id = t.user_id WHERE NOT t.deleted AND NOT u.deleted AND t.key_hash = ",
@@ -337,7 +451,11 @@ async fn check_token(state: &AppState, key: &str) -> Result<Option<(Principal, b
         is_readonly: r[3].as_bool().unwrap_or(false),
         site_id: r[4].as_int().unwrap_or_default(),
     };
-    Ok(Some((p, cacheable)))
+    Ok(Some(Verified {
+        principal: p,
+        stamp: String::new(),
+        cacheable,
+    }))
 }
 
 fn is_unsafe(m: &Method) -> bool {
@@ -358,6 +476,12 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         })
 }
 
+/// Paths that answer without looking at credentials: probes and metrics must not fail because
+/// a throttled account's `Authorization` header came along (`/metrics` has its own rule).
+fn ignores_credentials(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
 /// Middleware: authenticate the request and enforce CSRF on cookie-authenticated writes.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let mut ctx = AuthContext {
@@ -365,12 +489,20 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         method: AuthMethod::None,
         bad_credentials: false,
     };
-    if let Some(key) = token_credentials(req.headers()) {
+    let generation = state.store.auth_generation();
+    if ignores_credentials(req.uri().path()) {
+        // Anonymous, whatever was sent.
+    } else if let Some(key) = token_credentials(req.headers()) {
         ctx.method = AuthMethod::Token;
         let fp = state.credentials.fingerprint("\0token", &key);
         match state
             .credentials
-            .get_or_verify(fp, || check_token(&state, &key))
+            .get_or_verify(
+                fp,
+                generation,
+                || check_token(&state, &key),
+                |_, _| check_token(&state, &key),
+            )
             .await
         {
             Ok(Some(p)) => ctx.principal = Some(p),
@@ -386,22 +518,30 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 let (headers, peer) = (req.headers(), peer(&req));
                 let verify = || async {
                     let address = throttle::client_address(headers, peer);
-                    if let Some(wait) = state.throttle.check(&user, &address) {
+                    // The check and the count are one step: a parallel burst cannot pass the
+                    // limit; a success takes its count back.
+                    if let Err(wait) = state.throttle.attempt(&user, &address) {
                         return Err(throttled(wait));
                     }
-                    match check_password(&state, &user, &pass).await {
-                        Ok(Some(p)) => {
+                    match verify_password(&state, &user, &pass).await {
+                        Ok(Some(v)) => {
                             state.throttle.succeeded(&user, &address);
-                            Ok(Some((p, true)))
+                            Ok(Some(v))
                         }
-                        Ok(None) => {
-                            state.throttle.failed(&user, &address);
-                            Ok(None)
-                        }
+                        Ok(None) => Ok(None),
                         Err(e) => Err(e.into_response()),
                     }
                 };
-                match state.credentials.get_or_verify(fp, verify).await {
+                let recheck = |p, stamp| async {
+                    recheck_password(&state, p, stamp)
+                        .await
+                        .map_err(IntoResponse::into_response)
+                };
+                match state
+                    .credentials
+                    .get_or_verify(fp, generation, verify, recheck)
+                    .await
+                {
                     Ok(Some(p)) => ctx.principal = Some(p),
                     Ok(None) => ctx.bad_credentials = true,
                     Err(resp) => return resp,
@@ -413,7 +553,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         && cookie(req.headers(), crate::state::SESSION_COOKIE).is_some()
     {
         let user_id = session.get::<i64>(SESSION_USER).await.ok().flatten();
-        if let Some(id) = user_id {
+        let started = session.get::<i64>(SESSION_STARTED).await.ok().flatten();
+        let lifetime = (state.config.session_lifetime_secs as i64).saturating_mul(1000);
+        let now = chrono::Utc::now().timestamp_millis();
+        // An absolute lifetime from login, whatever the activity since (a stolen cookie does
+        // not live forever by being used).
+        let expired = started.is_none_or(|t| now.saturating_sub(t) >= lifetime);
+        if let Some(id) = user_id.filter(|_| !expired) {
             match load_user(&state, ("id", Value::Int(id))).await {
                 Ok(Some(u)) if u.is_active => {
                     ctx.principal = Some(u.principal);
@@ -424,6 +570,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 }
                 Err(e) => return e.into_response(),
             }
+        } else if user_id.is_some() {
+            let _ = session.flush().await;
         }
         if ctx.method == AuthMethod::Session && is_unsafe(req.method()) && !is_form_endpoint(req.uri().path())
         {
@@ -500,9 +648,21 @@ pub struct LoginForm {
     pub next: String,
 }
 
-/// Only local paths are followed after login (no open redirect).
+/// Only paths on this site are followed after login (no open redirect): a single leading `/`,
+/// no backslash, no whitespace or control character (browsers drop a tab or newline, so
+/// `/\t/evil.example/` reads as `//evil.example/`), checked on the text and once more after
+/// percent-decoding. Anything else goes home.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let local = |p: &str, space_ok: bool| {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p
+                .chars()
+                .any(|c| c == '\\' || c.is_control() || (c.is_whitespace() && !(space_ok && c == ' ')))
+    };
+    // Decoded once more, a space is a name's (`/admin/dashboard/Hello%20World/`), not a trick.
+    let decoded = percent_encoding::percent_decode_str(next).decode_utf8_lossy();
+    if local(next, false) && local(&decoded, true) {
         next
     } else {
         "/"
@@ -530,7 +690,7 @@ pub async fn login(
     let next = safe_next(&form.next).to_string();
     let user = form.username.trim();
     let address = throttle::client_address(&headers, connect.map(|c| c.0.0));
-    if let Some(wait) = state.throttle.check(user, &address) {
+    if let Err(wait) = state.throttle.attempt(user, &address) {
         tracing::info!(user = %user, address = %address, "login throttled");
         return throttled(wait);
     }
@@ -540,8 +700,6 @@ pub async fn login(
     };
     if principal.is_some() {
         state.throttle.succeeded(user, &address);
-    } else {
-        state.throttle.failed(user, &address);
     }
     let Some(p) = principal else {
         tracing::info!(user = %form.username.trim(), "login failed");
@@ -557,6 +715,9 @@ pub async fn login(
     let stored = async {
         session.cycle_id().await?;
         session.insert(SESSION_USER, p.id).await?;
+        session
+            .insert(SESSION_STARTED, chrono::Utc::now().timestamp_millis())
+            .await?;
         session.insert(SESSION_CSRF, &token).await
     }
     .await;
@@ -636,11 +797,20 @@ mod tests {
             .map(|_| {
                 let (c, runs, p) = (c.clone(), runs.clone(), p.clone());
                 tokio::spawn(async move {
-                    c.get_or_verify(fp, || async move {
-                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok::<_, ()>(Some((p, true)))
-                    })
+                    c.get_or_verify(
+                        fp,
+                        0,
+                        || async move {
+                            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok::<_, ()>(Some(Verified {
+                                principal: p,
+                                stamp: String::new(),
+                                cacheable: true,
+                            }))
+                        },
+                        |_, _| async { Ok(None) },
+                    )
                     .await
                 })
             })
@@ -657,10 +827,15 @@ mod tests {
         let bad = c.fingerprint("a@x.org", "wrong");
         for _ in 0..3 {
             let r = c
-                .get_or_verify(bad, || async {
-                    runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    Ok::<_, ()>(None)
-                })
+                .get_or_verify(
+                    bad,
+                    0,
+                    || async {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        Ok::<_, ()>(None)
+                    },
+                    |_, _| async { Ok(None) },
+                )
                 .await;
             assert_eq!(r, Ok(None));
         }
@@ -672,10 +847,57 @@ mod tests {
         let c = CredentialCache::default();
         let p = user_seven();
         let fp = c.fingerprint("a@x.org", "pw");
-        c.put(fp, p.clone());
-        assert_eq!(c.get(&fp), Some(p));
+        c.put(fp, p.clone(), 3, "hash".into());
+        assert_eq!(c.get(&fp, 3), Some(p));
+        assert_eq!(
+            c.get(&fp, 4),
+            None,
+            "a newer credential generation needs a recheck"
+        );
         c.forget_user(7);
-        assert_eq!(c.get(&fp), None);
+        assert_eq!(c.get(&fp, 3), None);
+    }
+
+    #[tokio::test]
+    async fn a_stale_entry_is_rechecked_not_verified_again() {
+        let c = CredentialCache::default();
+        let fp = c.fingerprint("a@x.org", "pw");
+        let p = user_seven();
+        c.put(fp, p.clone(), 1, "hash-1".into());
+        let verified = |p: Principal| Verified {
+            principal: p,
+            stamp: "hash-1".into(),
+            cacheable: true,
+        };
+        // Generation 2: the recheck runs (with the stamp), never the full verification.
+        let got = c
+            .get_or_verify(
+                fp,
+                2,
+                || async { panic!("no argon2 for a recheck") },
+                |p, stamp| async move {
+                    assert_eq!(stamp, "hash-1");
+                    Ok::<_, ()>(Some(verified(Principal { is_admin: true, ..p })))
+                },
+            )
+            .await;
+        assert_eq!(
+            got.unwrap().map(|p| p.is_admin),
+            Some(true),
+            "current flags are taken"
+        );
+        assert!(c.get(&fp, 2).is_some());
+        // A recheck that fails (password changed) drops the entry.
+        let got = c
+            .get_or_verify(
+                fp,
+                3,
+                || async { panic!("no argon2 for a recheck") },
+                |_, _| async { Ok::<_, ()>(None) },
+            )
+            .await;
+        assert_eq!(got, Ok(None));
+        assert_eq!(c.get(&fp, 3), None);
     }
 
     #[test]
@@ -684,6 +906,22 @@ mod tests {
         assert_eq!(safe_next("//evil.org/"), "/");
         assert_eq!(safe_next("http://evil.org/"), "/");
         assert_eq!(safe_next("/\\evil.org"), "/");
+        // The confirmed case: `next=/%09/evil.example/` arrives decoded as a tab.
+        assert_eq!(safe_next("/\t/evil.example/"), "/");
+        assert_eq!(safe_next("/%09/evil.example/"), "/");
+        assert_eq!(safe_next("/%2F/evil.example/"), "/");
+        assert_eq!(safe_next("/%5Cevil.example/"), "/");
+        assert_eq!(safe_next("/\n/evil.example/"), "/");
+        assert_eq!(safe_next(" //evil.example/"), "/");
+        assert_eq!(safe_next("javascript:alert(1)"), "/");
+        assert_eq!(
+            safe_next("/admin/core/slice?q=a%20b"),
+            "/admin/core/slice?q=a%20b"
+        );
+        assert_eq!(
+            safe_next("/admin/dashboard/Hello%20World/"),
+            "/admin/dashboard/Hello%20World/"
+        );
     }
 
     #[test]

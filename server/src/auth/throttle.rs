@@ -11,6 +11,11 @@
 //! correct password from an address clears that address's count for the account. Because the
 //! per-account limit is ten times the per-pair limit, an attacker elsewhere cannot lock the real
 //! user out with a handful of tries.
+//!
+//! The check and the count are one step ([`Throttle::attempt`], under one lock): each attempt
+//! is counted before its password is checked, so a parallel burst cannot slip past the limit
+//! while the first answers are still being hashed; a correct password takes its count back. A
+//! full table evicts its oldest entries (after the expired ones), never resets everyone's.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,7 +26,7 @@ pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 const PER_PAIR: u32 = 10;
 const PER_ADDRESS: u32 = 50;
 const PER_ACCOUNT: u32 = 100;
-/// Keys kept at most (expired ones are dropped first; past it the table starts over).
+/// Keys kept at most (expired ones are dropped first, then the oldest).
 const MAX_KEYS: usize = 100_000;
 
 #[derive(Clone, Copy)]
@@ -59,10 +64,20 @@ impl Throttle {
         ]
     }
 
-    /// `Some(seconds to wait)` when a login attempt for `account` from `address` is refused.
+    /// `Some(seconds to wait)` when a login attempt for `account` from `address` would be
+    /// refused now (nothing is counted).
     pub fn check(&self, account: &str, address: &str) -> Option<u64> {
-        let now = Instant::now();
         let counts = self.counts.lock().expect("throttle lock");
+        self.refusal(&counts, account, address, Instant::now())
+    }
+
+    fn refusal(
+        &self,
+        counts: &HashMap<String, Count>,
+        account: &str,
+        address: &str,
+        now: Instant,
+    ) -> Option<u64> {
         Self::keys(account, address)
             .iter()
             .filter_map(|(k, limit)| {
@@ -73,15 +88,27 @@ impl Throttle {
             .max()
     }
 
-    /// Count a failed attempt.
-    pub fn failed(&self, account: &str, address: &str) {
+    /// One login attempt: refused (`Err(seconds to wait)`) past a limit, else counted as a
+    /// failure until [`Throttle::succeeded`] takes it back. Check and count under one lock.
+    pub fn attempt(&self, account: &str, address: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut counts = self.counts.lock().expect("throttle lock");
-        if counts.len() >= MAX_KEYS {
-            counts.retain(|_, c| now.duration_since(c.start) < self.window);
-            if counts.len() >= MAX_KEYS {
-                counts.clear();
-            }
+        if let Some(wait) = self.refusal(&counts, account, address, now) {
+            return Err(wait);
+        }
+        self.count(&mut counts, account, address, now);
+        Ok(())
+    }
+
+    /// Count a failed attempt (for callers that did not go through [`Throttle::attempt`]).
+    pub fn failed(&self, account: &str, address: &str) {
+        let mut counts = self.counts.lock().expect("throttle lock");
+        self.count(&mut counts, account, address, Instant::now());
+    }
+
+    fn count(&self, counts: &mut HashMap<String, Count>, account: &str, address: &str, now: Instant) {
+        if counts.len() + 3 > MAX_KEYS {
+            self.evict(counts, now);
         }
         for (k, _) in Self::keys(account, address) {
             let c = counts.entry(k).or_insert(Count {
@@ -98,10 +125,29 @@ impl Throttle {
         }
     }
 
-    /// A correct password: forget this account's failures from this address.
+    /// Make room: drop expired entries, then the oldest tenth (never every counter at once,
+    /// which would let an attacker reset its own by filling the table).
+    fn evict(&self, counts: &mut HashMap<String, Count>, now: Instant) {
+        counts.retain(|_, c| now.duration_since(c.start) < self.window);
+        if counts.len() + 3 > MAX_KEYS {
+            let mut starts: Vec<Instant> = counts.values().map(|c| c.start).collect();
+            starts.sort_unstable();
+            let cut = starts[(starts.len() / 10).min(starts.len() - 1)];
+            counts.retain(|_, c| c.start > cut);
+        }
+    }
+
+    /// A correct password: forget this account's failures from this address, and take back
+    /// the wider counts of the attempt that succeeded.
     pub fn succeeded(&self, account: &str, address: &str) {
-        let [(pair, _), ..] = Self::keys(account, address);
-        self.counts.lock().expect("throttle lock").remove(&pair);
+        let [(pair, _), (addr, _), (acct, _)] = Self::keys(account, address);
+        let mut counts = self.counts.lock().expect("throttle lock");
+        counts.remove(&pair);
+        for k in [addr, acct] {
+            if let Some(c) = counts.get_mut(&k) {
+                c.failures = c.failures.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -155,6 +201,56 @@ mod tests {
             t.failed(&format!("u{i}@x.org"), "10.9.9.9");
         }
         assert!(t.check("someone-new@x.org", "10.9.9.9").is_some());
+    }
+
+    #[test]
+    fn a_parallel_burst_cannot_pass_the_limit() {
+        let t = std::sync::Arc::new(Throttle::default());
+        let passed = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (t, passed) = (t.clone(), passed.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        if t.attempt("a@x.org", "10.0.0.1").is_ok() {
+                            passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        // 80 attempts at once, none answered yet: exactly the pair's limit got through.
+        assert_eq!(passed.load(std::sync::atomic::Ordering::SeqCst), PER_PAIR);
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_oldest_not_everyone() {
+        let t = Throttle::default();
+        let fill = |from: usize, n: usize| {
+            for i in from..from + n {
+                t.failed(
+                    &format!("u{i}@x.org"),
+                    &format!("10.{}.{}.{}", i / 62_500, (i / 250) % 250, i % 250),
+                );
+            }
+        };
+        fill(0, MAX_KEYS / 6);
+        std::thread::sleep(Duration::from_millis(5));
+        for _ in 0..PER_PAIR {
+            t.failed("victim@x.org", "10.200.0.1");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        // Past the table's size: the oldest entries make room, the recent guesser stays counted.
+        fill(MAX_KEYS / 6, MAX_KEYS / 5);
+        let len = t.counts.lock().unwrap().len();
+        assert!(len <= MAX_KEYS && len > MAX_KEYS / 2, "{len}");
+        assert!(
+            t.check("victim@x.org", "10.200.0.1").is_some(),
+            "the recent count survived"
+        );
     }
 
     #[test]

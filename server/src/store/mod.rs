@@ -120,6 +120,14 @@ pub struct ChangeEvent {
     pub kind: ChangeKind,
 }
 
+impl ChangeEvent {
+    /// Whether the change may alter who a credential stands for (a user's password, flags or
+    /// deactivation; a token revoked).
+    pub fn touches_credentials(&self) -> bool {
+        self.kind != ChangeKind::Status && matches!(self.model.as_str(), "User" | "ApiToken")
+    }
+}
+
 /// A stored object: its values aligned with `model.fields`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
@@ -198,6 +206,10 @@ struct Inner {
     observed: RwLock<HashSet<String>>,
     hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
     generation: AtomicU64,
+    /// Moves when credentials may have changed: a User or ApiToken row written here, or by
+    /// another process as its notification says (Postgres), or any write by another process
+    /// (SQLite says no more). Cached credentials older than it are checked again.
+    auth_generation: AtomicU64,
     /// Identifies this process in the notifications its commits send.
     origin: String,
     /// Postgres: the channel commits notify (one per schema, so databases sharing a server do
@@ -250,6 +262,7 @@ impl Store {
                 observed: RwLock::new(HashSet::new()),
                 hooks: RwLock::new(Vec::new()),
                 generation: AtomicU64::new(0),
+                auth_generation: AtomicU64::new(0),
                 origin: format!("{:016x}", rand::random::<u64>()),
                 notify_channel: None,
             }),
@@ -288,8 +301,17 @@ impl Store {
     }
 
     /// Another process changed data (its events arrive from the database's notifications).
-    pub fn note_external_change(&self) {
+    /// `credentials`: the change may touch users or tokens (or it is unknown what changed).
+    pub fn note_external_change(&self, credentials: bool) {
+        if credentials {
+            self.inner.auth_generation.fetch_add(1, Ordering::AcqRel);
+        }
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// See `auth_generation`: what a cached credential was verified at.
+    pub fn auth_generation(&self) -> u64 {
+        self.inner.auth_generation.load(Ordering::Acquire)
     }
 
     /// Receive change events published after each commit.
@@ -798,6 +820,9 @@ impl Unit {
         let events = std::mem::take(&mut self.events);
         if !events.is_empty() {
             // Before anyone hears of the change (and before this commit returns to its caller).
+            if events.iter().any(ChangeEvent::touches_credentials) {
+                self.store.inner.auth_generation.fetch_add(1, Ordering::AcqRel);
+            }
             self.store.inner.generation.fetch_add(1, Ordering::AcqRel);
         }
         for e in &events {

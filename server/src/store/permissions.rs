@@ -543,9 +543,7 @@ pub async fn check_old_password(
         return Err(StoreError::Invalid(e));
     };
     let hash = stored_hash.to_string();
-    let ok = tokio::task::spawn_blocking(move || crate::auth::password::verify(&old, &hash))
-        .await
-        .unwrap_or(false);
+    let ok = crate::auth::password::verify_bounded(old, Some(hash)).await;
     if ok {
         return Ok(());
     }

@@ -61,6 +61,12 @@ async fn create(
     let Actor::User(me) = &actor else {
         return Err(ApiError::Forbidden("no user".into()));
     };
+    // A token acts as its user: a read-only user writes nothing, tokens included.
+    if me.is_readonly {
+        return Err(ApiError::Forbidden(
+            "You do not have permission to create API tokens (your account is read-only).".into(),
+        ));
+    }
     let mut input = body_object(&headers, &body)?;
     let mut out = Map::new();
     if let Some(days) = input.remove("expires_in_days") {

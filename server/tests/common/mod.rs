@@ -30,7 +30,41 @@ pub struct TestApp {
     pub store: Store,
     pub state: AppState,
     pub backend: Backend,
+    /// The configuration it runs with (its database URL, for a second server).
+    pub config: Config,
     cleanup: Cleanup,
+}
+
+/// Another server process on the same database (its own store, caches and change listener).
+pub struct Twin {
+    pub router: Router,
+    pub store: Store,
+}
+
+impl Twin {
+    pub async fn req(
+        &self,
+        method: Method,
+        path: &str,
+        who: Option<(&str, &str)>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .router
+            .clone()
+            .oneshot(build(method, path, who, body.map(|b| b.to_string())))
+            .await
+            .expect("request");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn call(&self, req: Request<Body>) -> StatusCode {
+        self.router.clone().oneshot(req).await.expect("request").status()
+    }
 }
 
 enum Cleanup {
@@ -61,6 +95,11 @@ fn unique(prefix: &str) -> String {
 impl TestApp {
     /// A fresh application on `backend`; `None` when Postgres is unavailable and not required.
     pub async fn new(backend: Backend) -> Option<TestApp> {
+        Self::with_config(backend, |_| {}).await
+    }
+
+    /// [`TestApp::new`] with the configuration changed by `tune` first.
+    pub async fn with_config(backend: Backend, tune: impl FnOnce(&mut Config)) -> Option<TestApp> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
             .with_test_writer()
@@ -100,21 +139,34 @@ impl TestApp {
             database_url: url,
             port: 0,
             site_root: std::env::temp_dir(),
+            // What the requests of these tests send (Django's test client's name too).
+            allowed_hosts: vec!["testserver".into()],
             ..Config::default()
         };
+        let mut config = config;
+        tune(&mut config);
         let store = server::open_store(&config).await.expect("open store");
         server::seed::bootstrap(&store, &config.bootstrap)
             .await
             .expect("bootstrap");
-        let state = server::app_state(store.clone(), config).expect("state");
+        let state = server::app_state(store.clone(), config.clone()).expect("state");
         let router = server::router(state.clone()).await.expect("router");
         Some(TestApp {
             router,
             store,
             state,
             backend,
+            config,
             cleanup,
         })
+    }
+
+    /// A second server on this database, as another process would be.
+    pub async fn twin(&self) -> Twin {
+        let store = server::open_store(&self.config).await.expect("open store");
+        let state = server::app_state(store.clone(), self.config.clone()).expect("state");
+        let router = server::router(state).await.expect("router");
+        Twin { router, store }
     }
 
     /// Close the database and remove it.
