@@ -8,12 +8,13 @@
 //! from a bounded replay buffer, or a `reset` event telling it to fetch again.
 
 use crate::api::error::ApiError;
-use crate::auth::AuthContext;
+use crate::auth::{AuthContext, AuthMethod};
 use crate::state::AppState;
 use crate::store::{Actor, ChangeEvent, ChangeKind, Store};
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -36,6 +37,8 @@ pub struct Numbered {
 
 /// The hub every event passes through.
 pub struct EventHub {
+    /// Open `/xos/events` streams per user.
+    open: Mutex<std::collections::HashMap<i64, usize>>,
     epoch: String,
     seq: AtomicU64,
     buffer: Mutex<VecDeque<Numbered>>,
@@ -46,6 +49,7 @@ impl Default for EventHub {
     fn default() -> Self {
         let (tx, _) = broadcast::channel(8192);
         EventHub {
+            open: Mutex::new(Default::default()),
             epoch: format!("{:x}", rand::random::<u32>()),
             seq: AtomicU64::new(0),
             buffer: Mutex::new(VecDeque::new()),
@@ -63,11 +67,7 @@ impl EventHub {
     /// Tell every client that events were lost and it must fetch again.
     pub fn publish_reset(&self) {
         self.deliver(
-            ChangeEvent {
-                model: String::new(),
-                id: 0,
-                kind: crate::store::ChangeKind::Status,
-            },
+            ChangeEvent::new(String::new(), 0, crate::store::ChangeKind::Status),
             true,
         );
     }
@@ -103,23 +103,26 @@ impl EventHub {
     }
 }
 
+/// One event in a notification: `[model, id, kind, audience]` (compact: a batch of status
+/// writes sends thousands).
+pub type NoteEvent = (String, i64, ChangeKind, Option<std::sync::Arc<Vec<i64>>>);
+
 /// What a commit announces to other processes.
 #[derive(Serialize, Deserialize)]
 pub struct Notification {
     pub origin: String,
-    /// `[model, id, kind]` triples (compact: a batch of status writes sends thousands).
-    pub events: Vec<(String, i64, crate::store::ChangeKind)>,
+    pub events: Vec<NoteEvent>,
 }
 
 impl Notification {
     /// The payloads announcing `events`, each at most `max` bytes.
     pub fn payloads(origin: &str, events: &[ChangeEvent], max: usize) -> Vec<String> {
         let mut out = Vec::new();
-        let mut batch: Vec<(String, i64, crate::store::ChangeKind)> = Vec::new();
+        let mut batch: Vec<NoteEvent> = Vec::new();
         let mut size = origin.len() + 40;
         for e in events {
-            let item = (e.model.clone(), e.id, e.kind);
-            let len = e.model.len() + 32;
+            let item = (e.model.clone(), e.id, e.kind, e.audience.clone());
+            let len = e.model.len() + 40 + e.audience.as_ref().map_or(0, |a| a.len() * 21);
             if size + len > max && !batch.is_empty() {
                 let note = Notification {
                     origin: origin.to_string(),
@@ -241,19 +244,29 @@ async fn listen(
         let credentials = note
             .events
             .iter()
-            .any(|(m, _, k)| *k != ChangeKind::Status && matches!(m.as_str(), "User" | "ApiToken"));
+            .any(|(m, _, k, _)| *k != ChangeKind::Status && matches!(m.as_str(), "User" | "ApiToken"));
         store.note_external_change(credentials);
-        for (model, id, kind) in note.events {
-            hub.publish(ChangeEvent { model, id, kind });
+        for (model, id, kind, audience) in note.events {
+            let mut e = ChangeEvent::new(model, id, kind);
+            e.audience = audience;
+            hub.publish(e);
         }
     }
 }
 
-/// Whether the actor may hear of this event: deletes (an id only) go to every user; other events
-/// only to those who may read the object.
+/// Whether the reader may hear of this event: other events only when it may read the object
+/// now; a delete (the object is gone) only when it was among those who could see it just
+/// before (the event's audience).
 async fn visible(state: &AppState, actor: &Actor, e: &ChangeEvent) -> bool {
-    if actor.is_root() || e.kind == ChangeKind::Delete {
+    if actor.is_root() {
         return true;
+    }
+    if e.kind == ChangeKind::Delete {
+        return match (&e.audience, actor.user_id()) {
+            (None, _) => true,
+            (Some(ids), Some(me)) => ids.binary_search(&me).is_ok(),
+            (Some(_), None) => false,
+        };
     }
     let Some(model) = state.store.registry().model(&e.model) else {
         return false;
@@ -268,15 +281,127 @@ fn sse_event(epoch: &str, n: &Numbered) -> Event {
         .data(serde_json::to_string(&n.event).unwrap_or_default())
 }
 
+/// How often an open stream checks that its reader still may read (logged out, deactivated,
+/// demoted, token revoked), besides whenever credentials change anywhere.
+const READER_CHECK: Duration = Duration::from_secs(5);
+
+/// Who reads a stream and how it authenticated, to check again while the stream is open.
+struct Reader {
+    actor: Actor,
+    method: AuthMethod,
+    session: Option<tower_sessions::session::Id>,
+    token: Option<String>,
+    /// The credential generation of the last check.
+    generation: u64,
+}
+
+impl Reader {
+    /// Check the reader's rights again: `false` when it may read no more (the stream ends);
+    /// otherwise the actor takes its current flags (a demoted admin reads as a user).
+    async fn still_allowed(&mut self, state: &AppState) -> bool {
+        self.generation = state.store.auth_generation();
+        let Some(id) = self.actor.user_id() else {
+            return true;
+        };
+        let principal = match self.method {
+            AuthMethod::Token => match &self.token {
+                Some(key) => crate::auth::token_principal(state, key).await.ok().flatten(),
+                None => None,
+            },
+            _ => crate::auth::active_principal(state, id).await.ok().flatten(),
+        };
+        let Some(p) = principal.filter(|p| p.id == id) else {
+            return false;
+        };
+        if self.method == AuthMethod::Session {
+            let live = match (&self.session, state.sessions.get()) {
+                (Some(sid), Some(store)) => crate::auth::session_alive(state, store, sid, id).await,
+                _ => false,
+            };
+            if !live {
+                return false;
+            }
+        }
+        self.actor = Actor::User(p);
+        true
+    }
+}
+
+/// A place among the open streams, given back when the stream ends.
+pub struct StreamSlot {
+    hub: std::sync::Arc<EventHub>,
+    user: i64,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.hub.open.lock().expect("stream count lock");
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl EventHub {
+    /// A slot for one more stream of `user`, unless it holds `per_user` already or all users
+    /// together hold `total`.
+    pub fn admit(
+        self: &std::sync::Arc<Self>,
+        user: i64,
+        per_user: usize,
+        total: usize,
+    ) -> Option<StreamSlot> {
+        let mut open = self.open.lock().expect("stream count lock");
+        let all: usize = open.values().sum();
+        let mine = open.get(&user).copied().unwrap_or(0);
+        if mine >= per_user || all >= total {
+            return None;
+        }
+        open.insert(user, mine + 1);
+        Some(StreamSlot {
+            hub: self.clone(),
+            user,
+        })
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open.lock().expect("stream count lock").values().sum()
+    }
+}
+
 /// `GET /xos/events`: change events as server-sent events, for objects the caller may read;
-/// resumes after `Last-Event-ID`.
+/// resumes after `Last-Event-ID`. At most `max_event_streams_per_user` streams per user and
+/// `max_event_streams` in all (429 past them); an open stream checks its reader's rights
+/// again whenever credentials change and every few seconds, and ends when they are gone.
 pub async fn stream(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthContext>,
+    session: Option<Extension<tower_sessions::Session>>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let actor = auth.require()?;
     let hub = state.events.clone();
+    let user = actor.user_id().unwrap_or(0);
+    let Some(slot) = hub.admit(
+        user,
+        state.config.max_event_streams_per_user,
+        state.config.max_event_streams,
+    ) else {
+        return Ok(
+            ApiError::TooManyRequests("Too many open event streams; close one first.".into()).into_response(),
+        );
+    };
+    let reader = Reader {
+        actor,
+        method: auth.method,
+        session: session.and_then(|s| s.0.id()),
+        token: crate::auth::token_credentials(&headers),
+        generation: state.store.auth_generation(),
+    };
     let rx = hub.subscribe();
     let last = headers
         .get("last-event-id")
@@ -288,57 +413,91 @@ pub async fn stream(
         Some(_) => None,
         None => Some(Vec::new()),
     };
-    let stream = event_stream(state, actor, epoch, replay, rx);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let stream = event_stream(StreamState {
+        state,
+        reader,
+        epoch,
+        replay: replay.map(VecDeque::from),
+        rx,
+        reset_sent: false,
+        tick: tokio::time::interval_at(tokio::time::Instant::now() + READER_CHECK, READER_CHECK),
+        _slot: slot,
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
-/// The events after the replay, filtered to what the actor may read.
-fn event_stream(
+/// What an open stream carries from one event to the next.
+struct StreamState {
     state: AppState,
-    actor: Actor,
+    reader: Reader,
     epoch: String,
-    replay: Option<Vec<Numbered>>,
+    replay: Option<VecDeque<Numbered>>,
     rx: broadcast::Receiver<Numbered>,
-) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
-    futures::stream::unfold(
-        (state, actor, epoch, replay.map(VecDeque::from), rx, false),
-        |(state, actor, epoch, mut replay, mut rx, mut reset_sent)| async move {
-            loop {
-                // A resume the buffer cannot serve: tell the client to fetch everything again.
-                if replay.is_none() && !reset_sent {
-                    reset_sent = true;
-                    let ev = Event::default().event("reset").data("{}");
-                    return Some((
-                        Ok(ev),
-                        (state, actor, epoch, Some(VecDeque::new()), rx, reset_sent),
-                    ));
-                }
-                let next = match replay.as_mut().and_then(VecDeque::pop_front) {
-                    Some(n) => n,
-                    None => match rx.recv().await {
-                        Ok(n) => n,
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            replay = None;
-                            reset_sent = false;
-                            continue;
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    },
-                };
-                if next.reset {
-                    let ev = Event::default()
-                        .id(format!("{epoch}-{}", next.seq))
-                        .event("reset")
-                        .data("{}");
-                    return Some((Ok(ev), (state, actor, epoch, replay, rx, reset_sent)));
-                }
-                if visible(&state, &actor, &next.event).await {
-                    let ev = sse_event(&epoch, &next);
-                    return Some((Ok(ev), (state, actor, epoch, replay, rx, reset_sent)));
-                }
+    reset_sent: bool,
+    tick: tokio::time::Interval,
+    _slot: StreamSlot,
+}
+
+/// What the stream waits for next.
+enum Next {
+    Event(Numbered),
+    Lagged,
+    Closed,
+    Check,
+}
+
+/// The events after the replay, filtered to what the reader may read.
+fn event_stream(st: StreamState) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
+    futures::stream::unfold(st, |mut st| async move {
+        loop {
+            // A resume the buffer cannot serve: tell the client to fetch everything again.
+            if st.replay.is_none() && !st.reset_sent {
+                st.reset_sent = true;
+                st.replay = Some(VecDeque::new());
+                let ev = Event::default().event("reset").data("{}");
+                return Some((Ok(ev), st));
             }
-        },
-    )
+            let next = match st.replay.as_mut().and_then(VecDeque::pop_front) {
+                Some(n) => Next::Event(n),
+                None => tokio::select! {
+                    r = st.rx.recv() => match r {
+                        Ok(n) => Next::Event(n),
+                        Err(broadcast::error::RecvError::Lagged(_)) => Next::Lagged,
+                        Err(broadcast::error::RecvError::Closed) => Next::Closed,
+                    },
+                    _ = st.tick.tick() => Next::Check,
+                },
+            };
+            let stale = st.reader.generation != st.state.store.auth_generation();
+            if (matches!(next, Next::Check) || stale) && !st.reader.still_allowed(&st.state).await {
+                tracing::info!(user = ?st.reader.actor.user_id(), "event stream closed: the reader's rights are gone");
+                return None;
+            }
+            let n = match next {
+                Next::Event(n) => n,
+                Next::Lagged => {
+                    st.replay = None;
+                    st.reset_sent = false;
+                    continue;
+                }
+                Next::Closed => return None,
+                Next::Check => continue,
+            };
+            if n.reset {
+                let ev = Event::default()
+                    .id(format!("{}-{}", st.epoch, n.seq))
+                    .event("reset")
+                    .data("{}");
+                return Some((Ok(ev), st));
+            }
+            if visible(&st.state, &st.reader.actor, &n.event).await {
+                let ev = sse_event(&st.epoch, &n);
+                return Some((Ok(ev), st));
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -346,11 +505,7 @@ mod tests {
     use super::*;
 
     fn ev(id: i64) -> ChangeEvent {
-        ChangeEvent {
-            model: "Slice".into(),
-            id,
-            kind: ChangeKind::Update,
-        }
+        ChangeEvent::new("Slice", id, ChangeKind::Update)
     }
 
     #[test]

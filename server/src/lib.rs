@@ -78,6 +78,7 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
         events,
         metrics: Arc::new(ops::Metrics::default()),
         throttle: Arc::new(auth::throttle::Throttle::default()),
+        sessions: Arc::new(std::sync::OnceLock::new()),
     }))
 }
 
@@ -139,6 +140,7 @@ async fn allowed_host(
 /// The whole HTTP application.
 pub async fn router(state: AppState) -> Result<Router, ServerError> {
     let sessions = DbSessionStore::open(state.store.db()).await?;
+    let _ = state.sessions.set(sessions.clone());
     let cleanup = sessions.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));

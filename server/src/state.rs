@@ -271,6 +271,9 @@ pub struct Shared {
     pub events: Arc<crate::events::EventHub>,
     pub metrics: Arc<crate::ops::Metrics>,
     pub throttle: Arc<crate::auth::throttle::Throttle>,
+    /// The browser sessions' store (set when the router is built; open event streams check
+    /// that their session still exists).
+    pub sessions: Arc<std::sync::OnceLock<crate::auth::session_store::DbSessionStore>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -386,11 +386,21 @@ both!(
             let router = app.router.clone();
             async move { tower::ServiceExt::oneshot(router, req).await.unwrap() }
         };
+        // The watcher belongs to one slice (set up before its stream opens).
+        let watcher_id = app.make_user("watcher@mysite.org", "watcher-password").await;
+        let theirs = app.make_slice("theirs").await["id"].as_i64().unwrap();
+        let (_, roles) = app.get("/xos/slice_roles/?role=access").await;
+        let (s, v) = app
+            .post(
+                "/xos/slice_privileges/",
+                serde_json::json!({"user": watcher_id, "slice": theirs, "role": roles[0]["id"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
         let resp = open(common::ADMIN, None).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         let mut body = resp.into_body().into_data_stream();
-        app.make_user("watcher@mysite.org", "watcher-password").await;
         let watcher = open(("watcher@mysite.org", "watcher-password"), None).await;
         let mut wbody = watcher.into_body().into_data_stream();
         let slice = app.make_slice("watched").await["id"].as_i64().unwrap();
@@ -419,12 +429,14 @@ both!(
             .unwrap()
             .trim_start_matches("id: ")
             .to_string();
-        // The watcher may not see the admin's slice: no event for it, but a delete (id only) arrives.
+        // The watcher may not see the admin's slice: neither its create nor its delete reaches
+        // it (not even the id); the delete of its own slice does.
         app.delete(&format!("/xos/slices/{slice}/")).await;
+        app.delete(&format!("/xos/slices/{theirs}/")).await;
         let text = next_change(&mut wbody).await;
         assert!(
-            text.contains("\"kind\":\"delete\""),
-            "the create was not delivered to the watcher: {text}"
+            text.contains("\"kind\":\"delete\"") && text.contains(&format!("\"id\":{theirs}")),
+            "only the watcher's own slice: {text}"
         );
         // Resuming after the first event replays the delete.
         let resumed = open(common::ADMIN, Some(id_line)).await;
@@ -446,3 +458,163 @@ both!(
         let _: Body = Body::empty();
     }
 );
+
+type Body = axum::body::BodyDataStream;
+
+/// Open `/xos/events` with `req`; the status and the body's stream.
+async fn open_stream(app: &TestApp, req: axum::http::Request<axum::body::Body>) -> (StatusCode, Body) {
+    let resp = tower::ServiceExt::oneshot(app.router.clone(), req).await.unwrap();
+    (resp.status(), resp.into_body().into_data_stream())
+}
+
+fn events_as(who: (&str, &str)) -> axum::http::Request<axum::body::Body> {
+    common::build(axum::http::Method::GET, "/xos/events", Some(who), None)
+}
+
+/// Read the stream until it ends (`None`) or `within` passes (`Some(what was read)`).
+async fn ends_within(body: &mut Body, within: Duration) -> Option<String> {
+    use futures::StreamExt;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Err(_) => return Some(seen),
+            Ok(None) | Ok(Some(Err(_))) => return None,
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+        }
+    }
+}
+
+both!(
+    an_open_stream_follows_its_readers_rights,
+    async |app: &TestApp| {
+        // Deactivated while its stream is open: the stream ends at once.
+        let uid = app.make_user("reader@mysite.org", "reader-password").await;
+        let (s, mut body) = open_stream(app, events_as(("reader@mysite.org", "reader-password"))).await;
+        assert_eq!(s, StatusCode::OK);
+        app.patch(&format!("/xos/users/{uid}/"), json!({"is_active": false}))
+            .await;
+        assert_eq!(
+            ends_within(&mut body, Duration::from_secs(2)).await,
+            None,
+            "the stream ended"
+        );
+
+        // An admin demoted while its stream is open: it keeps reading, as the user it now is.
+        let boss = app.make_user("boss@mysite.org", "boss-password").await;
+        app.patch(&format!("/xos/users/{boss}/"), json!({"is_admin": true}))
+            .await;
+        let (_, mut body) = open_stream(app, events_as(("boss@mysite.org", "boss-password"))).await;
+        app.patch(&format!("/xos/users/{boss}/"), json!({"is_admin": false}))
+            .await;
+        let hidden = app.make_slice("hidden").await["id"].as_i64().unwrap();
+        let seen = ends_within(&mut body, Duration::from_secs(1))
+            .await
+            .expect("still open");
+        assert!(
+            !seen.contains(&format!("\"id\":{hidden}")),
+            "no admin view any more: {seen}"
+        );
+    }
+);
+
+async fn logged_in_stream_ends_at_logout(backend: Backend) {
+    let Some(app) = TestApp::new(backend).await else {
+        return;
+    };
+    let login = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri("/login")
+        .header("host", "testserver")
+        .header("origin", "http://testserver")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(
+            "username=padmin%40vicci.org&password=letmein&next=%2F",
+        ))
+        .unwrap();
+    let (_, h, _) = app.call(login).await;
+    let jar: Vec<String> = h
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect();
+    let jar = jar.join("; ");
+    let csrf = jar
+        .split("; ")
+        .find_map(|kv| kv.strip_prefix("xoscsrftoken="))
+        .unwrap()
+        .to_string();
+    let with_jar = |method: axum::http::Method, path: &str| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "testserver")
+            .header("origin", "http://testserver")
+            .header("cookie", jar.clone())
+            .header("x-csrftoken", csrf.clone())
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let (s, mut body) = open_stream(&app, with_jar(axum::http::Method::GET, "/xos/events")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = app.call(with_jar(axum::http::Method::POST, "/logout")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    // Within the stream's periodic check (5 s), with no event to wake it.
+    assert_eq!(
+        ends_within(&mut body, Duration::from_secs(7)).await,
+        None,
+        "the stream ended"
+    );
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_in_stream_ends_at_logout_sqlite() {
+    logged_in_stream_ends_at_logout(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_in_stream_ends_at_logout_postgres() {
+    logged_in_stream_ends_at_logout(Backend::Postgres).await;
+}
+
+async fn streams_are_limited(backend: Backend) {
+    let Some(app) = TestApp::with_config(backend, |c| {
+        c.max_event_streams_per_user = 2;
+        c.max_event_streams = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    app.make_user("a@mysite.org", "a-password").await;
+    let a = ("a@mysite.org", "a-password");
+    let (s1, b1) = open_stream(&app, events_as(a)).await;
+    let (s2, _b2) = open_stream(&app, events_as(a)).await;
+    let (s3, _) = open_stream(&app, events_as(a)).await;
+    assert_eq!(
+        (s1, s2, s3),
+        (StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS)
+    );
+    // Another user still gets one, up to the total.
+    let (s, _b4) = open_stream(&app, events_as(common::ADMIN)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = open_stream(&app, events_as(common::ADMIN)).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "the total is reached");
+    // A stream that closes gives its place back.
+    drop(b1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (s, _) = open_stream(&app, events_as(a)).await;
+    assert_eq!(s, StatusCode::OK);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_limited_sqlite() {
+    streams_are_limited(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_limited_postgres() {
+    streams_are_limited(Backend::Postgres).await;
+}

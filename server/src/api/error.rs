@@ -26,6 +26,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -63,6 +65,7 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, json!({ "detail": d })),
             ApiError::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "detail": d })),
+            ApiError::TooManyRequests(d) => (StatusCode::TOO_MANY_REQUESTS, json!({ "detail": d })),
             ApiError::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");
                 (

@@ -400,7 +400,7 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>
 }
 
 /// `Authorization: Token <key>` (DRF's token scheme).
-fn token_credentials(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn token_credentials(headers: &HeaderMap) -> Option<String> {
     let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = h.split_once(' ')?;
     scheme
@@ -456,6 +456,40 @@ async fn check_token(state: &AppState, key: &str) -> Result<Option<Verified>, Ap
         stamp: String::new(),
         cacheable,
     }))
+}
+
+/// The current principal of a live token (for an open event stream's recheck).
+pub(crate) async fn token_principal(state: &AppState, key: &str) -> Result<Option<Principal>, ApiError> {
+    Ok(check_token(state, key).await?.map(|v| v.principal))
+}
+
+/// The current principal of user `id` if it is still active.
+pub(crate) async fn active_principal(state: &AppState, id: i64) -> Result<Option<Principal>, ApiError> {
+    Ok(load_user(state, ("id", Value::Int(id)))
+        .await?
+        .filter(|u| u.is_active)
+        .map(|u| u.principal))
+}
+
+/// Whether the browser session `sid` still belongs to user `user`: not logged out, not expired
+/// by inactivity, within its absolute lifetime.
+pub(crate) async fn session_alive(
+    state: &AppState,
+    store: &session_store::DbSessionStore,
+    sid: &tower_sessions::session::Id,
+    user: i64,
+) -> bool {
+    use tower_sessions::SessionStore as _;
+    let Ok(Some(record)) = store.load(sid).await else {
+        return false;
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let lifetime = (state.config.session_lifetime_secs as i64).saturating_mul(1000);
+    let owner = record.data.get(SESSION_USER).and_then(|v| v.as_i64());
+    let started = record.data.get(SESSION_STARTED).and_then(|v| v.as_i64());
+    record.expiry_date > tower_sessions::cookie::time::OffsetDateTime::now_utc()
+        && owner == Some(user)
+        && started.is_some_and(|t| now.saturating_sub(t) < lifetime)
 }
 
 fn is_unsafe(m: &Method) -> bool {

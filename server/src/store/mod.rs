@@ -118,9 +118,22 @@ pub struct ChangeEvent {
     pub model: String,
     pub id: i64,
     pub kind: ChangeKind,
+    /// For a delete of a model with visibility rules: the non-admin users who could see the
+    /// object just before (`None`: everyone could). Never sent to clients.
+    #[serde(skip)]
+    pub audience: Option<Arc<Vec<i64>>>,
 }
 
 impl ChangeEvent {
+    pub fn new(model: impl Into<String>, id: i64, kind: ChangeKind) -> ChangeEvent {
+        ChangeEvent {
+            model: model.into(),
+            id,
+            kind,
+            audience: None,
+        }
+    }
+
     /// Whether the change may alter who a credential stands for (a user's password, flags or
     /// deactivation; a token revoked).
     pub fn touches_credentials(&self) -> bool {
@@ -905,11 +918,8 @@ impl Unit {
         hash_passwords(&mut after, &set)?;
         let id = self.insert(&after).await?;
         after.values[0] = Value::Int(id);
-        self.events.push(ChangeEvent {
-            model: model.name.clone(),
-            id,
-            kind: ChangeKind::Create,
-        });
+        self.events
+            .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Create));
         let mut m2m_log = serde_json::Map::new();
         for w in &m2m {
             if !w.ids.is_empty() {
@@ -989,21 +999,15 @@ impl Unit {
                 // Only the relations changed: the owner's entry in the change log says so.
                 changelog::record_extra(self, ChangeKind::Update, Some(&before), Some(&before), m2m_log)
                     .await?;
-                self.events.push(ChangeEvent {
-                    model: model.name.clone(),
-                    id,
-                    kind: ChangeKind::Update,
-                });
+                self.events
+                    .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Update));
             }
             return Ok(before);
         }
         hash_passwords(&mut after, &changed)?;
         self.write_update(&mut after, &changed).await?;
-        self.events.push(ChangeEvent {
-            model: model.name.clone(),
-            id,
-            kind: ChangeKind::Update,
-        });
+        self.events
+            .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Update));
         self.run_hooks_logged(
             Change {
                 kind: ChangeKind::Update,
@@ -1058,11 +1062,8 @@ impl Unit {
             return Ok(before);
         }
         self.write_update(&mut after, &changed).await?;
-        self.events.push(ChangeEvent {
-            model: model.name.clone(),
-            id,
-            kind: ChangeKind::Update,
-        });
+        self.events
+            .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Update));
         self.run_hooks(Change {
             kind: ChangeKind::Update,
             before: Some(before),
@@ -1085,9 +1086,22 @@ impl Unit {
         }
         let mut plan = Vec::new();
         self.plan_delete(before, &mut plan, 0).await?;
+        // Who could see each removed object, asked before anything goes (a slice's members
+        // are known by privileges the same delete removes first).
+        let mut audiences = Vec::new();
+        for step in &plan {
+            if let DeleteStep::Remove(rec) = step {
+                audiences.push(
+                    permissions::audience(self, rec.model, rec.id())
+                        .await?
+                        .map(Arc::new),
+                );
+            }
+        }
+        let mut audiences = audiences.into_iter();
         for step in plan {
             match step {
-                DeleteStep::Remove(rec) => self.remove(rec).await?,
+                DeleteStep::Remove(rec) => self.remove(rec, audiences.next().flatten()).await?,
                 DeleteStep::Clear { model, id, field } => {
                     let null = Value::Null(SqlType::Int);
                     self.update_fields(model, id, &[(field.as_str(), null)]).await?;
@@ -1165,8 +1179,8 @@ impl Unit {
     }
 
     /// Remove one row: soft when a synchronizer observes the model or when rows still refer to it
-    /// (children awaiting purge), hard otherwise.
-    async fn remove(&mut self, rec: Record) -> Result<(), StoreError> {
+    /// (children awaiting purge), hard otherwise. `audience`: who could see it (for the event).
+    async fn remove(&mut self, rec: Record, audience: Option<Arc<Vec<i64>>>) -> Result<(), StoreError> {
         let model = rec.model;
         let id = rec.id();
         let soft = model.field_named("deleted").is_some()
@@ -1187,11 +1201,9 @@ impl Unit {
                 e => e,
             })?;
         }
-        self.events.push(ChangeEvent {
-            model: model.name.clone(),
-            id,
-            kind: ChangeKind::Delete,
-        });
+        let mut event = ChangeEvent::new(model.name.clone(), id, ChangeKind::Delete);
+        event.audience = audience;
+        self.events.push(event);
         self.run_hooks(Change {
             kind: ChangeKind::Delete,
             before: Some(rec),
@@ -1275,11 +1287,8 @@ impl Unit {
         if self.execute(&sql).await? == 0 {
             return Err(StoreError::NotFound);
         }
-        self.events.push(ChangeEvent {
-            model: model.name.clone(),
-            id,
-            kind: ChangeKind::Status,
-        });
+        self.events
+            .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Status));
         Ok(())
     }
 
@@ -1350,11 +1359,8 @@ impl Unit {
             sql.push(") AS v(id, bs, br, ev) WHERE t.id = v.id RETURNING t.id");
             for r in self.fetch(&sql, &[SqlType::Int]).await? {
                 if let Some(id) = r[0].as_int() {
-                    self.events.push(ChangeEvent {
-                        model: model.name.clone(),
-                        id,
-                        kind: ChangeKind::Status,
-                    });
+                    self.events
+                        .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Status));
                 }
             }
         }

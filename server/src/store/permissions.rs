@@ -43,13 +43,28 @@ const PI_PROTECTED_USER_FIELDS: &[&str] = &["is_admin", "site", "is_staff"];
 /// the account's switch and its login name.
 const PI_PROTECTED_PEER_FIELDS: &[&str] = &["is_active", "is_readonly", "email"];
 
+/// Who "me" is in a visibility query: a user id, or a column of an enclosing query (to ask
+/// which users see a row).
+#[derive(Clone, Copy)]
+enum Me<'a> {
+    Id(i64),
+    Column(&'a str),
+}
+
+fn push_me<'s>(sql: &'s mut Sql, me: Me) -> &'s mut Sql {
+    match me {
+        Me::Id(id) => sql.bind(Value::Int(id)),
+        Me::Column(c) => sql.push(c),
+    }
+}
+
 /// `(SELECT site_id …)`: sites where `me` holds one of `roles`.
-fn push_sites_with_role(sql: &mut Sql, me: i64, roles: &[&str]) {
+fn push_sites_with_role(sql: &mut Sql, me: Me, roles: &[&str]) {
     sql.push(
         "(SELECT sp.site_id FROM core_siteprivilege sp JOIN core_siterole r ON r.id = sp.role_id \
          WHERE NOT sp.deleted AND sp.user_id = ",
-    )
-    .bind(Value::Int(me));
+    );
+    push_me(sql, me);
     sql.push(" AND r.role IN (");
     for (i, role) in roles.iter().enumerate() {
         if i > 0 {
@@ -62,27 +77,27 @@ fn push_sites_with_role(sql: &mut Sql, me: i64, roles: &[&str]) {
 
 /// `(SELECT id FROM core_slice …)`: slices `me` may see (creator, a privilege, or PI/admin of
 /// the slice's site).
-fn push_visible_slices(sql: &mut Sql, me: i64) {
-    sql.push("(SELECT s.id FROM core_slice s WHERE NOT s.deleted AND (s.creator_id = ")
-        .bind(Value::Int(me));
+fn push_visible_slices(sql: &mut Sql, me: Me) {
+    sql.push("(SELECT s.id FROM core_slice s WHERE NOT s.deleted AND (s.creator_id = ");
+    push_me(sql, me);
     sql.push(" OR s.site_id IN ");
     push_sites_with_role(sql, me, &["admin", "pi"]);
-    sql.push(" OR s.id IN (SELECT slice_id FROM core_sliceprivilege WHERE NOT deleted AND user_id = ")
-        .bind(Value::Int(me));
+    sql.push(" OR s.id IN (SELECT slice_id FROM core_sliceprivilege WHERE NOT deleted AND user_id = ");
+    push_me(sql, me);
     sql.push(")))");
 }
 
 /// `(SELECT id FROM core_slice …)`: slices `me` may manage (XOS's `can_update_slice`).
-fn push_managed_slices(sql: &mut Sql, me: i64) {
-    sql.push("(SELECT s.id FROM core_slice s WHERE NOT s.deleted AND (s.creator_id = ")
-        .bind(Value::Int(me));
+fn push_managed_slices(sql: &mut Sql, me: Me) {
+    sql.push("(SELECT s.id FROM core_slice s WHERE NOT s.deleted AND (s.creator_id = ");
+    push_me(sql, me);
     sql.push(" OR s.site_id IN ");
     push_sites_with_role(sql, me, &["admin", "pi"]);
     sql.push(
         " OR s.id IN (SELECT sp.slice_id FROM core_sliceprivilege sp JOIN core_slicerole r ON r.id = sp.role_id \
          WHERE NOT sp.deleted AND r.role = 'admin' AND sp.user_id = ",
-    )
-    .bind(Value::Int(me));
+    );
+    push_me(sql, me);
     sql.push(")))");
 }
 
@@ -92,10 +107,21 @@ pub fn visible(actor: &Actor, model: &Model, sql: &mut Sql) {
     if p.is_admin {
         return;
     }
-    let me = p.id;
+    visible_to(Me::Id(p.id), model, sql);
+}
+
+/// Whether the rows of `model` are visible to every user (no [`visible_to`] rule).
+pub fn visible_to_all(model: &Model) -> bool {
+    let mut probe = Sql::new("");
+    visible_to(Me::Id(0), model, &mut probe);
+    probe.text.is_empty()
+}
+
+/// [`visible`] for the non-admin user `me` (an id, or a column of the enclosing query).
+fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
     match model.name.as_str() {
         "User" => {
-            sql.push(" AND (t.id = ").bind(Value::Int(me));
+            push_me(sql.push(" AND (t.id = "), me);
             sql.push(" OR t.site_id IN ");
             push_sites_with_role(sql, me, &["admin", "pi"]);
             sql.push(" OR t.id IN (SELECT user_id FROM core_siteprivilege WHERE NOT deleted AND site_id IN ");
@@ -112,13 +138,13 @@ pub fn visible(actor: &Actor, model: &Model, sql: &mut Sql) {
             push_visible_slices(sql, me);
         }
         "SitePrivilege" => {
-            sql.push(" AND (t.user_id = ").bind(Value::Int(me));
+            push_me(sql.push(" AND (t.user_id = "), me);
             sql.push(" OR t.site_id IN ");
             push_sites_with_role(sql, me, &["admin", "pi"]);
             sql.push(")");
         }
         "SlicePrivilege" => {
-            sql.push(" AND (t.user_id = ").bind(Value::Int(me));
+            push_me(sql.push(" AND (t.user_id = "), me);
             sql.push(" OR t.slice_id IN ");
             push_managed_slices(sql, me);
             sql.push(")");
@@ -149,11 +175,39 @@ pub fn visible(actor: &Actor, model: &Model, sql: &mut Sql) {
             sql.push(")");
         }
         "ControllerUser" | "UserDashboardView" | "DeploymentPrivilege" | "ApiToken" => {
-            sql.push(" AND t.user_id = ").bind(Value::Int(me));
+            push_me(sql.push(" AND t.user_id = "), me);
         }
         _ => {}
     }
 }
+
+/// The non-admin users who may see object `id` of `model` now (before it is deleted), for the
+/// `/xos/events` stream: `None` when every user may (the model has no visibility rule, or more
+/// than [`AUDIENCE_MAX`] users do). Admins see everything and are not listed.
+pub async fn audience(unit: &mut Unit, model: &Model, id: i64) -> Result<Option<Vec<i64>>, StoreError> {
+    if visible_to_all(model) {
+        return Ok(None);
+    }
+    let mut sql = Sql::new(format!(
+        "SELECT u.id FROM core_user u WHERE NOT u.deleted AND NOT u.is_admin AND EXISTS (SELECT 1 FROM {} t WHERE t.id = ",
+        model.table()
+    ));
+    sql.bind(Value::Int(id));
+    visible_to(Me::Column("u.id"), model, &mut sql);
+    sql.push(") ORDER BY u.id LIMIT ");
+    sql.bind(Value::Int(AUDIENCE_MAX as i64 + 1));
+    let ids: Vec<i64> = unit
+        .fetch(&sql, &[SqlType::Int])
+        .await?
+        .iter()
+        .filter_map(|r| r[0].as_int())
+        .collect();
+    Ok((ids.len() <= AUDIENCE_MAX).then_some(ids))
+}
+
+/// Past this many users, a delete is announced to everyone (a network open to all slices); the
+/// list also rides in the Postgres notification, whose payload is limited to 8000 bytes.
+pub const AUDIENCE_MAX: usize = 300;
 
 fn deny(what: &str) -> StoreError {
     StoreError::PermissionDenied(format!("You do not have permission to {what}."))
@@ -170,7 +224,7 @@ async fn has_site_role(
     let mut sql = Sql::new("SELECT 1 WHERE ");
     sql.bind(Value::Int(site));
     sql.push(" IN ");
-    push_sites_with_role(&mut sql, me, roles);
+    push_sites_with_role(&mut sql, Me::Id(me), roles);
     Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
 }
 
@@ -180,7 +234,7 @@ async fn can_manage_slice(unit: &mut Unit, me: i64, slice: Option<i64>) -> Resul
     let mut sql = Sql::new("SELECT 1 WHERE ");
     sql.bind(Value::Int(slice));
     sql.push(" IN ");
-    push_managed_slices(&mut sql, me);
+    push_managed_slices(&mut sql, Me::Id(me));
     Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
 }
 
@@ -566,17 +620,17 @@ pub async fn may_create(unit: &mut Unit, model: &Model) -> Result<bool, StoreErr
     let probe = match model.name.as_str() {
         "Slice" | "User" | "SitePrivilege" => {
             let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
-            push_sites_with_role(&mut s, me, &["admin", "pi"]);
+            push_sites_with_role(&mut s, Me::Id(me), &["admin", "pi"]);
             s
         }
         "Node" => {
             let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
-            push_sites_with_role(&mut s, me, &["admin", "tech"]);
+            push_sites_with_role(&mut s, Me::Id(me), &["admin", "tech"]);
             s
         }
         "SlicePrivilege" | "Instance" | "Network" | "NetworkSlice" | "NetworkPermittedSlice" | "Port" => {
             let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
-            push_managed_slices(&mut s, me);
+            push_managed_slices(&mut s, Me::Id(me));
             s
         }
         "UserDashboardView" => return Ok(true),
