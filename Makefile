@@ -75,8 +75,11 @@ $(ST_VENV)/.installed-$(ST_VERSION):
 	touch $@
 
 # Debian's nginx for the production configuration (its service is not started: run.sh runs its
-# own nginx on a loopback port).
+# own nginx on a loopback port), and openssl for its self-signed TLS certificate.
 nginx:
+	@command -v openssl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y openssl || { $$SUDO apt-get update && $$SUDO apt-get install -y openssl; }; }
 	@command -v nginx >/dev/null || { \
 	  echo "installing Debian's nginx"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

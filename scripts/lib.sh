@@ -2,8 +2,12 @@
 
 ADMIN=${ADMIN:-padmin@vicci.org:letmein}
 
-# The REST API as the admin: api PATH [curl options…] (PORT is the server's port).
-api() { curl -s -u "$ADMIN" "http://127.0.0.1:$PORT$1" "${@:2}"; }
+# The REST API as the admin: api PATH [curl options…] (PORT is the server's port; SCHEME
+# http or https; CURL_OPTS e.g. the certificate to trust).
+api() {
+  # shellcheck disable=SC2086
+  curl -s ${CURL_OPTS:-} -u "$ADMIN" "${SCHEME:-http}://127.0.0.1:$PORT$1" "${@:2}"
+}
 
 # Evaluate a Python expression over the JSON on standard input (`d` is the document).
 jq_() { python3 -c 'import json,sys; d=json.load(sys.stdin); v=eval(sys.argv[1]); print("" if v is None else v)' "$1"; }

@@ -15,6 +15,7 @@ xos tosca apply --dry-run configurations/devel/recipes/devel.yaml
 xos sync --once
 xos list instances
 xos list widgets || echo "exit status $?"
+xos list slices colour=blue || echo "filter exit status $?"
 exit
 CMDS
 ) || { echo "FAIL: the shell exited with an error:"; echo "$out"; exit 1; }
@@ -32,4 +33,6 @@ expect "one pass: 2 enacted, 0 failed"
 expect "demo-1  1 - OK, running as pid"
 expect "no collection 'widgets'"
 expect "exit status 1"
+expect "'colour' is not a field of slices"
+expect "filter exit status 1"
 echo "configuration bash: ok"

@@ -319,6 +319,42 @@ struct Embed {
     embed: Option<String>,
 }
 
+/// The view `/admin/dashboard/<name>/` shows: the registered view of that name; else the
+/// registered view whose template file is `<name>` (`/admin/dashboard/helloworld/`, as the
+/// guide's preview step has it); else, for admins only, the unregistered template
+/// `dashboards/<name>.html` (a preview before registering it). Disabled views are for admins.
+async fn find_view(state: &AppState, p: &Principal, name: &str) -> Result<Option<View>, StoreError> {
+    // Names are short, and Postgres cannot compare text with a NUL in it.
+    if name.is_empty() || name.len() > 200 || name.contains('\0') {
+        return Ok(None);
+    }
+    for (column, value) in [("name", name.to_string()), ("url", format!("template:{name}"))] {
+        let mut sql = Sql::new(format!(
+            "SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted AND {column} = "
+        ));
+        sql.bind(Value::Text(value));
+        sql.push(" ORDER BY id");
+        let found = views(state, sql)
+            .await?
+            .into_iter()
+            .find(|v| v.enabled || p.is_admin);
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    let is_template_name = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if p.is_admin && is_template_name && state.config.dashboards_dir.join(format!("{name}.html")).is_file() {
+        return Ok(Some(View {
+            name: name.to_string(),
+            url: format!("template:{name}"),
+            enabled: true,
+        }));
+    }
+    Ok(None)
+}
+
 /// `GET /admin/dashboard/<name>/`: one view alone.
 async fn standalone(
     State(state): State<AppState>,
@@ -331,10 +367,8 @@ async fn standalone(
         Err(redirect) => return redirect.into_response(),
     };
     let embed = q.embed.is_some_and(|v| v != "0");
-    let mut sql = Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted AND name = ");
-    sql.bind(Value::Text(name.clone()));
-    let view = match views(&state, sql).await {
-        Ok(v) => v.into_iter().next().filter(|v| v.enabled || p.is_admin),
+    let view = match find_view(&state, &p, &name).await {
+        Ok(v) => v,
         Err(e) => return ApiError::from(e).into_response(),
     };
     let Some(view) = view else {

@@ -86,10 +86,11 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
 /// configured. Marks the observed models (their deletes become soft) even when the engine runs
 /// elsewhere (`external`).
 pub async fn synchronizer(store: &Store, config: &Config) -> Result<Arc<sync::engine::Engine>, ServerError> {
-    let ctx = sync::StepContext::new(
+    let mut ctx = sync::StepContext::new(
         store.clone(),
         std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone()),
     );
+    ctx.local = config.local_backend.clone();
     let mut steps = sync::local::steps(&ctx, std::time::Duration::from_secs(2));
     steps.extend(services::steps(&ctx));
     steps.extend(sync::ec2::steps(
@@ -137,6 +138,34 @@ async fn allowed_host(
     }
 }
 
+/// Middleware: the headers every answer carries unless a handler set its own: no MIME sniffing,
+/// the referrer only to this site, frames only by this site's pages (a view's same-origin
+/// iframe on the home page still works), and the configured Content-Security-Policy.
+async fn security_headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let fixed = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+    ];
+    for (name, value) in fixed {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    let csp = &state.config.content_security_policy;
+    if !csp.is_empty()
+        && let Ok(v) = HeaderValue::from_str(csp)
+    {
+        h.entry(header::CONTENT_SECURITY_POLICY).or_insert(v);
+    }
+    resp
+}
+
 /// The whole HTTP application.
 pub async fn router(state: AppState) -> Result<Router, ServerError> {
     let sessions = DbSessionStore::open(state.store.db()).await?;
@@ -179,6 +208,10 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
             std::time::Duration::from_secs(state.config.request_timeout_secs.max(1)),
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         // Before authentication: a Host this server is not would be a DNS-rebinding page.
         .layer(axum::middleware::from_fn_with_state(state.clone(), allowed_host))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))

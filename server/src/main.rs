@@ -317,6 +317,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         _ => None,
     };
+    // A production configuration with a well-known password is refused before the database is
+    // touched.
+    if matches!(cli.command, Command::Setup | Command::Serve) {
+        config.check_production()?;
+    }
     let store = server::open_store(&config).await.map_err(|e| e.to_string())?;
     match cli.command {
         Command::Tosca { action } => {
@@ -499,6 +504,7 @@ async fn shutdown_signal() {
 
 /// The first data of a configuration: the admin, the recipes, the sample slices.
 async fn setup(store: &server::store::Store, config: &Config) -> Result<(), String> {
+    config.check_production()?;
     server::seed::bootstrap(store, &config.bootstrap)
         .await
         .map_err(|e| e.to_string())?;
@@ -524,6 +530,16 @@ async fn list(store: &server::store::Store, plural: &str, filters: &[String]) ->
             return Err(format!("'{f}' is not a filter of the form field=value"));
         };
         params.push((k.to_string(), v.to_string()));
+    }
+    let unknown = server::store::ListQuery::unknown_params(model, &params);
+    if let Some(first) = unknown.first() {
+        let mut fields: Vec<&str> = model.readable_fields().map(|f| f.name.as_str()).collect();
+        fields.sort_unstable();
+        return Err(format!(
+            "'{first}' is not a field of {} (filter on one of: {})",
+            model.plural,
+            fields.join(", ")
+        ));
     }
     let query = server::store::ListQuery::parse(model, &params).map_err(|errors| {
         errors

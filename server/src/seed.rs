@@ -130,9 +130,19 @@ pub async fn bootstrap(store: &Store, b: &Bootstrap) -> Result<bool, StoreError>
             unit.create(store.model("Site"), &obj(site)).await?.id()
         }
     };
+    // No password given: a random one, shown once on the console (never logged).
+    let generated = b.admin_password.is_empty().then(|| {
+        use rand::Rng;
+        rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(20)
+            .map(char::from)
+            .collect::<String>()
+    });
+    let password = generated.clone().unwrap_or_else(|| b.admin_password.clone());
     let admin = json!({
         "email": b.admin_email,
-        "password": b.admin_password,
+        "password": password,
         "firstname": "XOS",
         "lastname": "admin",
         "site": site,
@@ -141,6 +151,12 @@ pub async fn bootstrap(store: &Store, b: &Bootstrap) -> Result<bool, StoreError>
     unit.create(store.model("User"), &obj(admin)).await?;
     unit.commit().await?;
     tracing::info!(email = %b.admin_email, "created the first site and admin user");
+    if let Some(pw) = generated {
+        println!(
+            "Created the admin {} with the password {pw}\n(shown this once: write it down, or change it in the admin pages)",
+            b.admin_email
+        );
+    }
     Ok(true)
 }
 

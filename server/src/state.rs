@@ -18,6 +18,10 @@ pub const SESSION_COOKIE: &str = "sessionid";
 pub struct Config {
     /// The configuration's name (devel, test, frontend-only, production…).
     pub name: String,
+    /// A production installation: `xos setup` and `xos serve` refuse the well-known default
+    /// admin password (`letmein`); leave `admin_password` empty to have one generated at the
+    /// first start (printed once) or give it in `XOS_ADMIN_PASSWORD`.
+    pub production: bool,
     /// `sqlite://path` (the embedded default) or `postgres://…`.
     pub database_url: String,
     pub bind: String,
@@ -54,6 +58,11 @@ pub struct Config {
     /// are always allowed. Any other `Host` gets 400 before authentication (no DNS rebinding).
     /// `XOS_ALLOWED_HOSTS` (comma-separated) adds to it.
     pub allowed_hosts: Vec<String>,
+    /// The `Content-Security-Policy` of every answer (empty: none). The default keeps scripts,
+    /// styles, frames' parents and connections on this site, while letting user views do what
+    /// the guide's do (inline scripts, Backbone/underscore templates, iframes of http(s) views);
+    /// tighten it when your views need less.
+    pub content_security_policy: String,
     /// `/metrics` answers loopback clients that are not proxied; with this set, also requests
     /// that carry `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<String>,
@@ -62,6 +71,32 @@ pub struct Config {
     pub max_event_streams_per_user: usize,
     pub max_event_streams: usize,
     pub bootstrap: Bootstrap,
+    pub local_backend: LocalBackendConfig,
+}
+
+/// What the local backend may run and within which limits (`[local_backend]`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalBackendConfig {
+    /// The command lines an Image's `path` may start with, word by word (`xos` is this
+    /// binary). Anything else is refused: an image is a command run on this host.
+    pub commands: Vec<String>,
+    /// Limits of every process it starts (besides the flavor's memory and CPUs): open files,
+    /// the size of a file it writes, processes of its user (0: no limit).
+    pub max_open_files: u64,
+    pub max_file_size_mb: u64,
+    pub max_processes: u64,
+}
+
+impl Default for LocalBackendConfig {
+    fn default() -> Self {
+        LocalBackendConfig {
+            commands: vec!["xos workload".into()],
+            max_open_files: 1024,
+            max_file_size_mb: 1024,
+            max_processes: 4096,
+        }
+    }
 }
 
 /// What `xos serve` creates in an empty database.
@@ -71,6 +106,8 @@ pub struct Bootstrap {
     /// Create the first site and admin when no user exists.
     pub enabled: bool,
     pub admin_email: String,
+    /// The first admin's password (`XOS_ADMIN_PASSWORD` overrides it); empty: a random one is
+    /// generated and printed once.
     pub admin_password: String,
     pub site_name: String,
     pub site_login_base: String,
@@ -95,6 +132,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             name: "devel".into(),
+            production: false,
             database_url: "sqlite://data/xos.db".into(),
             bind: "127.0.0.1".into(),
             port: 8000,
@@ -112,10 +150,12 @@ impl Default for Config {
             session_lifetime_secs: 14 * 24 * 3600,
             allowed_hosts: Vec::new(),
             metrics_token: None,
+            content_security_policy: DEFAULT_CSP.into(),
             max_event_streams_per_user: 8,
             max_event_streams: 1000,
 
             bootstrap: Bootstrap::default(),
+            local_backend: LocalBackendConfig::default(),
         }
     }
 }
@@ -173,6 +213,11 @@ impl Config {
         {
             config.state_dir = PathBuf::from(dir);
         }
+        if let Ok(pw) = std::env::var("XOS_ADMIN_PASSWORD")
+            && !pw.is_empty()
+        {
+            config.bootstrap.admin_password = pw;
+        }
         if let Ok(hosts) = std::env::var("XOS_ALLOWED_HOSTS") {
             config.allowed_hosts.extend(
                 hosts
@@ -191,7 +236,28 @@ impl Config {
     }
 }
 
+/// The default `Content-Security-Policy` (see [`Config::content_security_policy`]).
+pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' \
+     'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+     connect-src 'self'; frame-src 'self' http: https:; frame-ancestors 'self'; object-src 'none'; \
+     base-uri 'self'; form-action 'self'";
+
+/// The password of the devel configurations, which everyone knows.
+pub const WELL_KNOWN_PASSWORD: &str = "letmein";
+
 impl Config {
+    /// What a production configuration must not run with.
+    pub fn check_production(&self) -> Result<(), String> {
+        if self.production && self.bootstrap.admin_password == WELL_KNOWN_PASSWORD {
+            return Err(format!(
+                "refusing the well-known password \"{WELL_KNOWN_PASSWORD}\" in the production configuration \
+                 {}: set XOS_ADMIN_PASSWORD, or leave admin_password empty to have one generated",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether a request's `Host` (a name or address, with or without a port) is one this
     /// server answers to.
     pub fn host_allowed(&self, host: &str) -> bool {

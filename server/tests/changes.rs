@@ -197,3 +197,52 @@ both!(old_entries_are_pruned, async |app: &TestApp| {
     assert_eq!(server::store::changelog::prune(&app.store, 7).await.unwrap(), 1);
     assert_eq!(app.count("xos_change").await, n - 1);
 });
+
+both!(
+    a_non_admin_reads_the_log_of_what_it_may_see_with_authors_it_may_see,
+    async |app: &TestApp| {
+        // A slice of the admin's that a member may see, and one it may not.
+        let member = app.make_user("member@mysite.org", "member-password").await;
+        let seen = app.make_slice("seen").await["id"].as_i64().unwrap();
+        let hidden = app.make_slice("hidden").await["id"].as_i64().unwrap();
+        let (_, roles) = app.get("/xos/slice_roles/?role=access").await;
+        let (s, _) = app
+            .post(
+                "/xos/slice_privileges/",
+                json!({"user": member, "slice": seen, "role": roles[0]["id"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        for i in 0..3 {
+            app.patch(
+                &format!("/xos/slices/{seen}/"),
+                json!({"description": format!("s{i}")}),
+            )
+            .await;
+            app.patch(
+                &format!("/xos/slices/{hidden}/"),
+                json!({"description": format!("h{i}")}),
+            )
+            .await;
+        }
+        let who = Some(("member@mysite.org", "member-password"));
+        let (s, h, v) = app
+            .call(common::build(
+                Method::GET,
+                "/xos/changes/?model=Slice&limit=2",
+                who,
+                None,
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let entries = v.as_array().unwrap();
+        assert!(entries.iter().all(|e| e["object_id"] == seen), "{v}");
+        // The total counts only what it may see: the create and three updates.
+        assert_eq!(h["x-total-count"], "4");
+        assert_eq!(entries.len(), 2);
+        // The admin is not a user the member may see: its email is not shown.
+        assert_eq!(entries[0]["actor"], format!("user {}", entries[0]["user"]), "{v}");
+        let (_, all) = app.get("/xos/changes/?model=Slice&limit=1").await;
+        assert_eq!(all[0]["actor"], ADMIN.0, "admins see authors");
+    }
+);

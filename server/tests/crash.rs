@@ -116,7 +116,13 @@ async fn world(tag: &str, postgres: bool) -> Option<World> {
     .await;
     let a = create(&store, "Image", json!({"name": "a", "disk_format": "none", "container_format": "none", "path": format!("{XOS} workload")})).await;
     let b = create(&store, "Image", json!({"name": "b", "disk_format": "none", "container_format": "none", "path": format!("{XOS} workload --allocate-mb 1")})).await;
-    let slice = create(&store, "Slice", json!({"name": "mysite_crash", "site": site})).await;
+    // Room for the whole burst (a slice runs at most max_instances, 10 by default).
+    let slice = create(
+        &store,
+        "Slice",
+        json!({"name": "mysite_crash", "site": site, "max_instances": 1000}),
+    )
+    .await;
     store.set_observed("Instance", true);
     Some(World {
         dir,

@@ -221,3 +221,75 @@ both!(
         assert!(local::running_processes(&l.state).is_empty(), "orphan stopped");
     }
 );
+
+both!(
+    only_allowed_commands_run_with_a_cleared_environment_and_limits,
+    async |app: &TestApp| {
+        let l = setup(app, "policy").await;
+        let e = engine(app, &l).await;
+        // A command that is not on the allow-list: refused, nothing runs.
+        let shell = make(
+            app,
+            "images",
+            json!({"name": "shell", "disk_format": "none", "container_format": "none", "path": "/bin/sh -c sleep 600"}),
+        )
+        .await;
+        let bad = make(
+            app,
+            "instances",
+            json!({"slice": l.slice, "node": l.node, "image": shell}),
+        )
+        .await;
+        e.run_once().await.unwrap();
+        let v = instance(app, bad).await;
+        let status = v["backend_status"].as_str().unwrap();
+        assert!(
+            status.starts_with("2 - ") && status.contains("is not allowed"),
+            "{v}"
+        );
+        assert!(!local::running_processes(&l.state).contains_key(&bad));
+        // An allowed one runs without the server's environment (this test process has
+        // CARGO_MANIFEST_DIR, as a server has its DATABASE_URL), within the limits.
+        assert!(std::env::var("CARGO_MANIFEST_DIR").is_ok());
+        let id = make(
+            app,
+            "instances",
+            json!({"slice": l.slice, "node": l.node, "image": l.image}),
+        )
+        .await;
+        e.run_once().await.unwrap();
+        let pid = local::running_processes(&l.state)[&id][0];
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                String::from_utf8_lossy(v)
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        assert!(!vars.contains(&"CARGO_MANIFEST_DIR".to_string()), "{vars:?}");
+        assert!(
+            vars.contains(&"PATH".to_string()) && vars.contains(&"XOS_OBJECT_ID".to_string()),
+            "{vars:?}"
+        );
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = |name: &str| limits.lines().find(|l| l.starts_with(name)).unwrap().to_string();
+        assert!(line("Max open files").contains("1024"), "{limits}");
+        assert!(
+            line("Max core file size").split_whitespace().any(|w| w == "0"),
+            "{limits}"
+        );
+        assert!(
+            line("Max file size").contains(&(1024u64 * 1024 * 1024).to_string()),
+            "{limits}"
+        );
+        app.delete(&format!("/xos/instances/{id}/")).await;
+        app.delete(&format!("/xos/instances/{bad}/")).await;
+        e.run_once().await.unwrap();
+        local::stop_all(&l.state);
+    }
+);

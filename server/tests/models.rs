@@ -624,3 +624,38 @@ both!(
         assert_eq!(v["description"], emoji);
     }
 );
+
+both!(a_slice_runs_at_most_max_instances, async |app: &TestApp| {
+    let ids = fixture(app).await;
+    let slice = ids["slices"];
+    let (s, _) = app
+        .patch(&format!("/xos/slices/{slice}/"), json!({"max_instances": 2}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // The fixture has one instance: one more fits, the third does not.
+    let body = json!({"slice": slice, "image": ids["images"], "node": ids["nodes"]});
+    let (s, v) = app.post("/xos/instances/", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let before = app.count("core_instance").await;
+    let (s, v) = app.post("/xos/instances/", body.clone()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["slice"][0].as_str().unwrap().contains("max_instances"), "{v}");
+    assert_eq!(app.count("core_instance").await, before);
+    // An instance already in the slice may still be changed.
+    let (s, v) = app
+        .patch(
+            &format!("/xos/instances/{}/", ids["instances"]),
+            json!({"userData": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // SlicePlus allocations are bounded before anything is made.
+    let (s, v) = app
+        .put(
+            &format!("/xoslib/slicesplus/{slice}/"),
+            json!({"name": "mysite_fixture", "site": ids["sites"], "site_allocation": {"MySite": 1_000_000}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["site_allocation"].is_array(), "{v}");
+});

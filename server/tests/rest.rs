@@ -534,3 +534,119 @@ both!(
         assert_eq!(app.count("core_slice").await, 1);
     }
 );
+
+both!(
+    a_nul_character_is_a_field_error_on_both_databases,
+    async |app: &TestApp| {
+        // The confirmed case: on Postgres a dashboard view named "nul\u0000x" answered 500.
+        let before = app.count("core_dashboardview").await;
+        let (s, v) = app
+            .post(
+                "/xos/dashboardviews/",
+                json!({"name": "nul\u{0}x", "url": "template:x"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["name"][0], "Null characters are not allowed.");
+        assert_eq!(
+            app.count("core_dashboardview").await,
+            before,
+            "nothing was written"
+        );
+        // In a filter, a search, a login name and a dashboard path: never a 500.
+        for path in [
+            "/xos/slices/?name=a%00b",
+            "/xos/slices/?search=a%00b",
+            "/xos/slices/?name__icontains=%00",
+        ] {
+            let (s, v) = app.get(path).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{path} {v}");
+        }
+        let (s, _) = app
+            .req(
+                Method::GET,
+                "/xos/slices/",
+                Some(("pad\u{0}min@vicci.org", "letmein")),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _, _) = app
+            .call(build(Method::GET, "/admin/dashboard/a%00b/", Some(ADMIN), None))
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+);
+
+both!(login_base_is_a_slug, async |app: &TestApp| {
+    for bad in [json!(123), json!("my site"), json!("x/y"), json!(true)] {
+        let (s, v) = app
+            .post(
+                "/xos/sites/",
+                json!({"name": "S", "login_base": bad, "abbreviated_name": "s"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(v["login_base"].is_array(), "{v}");
+    }
+    let (s, v) = app
+        .post(
+            "/xos/sites/",
+            json!({"name": "S", "login_base": "site-2_b", "abbreviated_name": "s"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+});
+
+both!(one_answer_names_every_bad_field, async |app: &TestApp| {
+    let (s, v) = app
+            .post(
+                "/xos/sites/",
+                json!({"name": "", "login_base": "a b", "site_url": "not a url", "latitude": "north", "colour": 1}),
+            )
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        vec![
+            "abbreviated_name",
+            "colour",
+            "latitude",
+            "login_base",
+            "name",
+            "site_url"
+        ],
+        "{v}"
+    );
+});
+
+both!(
+    every_answer_carries_the_security_headers_and_the_document_lists_every_status,
+    async |app: &TestApp| {
+        let (_, h, _) = app.call(build(Method::GET, "/login", None, None)).await;
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "same-origin");
+        assert_eq!(h["x-frame-options"], "SAMEORIGIN");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'self'") && csp.contains("object-src 'none'"),
+            "{csp}"
+        );
+        let (_, h, _) = app
+            .call(build(Method::GET, "/xos/sites/", Some(ADMIN), None))
+            .await;
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        // The 409 of a PATCH that drops a relation still in use, the 400 of a foreign Host.
+        let (_, doc) = app.get("/openapi.json").await;
+        let one = &doc["paths"]["/xos/sites/{id}/"];
+        for (method, code) in [
+            ("patch", "409"),
+            ("put", "409"),
+            ("get", "400"),
+            ("delete", "400"),
+        ] {
+            assert!(one[method]["responses"][code].is_object(), "{method} {code}");
+        }
+    }
+);

@@ -547,3 +547,43 @@ both!(
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
 );
+
+#[test]
+fn a_deeply_nested_recipe_is_refused_with_its_line_not_a_stack_overflow() {
+    // Flow collections nested a hundred thousand deep, on the ninth line.
+    let deep = format!(
+        "{HEAD}    s:\n      type: tosca.nodes.Site\n      properties:\n        display_name: x\n        x: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let found = problems(&deep);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].message.contains("nests deeper than 64 levels"),
+        "{found:#?}"
+    );
+    assert_eq!(found[0].line, 8);
+    // Block mappings nested deeper than the limit.
+    let mut block = format!("{HEAD}    s:\n      type: tosca.nodes.Site\n      properties:\n");
+    for i in 0..100 {
+        block.push_str(&format!("{}k{i}:\n", " ".repeat(8 + 2 * i)));
+    }
+    let found = problems(&block);
+    assert!(found[0].message.contains("nests deeper"), "{found:#?}");
+    // Sequences of sequences on one line.
+    let dashes = format!(
+        "{HEAD}    s:\n      type: tosca.nodes.Site\n{}x\n",
+        "- ".repeat(200)
+    );
+    let found = problems(&dashes);
+    assert!(found[0].message.contains("nests deeper"), "{found:#?}");
+    // The ordinary recipes of the configurations are far from it.
+    for f in [
+        "configurations/devel/recipes/devel.yaml",
+        "configurations/devel/recipes/helloworld.yaml",
+    ] {
+        let text = std::fs::read_to_string(format!("{}/../{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let parsed = tosca::parse(app::registry::registry(), &[source(&text)]);
+        assert!(parsed.is_ok(), "{f}: {:?}", parsed.err());
+    }
+}

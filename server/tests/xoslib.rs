@@ -247,3 +247,56 @@ both!(
         assert_eq!(st, StatusCode::UNAUTHORIZED);
     }
 );
+
+async fn dashboard_previews(backend: common::Backend) {
+    let dir = std::env::temp_dir().join(format!("xos-dashboards-{}-{backend:?}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("helloworld.html"), "<p>hello from the template</p>").unwrap();
+    std::fs::write(dir.join("preview.html"), "<p>unregistered preview</p>").unwrap();
+    let Some(app) = TestApp::with_config(backend, |c| c.dashboards_dir = dir.clone()).await else {
+        return;
+    };
+    app.make_user("plain@mysite.org", "plain-password").await;
+    let page = async |path: &str, who: (&str, &str)| {
+        let resp = tower::ServiceExt::oneshot(
+            app.router.clone(),
+            common::build(axum::http::Method::GET, path, Some(who), None),
+        )
+        .await
+        .unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, String::from_utf8_lossy(&body).to_string())
+    };
+    let plain = ("plain@mysite.org", "plain-password");
+    // The guide's preview URL: the registered view whose template is `helloworld`.
+    for who in [common::ADMIN, plain] {
+        for path in ["/admin/dashboard/helloworld/", "/admin/dashboard/Hello%20World/"] {
+            let (s, body) = page(path, who).await;
+            assert_eq!(s, axum::http::StatusCode::OK, "{path} {who:?}");
+            assert!(body.contains("hello from the template"), "{body}");
+        }
+    }
+    // An unregistered template: admins preview it by its file name, nobody else sees it.
+    let (s, body) = page("/admin/dashboard/preview/", common::ADMIN).await;
+    assert_eq!(s, axum::http::StatusCode::OK);
+    assert!(body.contains("unregistered preview"), "{body}");
+    let (s, body) = page("/admin/dashboard/preview/", plain).await;
+    assert_eq!(s, axum::http::StatusCode::NOT_FOUND);
+    assert!(!body.contains("unregistered preview"));
+    // Nothing outside the directory, nothing that is not a template name.
+    let (s, _) = page("/admin/dashboard/..%2Fsecret/", common::ADMIN).await;
+    assert_eq!(s, axum::http::StatusCode::NOT_FOUND);
+    app.finish().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_are_shown_by_name_or_template_and_admins_preview_unregistered_ones_sqlite() {
+    dashboard_previews(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_are_shown_by_name_or_template_and_admins_preview_unregistered_ones_postgres() {
+    dashboard_previews(common::Backend::Postgres).await;
+}

@@ -164,18 +164,20 @@ fn write_schema(reg: &Registry, m: &Model, create: bool) -> Json {
     s
 }
 
-/// The error answers of an operation: the given codes, plus those any request may get (429 for
-/// a throttled login, 503 when the request timed out).
+/// The error answers of an operation: the given codes, plus those any request may get (400 for
+/// a Host this server does not answer to, 429 for a throttled login, 503 when the request timed
+/// out).
 fn error_responses(codes: &[&str]) -> Map<String, Json> {
     let mut m = Map::new();
     m.insert(
         "503".into(),
         json!({"description": "The request did not finish within the server's request timeout"}),
     );
-    for code in codes.iter().chain(&["429"]) {
+    for code in codes.iter().chain(&["400", "429"]) {
         let (desc, schema) = match *code {
             "400" => (
-                "Invalid input: messages per field, or a detail for a body that is not JSON",
+                "Invalid input: messages per field, or a detail for a body that is not JSON or a \
+                 Host header this server does not answer to",
                 "#/components/schemas/BadRequest",
             ),
             "429" => (
@@ -192,7 +194,8 @@ fn error_responses(codes: &[&str]) -> Map<String, Json> {
                 "#/components/schemas/Detail",
             ),
             "409" => (
-                "Conflict: the object is protected or write-protected",
+                "Conflict: the object is protected or write-protected, or the write would remove \
+                 a relation that protected objects still use",
                 "#/components/schemas/Detail",
             ),
             "413" => ("Request body too large", "#/components/schemas/Detail"),
@@ -312,7 +315,7 @@ pub fn document(reg: &Registry) -> Json {
         };
         let mut list_responses = error_responses(&["400", "401"]);
         list_responses.insert("200".into(), list_resp);
-        let mut create_responses = error_responses(&["400", "401", "403", "413", "415"]);
+        let mut create_responses = error_responses(&["400", "401", "403", "409", "413", "415"]);
         create_responses.insert(
             "201".into(),
             ok(&format!("The new {}", m.verbose_name), one.clone()),
@@ -330,7 +333,7 @@ pub fn document(reg: &Registry) -> Json {
         );
         let mut get_responses = error_responses(&["401", "404"]);
         get_responses.insert("200".into(), ok(&format!("The {}", m.verbose_name), one.clone()));
-        let mut update_responses = error_responses(&["400", "401", "403", "404", "413", "415"]);
+        let mut update_responses = error_responses(&["400", "401", "403", "404", "409", "413", "415"]);
         update_responses.insert(
             "200".into(),
             ok(&format!("The changed {}", m.verbose_name), one.clone()),
@@ -451,7 +454,8 @@ fn operations_paths(paths: &mut Map<String, Json>, schemas: &mut Map<String, Jso
     paths.insert(
         "/metrics".into(),
         json!({"get": {"tags": ["operations"], "summary": "Prometheus metrics (OpenMetrics text)", "operationId": "metrics", "security": [],
-            "responses": {"200": {"description": "Metrics", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}}}),
+            "responses": {"200": {"description": "Metrics", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}},
+                          "403": {"description": "Not a client on this machine, and no metrics token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}}}}}),
     );
 }
 

@@ -20,7 +20,11 @@ const MESSAGE_VAR: &str = "XOS_HELLO_MESSAGE";
 
 pub fn steps(ctx: &StepContext) -> Vec<Arc<dyn Step>> {
     vec![Arc::new(HelloWorldTenants {
-        backend: Arc::new(LocalBackend::with_kind(&ctx.state_dir, "helloworld").xos_binary(&ctx.xos_binary)),
+        backend: Arc::new(
+            LocalBackend::with_kind(&ctx.state_dir, "helloworld")
+                .xos_binary(&ctx.xos_binary)
+                .limits(&ctx.local),
+        ),
     })]
 }
 

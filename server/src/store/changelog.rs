@@ -138,8 +138,6 @@ pub struct ChangeQuery {
 /// Entries returned when no `limit` is given, and the most one request may ask for.
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
-/// How many of the newest matching entries a non-admin's visibility check looks through.
-const SCAN: i64 = 5000;
 
 impl ChangeQuery {
     /// Parse query parameters; unknown ones are ignored, bad values are field errors.
@@ -240,7 +238,7 @@ fn entry(row: &[Value]) -> Json {
 
 /// The entries the actor may see, newest first, and how many match in all. Admins see every
 /// entry; others the entries of objects they may read now (a deleted object's history is for
-/// admins).
+/// admins), in one query, with the author's email only where they may see the author.
 pub async fn list(store: &Store, actor: &Actor, q: &ChangeQuery) -> Result<(Vec<Json>, i64), StoreError> {
     let sees_all = match actor {
         Actor::System => true,
@@ -260,38 +258,77 @@ pub async fn list(store: &Store, actor: &Actor, q: &ChangeQuery) -> Result<(Vec<
         let rows = store.db().fetch(&sql, TYPES).await?;
         return Ok((rows.iter().map(|r| entry(r)).collect(), total));
     }
+    // One query: the entries of live objects the actor may read now, as a condition per model.
+    let mut visible = Sql::new(" AND (1 = 0");
+    for model in &store.registry().models {
+        if q.model.as_ref().is_some_and(|m| m != &model.name) {
+            continue;
+        }
+        visible
+            .push(" OR (model = ")
+            .bind(Value::Text(model.name.clone()));
+        visible.push(&format!(
+            " AND object_id IN (SELECT t.id FROM {} t WHERE 1 = 1",
+            model.table()
+        ));
+        if model.field_named("deleted").is_some() {
+            visible.push(" AND NOT t.deleted");
+        }
+        super::permissions::visible(actor, model, &mut visible);
+        visible.push("))");
+    }
+    visible.push(")");
+    let mut count = Sql::new("SELECT COUNT(*) FROM xos_change");
+    super::append_sql(&mut count, &filter);
+    super::append_sql(&mut count, &visible);
+    let total = store.db().fetch(&count, &[SqlType::Int]).await?[0][0]
+        .as_int()
+        .unwrap_or(0);
     let mut sql = Sql::new(COLUMNS);
     super::append_sql(&mut sql, &filter);
-    sql.push(" ORDER BY id DESC LIMIT ").bind(Value::Int(SCAN));
+    super::append_sql(&mut sql, &visible);
+    sql.push(" ORDER BY id DESC LIMIT ").bind(Value::Int(q.limit));
+    sql.push(" OFFSET ").bind(Value::Int(q.offset));
     let rows = store.db().fetch(&sql, TYPES).await?;
-    let mut visible: std::collections::HashMap<(String, i64), bool> = Default::default();
-    let mut out = Vec::new();
-    for r in &rows {
-        let name = r[4].as_str().unwrap_or_default().to_string();
-        let id = r[5].as_int().unwrap_or_default();
-        let key = (name, id);
-        let ok = match visible.get(&key) {
-            Some(ok) => *ok,
-            None => {
-                let ok = match store.registry().model(&key.0) {
-                    Some(model) => store.get(actor, model, id).await.is_ok(),
-                    None => false,
-                };
-                visible.insert(key, ok);
-                ok
-            }
-        };
-        if ok {
-            out.push(entry(r));
+    let mut entries: Vec<Json> = rows.iter().map(|r| entry(r)).collect();
+    mask_actors(store, actor, &mut entries).await?;
+    Ok((entries, total))
+}
+
+/// Emails are shown only to those who may see the user: an entry whose author the reader
+/// cannot see names it as `user <id>`.
+async fn mask_actors(store: &Store, actor: &Actor, entries: &mut [Json]) -> Result<(), StoreError> {
+    let mut ids: Vec<i64> = entries.iter().filter_map(|e| e["user"].as_i64()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let users = store.registry().model("User").expect("the registry has users");
+    let mut sql = Sql::new("SELECT t.id FROM core_user t WHERE t.id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(Value::Int(*id));
+    }
+    sql.push(")");
+    super::permissions::visible(actor, users, &mut sql);
+    let seen: std::collections::HashSet<i64> = store
+        .db()
+        .fetch(&sql, &[SqlType::Int])
+        .await?
+        .iter()
+        .filter_map(|r| r[0].as_int())
+        .collect();
+    for e in entries {
+        if let Some(id) = e["user"].as_i64()
+            && !seen.contains(&id)
+        {
+            e["actor"] = Json::String(format!("user {id}"));
         }
     }
-    let total = out.len() as i64;
-    let page = out
-        .into_iter()
-        .skip(q.offset as usize)
-        .take(q.limit as usize)
-        .collect();
-    Ok((page, total))
+    Ok(())
 }
 
 /// Delete entries older than `days` days (0 keeps everything); returns how many went.

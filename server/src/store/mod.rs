@@ -581,6 +581,13 @@ impl ListQuery {
         let mut q = ListQuery::default();
         let mut errors = FieldErrors::new();
         for (key, raw) in params {
+            if raw.contains('\0') {
+                errors
+                    .entry(key.clone())
+                    .or_default()
+                    .push(validate::NUL_MESSAGE.into());
+                continue;
+            }
             if raw.chars().count() > MAX_FILTER_CHARS && !matches!(key.as_str(), "ordering") {
                 errors
                     .entry(key.clone())
@@ -677,6 +684,25 @@ impl ListQuery {
             }
         }
         if errors.is_empty() { Ok(q) } else { Err(errors) }
+    }
+
+    /// The parameters [`ListQuery::parse`] would ignore: neither a query option nor a readable
+    /// field of `model` (with `__in` / `__icontains`). The API ignores them as DRF does; the
+    /// `xos list` command refuses them rather than list everything.
+    pub fn unknown_params<'a>(model: &Model, params: &'a [(String, String)]) -> Vec<&'a str> {
+        params
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| {
+                let name = k
+                    .strip_suffix("__in")
+                    .or_else(|| k.strip_suffix("__icontains"))
+                    .unwrap_or(k);
+                !matches!(*k, "search" | "ordering")
+                    && !RESERVED_PARAMS.contains(k)
+                    && model.field_named(name).is_none_or(|f| !f.is_readable())
+            })
+            .collect()
     }
 
     fn push_where(&self, model: &Model, dialect: crate::db::Dialect, sql: &mut Sql) {
@@ -795,6 +821,11 @@ impl Unit {
     }
     pub fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+
+    /// The SQL dialect of this unit's database.
+    pub fn dialect(&mut self) -> crate::db::Dialect {
+        self.tx().dialect()
     }
 
     fn tx(&mut self) -> &mut Tx {

@@ -232,6 +232,35 @@ pub async fn before_write(
                     );
                 }
             }
+            // A slice runs at most `max_instances` instances (XOS declared the field; we enforce
+            // it). On Postgres the slice row is locked first, so two creates at once cannot both
+            // take the last place.
+            "instance_slice_quota"
+                if creating || before.is_some_and(|b| b.get_int("slice") != d.int("slice")) =>
+            {
+                let Some(slice) = d.int("slice") else { continue };
+                let mut sql = Sql::new("SELECT max_instances FROM core_slice WHERE id = ");
+                sql.bind(Value::Int(slice));
+                if unit.dialect() == crate::db::Dialect::Postgres {
+                    sql.push(" FOR UPDATE");
+                }
+                let Some(max) = scalar(unit, &sql, SqlType::Int).await?.and_then(|v| v.as_int()) else {
+                    continue;
+                };
+                let mut count =
+                    Sql::new("SELECT COUNT(*) FROM core_instance WHERE NOT deleted AND slice_id = ");
+                count.bind(Value::Int(slice));
+                let running = scalar(unit, &count, SqlType::Int)
+                    .await?
+                    .and_then(|v| v.as_int())
+                    .unwrap_or(0);
+                if running >= max {
+                    err(
+                        "slice",
+                        format!("The slice already has its maximum of {max} instances (its max_instances)."),
+                    );
+                }
+            }
             // Privileges are not granted to inactive users.
             "privilege_active_user" => {
                 if let Some(user) = d.int("user")

@@ -8,6 +8,9 @@ use crate::db::{Value, parse_time};
 use app::registry::{Field, FieldKind, Model, SqlType};
 use serde_json::Value as Json;
 
+/// What a text with a NUL character is answered (DRF's wording).
+pub const NUL_MESSAGE: &str = "Null characters are not allowed.";
+
 /// Convert one JSON input value to the field's stored type, or say why it cannot be.
 pub fn parse_value(reg: &app::registry::Registry, f: &Field, v: &Json) -> Result<Value, String> {
     let ty = f.kind.sql_type();
@@ -60,11 +63,17 @@ pub fn parse_value(reg: &app::registry::Registry, f: &Field, v: &Json) -> Result
         | FieldKind::Url { .. }
         | FieldKind::Slug { .. }
         | FieldKind::Password => match v {
+            // DRF's message; Postgres cannot store a NUL in text at all, SQLite would.
+            Json::String(s) if s.contains('\0') => Err(NUL_MESSAGE.into()),
             Json::String(s) => Ok(Value::Text(if f.strip {
                 s.trim().to_string()
             } else {
                 s.clone()
             })),
+            // A slug names things (a site's login_base prefixes its slices' names): text only.
+            Json::Number(_) | Json::Bool(_) if matches!(f.kind, FieldKind::Slug { .. }) => {
+                Err("Not a valid string.".into())
+            }
             Json::Number(n) => Ok(Value::Text(n.to_string())),
             Json::Bool(b) => Ok(Value::Text(b.to_string())),
             _ => Err("Not a valid string.".into()),

@@ -67,6 +67,8 @@ pub struct Found {
 pub struct LocalBackend {
     dir: PathBuf,
     kind: &'static str,
+    /// Limits of every process (the allow-list is checked where image commands are read).
+    limits: crate::state::LocalBackendConfig,
     /// What a command's first word `xos` runs: this binary, unless told otherwise (tests run
     /// from a test binary).
     xos: PathBuf,
@@ -84,9 +86,16 @@ impl LocalBackend {
         LocalBackend {
             dir: state_dir.to_path_buf(),
             kind,
+            limits: Default::default(),
             xos: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xos")),
             children: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Start processes within these limits.
+    pub fn limits(mut self, limits: &crate::state::LocalBackendConfig) -> LocalBackend {
+        self.limits = limits.clone();
+        self
     }
 
     /// Run `path` for commands whose first word is `xos`.
@@ -178,30 +187,55 @@ impl LocalBackend {
             PathBuf::from(program)
         };
         let mut cmd = Command::new(&program);
+        // A cleared environment: the workload gets what it needs, never the server's own
+        // (database URL, passwords, tokens).
+        let home = self.dir.join(self.kind);
         cmd.args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LANG", "C.UTF-8")
+            .env("HOME", &home)
+            .current_dir(&home)
             .env("XOS_LOCAL_BACKEND", self.marker())
             .env("XOS_LOCAL_KIND", self.kind)
             .env("XOS_OBJECT_ID", id.to_string())
             .env("XOS_OBJECT_SPEC", spec.fingerprint())
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log);
         let (memory, vcpus) = (spec.memory_mb, spec.vcpus);
+        let limits: [(libc::__rlimit_resource_t, u64); 5] = [
+            (
+                libc::RLIMIT_AS,
+                (memory.max(0) as u64).saturating_mul(1024 * 1024),
+            ),
+            (libc::RLIMIT_NOFILE, self.limits.max_open_files),
+            (
+                libc::RLIMIT_FSIZE,
+                self.limits.max_file_size_mb.saturating_mul(1024 * 1024),
+            ),
+            (libc::RLIMIT_NPROC, self.limits.max_processes),
+            // No core dumps of workloads in the state directory.
+            (libc::RLIMIT_CORE, u64::MAX),
+        ];
         // SAFETY: between fork and exec only async-signal-safe calls (setsid, setrlimit,
         // sched_setaffinity) on values computed before the fork.
         unsafe {
             cmd.pre_exec(move || {
                 libc::setsid();
-                if memory > 0 {
-                    let bytes = (memory as libc::rlim_t) * 1024 * 1024;
-                    let lim = libc::rlimit {
-                        rlim_cur: bytes,
-                        rlim_max: bytes,
+                for (resource, value) in limits {
+                    // 0: no limit (the core dump entry: none at all).
+                    let value = match (resource, value) {
+                        (libc::RLIMIT_CORE, _) => 0,
+                        (_, 0) => continue,
+                        (_, v) => v as libc::rlim_t,
                     };
-                    if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    let lim = libc::rlimit {
+                        rlim_cur: value,
+                        rlim_max: value,
+                    };
+                    if libc::setrlimit(resource, &lim) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
@@ -332,11 +366,34 @@ async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
     } else {
         path.split_whitespace().map(str::to_string).collect()
     };
+    if !command_allowed(&argv, &ctx.xos_binary, &ctx.local.commands) {
+        return Err(SyncError::Failed(format!(
+            "the image's command \"{}\" is not allowed on this host (local_backend.commands in the \
+             configuration allows: {})",
+            argv.first().map(String::as_str).unwrap_or(""),
+            ctx.local.commands.join("; ")
+        )));
+    }
     Ok(Spec {
         argv,
         env: Vec::new(),
         memory_mb: r[1].as_int().unwrap_or(0),
         vcpus: r[2].as_int().unwrap_or(0),
+    })
+}
+
+/// Whether `argv` starts with one of the allowed command lines, word by word (a first word that
+/// is this binary counts as `xos`).
+pub fn command_allowed(argv: &[String], xos: &Path, allowed: &[String]) -> bool {
+    let mut words: Vec<&str> = argv.iter().map(String::as_str).collect();
+    if let Some(first) = words.first_mut()
+        && Path::new(first) == xos
+    {
+        *first = "xos";
+    }
+    allowed.iter().any(|line| {
+        let want: Vec<&str> = line.split_whitespace().collect();
+        !want.is_empty() && words.len() >= want.len() && words[..want.len()] == want[..]
     })
 }
 
@@ -506,7 +563,11 @@ impl Step for LocalInstanceDrift {
 
 /// The steps of the local backend, sharing one process table.
 pub fn steps(ctx: &StepContext, drift_interval: Duration) -> Vec<std::sync::Arc<dyn Step>> {
-    let backend = std::sync::Arc::new(LocalBackend::new(&ctx.state_dir).xos_binary(&ctx.xos_binary));
+    let backend = std::sync::Arc::new(
+        LocalBackend::new(&ctx.state_dir)
+            .xos_binary(&ctx.xos_binary)
+            .limits(&ctx.local),
+    );
     vec![
         std::sync::Arc::new(LocalInstances {
             backend: backend.clone(),

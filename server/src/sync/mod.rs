@@ -31,6 +31,8 @@ pub struct StepContext {
     pub state_dir: PathBuf,
     /// The `xos` binary local processes run (`xos workload`, `xos helloworld-serve`).
     pub xos_binary: PathBuf,
+    /// What the local backend may run, and its limits.
+    pub local: crate::state::LocalBackendConfig,
 }
 
 impl StepContext {
@@ -40,6 +42,7 @@ impl StepContext {
             store,
             state_dir,
             xos_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xos")),
+            local: Default::default(),
         }
     }
 }

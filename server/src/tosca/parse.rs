@@ -136,6 +136,10 @@ pub fn parse(reg: &'static Registry, sources: &[Source]) -> Result<Recipe, Vec<P
     let mut seen: HashMap<String, (String, usize)> = HashMap::new();
     for (index, source) in sources.iter().enumerate() {
         let file = source.name.clone();
+        if let Some(problem) = too_deep(&file, &source.text) {
+            problems.push(problem);
+            continue;
+        }
         let options = LoaderOptions::default().error_on_duplicate_keys(true);
         let root = match marked_yaml::parse_yaml_with_options(index, &source.text, options) {
             Ok(root) => root,
@@ -239,6 +243,60 @@ fn node_line(node: &Node) -> usize {
 
 fn scalar_line(node: &MarkedScalarNode) -> usize {
     node.span().start().map(|m| m.line()).unwrap_or(1)
+}
+
+/// How deeply a recipe may nest (block levels, `- ` entries and `[`/`{` flow collections
+/// together). A TOSCA recipe needs about eight; the YAML loader builds its tree recursively, so a
+/// hostile document nested thousands of levels deep must be refused before it is loaded.
+pub const MAX_DEPTH: usize = 64;
+
+/// The first line where `text` nests deeper than [`MAX_DEPTH`], as a problem. A conservative
+/// scan of the text (quotes and comments skipped), not a YAML parse.
+fn too_deep(file: &str, text: &str) -> Option<Problem> {
+    let mut blocks: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if flow == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            let indent = line.len() - trimmed.len();
+            while blocks.last().is_some_and(|&w| w >= indent) {
+                blocks.pop();
+            }
+            blocks.push(indent);
+        }
+        let mut rest = trimmed;
+        let mut dashes = 0;
+        while let Some(r) = rest.strip_prefix("- ").or_else(|| (rest == "-").then_some("")) {
+            dashes += 1;
+            rest = r.trim_start();
+        }
+        let mut quote: Option<char> = None;
+        let mut deepest = flow;
+        for c in rest.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    deepest = deepest.max(flow);
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+        let depth = blocks.len() + dashes + deepest;
+        if depth > MAX_DEPTH {
+            return Some(Problem {
+                file: file.to_string(),
+                line: i + 1,
+                node: None,
+                message: format!("the recipe nests deeper than {MAX_DEPTH} levels"),
+            });
+        }
+    }
+    None
 }
 
 fn load_problem(file: &str, e: &LoadError) -> Problem {

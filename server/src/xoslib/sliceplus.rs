@@ -308,6 +308,12 @@ async fn detail(
     ))
 }
 
+/// The most instances one `site_allocation` may ask for (each site, and in all); the slice's
+/// `max_instances` limits them further, instance by instance.
+const MAX_ALLOCATION: i64 = 1000;
+/// The most sites one `site_allocation` may name.
+const MAX_ALLOCATION_SITES: usize = 100;
+
 /// The SlicePlus-only keys of a write.
 #[derive(Default)]
 struct Extras {
@@ -332,18 +338,27 @@ fn split(input: Map<String, Json>) -> Result<(Map<String, Json>, Extras), ApiErr
     for (k, v) in input {
         match k.as_str() {
             "site_allocation" => match decoded(&v) {
+                Json::Object(m) if m.len() > MAX_ALLOCATION_SITES => errors
+                    .entry(k.clone())
+                    .or_default()
+                    .push(format!("At most {MAX_ALLOCATION_SITES} sites.")),
                 Json::Object(m) => {
                     let mut alloc = BTreeMap::new();
                     for (site, n) in m {
-                        match n.as_i64().filter(|n| *n >= 0) {
+                        match n.as_i64().filter(|n| (0..=MAX_ALLOCATION).contains(n)) {
                             Some(n) => {
                                 alloc.insert(site, n);
                             }
-                            None => errors
-                                .entry(k.clone())
-                                .or_default()
-                                .push(format!("The count for {site} must be a non-negative integer.")),
+                            None => errors.entry(k.clone()).or_default().push(format!(
+                                "The count for {site} must be an integer from 0 to {MAX_ALLOCATION}."
+                            )),
                         }
+                    }
+                    if alloc.values().sum::<i64>() > MAX_ALLOCATION {
+                        errors
+                            .entry(k.clone())
+                            .or_default()
+                            .push(format!("At most {MAX_ALLOCATION} instances in all."));
                     }
                     extras.site_allocation = Some(alloc);
                 }

@@ -99,15 +99,16 @@ async fn tenant_view(state: &AppState, auth: &AuthContext) -> Result<Json, ApiEr
         .first()
         .map(|r| (r[0].as_int(), r[1].as_str().map(str::to_string)))
         .unwrap_or((None, None));
+    // The site's users the caller may see (emails are shown only to those who may see the
+    // user: a PI sees its site's, a plain user itself and the members of its slices).
     let (user_ids, user_names) = match site_id {
-        Some(s) => {
-            pairs(
-                state,
-                "SELECT id, email FROM core_user WHERE NOT deleted AND site_id = $1 ORDER BY id",
-                Some(s),
-            )
+        Some(s) => state
+            .store
+            .find(&actor, state.store.model("User"), "site", Value::Int(s))
             .await?
-        }
+            .iter()
+            .map(|u| (u.id(), u.get_str("email").unwrap_or_default().to_string()))
+            .unzip(),
         None => (Vec::new(), Vec::new()),
     };
     let mut q = Sql::new(

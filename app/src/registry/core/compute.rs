@@ -304,6 +304,7 @@ fn instance() -> Model {
         .rule("instance_defaults")
         .rule("instance_isolation")
         .rule("instance_creator_privilege")
+        .rule("instance_slice_quota")
         .tosca("tosca.nodes.Compute", "name")
         .tosca_alias(
             "tosca.nodes.Compute.Container",

@@ -116,7 +116,7 @@ fn site() -> Model {
         .field(Field::float("longitude").optional())
         .field(Field::float("latitude").optional())
         .field(
-            Field::schar("login_base", 50)
+            Field::slug("login_base", 50)
                 .unique()
                 .verbose("Login Base")
                 .help("Prefix for Slices associated with this Site"),
