@@ -627,81 +627,39 @@ both!(
         let (_, me) = app.get("/xos/users/?email=pi@mysite.org").await;
         let pi = me[0]["id"].as_i64().unwrap();
         let grant = |user: i64, role: i64| Some(json!({"user": user, "site": w.site, "role": role}));
-        // The confirmed case: a PI gave itself the site admin role.
-        expect(
-            app,
-            Pi,
-            Method::POST,
-            "/xos/siteprivileges/",
-            grant(pi, admin_role),
-            StatusCode::FORBIDDEN,
-        )
-        .await;
-        // Nor to a user it controls, nor any role to itself.
-        expect(
-            app,
-            Pi,
-            Method::POST,
-            "/xos/siteprivileges/",
-            grant(w.plain, admin_role),
-            StatusCode::FORBIDDEN,
-        )
-        .await;
-        expect(
-            app,
-            Pi,
-            Method::POST,
-            "/xos/siteprivileges/",
-            grant(pi, tech_role),
-            StatusCode::FORBIDDEN,
-        )
-        .await;
-        // At or below its own rank, to others: allowed.
-        expect(
-            app,
-            Pi,
-            Method::POST,
-            "/xos/siteprivileges/",
-            grant(w.plain, tech_role),
-            StatusCode::CREATED,
-        )
-        .await;
-        expect(
-            app,
-            Pi,
-            Method::POST,
-            "/xos/siteprivileges/",
-            grant(w.victim, pi_role),
-            StatusCode::CREATED,
-        )
-        .await;
+        for (user, role, want, why) in [
+            // The confirmed case: a PI gave itself the site admin role.
+            (pi, admin_role, StatusCode::FORBIDDEN, "admin to itself"),
+            (
+                w.plain,
+                admin_role,
+                StatusCode::FORBIDDEN,
+                "admin to a user it controls",
+            ),
+            (pi, tech_role, StatusCode::FORBIDDEN, "any role to itself"),
+            (
+                w.plain,
+                tech_role,
+                StatusCode::CREATED,
+                "below its rank, to another",
+            ),
+            (w.victim, pi_role, StatusCode::CREATED, "its own rank, to another"),
+        ] {
+            let (s, v) = app
+                .req(Method::POST, "/xos/siteprivileges/", creds(Pi), grant(user, role))
+                .await;
+            assert_eq!(s, want, "{why}: {v}");
+        }
         // Turning its own privilege (or one it granted) into admin is the same grant.
-        let (_, mine) = app
-            .get(&format!("/xos/siteprivileges/?user={pi}&no_hyperlinks=1"))
-            .await;
-        let own = mine[0]["id"].as_i64().unwrap();
-        expect(
-            app,
-            Pi,
-            Method::PATCH,
-            &format!("/xos/siteprivileges/{own}/"),
-            Some(json!({"role": admin_role})),
-            StatusCode::FORBIDDEN,
-        )
-        .await;
-        let (_, theirs) = app
-            .get(&format!("/xos/siteprivileges/?user={}&no_hyperlinks=1", w.plain))
-            .await;
-        let granted = theirs[0]["id"].as_i64().unwrap();
-        expect(
-            app,
-            Pi,
-            Method::PATCH,
-            &format!("/xos/siteprivileges/{granted}/"),
-            Some(json!({"role": admin_role})),
-            StatusCode::FORBIDDEN,
-        )
-        .await;
+        for user in [pi, w.plain] {
+            let (_, privs) = app
+                .get(&format!("/xos/siteprivileges/?user={user}&no_hyperlinks=1"))
+                .await;
+            let id = privs[0]["id"].as_i64().unwrap();
+            let path = format!("/xos/siteprivileges/{id}/");
+            let body = Some(json!({"role": admin_role}));
+            expect(app, Pi, Method::PATCH, &path, body, StatusCode::FORBIDDEN).await;
+        }
         // A site admin's privilege is above the PI: it cannot remove it.
         let boss = app.make_user("boss@mysite.org", "boss-password").await;
         let boss_priv = make(

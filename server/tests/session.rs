@@ -8,6 +8,11 @@ use common::TestApp;
 use serde_json::json;
 
 fn login_request(origin: Option<&str>, user: &str, password: &str) -> Request<Body> {
+    login_with_next(origin, user, password, "%2F")
+}
+
+/// POST /login with `next` as the form sends it (already percent-encoded text).
+fn login_with_next(origin: Option<&str>, user: &str, password: &str, next_encoded: &str) -> Request<Body> {
     let mut b = Request::builder()
         .method(Method::POST)
         .uri("/login")
@@ -17,7 +22,7 @@ fn login_request(origin: Option<&str>, user: &str, password: &str) -> Request<Bo
         b = b.header(header::ORIGIN, o);
     }
     let body = format!(
-        "username={}&password={}&next=%2F",
+        "username={}&password={}&next={next_encoded}",
         urlencode(user),
         urlencode(password)
     );
@@ -171,18 +176,13 @@ both!(
     }
 );
 
-/// POST /login with `next` as the form sends it (already percent-encoded text).
 fn login_next(next_encoded: &str) -> Request<Body> {
-    Request::builder()
-        .method(Method::POST)
-        .uri("/login")
-        .header(header::HOST, "testserver")
-        .header(header::ORIGIN, "http://testserver")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(format!(
-            "username=padmin%40vicci.org&password=letmein&next={next_encoded}"
-        )))
-        .unwrap()
+    login_with_next(
+        Some("http://testserver"),
+        "padmin@vicci.org",
+        "letmein",
+        next_encoded,
+    )
 }
 
 both!(login_follows_only_paths_on_this_site, async |app: &TestApp| {
@@ -233,28 +233,11 @@ both!(
     }
 );
 
-/// Log in as the admin and return the cookie jar.
-async fn session_jar(app: &TestApp) -> String {
-    let (s, h, _) = app
-        .call(login_request(
-            Some("http://testserver"),
-            "padmin@vicci.org",
-            "letmein",
-        ))
-        .await;
-    assert_eq!(s, StatusCode::SEE_OTHER);
-    cookies(&h)
-        .iter()
-        .map(|(k, v, _)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 async fn sessions_end_at_their_absolute_lifetime(backend: common::Backend) {
     let Some(app) = TestApp::with_config(backend, |c| c.session_lifetime_secs = 2).await else {
         return;
     };
-    let jar = session_jar(&app).await;
+    let (jar, _) = common::login_jar(&app, common::ADMIN).await;
     let get = || {
         with_cookies(Request::builder().uri("/xos/slices/"), &jar)
             .body(Body::empty())

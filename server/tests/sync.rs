@@ -522,28 +522,7 @@ async fn logged_in_stream_ends_at_logout(backend: Backend) {
     let Some(app) = TestApp::new(backend).await else {
         return;
     };
-    let login = axum::http::Request::builder()
-        .method(axum::http::Method::POST)
-        .uri("/login")
-        .header("host", "testserver")
-        .header("origin", "http://testserver")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(axum::body::Body::from(
-            "username=padmin%40vicci.org&password=letmein&next=%2F",
-        ))
-        .unwrap();
-    let (_, h, _) = app.call(login).await;
-    let jar: Vec<String> = h
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
-        .collect();
-    let jar = jar.join("; ");
-    let csrf = jar
-        .split("; ")
-        .find_map(|kv| kv.strip_prefix("xoscsrftoken="))
-        .unwrap()
-        .to_string();
+    let (jar, csrf) = common::login_jar(&app, common::ADMIN).await;
     let with_jar = |method: axum::http::Method, path: &str| {
         axum::http::Request::builder()
             .method(method)

@@ -352,31 +352,25 @@ impl Store {
 
     /// Begin a unit of work acting as `actor`.
     pub async fn begin(&self, actor: Actor) -> Result<Unit, StoreError> {
-        let tx = self.inner.db.begin().await?;
-        Ok(Unit {
-            store: self.clone(),
-            tx: Some(tx),
-            actor,
-            events: Vec::new(),
-            now: Utc::now(),
-            depth: 0,
-            read_only: false,
-        })
+        Ok(self.unit(self.inner.db.begin().await?, actor, false))
     }
 
     /// Begin a unit of work that only reads (permission dry runs such as the capabilities of
     /// the admin pages): no write lock, no row locks. Writes through it fail.
     pub async fn begin_read(&self, actor: Actor) -> Result<Unit, StoreError> {
-        let tx = self.inner.db.begin_read().await?;
-        Ok(Unit {
+        Ok(self.unit(self.inner.db.begin_read().await?, actor, true))
+    }
+
+    fn unit(&self, tx: Tx, actor: Actor, read_only: bool) -> Unit {
+        Unit {
             store: self.clone(),
             tx: Some(tx),
             actor,
             events: Vec::new(),
             now: Utc::now(),
             depth: 0,
-            read_only: true,
-        })
+            read_only,
+        }
     }
 
     /// Create one object in its own unit of work.

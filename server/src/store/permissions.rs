@@ -368,8 +368,8 @@ pub async fn check_write(
             allowed = op == Op::Update && has_site_role(unit, me, Some(after.id()), &["admin", "pi"]).await?
         }
         "User" => return check_user(unit, p, op, before, after, &changed_names).await,
-        "SitePrivilege" => return check_site_privilege(unit, me, op, &rows, after).await,
-        "SlicePrivilege" => return check_slice_privilege(unit, me, op, &rows, after).await,
+        "SitePrivilege" => return check_privilege(unit, me, Scope::Site, op, &rows, after).await,
+        "SlicePrivilege" => return check_privilege(unit, me, Scope::Slice, op, &rows, after).await,
         "Slice" => {
             if changed_names.contains(&"creator") && op == Op::Update {
                 return Err(deny("change the creator of a slice"));
@@ -434,53 +434,53 @@ pub async fn check_write(
     if allowed { Ok(()) } else { Err(deny(&what)) }
 }
 
-/// Site privileges: the actor is a PI or admin of the site, the role is ranked at or below the
-/// actor's own there, and a grant is never to the actor itself (a PI cannot make itself a site
-/// admin, nor a user it controls one). Removing one's own privilege is allowed.
-async fn check_site_privilege(
-    unit: &mut Unit,
-    me: i64,
-    op: Op,
-    rows: &[&Record],
-    after: &Record,
-) -> Result<(), StoreError> {
-    for r in rows {
-        let mine = site_roles(unit, me, r.get_int("site")).await?;
-        let my_rank = mine.iter().map(|r| site_rank(r)).max().unwrap_or(0);
-        if my_rank < site_rank("pi") {
-            return Err(deny("manage the privileges of this site"));
-        }
-        let role = role_name(unit, "core_siterole", r.get_int("role")).await?;
-        if site_rank(&role) > my_rank {
-            return Err(deny(&format!("grant or remove the site role \"{role}\"")));
-        }
-    }
-    if op != Op::Delete && after.get_int("user") == Some(me) {
-        return Err(deny("grant yourself a site role"));
-    }
-    Ok(())
+/// Which privilege a check is about: site privileges (the actor is a PI or admin of the site and
+/// grants roles ranked at or below its own there) or slice privileges (the actor manages the
+/// slice: creator, PI or admin of its site, slice admin; it grants up to a manager's role).
+#[derive(Clone, Copy, PartialEq)]
+enum Scope {
+    Site,
+    Slice,
 }
 
-/// Slice privileges: the actor manages the slice (creator, PI or admin of its site, slice admin),
-/// grants roles at or below a manager's, and never to itself.
-async fn check_slice_privilege(
+/// Privileges of either scope: every state of the row (before and after) must be one the actor
+/// may grant or remove, and a grant is never to the actor itself (a PI cannot make itself a
+/// site admin, nor a user it controls one). Removing one's own privilege is allowed.
+async fn check_privilege(
     unit: &mut Unit,
     me: i64,
+    scope: Scope,
     op: Op,
     rows: &[&Record],
     after: &Record,
 ) -> Result<(), StoreError> {
+    let (target, roles, rank, noun): (_, _, fn(&str) -> u8, _) = match scope {
+        Scope::Site => ("site", "core_siterole", site_rank, "site"),
+        Scope::Slice => ("slice", "core_slicerole", slice_rank, "slice"),
+    };
     for r in rows {
-        if !can_manage_slice(unit, me, r.get_int("slice")).await? {
-            return Err(deny("manage the privileges of this slice"));
+        let my_rank = match scope {
+            Scope::Site => {
+                let mine = site_roles(unit, me, r.get_int(target)).await?;
+                mine.iter().map(|r| site_rank(r)).max().unwrap_or(0)
+            }
+            Scope::Slice if can_manage_slice(unit, me, r.get_int(target)).await? => slice_rank("admin"),
+            Scope::Slice => 0,
+        };
+        let manager = match scope {
+            Scope::Site => site_rank("pi"),
+            Scope::Slice => slice_rank("admin"),
+        };
+        if my_rank < manager {
+            return Err(deny(&format!("manage the privileges of this {noun}")));
         }
-        let role = role_name(unit, "core_slicerole", r.get_int("role")).await?;
-        if slice_rank(&role) > slice_rank("admin") {
-            return Err(deny(&format!("grant or remove the slice role \"{role}\"")));
+        let role = role_name(unit, roles, r.get_int("role")).await?;
+        if rank(&role) > my_rank {
+            return Err(deny(&format!("grant or remove the {noun} role \"{role}\"")));
         }
     }
     if op != Op::Delete && after.get_int("user") == Some(me) {
-        return Err(deny("grant yourself a slice role"));
+        return Err(deny(&format!("grant yourself a {noun} role")));
     }
     Ok(())
 }

@@ -42,26 +42,6 @@ pub struct Twin {
 }
 
 impl Twin {
-    pub async fn req(
-        &self,
-        method: Method,
-        path: &str,
-        who: Option<(&str, &str)>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let resp = self
-            .router
-            .clone()
-            .oneshot(build(method, path, who, body.map(|b| b.to_string())))
-            .await
-            .expect("request");
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
     pub async fn call(&self, req: Request<Body>) -> StatusCode {
         self.router.clone().oneshot(req).await.expect("request").status()
     }
@@ -274,6 +254,37 @@ impl TestApp {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v["id"].as_i64().unwrap()
     }
+}
+
+/// Log in through the form as `who`; the cookie jar (`sessionid=…; xoscsrftoken=…`) and the
+/// CSRF token.
+pub async fn login_jar(app: &TestApp, who: (&str, &str)) -> (String, String) {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let login = Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header(header::HOST, "testserver")
+        .header(header::ORIGIN, "http://testserver")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "username={}&password={}&next=%2F",
+            enc(who.0),
+            enc(who.1)
+        )))
+        .unwrap();
+    let (s, h, _) = app.call(login).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "login as {}", who.0);
+    let jar: Vec<String> = h
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect();
+    let csrf = jar
+        .iter()
+        .find_map(|kv| kv.strip_prefix("xoscsrftoken="))
+        .expect("a CSRF cookie")
+        .to_string();
+    (jar.join("; "), csrf)
 }
 
 /// Build a request with optional basic auth and JSON body.
