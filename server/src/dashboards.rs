@@ -141,6 +141,9 @@ struct Choice {
     dashboards: Vec<String>,
 }
 
+/// The most dashboards one user may choose.
+const MAX_CHOSEN: usize = 100;
+
 /// `POST /xoslib/dashboards/` `{"dashboards": ["Developer", "Hello World"]}`: the Customize
 /// tab's save. Replaces the caller's UserDashboardView rows, in order (one unit of work).
 async fn customize(
@@ -161,6 +164,13 @@ async fn customize(
     let input = crate::api::body_object(&headers, &body)?;
     let choice: Choice = serde_json::from_value(Json::Object(input))
         .map_err(|e| StoreError::field("dashboards", format!("Expected a list of view names: {e}")))?;
+    // Bounded work per request, and no NUL text on its way to a query.
+    if choice.dashboards.len() > MAX_CHOSEN {
+        return Err(StoreError::field("dashboards", format!("At most {MAX_CHOSEN} dashboards.")).into());
+    }
+    if choice.dashboards.iter().any(|n| n.contains('\0')) {
+        return Err(StoreError::field("dashboards", crate::store::validate::NUL_MESSAGE).into());
+    }
     let view_model = state.store.model("DashboardView");
     let udv = state.store.model("UserDashboardView");
     let mut unit = state.store.begin(actor).await?;

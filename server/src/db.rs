@@ -464,6 +464,15 @@ pub fn constraint_violation(err: &DbError) -> Option<ConstraintViolation> {
     }
 }
 
+/// Whether Postgres refused text because it holds a NUL character (SQLSTATE 22021): the
+/// client's input, so a 400, never a 500, wherever such text reaches a query.
+pub fn is_nul_in_text(err: &DbError) -> bool {
+    let DbError::Sqlx(sqlx::Error::Database(e)) = err else {
+        return false;
+    };
+    e.code().as_deref() == Some("22021")
+}
+
 /// A constraint the database refused a write for.
 #[derive(Debug, PartialEq)]
 pub enum ConstraintViolation {

@@ -291,6 +291,9 @@ struct Reader {
     method: AuthMethod,
     session: Option<tower_sessions::session::Id>,
     token: Option<String>,
+    /// The password stamp when the stream opened (a password change ends a password or
+    /// session stream).
+    password: Option<String>,
     /// The credential generation of the last check.
     generation: u64,
 }
@@ -308,14 +311,19 @@ impl Reader {
                 Some(key) => crate::auth::token_principal(state, key).await.ok().flatten(),
                 None => None,
             },
-            _ => crate::auth::active_principal(state, id).await.ok().flatten(),
+            _ => match crate::auth::active_user(state, id).await.ok().flatten() {
+                Some((p, stamp)) if self.password.as_deref() == Some(stamp.as_str()) => Some(p),
+                _ => None,
+            },
         };
         let Some(p) = principal.filter(|p| p.id == id) else {
             return false;
         };
         if self.method == AuthMethod::Session {
-            let live = match (&self.session, state.sessions.get()) {
-                (Some(sid), Some(store)) => crate::auth::session_alive(state, store, sid, id).await,
+            let live = match (&self.session, state.sessions.get(), &self.password) {
+                (Some(sid), Some(store), Some(stamp)) => {
+                    crate::auth::session_alive(state, store, sid, id, stamp).await
+                }
                 _ => false,
             };
             if !live {
@@ -395,11 +403,18 @@ pub async fn stream(
             ApiError::TooManyRequests("Too many open event streams; close one first.".into()).into_response(),
         );
     };
+    let password = match actor.user_id() {
+        Some(id) if auth.method != AuthMethod::Token => crate::auth::active_user(&state, id)
+            .await?
+            .map(|(_, stamp)| stamp),
+        _ => None,
+    };
     let reader = Reader {
         actor,
         method: auth.method,
         session: session.and_then(|s| s.0.id()),
         token: crate::auth::token_credentials(&headers),
+        password,
         generation: state.store.auth_generation(),
     };
     let rx = hub.subscribe();

@@ -464,7 +464,12 @@ async fn sync(
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-        let app = server::ops::worker_router(store.clone(), engine.clone(), config.metrics_token.clone())
+        let mut hosts = config.clone();
+        hosts.bind = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_default();
+        let app = server::ops::worker_router(store.clone(), engine.clone(), hosts)
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let mut stopped = stop.subscribe();
         tracing::info!(%addr, "worker metrics at http://{addr}/metrics");

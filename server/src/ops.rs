@@ -307,14 +307,35 @@ pub fn router() -> Router<AppState> {
 
 /// The same endpoints for a synchronizer worker, which has no API: its engine's figures and
 /// its database pool.
-pub fn worker_router(store: Store, engine: Arc<Engine>, metrics_token: Option<String>) -> Router {
+/// `config` gives the metrics token and the hosts it answers to (its `bind` is the metrics
+/// address's): like the API, another `Host` (a DNS-rebinding page) gets 400.
+pub fn worker_router(store: Store, engine: Arc<Engine>, config: crate::state::Config) -> Router {
     let metrics = Arc::new(Metrics::default());
     metrics.set_engine(engine);
-    routes().with_state(OpsState {
-        store,
-        metrics,
-        metrics_token: metrics_token.as_deref().map(Arc::from),
-    })
+    let token = config.metrics_token.as_deref().map(Arc::from);
+    let config = Arc::new(config);
+    routes()
+        .with_state(OpsState {
+            store,
+            metrics,
+            metrics_token: token,
+        })
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+            let config = config.clone();
+            async move {
+                let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+                let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+                if probe || host.is_some_and(|h| config.host_allowed(h)) {
+                    next.run(req).await
+                } else {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"detail": "Invalid Host header."})),
+                    )
+                        .into_response()
+                }
+            }
+        }))
 }
 
 async fn healthz() -> impl IntoResponse {

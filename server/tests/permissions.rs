@@ -1132,3 +1132,112 @@ both!(
         assert_eq!(keys, vec!["image", "isolation", "name", "slice"], "{v}");
     }
 );
+
+both!(
+    rules_hold_across_sites_and_on_both_sides_of_a_move,
+    async |app: &TestApp| {
+        let w = world(app).await;
+        let (admin_role, tech_role) = (site_role(app, "admin").await, site_role(app, "tech").await);
+        let other = make(
+            app,
+            "sites",
+            json!({"name": "Other", "login_base": "other", "abbreviated_name": "o"}),
+        )
+        .await;
+        // A user who lives at the PI's site but runs another site: the PI may not touch it.
+        let boss = app.make_user("boss@mysite.org", "boss-password").await;
+        make(
+            app,
+            "siteprivileges",
+            json!({"user": boss, "site": other, "role": admin_role}),
+        )
+        .await;
+        let path = format!("/xos/users/{boss}/");
+        for body in [
+            json!({"is_active": false}),
+            json!({"public_key": "ssh-rsa AAAA attacker"}),
+        ] {
+            expect(app, Pi, Method::PATCH, &path, Some(body), StatusCode::FORBIDDEN).await;
+        }
+        expect(app, Pi, Method::DELETE, &path, None, StatusCode::FORBIDDEN).await;
+        // A slice of the other site that the PI manages as its slice admin: it may not move it
+        // to its own site (it does not run the old one), nor raise its quota.
+        let slice_admin = slice_role(app, "admin").await;
+        let (_, me) = app.get("/xos/users/?email=pi@mysite.org").await;
+        let pi = me[0]["id"].as_i64().unwrap();
+        let theirs = make(app, "slices", json!({"name": "other_s", "site": other})).await;
+        make(
+            app,
+            "slice_privileges",
+            json!({"user": pi, "slice": theirs, "role": slice_admin}),
+        )
+        .await;
+        let slice = format!("/xos/slices/{theirs}/");
+        let moved = json!({"site": w.site, "name": "mysite_moved"});
+        expect(app, Pi, Method::PATCH, &slice, Some(moved), StatusCode::FORBIDDEN).await;
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &slice,
+            Some(json!({"max_instances": 500})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        expect(
+            app,
+            Pi,
+            Method::PATCH,
+            &slice,
+            Some(json!({"description": "fine"})),
+            StatusCode::OK,
+        )
+        .await;
+        // A tech of one site does not put a node into another site's deployment.
+        make(
+            app,
+            "siteprivileges",
+            json!({"user": w.plain, "site": w.site, "role": tech_role}),
+        )
+        .await;
+        let dep = make(app, "deployments", json!({"name": "d2"})).await;
+        let their_sd = make(app, "sitedeployments", json!({"site": other, "deployment": dep})).await;
+        let node = json!({"name": "sneaky", "site": w.site, "site_deployment": their_sd});
+        expect(
+            app,
+            Plain,
+            Method::POST,
+            "/xos/nodes/",
+            Some(node),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        // Many-to-many lists show only what the reader sees, and a write keeps what it does not.
+        let net = make(
+            app,
+            "networks",
+            json!({"name": "open", "template": w.template, "owner": w.slice, "permit_all_slices": true}),
+        )
+        .await;
+        let own = app.make_slice("own").await["id"].as_i64().unwrap();
+        make(
+            app,
+            "slice_privileges",
+            json!({"user": w.plain, "slice": own, "role": slice_admin}),
+        )
+        .await;
+        app.patch(&format!("/xos/networks/{net}/"), json!({"slices": [w.slice]}))
+            .await;
+        let (_, v) = app
+            .req(
+                Method::GET,
+                &format!("/xos/networks/{net}/?no_hyperlinks=1"),
+                creds(Plain),
+                None,
+            )
+            .await;
+        assert_eq!(v["slices"], json!([]), "the hidden slice is not listed: {v}");
+        let (_, v) = app.get(&format!("/xos/networks/{net}/?no_hyperlinks=1")).await;
+        assert_eq!(v["slices"], json!([w.slice]));
+    }
+);

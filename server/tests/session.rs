@@ -265,3 +265,26 @@ async fn sessions_end_at_their_absolute_lifetime_sqlite() {
 async fn sessions_end_at_their_absolute_lifetime_postgres() {
     sessions_end_at_their_absolute_lifetime(common::Backend::Postgres).await;
 }
+
+both!(a_password_change_ends_the_sessions, async |app: &TestApp| {
+    let uid = app.make_user("u@mysite.org", "first-password").await;
+    let (jar, _) = common::login_jar(app, ("u@mysite.org", "first-password")).await;
+    let get = || {
+        with_cookies(Request::builder().uri("/xos/slices/"), &jar)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(app.call(get()).await.0, StatusCode::OK);
+    let (s, _) = app
+        .patch(
+            &format!("/xos/users/{uid}/"),
+            json!({"password": "second-password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        app.call(get()).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the old session ended"
+    );
+});

@@ -500,6 +500,20 @@ both!(
             "the stream ended"
         );
 
+        // Its password changed (by an admin): the stream opened with the old one ends.
+        let other = app.make_user("other@mysite.org", "other-password").await;
+        let (_, mut body) = open_stream(app, events_as(("other@mysite.org", "other-password"))).await;
+        app.patch(
+            &format!("/xos/users/{other}/"),
+            json!({"password": "changed-password"}),
+        )
+        .await;
+        assert_eq!(
+            ends_within(&mut body, Duration::from_secs(2)).await,
+            None,
+            "the stream ended"
+        );
+
         // An admin demoted while its stream is open: it keeps reading, as the user it now is.
         let boss = app.make_user("boss@mysite.org", "boss-password").await;
         app.patch(&format!("/xos/users/{boss}/"), json!({"is_admin": true}))

@@ -120,7 +120,9 @@ both!(
                 Some(json!({"name": "x", "user": uid})),
             )
             .await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        // Its own token, but without the key only /xoslib/tokens/ computes: refused.
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["key_hash"].is_array(), "{v}");
         let (s, v) = app
             .req(
                 Method::POST,
@@ -262,3 +264,44 @@ both!(read_only_users_cannot_create_tokens, async |app: &TestApp| {
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(app.count("core_apitoken").await, 0);
 });
+
+both!(
+    a_token_mints_no_token_and_creation_is_logged_under_its_user,
+    async |app: &TestApp| {
+        app.make_user("script@mysite.org", "script-password").await;
+        let who = Some(("script@mysite.org", "script-password"));
+        let (s, tok) = app
+            .req(
+                Method::POST,
+                "/xoslib/tokens/",
+                who,
+                Some(json!({"name": "short", "expires_in_days": 1})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let key = tok["key"].as_str().unwrap();
+        let mut req = with_token(Method::POST, "/xoslib/tokens/", key);
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        *req.body_mut() = Body::from(json!({"name": "forever"}).to_string());
+        let (s, _, _) = app.call(req).await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "a leaked short-lived token does not become a permanent one"
+        );
+        let (_, log) = app.get("/xos/changes/?model=ApiToken&kind=create").await;
+        assert_eq!(log[0]["actor"], "script@mysite.org", "{log}");
+        assert_eq!(log[0]["changes"]["key_hash"]["new"], "********", "{log}");
+        // Nobody writes a key through the generic API.
+        let (s, v) = app
+            .req(
+                Method::POST,
+                "/xos/apitokens/",
+                who,
+                Some(json!({"name": "x", "user": tok["user"], "key_hash": "00"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    }
+);

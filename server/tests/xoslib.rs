@@ -300,3 +300,21 @@ async fn views_are_shown_by_name_or_template_and_admins_preview_unregistered_one
 async fn views_are_shown_by_name_or_template_and_admins_preview_unregistered_ones_postgres() {
     dashboard_previews(common::Backend::Postgres).await;
 }
+
+both!(nul_text_in_xoslib_objects_is_a_400, async |app: &TestApp| {
+    let (s, v) = app
+        .post("/xoslib/dashboards/", json!({"dashboards": ["Developer\u{0}"]}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let many: Vec<String> = (0..101).map(|i| format!("v{i}")).collect();
+    let (s, _) = app.post("/xoslib/dashboards/", json!({"dashboards": many})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let slice = app.make_slice("nul").await["id"].as_i64().unwrap();
+    let (s, v) = app
+        .patch(
+            &format!("/xoslib/slicesplus/{slice}/"),
+            json!({"site_allocation": {"My\u{0}Site": 1}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+});

@@ -46,6 +46,11 @@ impl From<StoreError> for ApiError {
             StoreError::PermissionDenied(m) => ApiError::Forbidden(m),
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            // Text with a NUL that some lookup passed on to Postgres (the write path refuses it
+            // per field before that): the client's input, not our failure.
+            StoreError::Db(ref d) if crate::db::is_nul_in_text(d) => {
+                ApiError::BadRequest(crate::store::validate::NUL_MESSAGE.into())
+            }
             e @ (StoreError::Hash | StoreError::Db(_)) => ApiError::internal(e),
         }
     }

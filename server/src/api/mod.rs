@@ -213,10 +213,11 @@ pub fn body_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Json
 /// One object as the API shows it, with its many-to-many ids.
 pub async fn render_one(
     state: &AppState,
+    actor: &crate::store::Actor,
     rec: &crate::store::Record,
     links: &Links,
 ) -> Result<Json, ApiError> {
-    let m2m = state.store.m2m_values(rec.model, &[rec.id()]).await?;
+    let m2m = state.store.m2m_values(actor, rec.model, &[rec.id()]).await?;
     Ok(json::render(state.store.registry(), rec, links, &m2m))
 }
 
@@ -257,7 +258,7 @@ async fn list(
     let links = links(&params, &headers);
     let reg = state.store.registry();
     let ids: Vec<i64> = records.iter().map(|r| r.id()).collect();
-    let m2m = state.store.m2m_values(model, &ids).await?;
+    let m2m = state.store.m2m_values(&actor, model, &ids).await?;
     let mut out = Vec::with_capacity(records.len() * 800 + 2);
     out.push(b'[');
     for (i, r) in records.iter().enumerate() {
@@ -293,7 +294,7 @@ async fn retrieve(
         return Ok(bytes_response(StatusCode::OK, hit.body));
     }
     let rec = state.store.get(&actor, model, parse_id(&id)?).await?;
-    let m2m = state.store.m2m_values(model, &[rec.id()]).await?;
+    let m2m = state.store.m2m_values(&actor, model, &[rec.id()]).await?;
     let mut out = Vec::with_capacity(1024);
     json::write_record(
         &mut out,
@@ -326,8 +327,8 @@ async fn create(
     let actor = auth.require()?;
     let model = model_for(&state, &plural)?;
     let input = body_object(&headers, &body)?;
-    let rec = state.store.create(actor, model, &input).await?;
-    let body = render_one(&state, &rec, &links(&params(&raw), &headers)).await?;
+    let rec = state.store.create(actor.clone(), model, &input).await?;
+    let body = render_one(&state, &actor, &rec, &links(&params(&raw), &headers)).await?;
     Ok(json_response(StatusCode::CREATED, &body, &headers))
 }
 
@@ -350,8 +351,11 @@ async fn write(
     let model = model_for(&state, &r.plural)?;
     let id = parse_id(&r.id)?;
     let input = body_object(&r.headers, &r.body)?;
-    let rec = state.store.update(actor, model, id, &input, partial).await?;
-    let body = render_one(&state, &rec, &links(&params(&r.raw), &r.headers)).await?;
+    let rec = state
+        .store
+        .update(actor.clone(), model, id, &input, partial)
+        .await?;
+    let body = render_one(&state, &actor, &rec, &links(&params(&r.raw), &r.headers)).await?;
     Ok(json_response(StatusCode::OK, &body, &r.headers))
 }
 

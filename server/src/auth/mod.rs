@@ -77,6 +77,8 @@ pub const CSRF_HEADER: &str = "x-csrftoken";
 const SESSION_USER: &str = "user_id";
 /// When the session's user logged in (Unix milliseconds): the absolute lifetime counts from it.
 const SESSION_STARTED: &str = "started_ms";
+/// The [`password_stamp`] at login: a changed password ends the session.
+const SESSION_PASSWORD: &str = "password_stamp";
 const SESSION_CSRF: &str = "csrf";
 
 /// How long a verified basic-auth credential is trusted without re-hashing.
@@ -463,21 +465,32 @@ pub(crate) async fn token_principal(state: &AppState, key: &str) -> Result<Optio
     Ok(check_token(state, key).await?.map(|v| v.principal))
 }
 
-/// The current principal of user `id` if it is still active.
-pub(crate) async fn active_principal(state: &AppState, id: i64) -> Result<Option<Principal>, ApiError> {
+/// What a session or an open stream remembers of the password it was opened with: a digest of
+/// the stored hash, so a password change ends them (as Django's session auth hash does).
+pub(crate) fn password_stamp(stored_hash: &str) -> String {
+    use sha2::Digest;
+    Sha256::digest(stored_hash.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The current principal of user `id` if it is still active, with its password stamp.
+pub(crate) async fn active_user(state: &AppState, id: i64) -> Result<Option<(Principal, String)>, ApiError> {
     Ok(load_user(state, ("id", Value::Int(id)))
         .await?
         .filter(|u| u.is_active)
-        .map(|u| u.principal))
+        .map(|u| (u.principal, password_stamp(&u.password))))
 }
 
-/// Whether the browser session `sid` still belongs to user `user`: not logged out, not expired
-/// by inactivity, within its absolute lifetime.
+/// Whether the browser session `sid` still belongs to user `user` with password stamp `stamp`:
+/// not logged out, not expired by inactivity, within its absolute lifetime, no password change.
 pub(crate) async fn session_alive(
     state: &AppState,
     store: &session_store::DbSessionStore,
     sid: &tower_sessions::session::Id,
     user: i64,
+    stamp: &str,
 ) -> bool {
     use tower_sessions::SessionStore as _;
     let Ok(Some(record)) = store.load(sid).await else {
@@ -487,8 +500,10 @@ pub(crate) async fn session_alive(
     let lifetime = (state.config.session_lifetime_secs as i64).saturating_mul(1000);
     let owner = record.data.get(SESSION_USER).and_then(|v| v.as_i64());
     let started = record.data.get(SESSION_STARTED).and_then(|v| v.as_i64());
+    let password = record.data.get(SESSION_PASSWORD).and_then(|v| v.as_str());
     record.expiry_date > tower_sessions::cookie::time::OffsetDateTime::now_utc()
         && owner == Some(user)
+        && password == Some(stamp)
         && started.is_some_and(|t| now.saturating_sub(t) < lifetime)
 }
 
@@ -588,6 +603,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     {
         let user_id = session.get::<i64>(SESSION_USER).await.ok().flatten();
         let started = session.get::<i64>(SESSION_STARTED).await.ok().flatten();
+        let stamp = session.get::<String>(SESSION_PASSWORD).await.ok().flatten();
         let lifetime = (state.config.session_lifetime_secs as i64).saturating_mul(1000);
         let now = chrono::Utc::now().timestamp_millis();
         // An absolute lifetime from login, whatever the activity since (a stolen cookie does
@@ -595,7 +611,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         let expired = started.is_none_or(|t| now.saturating_sub(t) >= lifetime);
         if let Some(id) = user_id.filter(|_| !expired) {
             match load_user(&state, ("id", Value::Int(id))).await {
-                Ok(Some(u)) if u.is_active => {
+                Ok(Some(u)) if u.is_active && stamp.as_deref() == Some(&password_stamp(&u.password)) => {
                     ctx.principal = Some(u.principal);
                     ctx.method = AuthMethod::Session;
                 }
@@ -728,14 +744,19 @@ pub async fn login(
         tracing::info!(user = %user, address = %address, "login throttled");
         return throttled(wait);
     }
-    let principal = match check_password(&state, user, &form.password).await {
-        Ok(p) => p,
+    let verified = match verify_password(&state, user, &form.password).await {
+        Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    if principal.is_some() {
+    if verified.is_some() {
         state.throttle.succeeded(user, &address);
     }
-    let Some(p) = principal else {
+    let Some(Verified {
+        principal: p,
+        stamp: hash,
+        ..
+    }) = verified
+    else {
         tracing::info!(user = %form.username.trim(), "login failed");
         let q = format!(
             "/login?error=1&next={}",
@@ -752,6 +773,7 @@ pub async fn login(
         session
             .insert(SESSION_STARTED, chrono::Utc::now().timestamp_millis())
             .await?;
+        session.insert(SESSION_PASSWORD, password_stamp(&hash)).await?;
         session.insert(SESSION_CSRF, &token).await
     }
     .await;

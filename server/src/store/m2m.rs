@@ -2,7 +2,7 @@
 //! `SiteDeployment`). Writing a list of ids adds and removes through rows, as XOS's serializer did;
 //! reading shows the ids (or hyperlinks) of the live through rows.
 
-use super::{FieldErrors, Store, StoreError, Unit};
+use super::{Actor, FieldErrors, Store, StoreError, Unit};
 use crate::db::{Sql, Value};
 use app::registry::{ManyToMany, Model, SqlType};
 use serde_json::{Map, Value as Json};
@@ -145,10 +145,21 @@ impl Unit {
         sql.push(" AND NOT deleted ORDER BY id");
         let existing = self.fetch(&sql, &[SqlType::Int, SqlType::Int]).await?;
         let old: Vec<i64> = existing.iter().filter_map(|r| r[1].as_int()).collect();
+        // The caller's list names only what it sees: links to objects it cannot see were not
+        // shown to it and stay as they are.
+        let target_model = reg.model(&relation.to).expect("registry checked");
+        let mut hidden = Vec::new();
+        if !self.actor().is_root() {
+            for &t in &old {
+                if !write.ids.contains(&t) && !super::permissions::is_visible(self, target_model, t).await? {
+                    hidden.push(t);
+                }
+            }
+        }
         let mut changed = false;
         for row in &existing {
             let (row_id, t) = (row[0].as_int().unwrap_or(0), row[1].as_int().unwrap_or(0));
-            if !write.ids.contains(&t) {
+            if !write.ids.contains(&t) && !hidden.contains(&t) {
                 changed = true;
                 Box::pin(self.delete(through, row_id))
                     .await
@@ -171,13 +182,20 @@ impl Unit {
                 Box::pin(self.create(through, &input)).await?;
             }
         }
-        Ok(changed.then(|| diff_json(&old, &write.ids)))
+        let new: Vec<i64> = hidden.iter().chain(&write.ids).copied().collect();
+        Ok(changed.then(|| diff_json(&old, &new)))
     }
 }
 
 impl Store {
-    /// The many-to-many ids of the given objects, one query per relation.
-    pub async fn m2m_values(&self, model: &'static Model, ids: &[i64]) -> Result<M2mValues, StoreError> {
+    /// The many-to-many ids of the given objects, one query per relation: only ids of objects
+    /// `actor` may see (an id it cannot see is not shown, as it would not exist for it).
+    pub async fn m2m_values(
+        &self,
+        actor: &Actor,
+        model: &'static Model,
+        ids: &[i64],
+    ) -> Result<M2mValues, StoreError> {
         let reg = self.registry();
         let mut out = Vec::new();
         if ids.is_empty() {
@@ -205,7 +223,18 @@ impl Store {
                 }
                 sql.bind(Value::Int(*id));
             }
-            sql.push(") ORDER BY id");
+            sql.push(")");
+            let target_model = reg.model(&relation.to).expect("registry checked");
+            if !actor.is_root() && !super::permissions::visible_to_all(target_model) {
+                sql.push(&format!(
+                    " AND {} IN (SELECT t.id FROM {} t WHERE 1 = 1",
+                    target.column(),
+                    target_model.table()
+                ));
+                super::permissions::visible(actor, target_model, &mut sql);
+                sql.push(")");
+            }
+            sql.push(" ORDER BY id");
             let mut map: HashMap<i64, Vec<i64>> = HashMap::new();
             for row in self.db().fetch(&sql, &[SqlType::Int, SqlType::Int]).await? {
                 if let (Some(s), Some(t)) = (row[0].as_int(), row[1].as_int()) {

@@ -916,6 +916,18 @@ impl Unit {
         model: &'static Model,
         input: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Record, StoreError> {
+        self.create_with(model, input, &[]).await
+    }
+
+    /// [`Unit::create`] with values the server itself computed for fields the caller may not
+    /// write (an API token's key hash): everything else, permissions included, as for any
+    /// create by this unit's actor, who is also the change log's author.
+    pub async fn create_with(
+        &mut self,
+        model: &'static Model,
+        input: &serde_json::Map<String, serde_json::Value>,
+        computed: &[(&str, Value)],
+    ) -> Result<Record, StoreError> {
         if !permissions::may_create(self, model).await? {
             return Err(StoreError::PermissionDenied(format!(
                 "You do not have permission to create this {}.",
@@ -926,6 +938,15 @@ impl Unit {
         let (input, m2m) = m2m::split_m2m(model, input, &mut errors);
         let mut draft = validate::defaults(model, self.now);
         let mut set = self.decode_into(model, &input, &mut draft, true, &mut errors);
+        for (name, value) in computed {
+            let i = model
+                .fields
+                .iter()
+                .position(|f| f.name == *name)
+                .ok_or_else(|| StoreError::field(name, "Unknown field."))?;
+            draft[i] = Some(value.clone());
+            set.push(i);
+        }
         let derived = rules::before_write(self, model, None, &mut draft, &mut set, Phase::Derive).await?;
         merge_errors(&mut errors, derived);
         let values = finish_draft(model, draft, None, &mut errors);

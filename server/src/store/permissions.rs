@@ -291,6 +291,21 @@ async fn site_roles(unit: &mut Unit, user: i64, site: Option<i64>) -> Result<Vec
         .collect())
 }
 
+/// Every (site, role) `user` holds.
+async fn roles_everywhere(unit: &mut Unit, user: i64) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut sql = Sql::new(
+        "SELECT sp.site_id, r.role FROM core_siteprivilege sp JOIN core_siterole r ON r.id = sp.role_id \
+         WHERE NOT sp.deleted AND sp.user_id = ",
+    );
+    sql.bind(Value::Int(user));
+    Ok(unit
+        .fetch(&sql, &[SqlType::Int, SqlType::Text])
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r[0].as_int()?, r[1].as_str()?.to_string())))
+        .collect())
+}
+
 /// The name of role `id` in a role table.
 async fn role_name(unit: &mut Unit, table: &str, id: Option<i64>) -> Result<String, StoreError> {
     let Some(id) = id else { return Ok(String::new()) };
@@ -380,8 +395,12 @@ pub async fn check_write(
                 }
                 _ => {
                     allowed = can_manage_slice(unit, me, Some(after.id())).await?;
-                    if changed_names.contains(&"site") {
-                        allowed &= has_site_role(unit, me, after.get_int("site"), &["admin", "pi"]).await?;
+                    // Moving a slice: the actor runs both sites. Its quota: the site's PIs set it.
+                    let site_fields = ["site", "max_instances"];
+                    if changed_names.iter().any(|n| site_fields.contains(n)) {
+                        for r in &rows {
+                            allowed &= has_site_role(unit, me, r.get_int("site"), &["admin", "pi"]).await?;
+                        }
                     }
                 }
             }
@@ -421,14 +440,25 @@ pub async fn check_write(
                     && sees(unit, "Slice", r.get_int("slice")).await?;
             }
         }
+        // A node belongs to a site and to one of its site deployments: the actor runs the nodes
+        // of both sites (the deployment's site is what allocations go by).
         "Node" => {
             for r in &rows {
-                allowed &= has_site_role(unit, me, r.get_int("site"), &["admin", "tech"]).await?;
+                let sd_site = column_of(
+                    unit,
+                    "core_sitedeployment",
+                    "site_id",
+                    r.get_int("site_deployment"),
+                )
+                .await?;
+                allowed &= has_site_role(unit, me, r.get_int("site"), &["admin", "tech"]).await?
+                    && has_site_role(unit, me, sd_site, &["admin", "tech"]).await?;
             }
         }
         "UserDashboardView" => allowed = rows.iter().all(|r| r.get_int("user") == Some(me)),
-        // Tokens are made at /xoslib/tokens/ (which shows the key once); users revoke their own.
-        "ApiToken" => allowed = op == Op::Delete && after.get_int("user") == Some(me),
+        // Tokens are made at /xoslib/tokens/ (which computes the key and shows it once), each
+        // user's for itself; users revoke their own.
+        "ApiToken" => allowed = op != Op::Update && rows.iter().all(|r| r.get_int("user") == Some(me)),
         _ => allowed = false,
     }
     if allowed { Ok(()) } else { Err(deny(&what)) }
@@ -535,20 +565,21 @@ async fn check_user(
             if op == Op::Delete { "delete" } else { "change" }
         )));
     }
-    let theirs = site_roles(unit, target.id(), home).await?;
-    let mine = site_roles(unit, me, home).await?;
-    // Ranked: a site admin outranks a PI, so it may act on PIs; a PI does not act on a site
-    // admin (nor on a holder of any role ranked above every role the actor holds there).
-    let my_rank = mine.iter().map(|r| site_rank(r)).max().unwrap_or(0);
-    if let Some(role) = theirs
-        .iter()
-        .find(|r| !mine.contains(r) && site_rank(r) > my_rank)
-    {
-        return Err(deny(&format!(
-            "{} a user who holds the site role \"{role}\", above yours",
-            if op == Op::Delete { "delete" } else { "change" }
-        )));
+    // Every site role the target holds, anywhere: none may rank above what the actor holds at
+    // that site (a PI of the home site does not lock out another site's admin who lives there).
+    let everywhere = roles_everywhere(unit, target.id()).await?;
+    for (site, role) in &everywhere {
+        let mine_there = site_roles(unit, me, Some(*site)).await?;
+        let my_rank = mine_there.iter().map(|r| site_rank(r)).max().unwrap_or(0);
+        if site_rank(role) > my_rank {
+            return Err(deny(&format!(
+                "{} a user who holds the site role \"{role}\" at a site where you hold less",
+                if op == Op::Delete { "delete" } else { "change" }
+            )));
+        }
     }
+    let theirs: Vec<&String> = everywhere.iter().map(|(_, r)| r).collect();
+    let mine = site_roles(unit, me, home).await?;
     if mine.iter().any(|r| r == "admin") {
         if op == Op::Update
             && changed.contains(&"site")
@@ -633,7 +664,7 @@ pub async fn may_create(unit: &mut Unit, model: &Model) -> Result<bool, StoreErr
             push_managed_slices(&mut s, Me::Id(me));
             s
         }
-        "UserDashboardView" => return Ok(true),
+        "UserDashboardView" | "ApiToken" => return Ok(true),
         _ => return Ok(false),
     };
     Ok(!unit.fetch(&probe, &[SqlType::Int]).await?.is_empty())

@@ -342,6 +342,10 @@ fn split(input: Map<String, Json>) -> Result<(Map<String, Json>, Extras), ApiErr
                     .entry(k.clone())
                     .or_default()
                     .push(format!("At most {MAX_ALLOCATION_SITES} sites.")),
+                Json::Object(m) if m.keys().any(|site| site.contains('\0')) => errors
+                    .entry(k.clone())
+                    .or_default()
+                    .push(crate::store::validate::NUL_MESSAGE.into()),
                 Json::Object(m) => {
                     let mut alloc = BTreeMap::new();
                     for (site, n) in m {

@@ -46,7 +46,7 @@ async fn list(
     let links = crate::api::json::Links::Ids;
     let mut items = Vec::new();
     for r in &records {
-        items.push(render_one(&state, r, &links).await?);
+        items.push(render_one(&state, &actor, r, &links).await?);
     }
     Ok(json_response(StatusCode::OK, &Json::Array(items), &headers))
 }
@@ -61,6 +61,12 @@ async fn create(
     let Actor::User(me) = &actor else {
         return Err(ApiError::Forbidden("no user".into()));
     };
+    // A token does not mint tokens: a leaked short-lived key must not become a permanent one.
+    if auth.method == crate::auth::AuthMethod::Token {
+        return Err(ApiError::Forbidden(
+            "Create API tokens with your password or browser session, not with a token.".into(),
+        ));
+    }
     // A token acts as its user: a read-only user writes nothing, tokens included.
     if me.is_readonly {
         return Err(ApiError::Forbidden(
@@ -92,14 +98,18 @@ async fn create(
     rand::thread_rng().fill_bytes(&mut raw);
     let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     out.insert("user".into(), Json::from(me.id));
-    out.insert("key_hash".into(), Json::String(key_hash(&key)));
-    out.insert("key_prefix".into(), Json::String(key[..8].to_string()));
-    // Written by the system on the caller's behalf: the key hash is not user-writable.
-    let rec = state
-        .store
-        .create(Actor::System, state.store.model("ApiToken"), &out)
+    // Written by the caller (its own token, in its name in the change log); the key's hash and
+    // prefix are the server's, not writable by anyone.
+    let computed = [
+        ("key_hash", crate::db::Value::Text(key_hash(&key))),
+        ("key_prefix", crate::db::Value::Text(key[..8].to_string())),
+    ];
+    let mut unit = state.store.begin(actor.clone()).await?;
+    let rec = unit
+        .create_with(state.store.model("ApiToken"), &out, &computed)
         .await?;
-    let mut body = render_one(&state, &rec, &crate::api::json::Links::Ids).await?;
+    unit.commit().await?;
+    let mut body = render_one(&state, &actor, &rec, &crate::api::json::Links::Ids).await?;
     body["key"] = Json::String(key);
     Ok(json_response(StatusCode::CREATED, &body, &headers))
 }
