@@ -610,6 +610,19 @@ async fn slice_role(app: &TestApp, role: &str) -> i64 {
     roles[0]["id"].as_i64().unwrap()
 }
 
+/// A new slice "own" that Plain administers (a slice `admin` privilege granted by the admin).
+async fn plain_own_slice(app: &TestApp, w: &World) -> i64 {
+    let own = app.make_slice("own").await["id"].as_i64().unwrap();
+    let slice_admin = slice_role(app, "admin").await;
+    make(
+        app,
+        "slice_privileges",
+        json!({"user": w.plain, "slice": own, "role": slice_admin}),
+    )
+    .await;
+    own
+}
+
 async fn admin_id(app: &TestApp) -> i64 {
     let (_, v) = app.get("/xos/users/?email=padmin@vicci.org").await;
     v[0]["id"].as_i64().unwrap()
@@ -901,14 +914,7 @@ both!(
         assert_eq!(log[0]["actor"], "padmin@vicci.org", "{log}");
 
         // A network owner joining foreign slices to its network: Plain is admin of its own slice.
-        let slice_admin = slice_role(app, "admin").await;
-        let own = app.make_slice("own").await["id"].as_i64().unwrap();
-        make(
-            app,
-            "slice_privileges",
-            json!({"user": w.plain, "slice": own, "role": slice_admin}),
-        )
-        .await;
+        let own = plain_own_slice(app, &w).await;
         let net = make(
             app,
             "networks",
@@ -970,16 +976,9 @@ both!(
 
 both!(link_models_need_the_right_on_both_ends, async |app: &TestApp| {
     let w = world(app).await;
-    let slice_admin = slice_role(app, "admin").await;
     // Plain manages its own slice and network; the matrix slice is someone else's, Plain only
     // a member of it.
-    let own = app.make_slice("own").await["id"].as_i64().unwrap();
-    make(
-        app,
-        "slice_privileges",
-        json!({"user": w.plain, "slice": own, "role": slice_admin}),
-    )
-    .await;
+    let own = plain_own_slice(app, &w).await;
     make(
         app,
         "slice_privileges",
@@ -1079,14 +1078,7 @@ both!(
     async |app: &TestApp| {
         let w = world(app).await;
         // Plain manages a slice of its own; the matrix slice is invisible to it.
-        let slice_admin = slice_role(app, "admin").await;
-        let own = app.make_slice("own").await["id"].as_i64().unwrap();
-        make(
-            app,
-            "slice_privileges",
-            json!({"user": w.plain, "slice": own, "role": slice_admin}),
-        )
-        .await;
+        let own = plain_own_slice(app, &w).await;
         let try_slice = async |slice: i64| {
             let (s, v) = app
                 .req(
@@ -1219,13 +1211,7 @@ both!(
             json!({"name": "open", "template": w.template, "owner": w.slice, "permit_all_slices": true}),
         )
         .await;
-        let own = app.make_slice("own").await["id"].as_i64().unwrap();
-        make(
-            app,
-            "slice_privileges",
-            json!({"user": w.plain, "slice": own, "role": slice_admin}),
-        )
-        .await;
+        let own = plain_own_slice(app, &w).await;
         app.patch(&format!("/xos/networks/{net}/"), json!({"slices": [w.slice]}))
             .await;
         let (_, v) = app
