@@ -1211,7 +1211,7 @@ both!(
             json!({"name": "open", "template": w.template, "owner": w.slice, "permit_all_slices": true}),
         )
         .await;
-        let own = plain_own_slice(app, &w).await;
+        plain_own_slice(app, &w).await;
         app.patch(&format!("/xos/networks/{net}/"), json!({"slices": [w.slice]}))
             .await;
         let (_, v) = app
