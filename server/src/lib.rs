@@ -98,6 +98,10 @@ pub async fn synchronizer(store: &Store, config: &Config) -> Result<Arc<sync::en
         std::time::Duration::from_secs(300),
         std::time::Duration::from_secs(30),
     ));
+    steps.extend(sync::openstack::steps(
+        Arc::new(sync::openstack::OsBackend::default()),
+        std::time::Duration::from_secs(30),
+    ));
     let opts = sync::engine::EngineOptions {
         model_policies: config.model_policies,
         ..Default::default()

@@ -8,7 +8,7 @@
 //! off per object on failure, skips objects whose dependencies failed, purges soft-deleted rows
 //! only after `delete_record` succeeded, and wakes on change events as well as on intervals.
 //! Model [`policies`] create the per-controller link rows. The [`local`] backend runs instances
-//! as supervised processes on this host.
+//! as supervised processes on this host; [`ec2`] and [`openstack`] steer real clouds.
 //!
 //! Steps must be idempotent: a crash at any point followed by a restart converges without lost
 //! or duplicated backend resources.
@@ -17,6 +17,7 @@ pub mod ec2;
 pub mod engine;
 pub mod graph;
 pub mod local;
+pub mod openstack;
 pub mod policies;
 
 use crate::db::{Sql, Value};

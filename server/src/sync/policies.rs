@@ -89,6 +89,8 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
         }
         unit.commit().await?;
     }
+    // The OpenStack backend's policies (networks, ports, controller networks and images).
+    count += crate::sync::openstack::policies(store).await?;
     Ok(count)
 }
 

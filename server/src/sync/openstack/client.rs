@@ -1,0 +1,667 @@
+//! A small client for the OpenStack REST APIs the synchronizer needs: Keystone v3 (password
+//! tokens, projects, users, roles), Neutron v2 (networks, subnets, routers, ports), Glance v2
+//! (images) and Nova v2.1 (servers, flavors, key pairs, quotas). Typed requests are built with
+//! `serde_json`, sent with `reqwest`; endpoints come from the token's service catalog. Tokens are
+//! cached per project scope until shortly before they expire, and a 401 re-authenticates once.
+//! An OpenStack SDK crate would pull in far more than these few calls need.
+
+use serde_json::{Value as Json, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The Nova microversion of every compute call (2.10: key pairs for other users; 2.52 keeps
+/// `networks` explicit).
+const NOVA_MICROVERSION: &str = "2.52";
+
+/// Why an OpenStack call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OsError {
+    /// The service answered with an error.
+    #[error("{service} refused {what}: {message} (HTTP {status})")]
+    Api {
+        service: &'static str,
+        what: String,
+        status: u16,
+        message: String,
+    },
+    /// The endpoint did not answer.
+    #[error("{url} unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// An answer we could not read.
+    #[error("unexpected answer from {service} to {what}: {reason}")]
+    Protocol {
+        service: &'static str,
+        what: String,
+        reason: String,
+    },
+    /// The controller's settings are incomplete.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl OsError {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            OsError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+/// Where and as whom to call OpenStack.
+#[derive(Clone)]
+pub struct OsConfig {
+    /// Keystone, e.g. `http://127.0.0.1:5000/v3` (`/v3` is added when missing).
+    pub auth_url: String,
+    pub user: String,
+    pub password: String,
+    /// The admin's project (XOS's `admin_tenant`).
+    pub project: String,
+    /// The Keystone domain of the user and project (`Default` when empty).
+    pub domain: String,
+}
+
+impl std::fmt::Debug for OsConfig {
+    // The password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OsConfig")
+            .field("auth_url", &self.auth_url)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("project", &self.project)
+            .field("domain", &self.domain)
+            .finish()
+    }
+}
+
+/// The services the synchronizer calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    Identity,
+    Compute,
+    Network,
+    Image,
+}
+
+impl Service {
+    fn catalog_type(self) -> &'static str {
+        match self {
+            Service::Identity => "identity",
+            Service::Compute => "compute",
+            Service::Network => "network",
+            Service::Image => "image",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Service::Identity => "Keystone",
+            Service::Compute => "Nova",
+            Service::Network => "Neutron",
+            Service::Image => "Glance",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Token {
+    value: String,
+    renew_at: Instant,
+    endpoints: HashMap<&'static str, String>,
+    user_id: String,
+}
+
+/// An OpenStack client; cheap to clone. Counts its calls (the idle-pass figure).
+#[derive(Clone)]
+pub struct OsClient {
+    http: reqwest::Client,
+    config: OsConfig,
+    calls: Arc<AtomicU64>,
+    /// Tokens by project scope (`None`: the admin's own project).
+    tokens: Arc<Mutex<HashMap<Option<String>, Token>>>,
+}
+
+/// A Nova server as the API reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Server {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub project_id: String,
+    pub instance_name: String,
+    pub fault: Option<String>,
+    /// The XOS instance id from the server's metadata.
+    pub xos_id: Option<String>,
+    /// (network name, address, mac), in the order Nova lists them.
+    pub addresses: Vec<(String, String, String)>,
+}
+
+impl Server {
+    fn from_json(v: &Json) -> Server {
+        let mut addresses = Vec::new();
+        if let Some(nets) = v["addresses"].as_object() {
+            for (net, list) in nets {
+                for a in list.as_array().into_iter().flatten() {
+                    addresses.push((
+                        net.clone(),
+                        a["addr"].as_str().unwrap_or_default().to_string(),
+                        a["OS-EXT-IPS-MAC:mac_addr"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        Server {
+            id: s(&v["id"]),
+            name: s(&v["name"]),
+            status: s(&v["status"]),
+            project_id: s(&v["tenant_id"]),
+            instance_name: s(&v["OS-EXT-SRV-ATTR:instance_name"]),
+            fault: v["fault"]["message"].as_str().map(str::to_string),
+            xos_id: v["metadata"][super::META_KEY].as_str().map(str::to_string),
+            addresses,
+        }
+    }
+}
+
+fn s(v: &Json) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// The message of an OpenStack error body: `{"error": {"message"}}` (Keystone),
+/// `{"NeutronError": {"message"}}`, `{"badRequest": {"message"}}` (Nova), or the text.
+fn error_message(body: &str) -> String {
+    if let Ok(Json::Object(m)) = serde_json::from_str::<Json>(body) {
+        for v in m.values() {
+            if let Some(msg) = v["message"].as_str() {
+                return msg.to_string();
+            }
+        }
+        if let Some(msg) = m.get("message").and_then(Json::as_str) {
+            return msg.to_string();
+        }
+    }
+    let text = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    text.chars().take(300).collect()
+}
+
+/// A URL query component.
+pub fn q(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+impl OsClient {
+    pub fn new(mut config: OsConfig) -> Result<OsClient, OsError> {
+        config.auth_url = config.auth_url.trim().trim_end_matches('/').to_string();
+        if config.auth_url.is_empty() {
+            return Err(OsError::Config("the controller has no auth_url".into()));
+        }
+        if !config.auth_url.ends_with("/v3") {
+            config.auth_url.push_str("/v3");
+        }
+        if config.user.is_empty() || config.password.is_empty() {
+            return Err(OsError::Config(
+                "the controller has no admin_user or admin_password".into(),
+            ));
+        }
+        if config.project.is_empty() {
+            return Err(OsError::Config("the controller has no admin_tenant".into()));
+        }
+        if config.domain.trim().is_empty() {
+            config.domain = "Default".into();
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| OsError::Config(format!("HTTP client: {e}")))?;
+        Ok(OsClient {
+            http,
+            config,
+            calls: Arc::new(AtomicU64::new(0)),
+            tokens: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// How many API calls this client made (token requests included).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    pub fn auth_url(&self) -> &str {
+        &self.config.auth_url
+    }
+
+    /// A token scoped to `project` (an id), or to the admin's own project.
+    async fn token(&self, project: Option<&str>) -> Result<Token, OsError> {
+        let key = project.map(str::to_string);
+        if let Some(t) = self.tokens.lock().expect("tokens lock").get(&key)
+            && t.renew_at > Instant::now()
+        {
+            return Ok(t.clone());
+        }
+        let c = &self.config;
+        let scope = match project {
+            Some(id) => json!({"project": {"id": id}}),
+            None => json!({"project": {"name": c.project, "domain": {"name": c.domain}}}),
+        };
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": c.user, "domain": {"name": c.domain}, "password": c.password}}},
+            "scope": scope}});
+        let url = format!("{}/auth/tokens", c.auth_url);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .http
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| OsError::Unreachable {
+                url: c.auth_url.clone(),
+                reason: root_cause(&e),
+            })?;
+        let status = resp.status();
+        let value = resp
+            .headers()
+            .get("X-Subject-Token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let what = match project {
+                Some(p) => format!("a token for project {p}"),
+                None => format!("the login of {} to project {}", c.user, c.project),
+            };
+            return Err(OsError::Api {
+                service: "Keystone",
+                what,
+                status: status.as_u16(),
+                message: error_message(&text),
+            });
+        }
+        let protocol = |reason: &str| OsError::Protocol {
+            service: "Keystone",
+            what: "a token".into(),
+            reason: reason.into(),
+        };
+        let value = value.ok_or_else(|| protocol("no X-Subject-Token"))?;
+        let v: Json = serde_json::from_str(&text).map_err(|e| protocol(&e.to_string()))?;
+        let mut endpoints = HashMap::new();
+        for svc in v["token"]["catalog"].as_array().into_iter().flatten() {
+            let kind = svc["type"].as_str().unwrap_or_default();
+            let Some(kind) = [
+                Service::Identity,
+                Service::Compute,
+                Service::Network,
+                Service::Image,
+            ]
+            .into_iter()
+            .map(Service::catalog_type)
+            .find(|k| *k == kind) else {
+                continue;
+            };
+            let eps = svc["endpoints"].as_array().cloned().unwrap_or_default();
+            let url = eps
+                .iter()
+                .find(|e| e["interface"] == "public")
+                .or_else(|| eps.first())
+                .and_then(|e| e["url"].as_str());
+            if let Some(url) = url {
+                endpoints.insert(kind, url.trim_end_matches('/').to_string());
+            }
+        }
+        // Keystone itself is where we logged in, whatever the catalog says.
+        endpoints.insert("identity", c.auth_url.clone());
+        let lifetime = chrono::DateTime::parse_from_rfc3339(v["token"]["expires_at"].as_str().unwrap_or(""))
+            .ok()
+            .map(|t| (t.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64)
+            .unwrap_or(3600);
+        let token = Token {
+            value,
+            renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(300).max(30)),
+            endpoints,
+            user_id: s(&v["token"]["user"]["id"]),
+        };
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// Check the credentials (a fresh login) and return the admin's user id.
+    pub async fn login(&self) -> Result<String, OsError> {
+        self.tokens.lock().expect("tokens lock").remove(&None);
+        Ok(self.token(None).await?.user_id)
+    }
+
+    /// The admin's user id.
+    pub async fn admin_user_id(&self) -> Result<String, OsError> {
+        Ok(self.token(None).await?.user_id)
+    }
+
+    /// One JSON call; `Json::Null` for an empty answer.
+    pub async fn call(
+        &self,
+        scope: Option<&str>,
+        service: Service,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Json>,
+    ) -> Result<Json, OsError> {
+        self.send(
+            scope,
+            service,
+            method,
+            path,
+            body.map(|b| (b.to_string().into_bytes(), "application/json")),
+        )
+        .await
+    }
+
+    async fn send(
+        &self,
+        scope: Option<&str>,
+        service: Service,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+    ) -> Result<Json, OsError> {
+        let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        for attempt in 0..2 {
+            let token = self.token(scope).await?;
+            let base = token
+                .endpoints
+                .get(service.catalog_type())
+                .ok_or_else(|| OsError::Config(format!("no {} endpoint in the catalog", service.label())))?;
+            let base = match service {
+                // Neutron's catalog URL has no version; Glance's neither.
+                Service::Network if !base.ends_with("/v2.0") => format!("{base}/v2.0"),
+                Service::Image if !base.ends_with("/v2") => format!("{base}/v2"),
+                _ => base.clone(),
+            };
+            let url = format!("{base}{path}");
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header("X-Auth-Token", &token.value)
+                .header("Accept", "application/json");
+            if service == Service::Compute {
+                req = req.header("OpenStack-API-Version", format!("compute {NOVA_MICROVERSION}"));
+            }
+            if let Some((bytes, ctype)) = &body {
+                req = req.header("Content-Type", *ctype).body(bytes.clone());
+            }
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let resp = req.send().await.map_err(|e| OsError::Unreachable {
+                url: base.clone(),
+                reason: root_cause(&e),
+            })?;
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            if status.as_u16() == 401 && attempt == 0 {
+                // Expired or revoked: log in again once.
+                self.tokens
+                    .lock()
+                    .expect("tokens lock")
+                    .remove(&scope.map(str::to_string));
+                continue;
+            }
+            if !status.is_success() {
+                return Err(OsError::Api {
+                    service: service.label(),
+                    what,
+                    status: status.as_u16(),
+                    message: error_message(&text),
+                });
+            }
+            if text.trim().is_empty() {
+                return Ok(Json::Null);
+            }
+            return serde_json::from_str(&text).map_err(|e| OsError::Protocol {
+                service: service.label(),
+                what,
+                reason: e.to_string(),
+            });
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    pub async fn get(&self, scope: Option<&str>, service: Service, path: &str) -> Result<Json, OsError> {
+        self.call(scope, service, reqwest::Method::GET, path, None).await
+    }
+    pub async fn post(
+        &self,
+        scope: Option<&str>,
+        service: Service,
+        path: &str,
+        body: Json,
+    ) -> Result<Json, OsError> {
+        self.call(scope, service, reqwest::Method::POST, path, Some(&body))
+            .await
+    }
+    pub async fn put(
+        &self,
+        scope: Option<&str>,
+        service: Service,
+        path: &str,
+        body: Option<Json>,
+    ) -> Result<Json, OsError> {
+        self.call(scope, service, reqwest::Method::PUT, path, body.as_ref())
+            .await
+    }
+    /// DELETE; a 404 counts as done (deleting is idempotent).
+    pub async fn delete(&self, scope: Option<&str>, service: Service, path: &str) -> Result<(), OsError> {
+        match self
+            .call(scope, service, reqwest::Method::DELETE, path, None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The items of a list answer (`{"<key>": [...]}`).
+    pub async fn list(
+        &self,
+        scope: Option<&str>,
+        service: Service,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<Json>, OsError> {
+        let v = self.get(scope, service, path).await?;
+        Ok(v[key].as_array().cloned().unwrap_or_default())
+    }
+
+    // ---- Keystone ----
+
+    pub async fn project_by_name(&self, name: &str) -> Result<Option<Json>, OsError> {
+        Ok(self
+            .list(
+                None,
+                Service::Identity,
+                &format!("/projects?name={}", q(name)),
+                "projects",
+            )
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The id of the domain the controller's user lives in.
+    pub async fn domain_id(&self) -> Result<String, OsError> {
+        let name = self.config.domain.clone();
+        let doms = self
+            .list(
+                None,
+                Service::Identity,
+                &format!("/domains?name={}", q(&name)),
+                "domains",
+            )
+            .await?;
+        doms.first()
+            .map(|d| s(&d["id"]))
+            .ok_or_else(|| OsError::Config(format!("Keystone has no domain named {name}")))
+    }
+
+    pub async fn role_id(&self, name: &str) -> Result<String, OsError> {
+        let roles = self
+            .list(
+                None,
+                Service::Identity,
+                &format!("/roles?name={}", q(name)),
+                "roles",
+            )
+            .await?;
+        match roles.first() {
+            Some(r) => Ok(s(&r["id"])),
+            None => {
+                let r = self
+                    .post(None, Service::Identity, "/roles", json!({"role": {"name": name}}))
+                    .await?;
+                Ok(s(&r["role"]["id"]))
+            }
+        }
+    }
+
+    pub async fn assign_role(&self, project: &str, user: &str, role: &str) -> Result<(), OsError> {
+        self.put(
+            None,
+            Service::Identity,
+            &format!("/projects/{project}/users/{user}/roles/{role}"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn unassign_role(&self, project: &str, user: &str, role: &str) -> Result<(), OsError> {
+        self.delete(
+            None,
+            Service::Identity,
+            &format!("/projects/{project}/users/{user}/roles/{role}"),
+        )
+        .await
+    }
+
+    /// (role id, role name) of `user` on `project`.
+    pub async fn roles_on(&self, project: &str, user: &str) -> Result<Vec<(String, String)>, OsError> {
+        Ok(self
+            .list(
+                None,
+                Service::Identity,
+                &format!("/projects/{project}/users/{user}/roles"),
+                "roles",
+            )
+            .await?
+            .iter()
+            .map(|r| (s(&r["id"]), s(&r["name"])))
+            .collect())
+    }
+
+    // ---- Nova ----
+
+    /// Servers visible to the scope (`all_tenants` for the admin's view of every project).
+    pub async fn servers(&self, scope: Option<&str>, all_tenants: bool) -> Result<Vec<Server>, OsError> {
+        let path = if all_tenants {
+            "/servers/detail?all_tenants=1"
+        } else {
+            "/servers/detail"
+        };
+        Ok(self
+            .list(scope, Service::Compute, path, "servers")
+            .await?
+            .iter()
+            .map(Server::from_json)
+            .collect())
+    }
+
+    pub async fn server(&self, scope: Option<&str>, id: &str) -> Result<Option<Server>, OsError> {
+        match self.get(scope, Service::Compute, &format!("/servers/{id}")).await {
+            Ok(v) => Ok(Some(Server::from_json(&v["server"]))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Upload image bytes to a Glance image.
+    pub async fn upload_image(&self, id: &str, data: Vec<u8>) -> Result<(), OsError> {
+        self.send(
+            None,
+            Service::Image,
+            reqwest::Method::PUT,
+            &format!("/images/{id}/file"),
+            Some((data, "application/octet-stream")),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// The innermost cause of a transport error ("connection refused"), not reqwest's outer text.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_are_read_from_each_service_shape() {
+        assert_eq!(
+            error_message(
+                r#"{"error": {"message": "The request you have made requires authentication.", "code": 401}}"#
+            ),
+            "The request you have made requires authentication."
+        );
+        assert_eq!(
+            error_message(
+                r#"{"NeutronError": {"type": "NetworkNotFound", "message": "Network x could not be found."}}"#
+            ),
+            "Network x could not be found."
+        );
+        assert_eq!(
+            error_message(r#"{"badRequest": {"code": 400, "message": "Invalid flavorRef."}}"#),
+            "Invalid flavorRef."
+        );
+        assert_eq!(
+            error_message("<html>\n 502   Bad Gateway</html>"),
+            "<html> 502 Bad Gateway</html>"
+        );
+    }
+
+    #[test]
+    fn config_is_checked_and_auth_url_gets_its_version() {
+        let c = |url: &str, user: &str| OsConfig {
+            auth_url: url.into(),
+            user: user.into(),
+            password: "pw".into(),
+            project: "admin".into(),
+            domain: String::new(),
+        };
+        let client = OsClient::new(c("http://127.0.0.1:5000/", "admin")).unwrap();
+        assert_eq!(client.auth_url(), "http://127.0.0.1:5000/v3");
+        assert_eq!(client.config.domain, "Default");
+        assert!(matches!(OsClient::new(c("", "admin")), Err(OsError::Config(_))));
+        assert!(matches!(
+            OsClient::new(c("http://x/v3", "")),
+            Err(OsError::Config(_))
+        ));
+        assert!(!format!("{:?}", c("u", "admin")).contains("pw"));
+    }
+}

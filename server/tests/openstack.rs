@@ -1,0 +1,416 @@
+//! The OpenStack backend against a real OpenStack on this machine (`make openstack`: Keystone,
+//! Glance, Placement, Neutron, Nova with the fake virt driver): a slice with two instances on
+//! its private network boots to ACTIVE servers with addresses; deleting the slice removes
+//! servers, ports, network, router and project; drift; errors on the Controller; the calls of an
+//! idle pass.
+//!
+//! Without a reachable OpenStack the tests are skipped, unless `XOS_REQUIRE_OPENSTACK=1` (CI),
+//! which fails them. They run one at a time (one cloud), each with slice names of its own.
+
+mod common;
+
+use common::TestApp;
+use serde_json::{Value, json};
+use server::store::Actor;
+use server::sync::StepContext;
+use server::sync::engine::{Engine, EngineOptions};
+use server::sync::openstack::client::{OsClient, OsConfig, Service};
+use server::sync::openstack::{self, OsBackend};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const AUTH_URL: &str = "http://127.0.0.1:5000/v3";
+/// One cloud: the tests take turns.
+static CLOUD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn reachable() -> bool {
+    let up = std::net::TcpStream::connect_timeout(&"127.0.0.1:5000".parse().unwrap(), Duration::from_secs(1))
+        .is_ok();
+    if !up {
+        assert!(
+            !std::env::var("XOS_REQUIRE_OPENSTACK").is_ok_and(|v| v == "1"),
+            "OpenStack required (make openstack) but Keystone does not answer on 127.0.0.1:5000"
+        );
+        eprintln!("skipping: no OpenStack (make openstack starts one)");
+    }
+    up
+}
+
+fn admin_client() -> OsClient {
+    OsClient::new(OsConfig {
+        auth_url: AUTH_URL.into(),
+        user: "admin".into(),
+        password: "adminpass".into(),
+        project: "admin".into(),
+        domain: "Default".into(),
+    })
+    .unwrap()
+}
+
+async fn make(app: &TestApp, model: &str, v: Value) -> i64 {
+    app.store
+        .create(Actor::System, app.store.model(model), v.as_object().unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("{model} {v}: {e}"))
+        .id()
+}
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    let (s, v) = app.get(path).await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{path}: {v}");
+    v
+}
+
+fn status(v: &Value) -> &str {
+    v["backend_status"].as_str().unwrap_or_default()
+}
+
+struct World {
+    backend: Arc<OsBackend>,
+    engine: Engine,
+    controller: i64,
+    slice: i64,
+    slice_name: String,
+    node: i64,
+    image: i64,
+    flavor: i64,
+}
+
+async fn engine(app: &TestApp, backend: &Arc<OsBackend>) -> Engine {
+    let ctx = StepContext::new(app.store.clone(), std::env::temp_dir());
+    let steps = openstack::steps(backend.clone(), Duration::ZERO);
+    let opts = EngineOptions {
+        backoff_base: Duration::from_millis(1),
+        backoff_cap: Duration::from_millis(1),
+        model_policies: true,
+        ..Default::default()
+    };
+    Engine::new(ctx, steps, opts).await.unwrap()
+}
+
+/// A deployment with an OpenStack controller, the site on it, a node, the stack's `tiny` image
+/// and `m1.tiny` flavor, and a slice with a name of its own.
+async fn world(app: &TestApp, password: &str) -> World {
+    let dep = make(app, "Deployment", json!({"name": "OpenStack"})).await;
+    let controller = make(
+        app,
+        "Controller",
+        json!({"name": "openstack", "backend_type": "OpenStack", "version": "2026.1", "deployment": dep,
+               "auth_url": AUTH_URL, "admin_user": "admin", "admin_password": password,
+               "admin_tenant": "admin", "domain": "Default"}),
+    )
+    .await;
+    let site = app.site_id().await;
+    let sd = make(
+        app,
+        "SiteDeployment",
+        json!({"site": site, "deployment": dep, "controller": controller}),
+    )
+    .await;
+    let node = make(
+        app,
+        "Node",
+        json!({"name": "xos-compute1", "site_deployment": sd}),
+    )
+    .await;
+    let image = make(
+        app,
+        "Image",
+        json!({"name": "tiny", "kind": "vm", "disk_format": "raw", "container_format": "bare", "path": ""}),
+    )
+    .await;
+    make(
+        app,
+        "ImageDeployments",
+        json!({"image": image, "deployment": dep}),
+    )
+    .await;
+    let flavor = make(app, "Flavor", json!({"name": "m1.tiny", "flavor": "m1.tiny"})).await;
+    let slice_name = format!("mysite_os{:06x}", rand_suffix());
+    let slice = make(
+        app,
+        "Slice",
+        json!({"name": slice_name, "site": site, "max_instances": 5}),
+    )
+    .await;
+    let backend = Arc::new(OsBackend::default());
+    let engine = engine(app, &backend).await;
+    World {
+        backend,
+        engine,
+        controller,
+        slice,
+        slice_name,
+        node,
+        image,
+        flavor,
+    }
+}
+
+fn rand_suffix() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    (t.subsec_nanos() ^ std::process::id().rotate_left(12)) & 0xff_ffff
+}
+
+async fn new_instance(app: &TestApp, w: &World, name: &str) -> i64 {
+    let (_, admin) = app.get("/xos/users/?email=padmin@vicci.org").await;
+    let deployment = get(
+        app,
+        &format!("/xos/controllers/{}/?no_hyperlinks=1", w.controller),
+    )
+    .await["deployment"]
+        .as_i64()
+        .unwrap();
+    make(
+        app,
+        "Instance",
+        json!({"name": name, "slice": w.slice, "node": w.node, "image": w.image, "flavor": w.flavor,
+               "deployment": deployment, "creator": admin[0]["id"]}),
+    )
+    .await
+}
+
+/// Run passes until `done` holds (or panic with the last statuses after `limit`).
+async fn settle<F, Fut>(app: &TestApp, w: &World, limit: Duration, what: &str, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        w.engine.run_once().await.unwrap();
+        if done().await {
+            return;
+        }
+        if start.elapsed() > limit {
+            let inst = get(app, "/xos/instances/?no_hyperlinks=1").await;
+            let nets = get(app, "/xos/controllernetworks/?no_hyperlinks=1").await;
+            let slices = get(app, "/xos/controllerslices/?no_hyperlinks=1").await;
+            let ctl = get(app, "/xos/controllers/?no_hyperlinks=1").await;
+            panic!(
+                "{what}: not after {limit:?}\ninstances {inst}\nnetworks {nets}\nslices {slices}\ncontrollers {ctl}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn project_of(app: &TestApp, slice: i64) -> String {
+    let v = get(
+        app,
+        &format!("/xos/controllerslices/?slice={slice}&no_hyperlinks=1"),
+    )
+    .await;
+    v[0]["tenant_id"].as_str().unwrap_or_default().to_string()
+}
+
+both!(
+    a_slice_boots_on_its_private_network_and_goes_away_whole,
+    async |app: &TestApp| {
+        if !reachable() {
+            return;
+        }
+        let _cloud = CLOUD.lock().await;
+        let w = world(app, "adminpass").await;
+        let a = new_instance(app, &w, "os-a").await;
+        let b = new_instance(app, &w, "os-b").await;
+        let started = Instant::now();
+        let active = |id: i64| async move {
+            status(&get(app, &format!("/xos/instances/{id}/")).await).starts_with("1 - OK: ACTIVE")
+        };
+        settle(
+            app,
+            &w,
+            Duration::from_secs(240),
+            "two ACTIVE servers",
+            || async { active(a).await && active(b).await },
+        )
+        .await;
+        eprintln!("two instances ACTIVE in {:?}", started.elapsed());
+
+        // The slice's default private network, made by the policy, enacted in Neutron.
+        let nets = get(app, &format!("/xos/networks/?owner={}&no_hyperlinks=1", w.slice)).await;
+        assert_eq!(nets.as_array().unwrap().len(), 1, "{nets}");
+        assert_eq!(nets[0]["name"], format!("{}-private", w.slice_name));
+        let cn = get(
+            app,
+            &format!(
+                "/xos/controllernetworks/?network={}&no_hyperlinks=1",
+                nets[0]["id"]
+            ),
+        )
+        .await;
+        let net_id = cn[0]["net_id"].as_str().unwrap().to_string();
+        assert!(status(&cn[0]).starts_with("1 - OK"), "{cn}");
+        let project = project_of(app, w.slice).await;
+        assert!(!project.is_empty());
+
+        // What OpenStack holds: two servers of ours in the slice's project, ACTIVE, on the network.
+        let os = admin_client();
+        let servers: Vec<_> = os
+            .servers(None, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.project_id == project)
+            .collect();
+        assert_eq!(servers.len(), 2, "{servers:?}");
+        for id in [a, b] {
+            let inst = get(app, &format!("/xos/instances/{id}/?no_hyperlinks=1")).await;
+            let s = servers
+                .iter()
+                .find(|s| s.xos_id.as_deref() == Some(id.to_string().as_str()))
+                .unwrap_or_else(|| panic!("no server for {id}: {servers:?}"));
+            assert_eq!(s.status, "ACTIVE");
+            assert_eq!(inst["instance_id"], s.id.as_str());
+            assert_eq!(inst["instance_uuid"], s.id.as_str());
+            let ip = inst["ip"].as_str().unwrap_or_default();
+            assert!(ip.starts_with("10."), "{inst}");
+            assert_eq!(s.addresses.first().map(|a| a.1.as_str()), Some(ip));
+            // Its port, with the Neutron port's id, address and MAC.
+            let ports = get(app, &format!("/xos/ports/?instance={id}&no_hyperlinks=1")).await;
+            assert_eq!(ports.as_array().unwrap().len(), 1, "{ports}");
+            let neutron = os
+                .get(
+                    None,
+                    Service::Network,
+                    &format!("/ports/{}", ports[0]["port_id"].as_str().unwrap()),
+                )
+                .await
+                .unwrap();
+            assert_eq!(neutron["port"]["network_id"], net_id.as_str());
+            assert_eq!(neutron["port"]["device_id"], s.id.as_str());
+            assert_eq!(ports[0]["ip"], ip);
+            assert_eq!(ports[0]["mac"], neutron["port"]["mac_address"]);
+        }
+        // The quota is the slice's max_instances.
+        let quota = os
+            .get(None, Service::Compute, &format!("/os-quota-sets/{project}"))
+            .await
+            .unwrap();
+        assert_eq!(quota["quota_set"]["instances"], 5);
+
+        // An idle pass: one list of servers and one of networks per controller, nothing else.
+        let before = w.backend.api_calls();
+        let r = w.engine.run_once().await.unwrap();
+        assert_eq!((r.enacted, r.failed), (0, 0), "{r:?}");
+        let idle = w.backend.api_calls() - before;
+        eprintln!("API calls of an idle pass: {idle}");
+        assert_eq!(idle, 2, "an idle pass lists servers and networks once");
+
+        // Deleting the slice removes servers, ports, network and project.
+        let (s, v) = app.delete(&format!("/xos/slices/{}/", w.slice)).await;
+        assert!(s.is_success(), "{v}");
+        let deleted = Instant::now();
+        let os2 = os.clone();
+        let project2 = project.clone();
+        settle(app, &w, Duration::from_secs(180), "the project gone", || {
+            let os = os2.clone();
+            let project = project2.clone();
+            async move {
+                os.get(None, Service::Identity, &format!("/projects/{project}"))
+                    .await
+                    .is_err_and(|e| e.is_not_found())
+            }
+        })
+        .await;
+        eprintln!("slice removed from OpenStack in {:?}", deleted.elapsed());
+        let left: Vec<_> = os
+            .servers(None, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.project_id == project && s.status != "DELETED")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        for kind in ["networks", "ports", "routers"] {
+            let l = os
+                .list(
+                    None,
+                    Service::Network,
+                    &format!("/{kind}?project_id={project}"),
+                    kind,
+                )
+                .await
+                .unwrap();
+            assert!(l.is_empty(), "{kind} left: {l:?}");
+        }
+        assert!(
+            os.get(None, Service::Network, &format!("/networks/{net_id}"))
+                .await
+                .is_err_and(|e| e.is_not_found())
+        );
+        assert_eq!(app.count("core_instance").await, 0);
+    }
+);
+
+both!(
+    a_wrong_password_or_no_keystone_shows_on_the_controller,
+    async |app: &TestApp| {
+        if !reachable() {
+            return;
+        }
+        let _cloud = CLOUD.lock().await;
+        let w = world(app, "not-the-password").await;
+        w.engine.run_once().await.unwrap();
+        let c = get(app, &format!("/xos/controllers/{}/", w.controller)).await;
+        assert!(
+            status(&c).starts_with("2 - Keystone refused the login of admin to project admin")
+                && status(&c).contains("HTTP 401"),
+            "{c}"
+        );
+        // The slice waits with a clear status instead of doing anything.
+        let cs = get(app, &format!("/xos/controllerslices/?slice={}", w.slice)).await;
+        assert!(status(&cs[0]).starts_with("2 - "), "{cs}");
+        // Unreachable Keystone.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (s, v) = app
+            .patch(
+                &format!("/xos/controllers/{}/", w.controller),
+                json!({"auth_url": format!("http://127.0.0.1:{port}/v3"), "admin_password": "adminpass"}),
+            )
+            .await;
+        assert!(s.is_success(), "{v}");
+        w.engine.run_once().await.unwrap();
+        let c = get(app, &format!("/xos/controllers/{}/", w.controller)).await;
+        assert!(status(&c).contains("unreachable"), "{c}");
+        // And right again: the login works and the slice gets its project.
+        let (s, _) = app
+            .patch(
+                &format!("/xos/controllers/{}/", w.controller),
+                json!({"auth_url": AUTH_URL}),
+            )
+            .await;
+        assert!(s.is_success());
+        settle(
+            app,
+            &w,
+            Duration::from_secs(60),
+            "the slice's project",
+            || async { !project_of(app, w.slice).await.is_empty() },
+        )
+        .await;
+        let c = get(app, &format!("/xos/controllers/{}/", w.controller)).await;
+        assert!(status(&c).starts_with("1 - OK, logged in"), "{c}");
+        // Clean up: the slice's project goes with the slice.
+        let project = project_of(app, w.slice).await;
+        app.delete(&format!("/xos/slices/{}/", w.slice)).await;
+        let os = admin_client();
+        settle(app, &w, Duration::from_secs(60), "the project gone", || {
+            let os = os.clone();
+            let project = project.clone();
+            async move {
+                os.get(None, Service::Identity, &format!("/projects/{project}"))
+                    .await
+                    .is_err_and(|e| e.is_not_found())
+            }
+        })
+        .await;
+    }
+);
