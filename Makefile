@@ -25,7 +25,7 @@ export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 
-PHONY_EXTRA := assets bench wrk stop showlogs bash test-config config-tests production-check nginx moto \
+PHONY_EXTRA := openstack openstack-stop assets bench wrk stop showlogs bash test-config config-tests production-check nginx moto \
                schemathesis-venv schemathesis fuzz soak
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy unit e2e \
         wasm-size clean $(PHONY_EXTRA)
@@ -130,6 +130,9 @@ wasm-size: frontend
 # answers: devel (default), frontend-only, test, production (Postgres, nginx, sync workers).
 # `make showlogs` follows its log, `make stop` stops it; the bash configuration is `make bash`.
 run: build
+ifeq ($(CONFIG),openstack)
+	@$(MAKE) --no-print-directory openstack
+endif
 ifeq ($(CONFIG),production)
 	@$(MAKE) --no-print-directory nginx
 	XOS_BIN=$(XOS_RELEASE) XOS_SITE_ROOT=$(SITE) configurations/production/run.sh start
@@ -162,6 +165,16 @@ dev: frontend
 	cargo build $(CARGO_JOBS) -p server
 	$(XOS_DEBUG) --config configurations/$(CONFIG)/xos.toml serve
 
+# A real OpenStack (Keystone, Glance, Placement, Neutron, Nova with the fake virt driver) on
+# 127.0.0.1 for the OpenStack backend: a venv from PyPI cached in ~/.cache/xos/openstack-venv,
+# MariaDB and RabbitMQ from Debian, state in data/openstack (openrc: the admin's OS_* variables).
+# A running stack is reused; openstack-stop stops it and drops its databases.
+OPENSTACK_NICE ?=
+openstack:
+	@NICE="$(OPENSTACK_NICE)" configurations/openstack/stack/setup.sh
+openstack-stop:
+	@configurations/openstack/stack/stop.sh --purge
+
 ## ---- test ----------------------------------------------------------------------------------
 
 test: deps chromium
@@ -169,6 +182,7 @@ test: deps chromium
 	@export XOS_TIMINGS=$(CARGO_TARGET_DIR)/timings.txt; \
 	$(TIMED) fmt $(MAKE) --no-print-directory fmt-check && \
 	$(TIMED) clippy $(MAKE) --no-print-directory clippy && \
+	$(TIMED) openstack $(MAKE) --no-print-directory openstack && \
 	$(TIMED) unit+integration $(MAKE) --no-print-directory unit && \
 	$(TIMED) frontend $(MAKE) --no-print-directory frontend && \
 	$(TIMED) end2end $(MAKE) --no-print-directory e2e && \
@@ -229,6 +243,8 @@ test-config:
 config-tests: nginx
 	cargo build $(CARGO_JOBS) -p server
 	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh devel frontend-only
+	@$(MAKE) --no-print-directory openstack
+	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh openstack
 	XOS_BIN=$(XOS_DEBUG) scripts/test-bash.sh
 	XOS_BIN=$(XOS_DEBUG) XOS_SITE_ROOT=$(SITE) configurations/production/run.sh check
 

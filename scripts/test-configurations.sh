@@ -2,7 +2,7 @@
 # Start the single-process configurations as `make run` does (scripts/xosctl), each on a
 # temporary data directory and its own port, exercise them through the API, and stop them.
 #
-#   XOS_BIN=target/debug/xos scripts/test-configurations.sh [devel] [frontend-only]
+#   XOS_BIN=target/debug/xos scripts/test-configurations.sh [devel] [frontend-only] [openstack]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${XOS_BIN:?set XOS_BIN to the xos binary}
@@ -57,6 +57,26 @@ test_frontend_only() {
   scripts/xosctl stop "$config" "$BIN" >/dev/null
 }
 
+# The openstack configuration against the stack of `make openstack` (which config-tests runs).
+os_active() { api "/xos/instances/?name=os-demo-1" | jq_ 'd[0]["backend_status"]' | grep -q '^1 - OK: ACTIVE'; }
+os_slice_gone() { api "/xos/controllerslices/" | jq_ 'len(d)' | grep -qx 0 \
+  && api "/xos/instances/" | jq_ 'len(d)' | grep -qx 0; }
+test_openstack() {
+  eventually 180 os_active || fail "instance os-demo-1 did not become ACTIVE: $(api '/xos/instances/?name=os-demo-1')"
+  local ip ctl
+  ip=$(api "/xos/instances/?name=os-demo-1" | jq_ 'd[0]["ip"]')
+  [[ "$ip" == 10.* ]] || fail "the instance has no address on its private network: $ip"
+  ctl=$(api "/xos/controllers/?name=openstack-controller" | jq_ 'd[0]["backend_status"]')
+  [[ "$ctl" == "1 - OK, logged in"* ]] || fail "the controller says: $ctl"
+  api "/xos/ports/?no_hyperlinks=1" | jq_ 'd[0]["port_id"]' | grep -q . || fail "the port was not enacted"
+  # Deleting the slice takes its server, port, network and project away.
+  local slice
+  slice=$(api "/xos/slices/?name=mysite_openstack" | jq_ 'd[0]["id"]')
+  [ "$(api "/xos/slices/$slice/" -X DELETE -o /dev/null -w '%{http_code}')" = 204 ] || fail "delete the slice"
+  eventually 120 os_slice_gone || fail "the slice's OpenStack objects were not removed: $(api '/xos/controllerslices/')"
+  scripts/xosctl stop "$config" "$BIN" >/dev/null
+}
+
 port=8791
 for config in "${configs[@]}"; do
   XOS_DATA=$(mktemp -d "${TMPDIR:-/tmp}/xos-config-$config.XXXXXX")
@@ -67,6 +87,7 @@ for config in "${configs[@]}"; do
   case "$config" in
     devel) test_devel ;;
     frontend-only) test_frontend_only ;;
+    openstack) test_openstack ;;
     *) fail "no test for this configuration" ;;
   esac
   rm -rf "$XOS_DATA"

@@ -35,6 +35,22 @@ waitfor() { # url timeout
     sleep 0.2
   done
 }
+# MariaDB and RabbitMQ (already running on these machines): started, or installed from Debian.
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+if ! $MYSQL -e 'SELECT 1' >/dev/null 2>&1; then
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || $SUDO apt-get install -y mariadb-server \
+    || { $SUDO apt-get update && $SUDO apt-get install -y mariadb-server; }
+  $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 1 150); do $MYSQL -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+  $MYSQL -e 'SELECT 1' >/dev/null || { echo "MariaDB does not answer on 127.0.0.1:3306" >&2; exit 1; }
+fi
+if ! rabbitmqctl -q status >/dev/null 2>&1; then
+  command -v rabbitmq-server >/dev/null || $SUDO apt-get install -y rabbitmq-server \
+    || { $SUDO apt-get update && $SUDO apt-get install -y rabbitmq-server; }
+  $SUDO rabbitmq-server -detached || true
+  rabbitmqctl -q await_startup >/dev/null 2>&1 || sleep 10
+fi
+
 # Already running (every service's pid alive and Keystone answering): reuse it.
 running() {
   for n in keystone glance placement neutron nova-api nova-conductor nova-scheduler nova-compute; do
@@ -44,6 +60,22 @@ running() {
 }
 if running && [ -f "$BASE/openrc" ]; then
   echo "OpenStack already running (state in $BASE); stop it with make openstack-stop"
+  exit 0
+fi
+write_openrc() {
+cat > "$BASE/openrc" <<EOF
+export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_IDENTITY_API_VERSION=3 OS_REGION_NAME=RegionOne
+export OS_USERNAME=admin OS_PASSWORD=adminpass OS_PROJECT_NAME=admin OS_USER_DOMAIN_ID=default OS_PROJECT_DOMAIN_ID=default
+export OS_PROJECT_DOMAIN_NAME=Default OS_USER_DOMAIN_NAME=Default
+EOF
+}
+# Another checkout's stack on the same ports, with the same admin: use it rather than fail.
+if [ ! -f "$BASE/run/keystone.pid" ] && curl -sf -o /dev/null --max-time 5 -H 'Content-Type: application/json' \
+     -d '{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin","domain":{"id":"default"},"password":"adminpass"}}},"scope":{"project":{"name":"admin","domain":{"id":"default"}}}}}' \
+     http://127.0.0.1:5000/v3/auth/tokens \
+   && curl -s -o /dev/null --max-time 5 http://127.0.0.1:8774/; then
+  write_openrc
+  echo "an OpenStack already answers on 127.0.0.1 with this stack's admin: using it"
   exit 0
 fi
 # A half-started stack (a crash, a killed set-up) is stopped first; the databases are made anew.
@@ -283,11 +315,7 @@ gunicorn_start() { # name module port
 }
 gunicorn_start keystone keystone_app 5000
 ready keystone http://127.0.0.1:5000/v3; step "keystone up"
-cat > "$BASE/openrc" <<EOF
-export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_IDENTITY_API_VERSION=3 OS_REGION_NAME=RegionOne
-export OS_USERNAME=admin OS_PASSWORD=adminpass OS_PROJECT_NAME=admin OS_USER_DOMAIN_ID=default OS_PROJECT_DOMAIN_ID=default
-export OS_PROJECT_DOMAIN_NAME=Default OS_USER_DOMAIN_NAME=Default
-EOF
+write_openrc
 $NICE python "$HERE/keystone_setup.py"; step "keystone service users/endpoints"
 
 wait $P2 || { tail logs/glance-placement-manage.log; exit 1; }
