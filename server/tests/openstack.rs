@@ -414,3 +414,273 @@ both!(
         .await;
     }
 );
+
+both!(
+    servers_and_networks_deleted_behind_xos_are_made_again,
+    async |app: &TestApp| {
+        if !reachable() {
+            return;
+        }
+        let _cloud = CLOUD.lock().await;
+        let w = world(app, "adminpass").await;
+        let a = new_instance(app, &w, "os-drift").await;
+        let active =
+            || async { status(&get(app, &format!("/xos/instances/{a}/")).await).contains(": ACTIVE as ") };
+        settle(app, &w, Duration::from_secs(240), "an ACTIVE server", active).await;
+        let before = get(app, &format!("/xos/instances/{a}/?no_hyperlinks=1")).await;
+        let old = before["instance_id"].as_str().unwrap().to_string();
+        let os = admin_client();
+        // Someone deletes the server in OpenStack.
+        os.delete(None, Service::Compute, &format!("/servers/{old}"))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        settle(
+            app,
+            &w,
+            Duration::from_secs(240),
+            "the server made again",
+            || async {
+                let v = get(app, &format!("/xos/instances/{a}/?no_hyperlinks=1")).await;
+                v["instance_id"].as_str().is_some_and(|id| id != old) && status(&v).contains(": ACTIVE as ")
+            },
+        )
+        .await;
+        eprintln!("server re-created {:?} after its deletion", started.elapsed());
+        let v = get(app, &format!("/xos/instances/{a}/?no_hyperlinks=1")).await;
+        assert!(
+            status(&v).contains(&format!("re-created: {old} was deleted outside XOS")),
+            "{v}"
+        );
+
+        // A network without servers deleted in Neutron: made again, with a new id.
+        let (s, v) = app.delete(&format!("/xos/instances/{a}/")).await;
+        assert!(s.is_success(), "{v}");
+        settle(app, &w, Duration::from_secs(120), "the instance gone", || async {
+            app.count("core_instance").await == 0
+        })
+        .await;
+        let cn = get(app, "/xos/controllernetworks/?no_hyperlinks=1").await;
+        let net = cn[0]["net_id"].as_str().unwrap().to_string();
+        os.delete(None, Service::Network, &format!("/networks/{net}"))
+            .await
+            .unwrap();
+        settle(
+            app,
+            &w,
+            Duration::from_secs(60),
+            "the network made again",
+            || async {
+                let cn = get(app, "/xos/controllernetworks/?no_hyperlinks=1").await;
+                cn[0]["net_id"].as_str().is_some_and(|n| n != net)
+            },
+        )
+        .await;
+        let cn = get(app, "/xos/controllernetworks/?no_hyperlinks=1").await;
+        assert!(
+            status(&cn[0]).contains(&format!("re-created: network {net} was deleted outside XOS")),
+            "{cn}"
+        );
+        let now = cn[0]["net_id"].as_str().unwrap();
+        assert!(
+            os.get(None, Service::Network, &format!("/networks/{now}"))
+                .await
+                .is_ok()
+        );
+        cleanup(app, &w).await;
+    }
+);
+
+/// Delete the test's slice and wait until its project is gone from Keystone.
+async fn cleanup(app: &TestApp, w: &World) {
+    let project = project_of(app, w.slice).await;
+    app.delete(&format!("/xos/slices/{}/", w.slice)).await;
+    if project.is_empty() {
+        return;
+    }
+    let os = admin_client();
+    settle(app, w, Duration::from_secs(120), "the project gone", || {
+        let os = os.clone();
+        let project = project.clone();
+        async move {
+            os.get(None, Service::Identity, &format!("/projects/{project}"))
+                .await
+                .is_err_and(|e| e.is_not_found())
+        }
+    })
+    .await;
+}
+
+/// `xos sync` on the app's database: `--once` with an optional crash point (true: killed), or
+/// run for `kill_after` and then SIGKILLed.
+fn sync_run(config: &std::path::Path, crash: Option<&str>, kill_after: Option<Duration>) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xos"));
+    cmd.args(["--config", config.to_str().unwrap(), "sync"])
+        .env("RUST_LOG", "warn");
+    if kill_after.is_none() {
+        cmd.arg("--once");
+    }
+    if let Some(c) = crash {
+        cmd.env("XOS_SYNC_CRASH", c);
+    }
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("xos sync");
+    if let Some(d) = kill_after {
+        std::thread::sleep(d);
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    if kill_after.is_none() && crash.is_none() {
+        assert!(status.success(), "xos sync --once failed: {status}");
+    }
+    status.signal() == Some(9)
+}
+
+both!(
+    killed_at_any_step_the_synchronizer_duplicates_and_leaks_nothing,
+    async |app: &TestApp| {
+        if !reachable() {
+            return;
+        }
+        let _cloud = CLOUD.lock().await;
+        let w = world(app, "adminpass").await;
+        let a = new_instance(app, &w, "os-crash-a").await;
+        let b = new_instance(app, &w, "os-crash-b").await;
+        let dir = std::env::temp_dir().join(format!("xos-os-crash-{}-{:?}", std::process::id(), app.backend));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("xos.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"os-crash\"\ndatabase_url = \"{}\"\nstate_dir = \"{}\"\nmodel_policies = true\n",
+                app.state.config.database_url,
+                dir.display()
+            ),
+        )
+        .unwrap();
+        // Killed right after the k-th backend call of a run returned, before its result was
+        // written, for k = 1, 2, 3…: the kill moves through every step (controller, site, user,
+        // slice, image, network, server, port). A run that gets through finished what one pass
+        // could; the next pass's new work (what waited for it) is killed through the same way.
+        let all_active = || async {
+            let mut done = true;
+            for id in [a, b] {
+                done &=
+                    status(&get(app, &format!("/xos/instances/{id}/")).await).starts_with("1 - OK: ACTIVE");
+            }
+            done
+        };
+        let (mut kills, mut k) = (0, 1);
+        for round in 0..80 {
+            if sync_run(&config, Some(&format!("after_backend:{k}")), None) {
+                kills += 1;
+                k += 1;
+                continue;
+            }
+            if all_active().await {
+                break;
+            }
+            // Random kills while it works, once.
+            if round == 3 {
+                for ms in [700u64, 1900, 3100] {
+                    sync_run(&config, None, Some(Duration::from_millis(ms)));
+                }
+            }
+            k = 1;
+        }
+        eprintln!("{kills} deterministic kills");
+        assert!(all_active().await, "not ACTIVE after the kills");
+        assert!(kills >= 6, "only {kills} kill points were reached");
+        let project = project_of(app, w.slice).await;
+        let os = admin_client();
+        let projects = os
+            .list(
+                None,
+                Service::Identity,
+                &format!("/projects?name={}", w.slice_name),
+                "projects",
+            )
+            .await
+            .unwrap();
+        assert_eq!(projects.len(), 1, "{projects:?}");
+        let servers: Vec<_> = os
+            .servers(None, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.project_id == project && s.status != "DELETED")
+            .collect();
+        assert_eq!(servers.len(), 2, "one server per instance: {servers:?}");
+        for id in [a, b] {
+            let v = get(app, &format!("/xos/instances/{id}/?no_hyperlinks=1")).await;
+            assert!(status(&v).starts_with("1 - OK: ACTIVE"), "{v}");
+            assert!(
+                servers
+                    .iter()
+                    .any(|s| Some(s.id.as_str()) == v["instance_id"].as_str()),
+                "{v}"
+            );
+        }
+        for (kind, want) in [("networks", 1), ("subnets", 1)] {
+            let l = os
+                .list(
+                    None,
+                    Service::Network,
+                    &format!("/{kind}?project_id={project}"),
+                    kind,
+                )
+                .await
+                .unwrap();
+            assert_eq!(l.len(), want, "{kind}: {l:?}");
+        }
+        let ports = os
+            .list(
+                None,
+                Service::Network,
+                &format!("/ports?project_id={project}&device_owner=compute:nova"),
+                "ports",
+            )
+            .await
+            .unwrap();
+        assert_eq!(ports.len(), 2, "{ports:?}");
+        // Deleting, killed too: nothing is left behind.
+        app.delete(&format!("/xos/slices/{}/", w.slice)).await;
+        sync_run(&config, None, Some(Duration::from_millis(1500)));
+        let mut k = 1;
+        while sync_run(&config, Some(&format!("after_backend:{k}")), None) {
+            k += 1;
+            assert!(k < 40, "the synchronizer keeps dying");
+        }
+        eprintln!("{} deterministic kills while deleting", k - 1);
+        sync_run(&config, None, None);
+        assert!(
+            os.get(None, Service::Identity, &format!("/projects/{project}"))
+                .await
+                .is_err_and(|e| e.is_not_found()),
+            "the project is gone"
+        );
+        let left: Vec<_> = os
+            .servers(None, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.project_id == project && s.status != "DELETED")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        for kind in ["networks", "ports", "routers"] {
+            let l = os
+                .list(
+                    None,
+                    Service::Network,
+                    &format!("/{kind}?project_id={project}"),
+                    kind,
+                )
+                .await
+                .unwrap();
+            assert!(l.is_empty(), "{kind} left: {l:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+);
