@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const AUTH_URL: &str = "http://127.0.0.1:5000/v3";
+/// A real RSA public key (Nova checks the format); its private half was thrown away.
+const PUBLIC_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDpKLV2UCf9KLgrrGaUHHehSs7KWX5hIvZeg0xNqQYqkk7N7ExlW1B2Kvg1ab2LZi8OSRcLYaOoPqye/m6oPMi7JjH72eAGPhZH374zFgPBF87uNndMMGHUjqC347dnzHhTF0XvvrSSwzV5A7yIm9HzBkBvCHpAMDWNfaAuZ1G86B/DzCYM695fpWYTNfZti+aHRcjI8ZNuA2DjE4fR1NKcDqugvNx4/c/YwQ8w2tzzAp0GgUKpfugUiWX5M6gK8P5d6IbzUnJQVEuokqoTDdiUWR/IKAe9nHzt2LYsjjm4JtP+7e0NybHcMBI+AiMYkNwkxYGq6osQjfTV9RbsHIOB padmin@xos";
 /// One cloud: the tests take turns.
 static CLOUD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -291,6 +293,95 @@ both!(
             .await
             .unwrap();
         assert_eq!(quota["quota_set"]["instances"], 5);
+
+        // A member of the slice: a Keystone user with its key pair, the role on the project.
+        let email = format!("member{:06x}@mysite.org", rand_suffix());
+        let member = app.make_user(&email, "member-password").await;
+        app.store
+            .update(
+                Actor::System,
+                app.store.model("User"),
+                member,
+                json!({"public_key": PUBLIC_KEY}).as_object().unwrap(),
+                true,
+            )
+            .await
+            .unwrap();
+        let (_, roles) = app.get("/xos/slice_roles/?role=access").await;
+        let privilege = make(
+            app,
+            "SlicePrivilege",
+            json!({"user": member, "slice": w.slice, "role": roles[0]["id"]}),
+        )
+        .await;
+        settle(
+            app,
+            &w,
+            Duration::from_secs(60),
+            "the member's role assignment",
+            || async {
+                status(&get(app, &format!("/xos/slice_privileges/{privilege}/")).await).starts_with("1 - OK")
+            },
+        )
+        .await;
+        let cu = get(
+            app,
+            &format!("/xos/controllerusers/?user={member}&no_hyperlinks=1"),
+        )
+        .await;
+        let kuser = cu[0]["kuser_id"].as_str().unwrap().to_string();
+        let user = os
+            .get(None, Service::Identity, &format!("/users/{kuser}"))
+            .await
+            .unwrap();
+        assert_eq!(user["user"]["name"], email.as_str());
+        let roles_on = |os: OsClient, project: String, kuser: String| async move {
+            os.list(
+                None,
+                Service::Identity,
+                &format!("/projects/{project}/users/{kuser}/roles"),
+                "roles",
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            roles_on(os.clone(), project.clone(), kuser.clone()).await,
+            ["member"]
+        );
+        let keypairs = os
+            .list(
+                None,
+                Service::Compute,
+                &format!("/os-keypairs?user_id={kuser}"),
+                "keypairs",
+            )
+            .await
+            .unwrap();
+        assert_eq!(keypairs.len(), 1, "{keypairs:?}");
+        assert_eq!(keypairs[0]["keypair"]["public_key"], PUBLIC_KEY);
+        // Removing the privilege removes the assignment; removing the user, its account.
+        app.delete(&format!("/xos/slice_privileges/{privilege}/")).await;
+        for _ in 0..5 {
+            w.engine.run_once().await.unwrap();
+        }
+        assert!(
+            roles_on(os.clone(), project.clone(), kuser.clone())
+                .await
+                .is_empty()
+        );
+        app.delete(&format!("/xos/users/{member}/")).await;
+        for _ in 0..5 {
+            w.engine.run_once().await.unwrap();
+        }
+        assert!(
+            os.get(None, Service::Identity, &format!("/users/{kuser}"))
+                .await
+                .is_err_and(|e| e.is_not_found())
+        );
 
         // An idle pass: one list of servers and one of networks per controller, nothing else.
         let before = w.backend.api_calls();

@@ -10,12 +10,11 @@
 //!   Controller.
 //! - [`OsSites`] (ControllerSite → a project per site, named by its login base) and
 //!   [`OsSlices`] (ControllerSlice → a project per slice, named like the slice, with the slice's
-//!   `max_instances` as its Nova instance quota and the admin account as its admin, and the slice
-//!   privileges of users XOS created in Keystone as role assignments). Deleting one removes what
-//!   is left in its project (servers, ports, routers, networks) and then the project.
+//!   `max_instances` as its Nova instance quota and the admin account as its admin). Deleting one
+//!   removes what is left in its project (servers, ports, routers, networks), then the project.
+//! - [`OsPrivileges`] (SitePrivilege and SlicePrivilege → role assignments on the project).
 //! - [`OsUsers`] (ControllerUser → a Keystone user named by email, with its public key as a Nova
-//!   key pair; site privileges become role assignments on the site's project; a disabled user is
-//!   purged from Keystone).
+//!   key pair; a disabled user is purged from Keystone).
 //! - [`OsImages`] (ControllerImages → a Glance image of the same name, uploaded from
 //!   `Image.path`, or an existing one of that name adopted).
 //! - [`OsNetworks`] (ControllerNetwork → a Neutron network and subnet in the owner slice's
@@ -179,6 +178,14 @@ pub fn steps(backend: Arc<OsBackend>, drift_interval: Duration) -> Vec<Arc<dyn S
         Arc::new(OsUsers {
             backend: backend.clone(),
         }),
+        Arc::new(OsPrivileges {
+            backend: backend.clone(),
+            kind: "site",
+        }),
+        Arc::new(OsPrivileges {
+            backend: backend.clone(),
+            kind: "slice",
+        }),
         Arc::new(OsImages {
             backend: backend.clone(),
         }),
@@ -265,45 +272,6 @@ async fn slice_project(store: &Store, slice: i64, controller: i64) -> Result<Opt
 /// The role name in OpenStack of an XOS role (`admin` stays admin, every other is a member).
 fn keystone_role(xos_role: &str) -> &'static str {
     if xos_role == "admin" { "admin" } else { "member" }
-}
-
-/// Make the Keystone users of `privileges` ((kuser id, XOS role)) hold exactly their roles on
-/// `project` among the roles XOS hands out; returns how many assignments were made.
-async fn sync_assignments(
-    c: &Controller,
-    project: &str,
-    privileges: &[(String, String)],
-    keep: &HashSet<String>,
-) -> Result<usize, SyncError> {
-    let admin = c.client.role_id("admin").await.map_err(failed)?;
-    let member = c.client.role_id("member").await.map_err(failed)?;
-    let mut made = 0;
-    let mut wanted: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for (user, role) in privileges {
-        wanted
-            .entry(user.as_str())
-            .or_default()
-            .insert(keystone_role(role));
-    }
-    for (user, roles) in &wanted {
-        let have = c.client.roles_on(project, user).await.map_err(failed)?;
-        for role in roles {
-            if !have.iter().any(|(_, n)| n == role) {
-                let id = if *role == "admin" { &admin } else { &member };
-                c.client.assign_role(project, user, id).await.map_err(failed)?;
-                made += 1;
-            }
-        }
-        for (id, name) in &have {
-            if (name == "admin" || name == "member")
-                && !roles.contains(name.as_str())
-                && !keep.contains(*user)
-            {
-                c.client.unassign_role(project, user, id).await.map_err(failed)?;
-            }
-        }
-    }
-    Ok(made)
 }
 
 // ---- controllers ----------------------------------------------------------------------------
@@ -509,34 +477,6 @@ pub struct OsSites {
     backend: Arc<OsBackend>,
 }
 
-/// (kuser id, role) of the privileges at a site (or slice) of users XOS made on `controller`.
-async fn privileges(
-    store: &Store,
-    kind: &str,
-    object: i64,
-    controller: i64,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let (table, roles, col) = match kind {
-        "site" => ("core_siteprivilege", "core_siterole", "site_id"),
-        _ => ("core_sliceprivilege", "core_slicerole", "slice_id"),
-    };
-    let mut sql = Sql::new(format!(
-        "SELECT cu.kuser_id, r.role FROM {table} p JOIN {roles} r ON r.id = p.role_id \
-         JOIN core_controlleruser cu ON cu.user_id = p.user_id AND NOT cu.deleted AND cu.controller_id = "
-    ));
-    sql.bind(Value::Int(controller));
-    sql.push(&format!(
-        " WHERE NOT p.deleted AND cu.kuser_id IS NOT NULL AND p.{col} = "
-    ))
-    .bind(Value::Int(object));
-    Ok(rows(store, &sql, &[SqlType::Text, SqlType::Text])
-        .await?
-        .into_iter()
-        .map(|r| (text(&r[0]), text(&r[1])))
-        .filter(|(u, _)| !u.is_empty())
-        .collect())
-}
-
 #[async_trait::async_trait]
 impl Step for OsSites {
     fn name(&self) -> &'static str {
@@ -565,14 +505,10 @@ impl Step for OsSites {
         .await?;
         let login_base = r.first().map(|r| text(&r[0])).unwrap_or_default();
         let project = ensure_project(&c, &login_base, &format!("xos site {site}")).await?;
-        let privs = privileges(&ctx.store, "site", site, c.id).await?;
-        let keep = HashSet::from([c.client.admin_user_id().await.map_err(failed)?]);
-        let made = sync_assignments(&c, &project, &privs, &keep).await?;
-        Ok(Enacted::with_status(format!(
-            "OK, project {login_base} ({} role assignments, {made} new)",
-            privs.len()
-        ))
-        .field("tenant_id", Value::Text(project)))
+        Ok(
+            Enacted::with_status(format!("OK, project {login_base}"))
+                .field("tenant_id", Value::Text(project)),
+        )
     }
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let c = self
@@ -647,14 +583,10 @@ impl Step for OsSlices {
             )
             .await
             .map_err(failed)?;
-        let privs = privileges(&ctx.store, "slice", slice, c.id).await?;
-        let keep = HashSet::from([admin]);
-        let made = sync_assignments(&c, &project, &privs, &keep).await?;
-        Ok(Enacted::with_status(format!(
-            "OK, project {name}, quota {max_instances} instances ({} role assignments, {made} new)",
-            privs.len()
-        ))
-        .field("tenant_id", Value::Text(project)))
+        Ok(
+            Enacted::with_status(format!("OK, project {name}, quota {max_instances} instances"))
+                .field("tenant_id", Value::Text(project)),
+        )
     }
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let c = self
@@ -688,6 +620,147 @@ impl Step for OsSlices {
         };
         if let Some(p) = project {
             purge_project(&c, &p).await?;
+        }
+        Ok(())
+    }
+}
+
+// ---- privileges -----------------------------------------------------------------------------
+
+/// SitePrivilege / SlicePrivilege → a role assignment of the user's Keystone account on the
+/// site's or slice's project, on every OpenStack controller that has both (XOS's
+/// ControllerSitePrivilege and ControllerSlicePrivilege). `admin` stays admin, other roles
+/// become `member`; deleting the privilege removes the assignment.
+pub struct OsPrivileges {
+    backend: Arc<OsBackend>,
+    /// "site" or "slice".
+    kind: &'static str,
+}
+
+impl OsPrivileges {
+    fn model(&self) -> &'static str {
+        if self.kind == "site" {
+            "SitePrivilege"
+        } else {
+            "SlicePrivilege"
+        }
+    }
+    /// The link table and column of the privilege's object.
+    fn links(&self) -> (&'static str, &'static str) {
+        if self.kind == "site" {
+            ("core_controllersite", "site_id")
+        } else {
+            ("core_controllerslice", "slice_id")
+        }
+    }
+    /// (controller, project, kuser) for the privilege's object and user on each OpenStack
+    /// controller that has both (empty strings where not made yet).
+    async fn targets(&self, store: &Store, obj: &Record) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let (links, col) = self.links();
+        let mut sql = Sql::new(format!(
+            "SELECT l.controller_id, l.tenant_id, cu.kuser_id FROM {links} l \
+             JOIN core_controlleruser cu ON cu.controller_id = l.controller_id AND NOT cu.deleted \
+             JOIN core_controller c ON c.id = l.controller_id AND NOT c.deleted AND c.backend_type = "
+        ));
+        sql.bind(Value::Text(BACKEND.into()));
+        sql.push(&format!(" WHERE NOT l.deleted AND l.{col} = "))
+            .bind(Value::Int(obj.get_int(self.kind).unwrap_or_default()));
+        sql.push(" AND cu.user_id = ")
+            .bind(Value::Int(obj.get_int("user").unwrap_or_default()));
+        Ok(rows(store, &sql, &[SqlType::Int, SqlType::Text, SqlType::Text])
+            .await?
+            .into_iter()
+            .map(|r| (r[0].as_int().unwrap_or_default(), text(&r[1]), text(&r[2])))
+            .collect())
+    }
+    async fn role(&self, store: &Store, obj: &Record) -> Result<&'static str, StoreError> {
+        let table = if self.kind == "site" {
+            "core_siterole"
+        } else {
+            "core_slicerole"
+        };
+        let r = rows(
+            store,
+            &by_id(
+                &format!("SELECT role FROM {table} WHERE id = "),
+                obj.get_int("role").unwrap_or_default(),
+            ),
+            &[SqlType::Text],
+        )
+        .await?;
+        Ok(keystone_role(&r.first().map(|r| text(&r[0])).unwrap_or_default()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Step for OsPrivileges {
+    fn name(&self) -> &'static str {
+        if self.kind == "site" {
+            "openstack_site_privileges"
+        } else {
+            "openstack_slice_privileges"
+        }
+    }
+    fn provides(&self) -> Vec<&'static str> {
+        vec![self.model()]
+    }
+    fn observes(&self) -> &'static str {
+        self.model()
+    }
+    async fn fetch_pending(&self, ctx: &StepContext, deletion: bool) -> Result<Vec<Record>, SyncError> {
+        // Privileges of objects on an OpenStack controller only.
+        let (links, col) = self.links();
+        let mut extra = and_where(
+            &format!(
+                "t.{col} IN (SELECT l.{col} FROM {links} l JOIN core_controller c ON c.id = l.controller_id \
+                 WHERE c.backend_type = "
+            ),
+            Value::Text(BACKEND.into()),
+        );
+        extra.push(")");
+        Ok(default_fetch_pending(&ctx.store, self.model(), deletion, Some(extra)).await?)
+    }
+    async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
+        let targets = self.targets(&ctx.store, obj).await?;
+        let ready: Vec<_> = targets
+            .iter()
+            .filter(|(_, p, u)| !p.is_empty() && !u.is_empty())
+            .collect();
+        if ready.is_empty() {
+            return Err(deferred(format!(
+                "waiting for the {}'s project and the user's Keystone account",
+                self.kind
+            )));
+        }
+        let role = self.role(&ctx.store, obj).await?;
+        for (controller, project, kuser) in &ready {
+            let c = self
+                .backend
+                .controller_by_id(&ctx.store, Some(*controller))
+                .await?;
+            let id = c.client.role_id(role).await.map_err(failed)?;
+            c.client.assign_role(project, kuser, &id).await.map_err(failed)?;
+        }
+        Ok(Enacted::with_status(format!(
+            "OK, role {role} on {} project(s)",
+            ready.len()
+        )))
+    }
+    async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
+        let role = self.role(&ctx.store, obj).await?;
+        for (controller, project, kuser) in self.targets(&ctx.store, obj).await? {
+            if project.is_empty() || kuser.is_empty() {
+                continue;
+            }
+            let c = self
+                .backend
+                .controller_by_id(&ctx.store, Some(controller))
+                .await?;
+            let id = c.client.role_id(role).await.map_err(failed)?;
+            c.client
+                .unassign_role(&project, &kuser, &id)
+                .await
+                .map_err(failed)?;
         }
         Ok(())
     }
