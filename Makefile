@@ -25,7 +25,7 @@ export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 
-PHONY_EXTRA := openstack openstack-stop assets bench wrk stop showlogs bash test-config config-tests production-check nginx moto \
+PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-config config-tests production-check nginx moto \
                schemathesis-venv schemathesis fuzz soak
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy unit e2e \
         wasm-size clean $(PHONY_EXTRA)
@@ -174,6 +174,10 @@ openstack:
 	@NICE="$(OPENSTACK_NICE)" configurations/openstack/stack/setup.sh
 openstack-stop:
 	@configurations/openstack/stack/stop.sh --purge
+
+# 20 instances in 4 slices on the local OpenStack: time to ACTIVE, idle-pass calls, deletion.
+bench-openstack: openstack
+	cargo test $(CARGO_JOBS) -p server --test openstack twenty_instances_in_four_slices -- --ignored --nocapture
 
 ## ---- test ----------------------------------------------------------------------------------
 

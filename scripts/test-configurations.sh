@@ -59,8 +59,25 @@ test_frontend_only() {
 
 # The openstack configuration against the stack of `make openstack` (which config-tests runs).
 os_active() { api "/xos/instances/?name=os-demo-1" | jq_ 'd[0]["backend_status"]' | grep -q '^1 - OK: ACTIVE'; }
-os_slice_gone() { api "/xos/controllerslices/" | jq_ 'len(d)' | grep -qx 0 \
-  && api "/xos/instances/" | jq_ 'len(d)' | grep -qx 0; }
+# What OpenStack itself holds (Keystone's projects named $1, Nova's servers in them), as admin.
+os_count() {
+  python3 - "$1" <<'PY'
+import json, sys, urllib.request
+def call(url, body=None, token=None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
+                                 headers={'Content-Type': 'application/json', **({'X-Auth-Token': token} if token else {})})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.headers.get('X-Subject-Token'), json.load(r)
+token, _ = call('http://127.0.0.1:5000/v3/auth/tokens', {'auth': {'identity': {'methods': ['password'], 'password': {'user': {
+    'name': 'admin', 'domain': {'id': 'default'}, 'password': 'adminpass'}}}, 'scope': {'project': {'name': 'admin', 'domain': {'id': 'default'}}}}})
+_, projects = call('http://127.0.0.1:5000/v3/projects?name=' + sys.argv[1], token=token)
+ids = {p['id'] for p in projects['projects']}
+_, servers = call('http://127.0.0.1:8774/v2.1/servers/detail?all_tenants=1', token=token)
+live = [s for s in servers['servers'] if s['tenant_id'] in ids and s['status'] != 'DELETED']
+print(len(ids), len(live))
+PY
+}
+os_slice_gone() { [ "$(os_count mysite_openstack)" = "0 0" ]; }
 test_openstack() {
   eventually 180 os_active || fail "instance os-demo-1 did not become ACTIVE: $(api '/xos/instances/?name=os-demo-1')"
   local ip ctl
@@ -69,11 +86,17 @@ test_openstack() {
   ctl=$(api "/xos/controllers/?name=openstack-controller" | jq_ 'd[0]["backend_status"]')
   [[ "$ctl" == "1 - OK, logged in"* ]] || fail "the controller says: $ctl"
   api "/xos/ports/?no_hyperlinks=1" | jq_ 'd[0]["port_id"]' | grep -q . || fail "the port was not enacted"
+  # The Developer view's figures count the instance and its site.
+  local info
+  info=$(api "/xoslib/slicesplus/?name=mysite_openstack")
+  echo "$info" | jq_ 'd[0]["sliceInfo"]["instanceCount"]' | grep -qx 1 || fail "Developer view instance count: $info"
+  echo "$info" | jq_ 'd[0]["sliceInfo"]["siteCount"]' | grep -qx 1 || fail "Developer view site count: $info"
   # Deleting the slice takes its server, port, network and project away.
   local slice
   slice=$(api "/xos/slices/?name=mysite_openstack" | jq_ 'd[0]["id"]')
   [ "$(api "/xos/slices/$slice/" -X DELETE -o /dev/null -w '%{http_code}')" = 204 ] || fail "delete the slice"
-  eventually 120 os_slice_gone || fail "the slice's OpenStack objects were not removed: $(api '/xos/controllerslices/')"
+  [ "$(os_count mysite_openstack)" = "1 1" ] || fail "OpenStack should hold the slice's project and server: $(os_count mysite_openstack)"
+  eventually 120 os_slice_gone || fail "the slice's project and server were not removed from OpenStack: $(os_count mysite_openstack)"
   scripts/xosctl stop "$config" "$BIN" >/dev/null
 }
 

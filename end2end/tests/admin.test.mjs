@@ -89,3 +89,23 @@ test('a list shows a change made by another client', async () => {
   await page.waitForFunction(() => document.querySelectorAll('table[data-testid=admin-list] tbody tr').length === 1);
   await page.context().close();
 });
+
+test('a slice page lists its instances, networks and privileges with their status', async () => {
+  const page = await newPage(browser);
+  await login(page, server);
+  const slice = (await api(server, '/xos/slices/?name=mysite_demo')).body[0];
+  await page.goto(`${server.url}/admin/core/slice/${slice.id}/`);
+  const instances = page.locator('section.inline[data-model="Instance"]');
+  const row = instances.locator('tbody tr', { hasText: 'demo-1' });
+  await row.waitFor();
+  // Its backend status as a mark, the same the list shows.
+  await row.locator('.badge').waitFor();
+  assert.match(await instances.locator('h2').innerText(), /Instances/);
+  await page.locator('section.inline[data-model="Network"]').waitFor();
+  await page.locator('section.inline[data-model="SlicePrivilege"]').waitFor();
+  // The instance's own page lists its ports.
+  await row.getByRole('link', { name: 'demo-1' }).click();
+  await page.waitForURL(/\/admin\/core\/instance\/\d+\/$/);
+  await page.locator('section.inline[data-model="Port"]').waitFor();
+  assert.deepEqual(page.errors, []);
+});

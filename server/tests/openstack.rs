@@ -294,6 +294,67 @@ both!(
             .unwrap();
         assert_eq!(quota["quota_set"]["instances"], 5);
 
+        // An image of XOS's own: uploaded to Glance from its path.
+        let file = std::env::temp_dir().join(format!(
+            "xos-os-image-{}-{:?}.raw",
+            std::process::id(),
+            app.backend
+        ));
+        std::fs::write(&file, vec![7u8; 65536]).unwrap();
+        let image_name = format!("xos-upload-{:06x}", rand_suffix());
+        let image = make(
+            app,
+            "Image",
+            json!({"name": image_name, "kind": "vm", "disk_format": "raw", "container_format": "bare",
+                   "path": file.to_str().unwrap()}),
+        )
+        .await;
+        let deployment = get(
+            app,
+            &format!("/xos/controllers/{}/?no_hyperlinks=1", w.controller),
+        )
+        .await["deployment"]
+            .as_i64()
+            .unwrap();
+        make(
+            app,
+            "ImageDeployments",
+            json!({"image": image, "deployment": deployment}),
+        )
+        .await;
+        settle(
+            app,
+            &w,
+            Duration::from_secs(60),
+            "the image in Glance",
+            || async {
+                let ci = get(app, &format!("/xos/controllerimages/?image={image}")).await;
+                ci.as_array().is_some_and(|a| !a.is_empty()) && status(&ci[0]).starts_with("1 - OK")
+            },
+        )
+        .await;
+        let ci = get(
+            app,
+            &format!("/xos/controllerimages/?image={image}&no_hyperlinks=1"),
+        )
+        .await;
+        let glance_id = ci[0]["glance_image_id"].as_str().unwrap().to_string();
+        let img = os
+            .get(None, Service::Image, &format!("/images/{glance_id}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (img["status"].as_str(), img["size"].as_i64()),
+            (Some("active"), Some(65536)),
+            "{img}"
+        );
+        assert_eq!(img["name"], image_name.as_str());
+        // Images stay in Glance when XOS forgets them (they are shared): the test removes its own.
+        os.delete(None, Service::Image, &format!("/images/{glance_id}"))
+            .await
+            .unwrap();
+        let _ = std::fs::remove_file(&file);
+
         // A member of the slice: a Keystone user with its key pair, the role on the project.
         let email = format!("member{:06x}@mysite.org", rand_suffix());
         let member = app.make_user(&email, "member-password").await;
@@ -775,3 +836,83 @@ both!(
         let _ = std::fs::remove_dir_all(&dir);
     }
 );
+
+/// `make bench-openstack`: 20 instances in 4 slices from nothing to ACTIVE, then deleted; prints
+/// the times (not part of `make test`: it takes the cloud for a minute or two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn twenty_instances_in_four_slices() {
+    if !reachable() {
+        return;
+    }
+    let _cloud = CLOUD.lock().await;
+    let app = TestApp::new(common::Backend::Sqlite).await.expect("sqlite");
+    let w = world(&app, "adminpass").await;
+    let site = app.site_id().await;
+    let mut slices = vec![w.slice];
+    for _ in 0..3 {
+        let name = format!("mysite_os{:06x}", rand_suffix());
+        slices.push(
+            make(
+                &app,
+                "Slice",
+                json!({"name": name, "site": site, "max_instances": 5}),
+            )
+            .await,
+        );
+    }
+    let (_, admin) = app.get("/xos/users/?email=padmin@vicci.org").await;
+    let deployment = get(
+        &app,
+        &format!("/xos/controllers/{}/?no_hyperlinks=1", w.controller),
+    )
+    .await["deployment"]
+        .as_i64()
+        .unwrap();
+    let started = Instant::now();
+    for (i, slice) in slices.iter().enumerate() {
+        for j in 0..5 {
+            make(
+                &app,
+                "Instance",
+                json!({"name": format!("bench-{i}-{j}"), "slice": slice, "node": w.node, "image": w.image,
+                       "flavor": w.flavor, "deployment": deployment, "creator": admin[0]["id"]}),
+            )
+            .await;
+        }
+    }
+    settle(
+        &app,
+        &w,
+        Duration::from_secs(600),
+        "20 ACTIVE servers",
+        || async {
+            let v = get(&app, "/xos/instances/").await;
+            v.as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| status(i).starts_with("1 - OK: ACTIVE"))
+                .count()
+                == 20
+        },
+    )
+    .await;
+    let up = started.elapsed();
+    let before = w.backend.api_calls();
+    w.engine.run_once().await.unwrap();
+    let idle = w.backend.api_calls() - before;
+    let deleting = Instant::now();
+    for slice in &slices {
+        app.delete(&format!("/xos/slices/{slice}/")).await;
+    }
+    settle(&app, &w, Duration::from_secs(600), "all slices gone", || async {
+        app.count("core_controllerslice").await == 0
+    })
+    .await;
+    println!(
+        "openstack: 20 instances in 4 slices ACTIVE in {:.1} s; idle pass {idle} API calls; deleted in {:.1} s",
+        up.as_secs_f64(),
+        deleting.elapsed().as_secs_f64()
+    );
+    app.finish().await;
+}

@@ -596,6 +596,8 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
                     </div>
                 </form>
             </Show>
+            {(model.name == "Instance").then(|| view! { <SshLine draft/> })}
+            {id.map(|id| view! { <Inlines model id reload=saved/> })}
             {id.map(|id| view! { <History model id reload=saved/> })}
             {move || confirm.get().then(|| view! {
                 <div class="confirm" role="alertdialog" aria-labelledby="confirm-text">
@@ -606,6 +608,130 @@ fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
             })}
         </section>
     }
+}
+
+/// How to reach an instance: XOS's ssh command line (through the node, as the Developer view
+/// shows it) once the backend has named the instance, and its address.
+#[component]
+fn SshLine(draft: RwSignal<Object>) -> impl IntoView {
+    let node_name = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        let node = draft.with(|d| d.get("node").and_then(Value::as_i64));
+        if let Some(node) = node {
+            leptos::task::spawn_local(async move {
+                if let Ok((200, v)) =
+                    request("GET", &format!("/xos/nodes/{node}/?no_hyperlinks=1"), None).await
+                {
+                    node_name.set(v["name"].as_str().unwrap_or_default().to_string());
+                }
+            });
+        }
+    });
+    move || {
+        let d = draft.get();
+        let (iid, iname, ip) = (
+            str_of(&d, "instance_id"),
+            str_of(&d, "instance_name"),
+            str_of(&d, "ip"),
+        );
+        let node = node_name.get();
+        let command = if !iid.is_empty() && !iname.is_empty() && !node.is_empty() {
+            format!("ssh -o \"ProxyCommand ssh -q {iid}@{node}\" ubuntu@{iname}")
+        } else if !ip.is_empty() {
+            format!("ssh ubuntu@{ip}")
+        } else {
+            return None;
+        };
+        Some(view! {
+            <section class="ssh-line" aria-label="Reaching the instance">
+                <h2>"Reaching it"</h2>
+                <p>"Address: "<code>{if ip.is_empty() { "—".to_string() } else { ip.to_string() }}</code>
+                   " · backend id: "<code>{iid.to_string()}</code></p>
+                <pre class="ssh-command">{command}</pre>
+            </section>
+        })
+    }
+}
+
+/// The related objects a model declares (`Model::inlines`): each one's name, its list columns
+/// that are not foreign keys, and its backend status, linked to its own page.
+#[component]
+fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> impl IntoView {
+    let sections = model
+        .inlines
+        .iter()
+        .filter_map(|(child, fk)| registry().model(child).map(|c| (c, fk.clone())))
+        .map(|(child, fk)| {
+            let rows = RwSignal::new(None::<Vec<Object>>);
+            Effect::new(move |_| {
+                reload.track();
+                let fk = fk.clone();
+                leptos::task::spawn_local(async move {
+                    let url = format!("/xos/{}/?{fk}={id}&no_hyperlinks=1", child.plural);
+                    if let Ok((200, Value::Array(a))) = request("GET", &url, None).await {
+                        rows.set(Some(
+                            a.into_iter()
+                                .filter_map(|v| match v {
+                                    Value::Object(o) => Some(o),
+                                    _ => None,
+                                })
+                                .collect(),
+                        ));
+                    }
+                });
+            });
+            let columns: Vec<&'static Field> = child
+                .list_fields
+                .iter()
+                .filter_map(|n| child.fields.iter().find(|f| &f.name == n))
+                .filter(|f| f.fk_target().is_none() && f.name != "backend_status")
+                .take(4)
+                .collect();
+            let has_status = child.fields.iter().any(|f| f.name == "backend_status");
+            let heads = columns.clone();
+            view! {
+                <section class="inline" data-model=child.name.clone()>
+                    <h2>{capitalize(&child.verbose_name_plural)}</h2>
+                    {move || match rows.get() {
+                        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                        Some(r) if r.is_empty() => view! { <p class="muted">"None."</p> }.into_any(),
+                        Some(r) => {
+                            let columns = columns.clone();
+                            view! {
+                                <table class="inline-table">
+                                    <thead><tr>
+                                        <th>{capitalize(&child.verbose_name)}</th>
+                                        {heads.iter().map(|f| view! { <th>{f.name.clone()}</th> }).collect_view()}
+                                        {has_status.then(|| view! { <th>"status"</th> })}
+                                    </tr></thead>
+                                    <tbody>
+                                        {r.into_iter().map(|o| {
+                                            let href = format!("{}{}/", admin_path(child), id_of(&o));
+                                            let name = o.get("humanReadableName").and_then(Value::as_str).map(str::to_string)
+                                                .unwrap_or_else(|| format!("#{}", id_of(&o)));
+                                            let cells = columns.iter().map(|f| {
+                                                let v = o.get(&f.name).cloned().unwrap_or(Value::Null);
+                                                view! { <td>{cell_text(f, &v, &HashMap::new())}</td> }
+                                            }).collect_view();
+                                            let status = str_of(&o, "backend_status").to_string();
+                                            view! {
+                                                <tr>
+                                                    <td><a href=href>{name}</a></td>
+                                                    {cells}
+                                                    {has_status.then(|| view! { <td><StatusMark status/></td> })}
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        }
+                    }}
+                </section>
+            }
+        })
+        .collect_view();
+    view! { <div class="inlines">{sections}</div> }
 }
 
 /// A value of the change log as text (strings without quotes, nothing as an em dash).

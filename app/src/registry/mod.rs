@@ -574,6 +574,9 @@ pub struct Model {
     pub many_to_many: Vec<ManyToMany>,
     pub tosca: Option<Tosca>,
     pub help_text: String,
+    /// Related objects the admin form lists below the object, with their status: (model, the
+    /// foreign key of that model pointing here), e.g. a slice's instances (`Instance`, `slice`).
+    pub inlines: Vec<(String, String)>,
 }
 
 impl Model {
@@ -596,6 +599,7 @@ impl Model {
             many_to_many: Vec::new(),
             tosca: None,
             help_text: String::new(),
+            inlines: Vec::new(),
         };
         m.fields.extend(base_fields(Base::PlCore));
         m
@@ -642,6 +646,11 @@ impl Model {
     }
     pub fn rule(mut self, name: &str) -> Model {
         self.rules.push(name.to_string());
+        self
+    }
+    /// List the `model` objects whose `fk` points here below this model's admin form.
+    pub fn inline(mut self, model: &str, fk: &str) -> Model {
+        self.inlines.push((model.to_string(), fk.to_string()));
         self
     }
     pub fn help(mut self, text: &str) -> Model {
@@ -943,6 +952,29 @@ mod tests {
                     "{}.{} points at unknown {to}",
                     m.name,
                     f.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_inline_names_a_model_and_its_key_pointing_back() {
+        let reg = registry();
+        for m in &reg.models {
+            for (child, fk) in &m.inlines {
+                let c = reg
+                    .model(child)
+                    .unwrap_or_else(|| panic!("{} inlines unknown {child}", m.name));
+                let f = c
+                    .fields
+                    .iter()
+                    .find(|f| &f.name == fk)
+                    .unwrap_or_else(|| panic!("{child} has no field {fk}"));
+                assert_eq!(
+                    f.fk_target(),
+                    Some(m.name.as_str()),
+                    "{child}.{fk} does not point at {}",
+                    m.name
                 );
             }
         }

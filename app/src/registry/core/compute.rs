@@ -212,6 +212,10 @@ fn slice() -> Model {
             "enabled",
             "backend_status",
         ])
+        .inline("Instance", "slice")
+        .inline("Network", "owner")
+        .inline("SlicePrivilege", "slice")
+        .inline("ControllerSlice", "slice")
         .rule("slice_name_prefix")
         .rule("creator_default")
         .tosca("tosca.nodes.Slice", "name")
@@ -300,6 +304,7 @@ fn instance() -> Model {
         .display("{name}")
         .search(&["name", "instance_name", "ip"])
         .list(&["name", "slice", "node", "image", "flavor", "ip", "backend_status"])
+        .inline("Port", "instance")
         .rule("creator_default")
         .rule("instance_defaults")
         .rule("instance_isolation")

@@ -97,6 +97,7 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "labels"])
             .list(&["name", "owner", "template", "subnet", "backend_status"])
+            .inline("ControllerNetwork", "network")
             .tosca("tosca.nodes.network.Network", "name")
             .tosca_alias("tosca.nodes.network.Network.XOS", &[])
             .tosca_default("permit_all_slices", true.into())

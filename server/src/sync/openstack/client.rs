@@ -135,6 +135,8 @@ pub struct Server {
     pub project_id: String,
     pub instance_name: String,
     pub fault: Option<String>,
+    /// Nova's task in progress (`deleting`, `spawning`, …).
+    pub task_state: Option<String>,
     /// The XOS instance id from the server's metadata.
     pub xos_id: Option<String>,
     /// (network name, address, mac), in the order Nova lists them.
@@ -142,6 +144,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// Deleted, or being deleted: not a server to adopt (its ports are already going).
+    pub fn is_gone(&self) -> bool {
+        self.status == "DELETED" || self.task_state.as_deref() == Some("deleting")
+    }
+
     fn from_json(v: &Json) -> Server {
         let mut addresses = Vec::new();
         if let Some(nets) = v["addresses"].as_object() {
@@ -165,6 +172,7 @@ impl Server {
             project_id: s(&v["tenant_id"]),
             instance_name: s(&v["OS-EXT-SRV-ATTR:instance_name"]),
             fault: v["fault"]["message"].as_str().map(str::to_string),
+            task_state: v["OS-EXT-STS:task_state"].as_str().map(str::to_string),
             xos_id: v["metadata"][super::META_KEY].as_str().map(str::to_string),
             addresses,
         }

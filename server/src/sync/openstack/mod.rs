@@ -1483,7 +1483,7 @@ async fn servers_of(cl: &OsClient, project: &str, id: i64) -> Result<Vec<Server>
         .await
         .map_err(failed)?
         .into_iter()
-        .filter(|s| s.xos_id.as_deref() == Some(want.as_str()) && s.status != "DELETED")
+        .filter(|s| s.xos_id.as_deref() == Some(want.as_str()) && !s.is_gone())
         .collect();
     v.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(v)
@@ -1844,7 +1844,7 @@ impl Step for OsDrift {
             };
             // Keyed by (project, XOS id): another XOS on the same cloud has ids of its own.
             let mut by_xos: HashMap<(String, String), Server> = HashMap::new();
-            for s in all.into_iter().filter(|s| s.status != "DELETED") {
+            for s in all.into_iter().filter(|s| !s.is_gone()) {
                 if let Some(id) = s.xos_id.clone() {
                     by_xos.insert((s.project_id.clone(), id), s);
                 }
