@@ -434,6 +434,57 @@ both!(
                 .await
                 .is_empty()
         );
+        // A disabled user is purged from Keystone; enabled again, it gets a new account.
+        let (s, v) = app
+            .patch(&format!("/xos/users/{member}/"), json!({"is_active": false}))
+            .await;
+        assert!(s.is_success(), "{v}");
+        settle(
+            app,
+            &w,
+            Duration::from_secs(60),
+            "the disabled user purged",
+            || {
+                let os = os.clone();
+                let kuser = kuser.clone();
+                async move {
+                    os.get(None, Service::Identity, &format!("/users/{kuser}"))
+                        .await
+                        .is_err_and(|e| e.is_not_found())
+                }
+            },
+        )
+        .await;
+        let cu = get(
+            app,
+            &format!("/xos/controllerusers/?user={member}&no_hyperlinks=1"),
+        )
+        .await;
+        assert!(cu[0]["kuser_id"].is_null(), "{cu}");
+        assert!(status(&cu[0]).contains("purged"), "{cu}");
+        app.patch(&format!("/xos/users/{member}/"), json!({"is_active": true}))
+            .await;
+        settle(
+            app,
+            &w,
+            Duration::from_secs(60),
+            "the user back in Keystone",
+            || async {
+                let cu = get(
+                    app,
+                    &format!("/xos/controllerusers/?user={member}&no_hyperlinks=1"),
+                )
+                .await;
+                cu[0]["kuser_id"].as_str().is_some_and(|k| !k.is_empty())
+            },
+        )
+        .await;
+        let cu = get(
+            app,
+            &format!("/xos/controllerusers/?user={member}&no_hyperlinks=1"),
+        )
+        .await;
+        let kuser = cu[0]["kuser_id"].as_str().unwrap().to_string();
         app.delete(&format!("/xos/users/{member}/")).await;
         for _ in 0..5 {
             w.engine.run_once().await.unwrap();
@@ -639,7 +690,63 @@ both!(
                 .await
                 .is_ok()
         );
+
+        // A NAT network: a router with its gateway on the external network and the subnet.
+        let nat = make(
+            app,
+            "NetworkTemplate",
+            json!({"name": format!("nat{:06x}", rand_suffix()), "translation": "NAT"}),
+        )
+        .await;
+        let natnet = make(
+            app,
+            "Network",
+            json!({"name": format!("{}-nat", w.slice_name), "template": nat, "owner": w.slice}),
+        )
+        .await;
+        let natcn = || async {
+            get(
+                app,
+                &format!("/xos/controllernetworks/?network={natnet}&no_hyperlinks=1"),
+            )
+            .await
+        };
+        settle(app, &w, Duration::from_secs(60), "the NAT network", || async {
+            let cn = natcn().await;
+            cn.as_array().is_some_and(|a| !a.is_empty())
+                && cn[0]["router_id"].as_str().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+        let cn = natcn().await;
+        let router_id = cn[0]["router_id"].as_str().unwrap().to_string();
+        let router = os
+            .get(None, Service::Network, &format!("/routers/{router_id}"))
+            .await
+            .unwrap();
+        assert!(
+            router["router"]["external_gateway_info"]["network_id"].is_string(),
+            "{router}"
+        );
+        let interfaces = os
+            .list(
+                None,
+                Service::Network,
+                &format!(
+                    "/ports?device_id={router_id}&network_id={}",
+                    cn[0]["net_id"].as_str().unwrap()
+                ),
+                "ports",
+            )
+            .await
+            .unwrap();
+        assert_eq!(interfaces.len(), 1, "{interfaces:?}");
         cleanup(app, &w).await;
+        // The router went with the slice's project.
+        assert!(
+            os.get(None, Service::Network, &format!("/routers/{router_id}"))
+                .await
+                .is_err_and(|e| e.is_not_found())
+        );
     }
 );
 

@@ -158,3 +158,21 @@ pub fn and_where(expr: &str, v: Value) -> Sql {
     s.bind(v);
     s
 }
+
+/// The live instances of `deployment` enacted as they are now (a `1 - ` status, no change since):
+/// what a backend's drift step compares with the cloud's own list.
+pub async fn enacted_instances(store: &Store, deployment: i64) -> Result<Vec<Record>, StoreError> {
+    let model = store.model("Instance");
+    let mut sql = select_sql(model);
+    sql.push(" WHERE NOT t.deleted AND t.row_version = t.enacted_version AND t.deployment_id = ")
+        .bind(Value::Int(deployment));
+    sql.push(" ORDER BY t.id");
+    Ok(store
+        .db()
+        .fetch(&sql, &types(model))
+        .await?
+        .into_iter()
+        .map(|values| Record { model, values })
+        .filter(|r| r.get_str("backend_status").is_some_and(|s| s.starts_with("1 -")))
+        .collect())
+}

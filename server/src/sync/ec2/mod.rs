@@ -727,7 +727,6 @@ impl Step for Ec2Drift {
         if deletion {
             return Ok(Vec::new());
         }
-        let model = ctx.store.model("Instance");
         let mut out = Vec::new();
         let mut seen = HashMap::new();
         for crec in Ec2Backend::controllers(&ctx.store).await? {
@@ -738,20 +737,7 @@ impl Step for Ec2Drift {
                     continue;
                 }
             };
-            // Enacted, live instances of this controller's deployment.
-            let mut sql = select_sql(model);
-            sql.push(" WHERE NOT t.deleted AND t.row_version = t.enacted_version AND t.deployment_id = ")
-                .bind(Value::Int(c.deployment));
-            sql.push(" ORDER BY t.id");
-            let rows: Vec<Record> = ctx
-                .store
-                .db()
-                .fetch(&sql, &types(model))
-                .await?
-                .into_iter()
-                .map(|values| Record { model, values })
-                .filter(|r| r.get_str("backend_status").is_some_and(|s| s.starts_with("1 -")))
-                .collect();
+            let rows = super::enacted_instances(&ctx.store, c.deployment).await?;
             if rows.is_empty() {
                 continue;
             }

@@ -825,7 +825,26 @@ impl Step for OsUsers {
         "ControllerUser"
     }
     async fn fetch_pending(&self, ctx: &StepContext, deletion: bool) -> Result<Vec<Record>, SyncError> {
-        Ok(default_fetch_pending(&ctx.store, "ControllerUser", deletion, Some(openstack_links())).await?)
+        let mut pending =
+            default_fetch_pending(&ctx.store, "ControllerUser", deletion, Some(openstack_links())).await?;
+        if !deletion {
+            // A user disabled (or enabled again) since its account was made: purge (or make) it.
+            let model = ctx.store.model("ControllerUser");
+            let mut sql = select_sql(model);
+            sql.push(
+                " JOIN core_user u ON u.id = t.user_id WHERE NOT t.deleted AND t.enacted_version > 0 \
+                 AND ((t.kuser_id IS NOT NULL AND NOT u.is_active) OR (t.kuser_id IS NULL AND u.is_active))",
+            );
+            crate::store::append_sql(&mut sql, &openstack_links());
+            sql.push(" ORDER BY t.id");
+            for values in ctx.store.db().fetch(&sql, &types(model)).await? {
+                let r = Record { model, values };
+                if !pending.iter().any(|p| p.id() == r.id()) {
+                    pending.push(r);
+                }
+            }
+        }
+        Ok(pending)
     }
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let c = self
@@ -1807,7 +1826,6 @@ impl Step for OsDrift {
         if deletion {
             return Ok(Vec::new());
         }
-        let model = ctx.store.model("Instance");
         let mut out = Vec::new();
         let mut seen = HashMap::new();
         for crec in OsBackend::controllers(&ctx.store).await? {
@@ -1819,19 +1837,7 @@ impl Step for OsDrift {
                 }
             };
             repair_networks(&c, &ctx.store).await;
-            let mut sql = select_sql(model);
-            sql.push(" WHERE NOT t.deleted AND t.row_version = t.enacted_version AND t.deployment_id = ")
-                .bind(Value::Int(c.deployment));
-            sql.push(" ORDER BY t.id");
-            let enacted: Vec<Record> = ctx
-                .store
-                .db()
-                .fetch(&sql, &types(model))
-                .await?
-                .into_iter()
-                .map(|values| Record { model, values })
-                .filter(|r| r.get_str("backend_status").is_some_and(|s| s.starts_with("1 -")))
-                .collect();
+            let enacted = super::enacted_instances(&ctx.store, c.deployment).await?;
             if enacted.is_empty() {
                 continue;
             }
