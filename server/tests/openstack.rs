@@ -656,9 +656,46 @@ both!(
             "{v}"
         );
 
+        // The flavor deleted and made again in Nova under a new id: the id cached by the first
+        // boot fails once, is looked up anew, and the next server boots.
+        let flavors = os
+            .list(None, Service::Compute, "/flavors", "flavors")
+            .await
+            .unwrap();
+        let old_flavor = flavors
+            .iter()
+            .find(|f| f["name"] == "m1.tiny")
+            .and_then(|f| f["id"].as_str())
+            .unwrap()
+            .to_string();
+        os.delete(None, Service::Compute, &format!("/flavors/{old_flavor}"))
+            .await
+            .unwrap();
+        let made = os
+            .post(
+                None,
+                Service::Compute,
+                "/flavors",
+                json!({"flavor": {"name": "m1.tiny", "ram": 512, "vcpus": 1, "disk": 1}}),
+            )
+            .await
+            .unwrap();
+        assert_ne!(made["flavor"]["id"], old_flavor.as_str());
+        let b = new_instance(app, &w, "os-drift-b").await;
+        settle(
+            app,
+            &w,
+            Duration::from_secs(240),
+            "a server on the new flavor",
+            || async { status(&get(app, &format!("/xos/instances/{b}/")).await).contains(": ACTIVE as ") },
+        )
+        .await;
+
         // A network without servers deleted in Neutron: made again, with a new id.
-        let (s, v) = app.delete(&format!("/xos/instances/{a}/")).await;
-        assert!(s.is_success(), "{v}");
+        for id in [a, b] {
+            let (s, v) = app.delete(&format!("/xos/instances/{id}/")).await;
+            assert!(s.is_success(), "{v}");
+        }
         settle(app, &w, Duration::from_secs(120), "the instance gone", || async {
             app.count("core_instance").await == 0
         })
@@ -746,6 +783,133 @@ both!(
             os.get(None, Service::Network, &format!("/routers/{router_id}"))
                 .await
                 .is_err_and(|e| e.is_not_found())
+        );
+    }
+);
+
+both!(
+    a_slice_that_asks_for_nat_gets_a_port_on_the_shared_nat_network,
+    async |app: &TestApp| {
+        if !reachable() {
+            return;
+        }
+        let _cloud = CLOUD.lock().await;
+        let w = world(app, "adminpass").await;
+        let (s, v) = app
+            .patch(&format!("/xos/slices/{}/", w.slice), json!({"network": "nat"}))
+            .await;
+        assert!(s.is_success(), "{v}");
+        // A setting outside the choices is a field error, and changes nothing.
+        let (s, v) = app
+            .patch(&format!("/xos/slices/{}/", w.slice), json!({"network": "natt"}))
+            .await;
+        assert_eq!(s.as_u16(), 400, "{v}");
+        assert!(v["network"].is_array(), "{v}");
+        // A slice with host networking gets no network at all.
+        let host = make(
+            app,
+            "Slice",
+            json!({"name": format!("{}h", w.slice_name), "site": app.site_id().await, "network": "host"}),
+        )
+        .await;
+        make(
+            app,
+            "ControllerSlice",
+            json!({"slice": host, "controller": w.controller}),
+        )
+        .await;
+        let a = new_instance(app, &w, "os-nat").await;
+        settle(app, &w, Duration::from_secs(240), "an ACTIVE server", || async {
+            status(&get(app, &format!("/xos/instances/{a}/")).await).starts_with("1 - OK: ACTIVE")
+        })
+        .await;
+        let nets = get(app, &format!("/xos/networks/?owner={}&no_hyperlinks=1", w.slice)).await;
+        let mut names: Vec<_> = nets
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                format!("{}-nat", w.slice_name),
+                format!("{}-private", w.slice_name)
+            ]
+        );
+        let os = admin_client();
+        let shared = os
+            .list(None, Service::Network, "/networks?name=nat-net", "networks")
+            .await
+            .unwrap();
+        let nat_net = shared[0]["id"].as_str().unwrap().to_string();
+        let nat = nets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"].as_str().unwrap().ends_with("-nat"))
+            .unwrap();
+        let cn = get(
+            app,
+            &format!("/xos/controllernetworks/?network={}&no_hyperlinks=1", nat["id"]),
+        )
+        .await;
+        assert_eq!(cn[0]["net_id"], nat_net.as_str(), "{cn}");
+        assert!(status(&cn[0]).contains("shared network nat-net"), "{cn}");
+        // Two ports: one on the private network, one on nat-net with an address of its subnet.
+        let ports = get(app, &format!("/xos/ports/?instance={a}&no_hyperlinks=1")).await;
+        assert_eq!(ports.as_array().unwrap().len(), 2, "{ports}");
+        let mut on_nat = 0;
+        for p in ports.as_array().unwrap() {
+            let neutron = os
+                .get(
+                    None,
+                    Service::Network,
+                    &format!("/ports/{}", p["port_id"].as_str().unwrap()),
+                )
+                .await
+                .unwrap();
+            if neutron["port"]["network_id"] == nat_net.as_str() {
+                on_nat += 1;
+                assert!(p["ip"].as_str().unwrap().starts_with("172.16."), "{p}");
+            }
+        }
+        assert_eq!(on_nat, 1, "{ports}");
+        let inst = get(app, &format!("/xos/instances/{a}/?no_hyperlinks=1")).await;
+        assert!(
+            ports.as_array().unwrap().iter().any(|p| p["ip"] == inst["ip"]),
+            "{inst}"
+        );
+        // The host slice: its ControllerSlice, and no network.
+        let hn = get(app, &format!("/xos/networks/?owner={host}&no_hyperlinks=1")).await;
+        assert_eq!(hn.as_array().unwrap().len(), 0, "{hn}");
+        let hp = project_of(app, host).await;
+        app.delete(&format!("/xos/slices/{host}/")).await;
+        cleanup(app, &w).await;
+        settle(
+            app,
+            &w,
+            Duration::from_secs(60),
+            "the host slice's project gone",
+            || {
+                let os = os.clone();
+                let hp = hp.clone();
+                async move {
+                    hp.is_empty()
+                        || os
+                            .get(None, Service::Identity, &format!("/projects/{hp}"))
+                            .await
+                            .is_err_and(|e| e.is_not_found())
+                }
+            },
+        )
+        .await;
+        // nat-net itself is shared: it stays.
+        assert!(
+            os.get(None, Service::Network, &format!("/networks/{nat_net}"))
+                .await
+                .is_ok()
         );
     }
 );

@@ -60,6 +60,8 @@ running() {
 }
 if running && [ -f "$BASE/openrc" ]; then
   echo "OpenStack already running (state in $BASE); stop it with make openstack-stop"
+  # The seed is idempotent: a stack started by an older recipe gets what was added since.
+  PATH=$VENV/bin:$PATH python "$HERE/wait_and_seed.py" "$BASE" >/dev/null
   exit 0
 fi
 write_openrc() {

@@ -182,8 +182,15 @@ fn slice() -> Model {
         .field(
             Field::char("network", 256)
                 .optional()
-                .choices(&[("host", "Host"), ("bridged", "Bridged")])
-                .help("The network the slice's instances attach to; empty is the default private network"),
+                .choices(&[
+                    ("nat", "Private and NAT"),
+                    ("host", "Host"),
+                    ("bridged", "Bridged"),
+                ])
+                .help(
+                    "The networks the slice's instances attach to: empty is the default private network, \
+                     nat adds a port on the shared NAT network, host and bridged make none",
+                ),
         )
         .field(
             Field::fk("creator", "User", "slices", OnDelete::SetNull)

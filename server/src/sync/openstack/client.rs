@@ -124,6 +124,9 @@ pub struct OsClient {
     calls: Arc<AtomicU64>,
     /// Tokens by project scope (`None`: the admin's own project).
     tokens: Arc<Mutex<HashMap<Option<String>, Token>>>,
+    /// Ids of named objects that rarely change (roles, flavors) by (kind, name): asked once per
+    /// client instead of once per privilege or server; forgotten when a use of one fails.
+    ids: Arc<Mutex<HashMap<(&'static str, String), String>>>,
 }
 
 /// A Nova server as the API reports it.
@@ -235,6 +238,7 @@ impl OsClient {
             config,
             calls: Arc::new(AtomicU64::new(0)),
             tokens: Arc::new(Mutex::new(HashMap::new())),
+            ids: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -522,7 +526,47 @@ impl OsClient {
             .ok_or_else(|| OsError::Config(format!("Keystone has no domain named {name}")))
     }
 
+    fn cached_id(&self, kind: &'static str, name: &str) -> Option<String> {
+        let ids = self.ids.lock().expect("ids lock");
+        ids.get(&(kind, name.to_string())).cloned()
+    }
+
+    fn remember_id(&self, kind: &'static str, name: &str, id: &str) {
+        let mut ids = self.ids.lock().expect("ids lock");
+        ids.insert((kind, name.to_string()), id.to_string());
+    }
+
+    /// Drop the cached ids of a kind (after a call that used one failed: it may be gone).
+    pub fn forget_ids(&self, kind: &'static str) {
+        self.ids.lock().expect("ids lock").retain(|(k, _), _| *k != kind);
+    }
+
+    /// The id of the Nova flavor named `name` (None when there is none); one listing fills the
+    /// cache for every flavor.
+    pub async fn flavor_id(&self, name: &str) -> Result<Option<String>, OsError> {
+        if let Some(id) = self.cached_id("flavor", name) {
+            return Ok(Some(id));
+        }
+        let flavors = self.list(None, Service::Compute, "/flavors", "flavors").await?;
+        for f in &flavors {
+            if let (Some(n), Some(id)) = (f["name"].as_str(), f["id"].as_str()) {
+                self.remember_id("flavor", n, id);
+            }
+        }
+        Ok(self.cached_id("flavor", name))
+    }
+
+    /// The id of the Keystone role `name`, made when it does not exist.
     pub async fn role_id(&self, name: &str) -> Result<String, OsError> {
+        if let Some(id) = self.cached_id("role", name) {
+            return Ok(id);
+        }
+        let id = self.find_or_make_role(name).await?;
+        self.remember_id("role", name, &id);
+        Ok(id)
+    }
+
+    async fn find_or_make_role(&self, name: &str) -> Result<String, OsError> {
         let roles = self
             .list(
                 None,
@@ -551,6 +595,12 @@ impl OsClient {
         )
         .await
         .map(|_| ())
+        .inspect_err(|e| {
+            if e.is_not_found() {
+                // The role may have been deleted and made again: look it up anew next time.
+                self.forget_ids("role");
+            }
+        })
     }
 
     pub async fn unassign_role(&self, project: &str, user: &str, role: &str) -> Result<(), OsError> {

@@ -1433,17 +1433,12 @@ async fn server_spec(c: &Controller, store: &Store, obj: &Record) -> Result<Serv
     if image.is_empty() {
         return Err(deferred(format!("waiting for image {} in Glance", text(&r[1]))));
     }
-    let flavors = c
+    let flavor = c
         .client
-        .list(None, Service::Compute, "/flavors", "flavors")
+        .flavor_id(&flavor_name)
         .await
-        .map_err(failed)?;
-    let flavor = flavors
-        .iter()
-        .find(|f| f["name"] == flavor_name.as_str())
-        .and_then(|f| f["id"].as_str())
-        .ok_or_else(|| SyncError::Failed(format!("OpenStack has no flavor named {flavor_name}")))?
-        .to_string();
+        .map_err(failed)?
+        .ok_or_else(|| SyncError::Failed(format!("OpenStack has no flavor named {flavor_name}")))?;
     let key = match (r[3].as_int(), text(&r[4])) {
         (Some(u), k) if !k.trim().is_empty() => Some((key_name(u, &k), k)),
         _ => None,
@@ -1578,7 +1573,11 @@ async fn enact_instance(
                     json!({"server": server}),
                 )
                 .await
-                .map_err(failed)?;
+                .map_err(|e| {
+                    // A flavor deleted or made again in Nova: look it up anew next time.
+                    cl.forget_ids("flavor");
+                    failed(e)
+                })?;
             let id = made["server"]["id"].as_str().unwrap_or_default().to_string();
             cl.server(Some(&spec.project), &id)
                 .await
@@ -2015,42 +2014,58 @@ pub async fn policies(store: &Store) -> Result<usize, StoreError> {
     };
     let mut made = 0;
     let mut unit = store.begin(Actor::System).await?;
-    // Slices with a ControllerSlice on OpenStack and no network of their own or joined.
-    let mut sql = os(
-        "SELECT s.id, s.name FROM core_slice s WHERE NOT s.deleted AND s.id IN \
+    // Slices with a ControllerSlice on OpenStack whose `network` setting is not host/bridged:
+    // the default private network when they have no network of their own or joined, and (like
+    // XOS's model_policy_Slice) a NAT network on the shared `nat-net` when their setting is `nat`
+    // and they own no NAT network yet.
+    let on_openstack = "SELECT s.id, s.name FROM core_slice s WHERE NOT s.deleted \
+         AND COALESCE(s.network, '') NOT IN ('host', 'bridged') AND s.id IN \
          (SELECT cs.slice_id FROM core_controllerslice cs JOIN core_controller c ON c.id = cs.controller_id \
-          WHERE NOT cs.deleted AND NOT c.deleted AND c.backend_type = ",
-    );
-    sql.push(") AND NOT EXISTS (SELECT 1 FROM core_network n WHERE n.owner_id = s.id AND NOT n.deleted) \
+          WHERE NOT cs.deleted AND NOT c.deleted AND c.backend_type = ";
+    let mut private = os(on_openstack);
+    private.push(") AND NOT EXISTS (SELECT 1 FROM core_network n WHERE n.owner_id = s.id AND NOT n.deleted) \
               AND NOT EXISTS (SELECT 1 FROM core_networkslice ns WHERE ns.slice_id = s.id AND NOT ns.deleted) \
               ORDER BY s.id LIMIT 100");
-    let slices = unit.fetch(&sql, &[SqlType::Int, SqlType::Text]).await?;
-    if !slices.is_empty() {
-        let template = unit
-            .fetch(
-                &Sql::new("SELECT id FROM core_networktemplate WHERE name = 'Private' AND NOT deleted"),
-                &[SqlType::Int],
-            )
+    let mut nat = os(on_openstack);
+    nat.push(
+        ") AND s.network = 'nat' AND NOT EXISTS (SELECT 1 FROM core_network n \
+              JOIN core_networktemplate t ON t.id = n.template_id \
+              WHERE n.owner_id = s.id AND NOT n.deleted AND LOWER(t.translation) = 'nat') \
+              ORDER BY s.id LIMIT 100",
+    );
+    for (sql, template, suffix, label) in [
+        (private, "Private", "private", "default private network"),
+        (nat, "Public shared IPv4", "nat", "NAT network"),
+    ] {
+        let slices = unit.fetch(&sql, &[SqlType::Int, SqlType::Text]).await?;
+        if slices.is_empty() {
+            continue;
+        }
+        let mut by_name = Sql::new("SELECT id FROM core_networktemplate WHERE NOT deleted AND name = ");
+        by_name.bind(Value::Text(template.into()));
+        let Some(template) = unit
+            .fetch(&by_name, &[SqlType::Int])
             .await?
             .first()
-            .and_then(|r| r[0].as_int());
-        if let Some(template) = template {
-            for s in slices {
-                let (slice, name) = (s[0].as_int().unwrap_or_default(), text(&s[1]));
-                let mut net_name = format!("{name}-private");
-                if net_name.len() > 32 {
-                    net_name = format!("slice{slice}-private");
-                }
-                let input = json!({"name": net_name, "template": template, "owner": slice,
-                                   "labels": "default private network"});
-                let net = unit
-                    .create(store.model("Network"), input.as_object().expect("object"))
-                    .await?;
-                let link = json!({"network": net.id(), "slice": slice});
-                unit.create(store.model("NetworkSlice"), link.as_object().expect("object"))
-                    .await?;
-                made += 2;
+            .and_then(|r| r[0].as_int())
+        else {
+            tracing::warn!(template, "network template missing; slices get no {label}");
+            continue;
+        };
+        for s in slices {
+            let (slice, name) = (s[0].as_int().unwrap_or_default(), text(&s[1]));
+            let mut net_name = format!("{name}-{suffix}");
+            if net_name.len() > 32 {
+                net_name = format!("slice{slice}-{suffix}");
             }
+            let input = json!({"name": net_name, "template": template, "owner": slice, "labels": label});
+            let net = unit
+                .create(store.model("Network"), input.as_object().expect("object"))
+                .await?;
+            let link = json!({"network": net.id(), "slice": slice});
+            unit.create(store.model("NetworkSlice"), link.as_object().expect("object"))
+                .await?;
+            made += 2;
         }
     }
     // Instances on OpenStack deployments: a port on each of the slice's networks.
