@@ -96,7 +96,7 @@ both!(
             slice,
             id,
             &StatusUpdate {
-                backend_status: Some("1 - OK".into()),
+                backend_status: Some(app::registry::BackendStatus::ok(None)),
                 enacted_version: Some(1),
                 ..Default::default()
             },

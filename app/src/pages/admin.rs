@@ -39,12 +39,11 @@ fn capitalize(s: &str) -> String {
 /// `backend_status` as a mark and its text: ok (`1 -`), pending (`0 -`), error.
 #[component]
 pub fn StatusMark(status: String) -> impl IntoView {
-    let (class, word) = if status.starts_with("1 -") {
-        ("badge ok", "ok")
-    } else if status.starts_with("0 -") || status.is_empty() {
-        ("badge pending", "pending")
-    } else {
-        ("badge error", "error")
+    use crate::registry::BackendStatus as S;
+    let (class, word) = match S::parse(&status) {
+        S::Ok(_) => ("badge ok", "ok"),
+        S::Pending(_) | S::Unset => ("badge pending", "pending"),
+        S::Failed(_) => ("badge error", "error"),
     };
     view! {
         <span class=class title=status.clone()>

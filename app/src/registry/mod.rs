@@ -8,8 +8,15 @@
 //! Field types and attributes follow the XOS guide's "Data Model Conventions" (Django's field
 //! vocabulary): see [`FieldKind`] and [`Field`].
 
+mod access;
 mod core;
+mod rules;
 pub mod services;
+mod status;
+
+pub use access::{Access, Read, Write};
+pub use rules::{Rule, Validator};
+pub use status::BackendStatus;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -173,9 +180,8 @@ pub struct Field {
     pub strip: bool,
     /// Overrides of the standard error messages, keyed like Django's (`blank`, `unique`, …).
     pub error_messages: Vec<(String, String)>,
-    /// Named validators the store runs (e.g. `no_comma`, `dashboard_url`); see the server's
-    /// `store::validate` for their meaning.
-    pub validators: Vec<String>,
+    /// Checks beyond the kind's own that the store runs on the field's text.
+    pub validators: Vec<Validator>,
 }
 
 impl Field {
@@ -361,8 +367,8 @@ impl Field {
         self.error_messages.push((key.to_string(), message.to_string()));
         self
     }
-    pub fn validator(mut self, name: &str) -> Field {
-        self.validators.push(name.to_string());
+    pub fn validator(mut self, v: Validator) -> Field {
+        self.validators.push(v);
         self
     }
 
@@ -569,8 +575,10 @@ pub struct Model {
     pub search_fields: Vec<String>,
     /// Fields the generated admin list shows.
     pub list_fields: Vec<String>,
-    /// Named model-level rules the store checks (see the server's `store::rules`).
-    pub rules: Vec<String>,
+    /// Model-level rules the store runs on every write (the server's `store::rules`).
+    pub rules: Vec<Rule>,
+    /// Who besides admins reads and writes the rows.
+    pub access: Access,
     pub many_to_many: Vec<ManyToMany>,
     pub tosca: Option<Tosca>,
     pub help_text: String,
@@ -596,6 +604,7 @@ impl Model {
             search_fields: Vec::new(),
             list_fields: Vec::new(),
             rules: Vec::new(),
+            access: Access::default(),
             many_to_many: Vec::new(),
             tosca: None,
             help_text: String::new(),
@@ -644,8 +653,12 @@ impl Model {
         self.list_fields = fields.iter().map(|s| s.to_string()).collect();
         self
     }
-    pub fn rule(mut self, name: &str) -> Model {
-        self.rules.push(name.to_string());
+    pub fn access(mut self, access: Access) -> Model {
+        self.access = access;
+        self
+    }
+    pub fn rule(mut self, rule: Rule) -> Model {
+        self.rules.push(rule);
         self
     }
     /// List the `model` objects whose `fk` points here below this model's admin form.
@@ -843,7 +856,7 @@ fn base_fields(base: Base) -> Vec<Field> {
     }
     v.push(
         Field::char("backend_status", 1024)
-            .default_str("0 - Provisioning in progress")
+            .default_str(BackendStatus::PROVISIONING)
             .read_only(),
     );
     v.push(Field::boolean("deleted", false).read_only());
@@ -978,6 +991,58 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Where a dotted access path of foreign keys leads from `m` (None: a step is not a key).
+    fn walk<'a>(reg: &'a Registry, m: &'a Model, path: &[String]) -> Option<&'a Model> {
+        let mut here = m;
+        for step in path {
+            here = reg.model(here.field_named(step)?.fk_target()?)?;
+        }
+        Some(here)
+    }
+
+    #[test]
+    fn every_access_path_leads_where_its_rule_says() {
+        let reg = registry();
+        let leads_to = |m: &Model, path: &[String], to: &str| {
+            let end = walk(reg, m, path).map(|e| e.name.clone());
+            assert_eq!(
+                end.as_deref(),
+                Some(to),
+                "{}: path {path:?} must lead to {to}",
+                m.name
+            );
+        };
+        let mut special = 0;
+        for m in &reg.models {
+            match &m.access.read {
+                Read::Slice(p) => leads_to(m, p, "Slice"),
+                Read::Owner(f) => leads_to(m, std::slice::from_ref(f), "User"),
+                Read::All => {}
+                Read::Users | Read::SitePrivileges | Read::SlicePrivileges | Read::Networks => special += 1,
+            }
+            match &m.access.write {
+                Write::Slice { slice, sees, .. } => {
+                    leads_to(m, slice, "Slice");
+                    for (field, model) in sees {
+                        leads_to(m, std::slice::from_ref(field), model);
+                    }
+                }
+                Write::Owner { field, .. } => leads_to(m, std::slice::from_ref(field), "User"),
+                Write::SiteRole { sites, roles, .. } => {
+                    for p in sites {
+                        leads_to(m, p, "Site");
+                    }
+                    assert!(!roles.is_empty(), "{}", m.name);
+                }
+                Write::Admins => {}
+                Write::Users | Write::Slices | Write::SitePrivileges | Write::SlicePrivileges => special += 1,
+            }
+        }
+        // The special cases belong to one model each (User, Slice, the two privileges, Network).
+        assert_eq!(special, 8);
+        assert_eq!(registry().model("Deployment").unwrap().access, Access::default());
     }
 
     #[test]

@@ -796,7 +796,7 @@ const MAX_HOOK_DEPTH: u32 = 8;
 /// What a status write changes (synchronizer bookkeeping; never bumps `row_version`).
 #[derive(Clone, Debug, Default)]
 pub struct StatusUpdate {
-    pub backend_status: Option<String>,
+    pub backend_status: Option<app::registry::BackendStatus>,
     pub backend_register: Option<String>,
     /// Mark enacted as of this row version (sets `enacted` to now and `enacted_version`).
     pub enacted_version: Option<i64>,
@@ -1309,7 +1309,7 @@ impl Unit {
         }
         let mut sql = Sql::new(format!("UPDATE {} SET id = id", model.table()));
         if let Some(s) = &status.backend_status {
-            let s: String = s.chars().take(1024).collect();
+            let s: String = s.to_string().chars().take(1024).collect();
             sql.push(", backend_status = ").bind(Value::Text(s));
         }
         if let Some(r) = &status.backend_register {
@@ -1385,7 +1385,8 @@ impl Unit {
                 sql.bind(Value::Int(*id)).push(casts[0]).push(", ");
                 let status: String = u
                     .backend_status
-                    .clone()
+                    .as_ref()
+                    .map(ToString::to_string)
                     .unwrap_or_default()
                     .chars()
                     .take(1024)

@@ -25,7 +25,7 @@
 
 use super::{Actor, FieldErrors, Principal, Record, StoreError, Unit};
 use crate::db::{Sql, Value};
-use app::registry::{Model, SqlType};
+use app::registry::{Model, Read, SqlType, Write};
 
 /// The kind of write being checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,10 +117,20 @@ pub fn visible_to_all(model: &Model) -> bool {
     probe.text.is_empty()
 }
 
-/// [`visible`] for the non-admin user `me` (an id, or a column of the enclosing query).
+/// [`visible`] for the non-admin user `me` (an id, or a column of the enclosing query): the
+/// model's declared [`Read`] rule as SQL.
 fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
-    match model.name.as_str() {
-        "User" => {
+    match &model.access.read {
+        Read::All => {}
+        Read::Slice(path) => {
+            sql.push(" AND ");
+            push_path_in(sql, model, path, |sql| push_visible_slices(sql, me));
+        }
+        Read::Owner(field) => {
+            sql.push(&format!(" AND t.{} = ", column(model, field)));
+            push_me(sql, me);
+        }
+        Read::Users => {
             push_me(sql.push(" AND (t.id = "), me);
             sql.push(" OR t.site_id IN ");
             push_sites_with_role(sql, me, &["admin", "pi"]);
@@ -133,27 +143,19 @@ fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
             push_visible_slices(sql, me);
             sql.push("))");
         }
-        "Slice" => {
-            sql.push(" AND t.id IN ");
-            push_visible_slices(sql, me);
-        }
-        "SitePrivilege" => {
+        Read::SitePrivileges => {
             push_me(sql.push(" AND (t.user_id = "), me);
             sql.push(" OR t.site_id IN ");
             push_sites_with_role(sql, me, &["admin", "pi"]);
             sql.push(")");
         }
-        "SlicePrivilege" => {
+        Read::SlicePrivileges => {
             push_me(sql.push(" AND (t.user_id = "), me);
             sql.push(" OR t.slice_id IN ");
             push_managed_slices(sql, me);
             sql.push(")");
         }
-        "Instance" | "ControllerSlice" | "NetworkSlice" | "NetworkPermittedSlice" => {
-            sql.push(" AND t.slice_id IN ");
-            push_visible_slices(sql, me);
-        }
-        "Network" => {
+        Read::Networks => {
             sql.push(" AND (t.permit_all_slices OR t.owner_id IN ");
             push_visible_slices(sql, me);
             sql.push(
@@ -162,23 +164,65 @@ fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
             push_visible_slices(sql, me);
             sql.push("))");
         }
-        "Port" => {
-            sql.push(
-                " AND t.instance_id IN (SELECT id FROM core_instance WHERE NOT deleted AND slice_id IN ",
-            );
-            push_visible_slices(sql, me);
-            sql.push(")");
-        }
-        "ControllerNetwork" => {
-            sql.push(" AND t.network_id IN (SELECT id FROM core_network WHERE NOT deleted AND owner_id IN ");
-            push_visible_slices(sql, me);
-            sql.push(")");
-        }
-        "ControllerUser" | "UserDashboardView" | "DeploymentPrivilege" | "ApiToken" => {
-            push_me(sql.push(" AND t.user_id = "), me);
-        }
-        _ => {}
     }
+}
+
+/// The column of `model`'s field `name` (a declaration error if there is none).
+fn column(model: &Model, name: &str) -> String {
+    model
+        .field_named(name)
+        .unwrap_or_else(|| panic!("{}.{name}: access path names no field", model.name))
+        .column_name()
+}
+
+/// The model a foreign key of `model` points at.
+fn target(model: &Model, name: &str) -> &'static Model {
+    let to = model
+        .field_named(name)
+        .and_then(|f| f.fk_target())
+        .unwrap_or_else(|| panic!("{}.{name}: access path names no foreign key", model.name));
+    app::registry::registry()
+        .model(to)
+        .unwrap_or_else(|| panic!("{to} is not declared"))
+}
+
+/// `t.<fk> IN (SELECT id FROM <target> WHERE NOT deleted AND <next fk> IN … <end>)`: the row
+/// (aliased `t`) reaches, by the foreign keys of `path`, a row in the set `end` pushes (an empty
+/// path: the row itself).
+fn push_path_in(sql: &mut Sql, model: &Model, path: &[String], end: impl FnOnce(&mut Sql)) {
+    let Some((first, rest)) = path.split_first() else {
+        sql.push("t.id IN ");
+        end(sql);
+        return;
+    };
+    sql.push(&format!("t.{} IN ", column(model, first)));
+    let mut here = target(model, first);
+    let mut open = 0;
+    for field in rest {
+        sql.push(&format!(
+            "(SELECT id FROM {} WHERE NOT deleted AND {} IN ",
+            here.table(),
+            column(here, field)
+        ));
+        here = target(here, field);
+        open += 1;
+    }
+    end(sql);
+    sql.push(&")".repeat(open));
+}
+
+/// The id the foreign keys of `path` reach from `rec` (an empty path: `rec` itself).
+async fn follow(unit: &mut Unit, rec: &Record, path: &[String]) -> Result<Option<i64>, StoreError> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(Some(rec.id()));
+    };
+    let mut id = rec.get_int(first);
+    let mut here = target(rec.model, first);
+    for field in rest {
+        id = column_of(unit, &here.table(), &column(here, field), id).await?;
+        here = target(here, field);
+    }
+    Ok(id)
 }
 
 /// The non-admin users who may see object `id` of `model` now (before it is deleted), for the
@@ -235,6 +279,16 @@ async fn can_manage_slice(unit: &mut Unit, me: i64, slice: Option<i64>) -> Resul
     sql.bind(Value::Int(slice));
     sql.push(" IN ");
     push_managed_slices(&mut sql, Me::Id(me));
+    Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
+}
+
+/// Whether `me` may see `slice` (a member: creator, a privilege on it, PI/admin of its site).
+async fn is_slice_member(unit: &mut Unit, me: i64, slice: Option<i64>) -> Result<bool, StoreError> {
+    let Some(slice) = slice else { return Ok(false) };
+    let mut sql = Sql::new("SELECT 1 WHERE ");
+    sql.bind(Value::Int(slice));
+    sql.push(" IN ");
+    push_visible_slices(&mut sql, Me::Id(me));
     Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
 }
 
@@ -378,14 +432,12 @@ pub async fn check_write(
     let me = p.id;
     let rows = states(op, before, after);
     let mut allowed = true;
-    match model.name.as_str() {
-        "Site" => {
-            allowed = op == Op::Update && has_site_role(unit, me, Some(after.id()), &["admin", "pi"]).await?
-        }
-        "User" => return check_user(unit, p, op, before, after, &changed_names).await,
-        "SitePrivilege" => return check_privilege(unit, me, Scope::Site, op, &rows, after).await,
-        "SlicePrivilege" => return check_privilege(unit, me, Scope::Slice, op, &rows, after).await,
-        "Slice" => {
+    match &model.access.write {
+        Write::Admins => allowed = false,
+        Write::Users => return check_user(unit, p, op, before, after, &changed_names).await,
+        Write::SitePrivileges => return check_privilege(unit, me, Scope::Site, op, &rows, after).await,
+        Write::SlicePrivileges => return check_privilege(unit, me, Scope::Slice, op, &rows, after).await,
+        Write::Slices => {
             if changed_names.contains(&"creator") && op == Op::Update {
                 return Err(deny("change the creator of a slice"));
             }
@@ -405,61 +457,40 @@ pub async fn check_write(
                 }
             }
         }
-        "Instance" => {
+        // Rows of a slice (and link rows: the other end must be one the actor sees).
+        Write::Slice { slice, members, sees } => {
             for r in &rows {
-                allowed &= can_manage_slice(unit, me, r.get_int("slice")).await?;
+                let s = follow(unit, r, slice).await?;
+                allowed &= if *members {
+                    is_slice_member(unit, me, s).await?
+                } else {
+                    can_manage_slice(unit, me, s).await?
+                };
+                for (field, model) in sees {
+                    allowed &= self::sees(unit, model, r.get_int(field)).await?;
+                }
             }
         }
-        // A slice joins a network: the slice is the actor's to manage, the network one it may use.
-        "NetworkSlice" => {
+        // A user's own rows (tokens: made at /xoslib/tokens/, which shows the key once; never
+        // changed, only revoked).
+        Write::Owner { field, update } => {
+            allowed = (*update || op != Op::Update) && rows.iter().all(|r| r.get_int(field) == Some(me))
+        }
+        // E.g. a node: the actor runs the nodes of its site and of its site deployment's site.
+        Write::SiteRole {
+            sites,
+            roles,
+            add_remove,
+        } => {
+            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+            allowed = op == Op::Update || *add_remove;
             for r in &rows {
-                allowed &= can_manage_slice(unit, me, r.get_int("slice")).await?
-                    && sees(unit, "Network", r.get_int("network")).await?;
+                for path in sites {
+                    let site = follow(unit, r, path).await?;
+                    allowed &= has_site_role(unit, me, site, &roles).await?;
+                }
             }
         }
-        // An instance gets a port on a network: the same two rights, the slice being the
-        // instance's.
-        "Port" => {
-            for r in &rows {
-                let slice = column_of(unit, "core_instance", "slice_id", r.get_int("instance")).await?;
-                allowed &= can_manage_slice(unit, me, slice).await?
-                    && sees(unit, "Network", r.get_int("network")).await?;
-            }
-        }
-        "Network" => {
-            for r in &rows {
-                allowed &= can_manage_slice(unit, me, r.get_int("owner")).await?;
-            }
-        }
-        // A network's owner lets a slice join it: the network is the actor's, the slice one it
-        // may see.
-        "NetworkPermittedSlice" => {
-            for r in &rows {
-                let owner = column_of(unit, "core_network", "owner_id", r.get_int("network")).await?;
-                allowed &= can_manage_slice(unit, me, owner).await?
-                    && sees(unit, "Slice", r.get_int("slice")).await?;
-            }
-        }
-        // A node belongs to a site and to one of its site deployments: the actor runs the nodes
-        // of both sites (the deployment's site is what allocations go by).
-        "Node" => {
-            for r in &rows {
-                let sd_site = column_of(
-                    unit,
-                    "core_sitedeployment",
-                    "site_id",
-                    r.get_int("site_deployment"),
-                )
-                .await?;
-                allowed &= has_site_role(unit, me, r.get_int("site"), &["admin", "tech"]).await?
-                    && has_site_role(unit, me, sd_site, &["admin", "tech"]).await?;
-            }
-        }
-        "UserDashboardView" => allowed = rows.iter().all(|r| r.get_int("user") == Some(me)),
-        // Tokens are made at /xoslib/tokens/ (which computes the key and shows it once), each
-        // user's for itself; users revoke their own.
-        "ApiToken" => allowed = op != Op::Update && rows.iter().all(|r| r.get_int("user") == Some(me)),
-        _ => allowed = false,
     }
     if allowed { Ok(()) } else { Err(deny(&what)) }
 }
@@ -648,24 +679,24 @@ pub async fn may_create(unit: &mut Unit, model: &Model) -> Result<bool, StoreErr
         return Ok(false);
     }
     let me = p.id;
-    let probe = match model.name.as_str() {
-        "Slice" | "User" | "SitePrivilege" => {
-            let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
-            push_sites_with_role(&mut s, Me::Id(me), &["admin", "pi"]);
-            s
+    let mut probe = Sql::new("SELECT 1 WHERE EXISTS ");
+    match &model.access.write {
+        Write::Admins => return Ok(false),
+        Write::Owner { .. } => return Ok(true),
+        Write::SiteRole {
+            add_remove: false, ..
+        } => return Ok(false),
+        Write::SiteRole { roles, .. } => {
+            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+            push_sites_with_role(&mut probe, Me::Id(me), &roles);
         }
-        "Node" => {
-            let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
-            push_sites_with_role(&mut s, Me::Id(me), &["admin", "tech"]);
-            s
+        Write::Users | Write::Slices | Write::SitePrivileges => {
+            push_sites_with_role(&mut probe, Me::Id(me), &["admin", "pi"])
         }
-        "SlicePrivilege" | "Instance" | "Network" | "NetworkSlice" | "NetworkPermittedSlice" | "Port" => {
-            let mut s = Sql::new("SELECT 1 WHERE EXISTS ");
-            push_managed_slices(&mut s, Me::Id(me));
-            s
+        Write::Slice { members: true, .. } => push_visible_slices(&mut probe, Me::Id(me)),
+        Write::Slice { members: false, .. } | Write::SlicePrivileges => {
+            push_managed_slices(&mut probe, Me::Id(me))
         }
-        "UserDashboardView" | "ApiToken" => return Ok(true),
-        _ => return Ok(false),
-    };
+    }
     Ok(!unit.fetch(&probe, &[SqlType::Int]).await?.is_empty())
 }

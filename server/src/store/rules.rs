@@ -4,7 +4,7 @@
 
 use super::{Actor, FieldErrors, Record, StoreError, Unit};
 use crate::db::{Sql, Value};
-use app::registry::{Model, SqlType};
+use app::registry::{Model, Rule, SqlType};
 
 /// The draft being written, with the bookkeeping rules need.
 struct Draft<'a> {
@@ -77,10 +77,10 @@ pub enum Phase {
 }
 
 /// Whether `rule` fills in values (runs in [`Phase::Derive`]) rather than checking them.
-fn derives(rule: &str) -> bool {
+fn derives(rule: &Rule) -> bool {
     matches!(
         rule,
-        "creator_default" | "user_username" | "node_site_default" | "instance_defaults"
+        Rule::CreatorDefault | Rule::UserUsername | Rule::NodeSiteDefault | Rule::InstanceDefaults
     )
 }
 
@@ -106,10 +106,10 @@ pub async fn before_write(
         if derives(rule) != (phase == Phase::Derive) {
             continue;
         }
-        match rule.as_str() {
+        match rule {
             // A slice's name starts with its site's login_base and "_" (XOS checked it on create
             // and its client on every save; we check it whenever name or site changes).
-            "slice_name_prefix" if creating || d.touched("name") || d.touched("site") => {
+            Rule::SliceNamePrefix if creating || d.touched("name") || d.touched("site") => {
                 let (Some(name), Some(site)) = (d.text("name").map(str::to_string), d.int("site")) else {
                     continue;
                 };
@@ -126,7 +126,7 @@ pub async fn before_write(
                 }
             }
             // The creator defaults to the caller on create.
-            "creator_default" if creating => {
+            Rule::CreatorDefault if creating => {
                 if d.get("creator").is_none()
                     && let Actor::User(p) = unit.actor()
                 {
@@ -134,13 +134,13 @@ pub async fn before_write(
                 }
             }
             // A user's username is their email (XOS set it on every save).
-            "user_username" => {
+            Rule::UserUsername => {
                 if let Some(email) = d.get("email").cloned() {
                     d.set("username", email);
                 }
             }
             // A node's site defaults to its site deployment's site.
-            "node_site_default" => {
+            Rule::NodeSiteDefault => {
                 if d.get("site").is_none()
                     && let Some(sd) = d.int("site_deployment")
                     && let Some(site) =
@@ -151,7 +151,7 @@ pub async fn before_write(
             }
             // An instance's name defaults to its slice's name, its deployment to its node's, its
             // flavor to the default flavor (else the first one).
-            "instance_defaults" => {
+            Rule::InstanceDefaults => {
                 if d.text("name").is_none_or(str::is_empty)
                     && let Some(slice) = d.int("slice")
                     && let Some(name) = lookup(unit, "core_slice", "name", slice, SqlType::Text).await?
@@ -180,7 +180,7 @@ pub async fn before_write(
                 }
             }
             // The image must fit the isolation; only container_vm instances have (and need) a parent.
-            "instance_isolation" => {
+            Rule::InstanceIsolation => {
                 let isolation = d.text("isolation").unwrap_or("vm").to_string();
                 if let Some(image) = d.int("image")
                     && let Some(Value::Text(kind)) =
@@ -209,7 +209,7 @@ pub async fn before_write(
             // An instance's creator must belong to the slice: its creator, a holder of a privilege
             // on it (XOS's rule), or (our addition, so site PIs can act on their slices) an admin
             // or a PI/admin of the slice's site.
-            "instance_creator_privilege" if creating || d.touched("creator") || d.touched("slice") => {
+            Rule::InstanceCreatorPrivilege if creating || d.touched("creator") || d.touched("slice") => {
                 let (Some(creator), Some(slice)) = (d.int("creator"), d.int("slice")) else {
                     continue;
                 };
@@ -235,7 +235,7 @@ pub async fn before_write(
             // A slice runs at most `max_instances` instances (XOS declared the field; we enforce
             // it). On Postgres the slice row is locked first, so two creates at once cannot both
             // take the last place.
-            "instance_slice_quota"
+            Rule::InstanceSliceQuota
                 if creating || before.is_some_and(|b| b.get_int("slice") != d.int("slice")) =>
             {
                 let Some(slice) = d.int("slice") else { continue };
@@ -262,7 +262,7 @@ pub async fn before_write(
                 }
             }
             // Privileges are not granted to inactive users.
-            "privilege_active_user" => {
+            Rule::PrivilegeActiveUser => {
                 if let Some(user) = d.int("user")
                     && lookup(unit, "core_user", "is_active", user, SqlType::Bool)
                         .await?
@@ -274,7 +274,7 @@ pub async fn before_write(
             }
             // A slice joins a network (or an instance gets a port on it) only if it owns it, is
             // permitted, or the network permits all slices.
-            "network_slice_permitted" => {
+            Rule::NetworkSlicePermitted => {
                 let Some(network) = d.int("network") else { continue };
                 let slice = match model.name.as_str() {
                     "Port" => match d.int("instance") {
@@ -305,7 +305,7 @@ pub async fn before_write(
                 }
             }
             // At most one subscriber (XOS's XOSConflictingField).
-            "tenant_one_subscriber" => {
+            Rule::TenantOneSubscriber => {
                 let set = ["subscriber_service", "subscriber_tenant", "subscriber_user"]
                     .iter()
                     .filter(|f| d.get(f).is_some())
@@ -319,7 +319,7 @@ pub async fn before_write(
                 }
             }
             // A generic reference (Tag): a known model and an object of it that exists.
-            "generic_reference" => {
+            Rule::GenericReference => {
                 let reg = unit.store().registry();
                 let Some(ct) = d.text("content_type") else {
                     continue;
@@ -341,14 +341,14 @@ pub async fn before_write(
                 }
             }
             // A token has a key: they are made at /xoslib/tokens/, which shows the key once.
-            "api_token_key" if creating && d.text("key_hash").is_none_or(str::is_empty) => {
+            Rule::ApiTokenKey if creating && d.text("key_hash").is_none_or(str::is_empty) => {
                 err(
                     "key_hash",
                     "Create API tokens at /xoslib/tokens/, which returns the key.".into(),
                 );
             }
             // A role's scope names a model.
-            "content_type_model" => {
+            Rule::ContentTypeModel => {
                 if let Some(ct) = d.text("content_type")
                     && unit.store().registry().model(ct).is_none()
                 {
@@ -356,8 +356,8 @@ pub async fn before_write(
                 }
             }
             // A text field holding settings: empty, or a JSON object.
-            other if other.starts_with("json_object:") => {
-                let field = &other["json_object:".len()..];
+            Rule::JsonObject(field) => {
+                let field = field.as_str();
                 if let Some(text) = d.text(field).map(str::trim).filter(|t| !t.is_empty()) {
                     match serde_json::from_str::<serde_json::Value>(text) {
                         Ok(serde_json::Value::Object(_)) => {}
@@ -366,7 +366,12 @@ pub async fn before_write(
                     }
                 }
             }
-            _ => {}
+            // Rules whose condition (the guard above) does not hold.
+            Rule::SliceNamePrefix
+            | Rule::CreatorDefault
+            | Rule::InstanceCreatorPrivilege
+            | Rule::InstanceSliceQuota
+            | Rule::ApiTokenKey => {}
         }
     }
     Ok(errors)

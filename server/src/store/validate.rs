@@ -5,7 +5,7 @@
 
 use super::FieldErrors;
 use crate::db::{Value, parse_time};
-use app::registry::{Field, FieldKind, Model, SqlType};
+use app::registry::{Field, FieldKind, Model, SqlType, Validator};
 use serde_json::Value as Json;
 
 /// What a text with a NUL character is answered (DRF's wording).
@@ -177,8 +177,8 @@ pub fn check_field(f: &Field, v: &Value, errors: &mut FieldErrors) {
                 }
                 _ => {}
             }
-            for name in &f.validators {
-                if let Some(msg) = named_validator(name, s) {
+            for v in &f.validators {
+                if let Some(msg) = run_validator(*v, s) {
                     errors.entry(f.name.clone()).or_default().push(msg);
                 }
             }
@@ -198,18 +198,18 @@ pub fn check_field(f: &Field, v: &Value, errors: &mut FieldErrors) {
     }
 }
 
-/// The named validators a declaration may list (`Field::validator`).
-fn named_validator(name: &str, s: &str) -> Option<String> {
-    match name {
-        "no_spaces" if s.contains(char::is_whitespace) => Some("Must not contain spaces.".into()),
-        "no_comma" if s.contains(',') => Some("Must not contain a comma.".into()),
-        "dashboard_url"
-            if !(s.starts_with("template:") || s.starts_with("http://") || s.starts_with("https://")) =>
-        {
-            Some("Must start with \"template:\", \"http://\" or \"https://\".".into())
+/// The validators a declaration may list (`Field::validator`): the error for text `s`, if any.
+fn run_validator(v: Validator, s: &str) -> Option<String> {
+    match v {
+        Validator::NoSpaces => s
+            .contains(char::is_whitespace)
+            .then(|| "Must not contain spaces.".into()),
+        Validator::NoComma => s.contains(',').then(|| "Must not contain a comma.".into()),
+        Validator::DashboardUrl => {
+            (!(s.starts_with("template:") || s.starts_with("http://") || s.starts_with("https://")))
+                .then(|| "Must start with \"template:\", \"http://\" or \"https://\".".into())
         }
-        "port_list" => port_list_error(s),
-        _ => None,
+        Validator::PortList => port_list_error(s),
     }
 }
 

@@ -20,7 +20,7 @@ use super::{Step, StepContext, SyncError, policies};
 use crate::db::Sql;
 use crate::events::EventHub;
 use crate::store::{Actor, Record, StatusUpdate, StoreError, select_sql, types};
-use app::registry::SqlType;
+use app::registry::{BackendStatus, SqlType};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -123,7 +123,7 @@ enum Outcome {
     },
     DependencyFailed {
         id: i64,
-        message: String,
+        message: BackendStatus,
     },
     Skipped,
 }
@@ -354,7 +354,7 @@ impl Engine {
             match o {
                 Outcome::Enacted { id, version, result } => {
                     report.enacted += 1;
-                    let status = format!("1 - {}", result.status.as_deref().unwrap_or("OK"));
+                    let status = BackendStatus::ok(result.status.as_deref());
                     let register =
                         json!({"next_run": 0, "exponent": 0, "last_success": now_ms()}).to_string();
                     writes.push(Write::Status(
@@ -379,17 +379,18 @@ impl Engine {
                     register,
                 } => {
                     report.failed += 1;
-                    let code = if matches!(error, SyncError::Innocuous(_)) {
-                        1
+                    // XOS wrote innocuous errors with the OK code: not a failure to show.
+                    let status = if matches!(error, SyncError::Innocuous(_)) {
+                        BackendStatus::Ok(error.to_string())
                     } else {
-                        2
+                        BackendStatus::Failed(error.to_string())
                     };
                     tracing::info!(step = step.name(), id, error = %error, "sync failed");
                     newly_failed.push((id, name));
                     writes.push(Write::Status(
                         id,
                         StatusUpdate {
-                            backend_status: Some(format!("{code} - {error}")),
+                            backend_status: Some(status),
                             backend_register: Some(register),
                             ..Default::default()
                         },
@@ -466,7 +467,7 @@ impl Engine {
                     };
                     return Outcome::DependencyFailed {
                         id,
-                        message: format!("2 - Failed dependency: {what}"),
+                        message: BackendStatus::Failed(format!("Failed dependency: {what}")),
                     };
                 }
             }

@@ -15,7 +15,7 @@
 use super::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
 use crate::db::{Sql, Value};
 use crate::store::{Record, select_sql, types};
-use app::registry::SqlType;
+use app::registry::{BackendStatus, SqlType};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
@@ -534,7 +534,7 @@ impl Step for LocalInstanceDrift {
             .filter(|r| {
                 !r.get_bool("deleted")
                     && r.get_int("row_version") == r.get_int("enacted_version")
-                    && r.get_str("backend_status").is_some_and(|s| s.starts_with("1 -"))
+                    && BackendStatus::parse(r.get_str("backend_status").unwrap_or_default()).is_ok()
                     && !running.contains_key(&r.id())
             })
             .collect())

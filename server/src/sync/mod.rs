@@ -22,6 +22,7 @@ pub mod policies;
 
 use crate::db::{Sql, Value};
 use crate::store::{Record, Store, StoreError, select_sql, types};
+use app::registry::BackendStatus;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -173,6 +174,6 @@ pub async fn enacted_instances(store: &Store, deployment: i64) -> Result<Vec<Rec
         .await?
         .into_iter()
         .map(|values| Record { model, values })
-        .filter(|r| r.get_str("backend_status").is_some_and(|s| s.starts_with("1 -")))
+        .filter(|r| BackendStatus::parse(r.get_str("backend_status").unwrap_or_default()).is_ok())
         .collect())
 }

@@ -29,12 +29,12 @@ pub fn router() -> Router<AppState> {
 /// XOS's backend icon for an object: `success` when enacted and good, `clock` while pending,
 /// `error` otherwise; with the tooltip text (`PlCoreBase.get_backend_icon`).
 pub fn backend_icon(status: &str, enacted_after_update: bool) -> (&'static str, String) {
-    let perfect = status.starts_with("1 -");
-    let good = status.starts_with("0 -") || perfect;
-    let provisioning = status.is_empty() || status == "Provisioning in progress";
-    if (enacted_after_update && good) || perfect {
+    use app::registry::BackendStatus as S;
+    let parsed = S::parse(status);
+    let good = matches!(parsed, S::Pending(_) | S::Ok(_));
+    if (enacted_after_update && good) || parsed.is_ok() {
         ("success", "successfully enacted".into())
-    } else if good || provisioning {
+    } else if good || parsed == S::Unset {
         ("clock", format!("Pending sync, last_status = {status}"))
     } else {
         ("error", status.to_string())

@@ -1,7 +1,7 @@
 //! Compute: Node, Image, ImageDeployments, Flavor, Slice, slice roles and privileges, Instance.
 
 use super::people::role_model;
-use crate::registry::{Field, Model, OnDelete, ToscaEffect, ToscaLink};
+use crate::registry::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Validator, Write};
 
 const ISOLATION: &[(&str, &str)] = &[
     ("vm", "Virtual Machine"),
@@ -12,6 +12,11 @@ const ISOLATION: &[(&str, &str)] = &[
 pub fn models() -> Vec<Model> {
     vec![
         Model::new("Node", "nodes")
+            .access(Access::site_role(
+                &["site", "site_deployment.site"],
+                &["admin", "tech"],
+                true,
+            ))
             .verbose("node", "nodes")
             .help("A physical server that instances run on")
             .no_sync_by_default()
@@ -30,7 +35,7 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name"])
             .list(&["name", "site", "site_deployment"])
-            .rule("node_site_default")
+            .rule(Rule::NodeSiteDefault)
             .tosca("tosca.nodes.Node", "name")
             .tosca_required("MemberOfSite", "Site", site_deployment_lookup("site"))
             .tosca_required(
@@ -140,6 +145,7 @@ pub fn models() -> Vec<Model> {
             &[("admin", "Admin"), ("access", "Access"), ("default", "Default")],
         ),
         Model::new("SlicePrivilege", "slice_privileges")
+            .access(Access::special(Read::SlicePrivileges, Write::SlicePrivileges))
             .verbose("slice privilege", "slice privileges")
             .field(Field::fk("user", "User", "sliceprivileges", OnDelete::Cascade))
             .field(Field::fk("slice", "Slice", "sliceprivileges", OnDelete::Cascade))
@@ -152,20 +158,21 @@ pub fn models() -> Vec<Model> {
             .unique_together(&["user", "slice", "role"])
             .display("{user} {slice} {role}")
             .list(&["user", "slice", "role"])
-            .rule("privilege_active_user"),
+            .rule(Rule::PrivilegeActiveUser),
         instance(),
     ]
 }
 
 fn slice() -> Model {
     Model::new("Slice", "slices")
+        .access(Access::special(Read::Slice(Vec::new()), Write::Slices))
         .verbose("slice", "slices")
         .help("A named allocation of resources across sites: the unit users get instances in")
         .field(
             Field::schar("name", 80)
                 .unique()
                 .help("The Name of the Slice")
-                .validator("no_spaces"),
+                .validator(Validator::NoSpaces),
         )
         .field(Field::boolean("enabled", true).help("Status for this Slice"))
         .field(Field::boolean("omf_friendly", false))
@@ -223,8 +230,8 @@ fn slice() -> Model {
         .inline("Network", "owner")
         .inline("SlicePrivilege", "slice")
         .inline("ControllerSlice", "slice")
-        .rule("slice_name_prefix")
-        .rule("creator_default")
+        .rule(Rule::SliceNamePrefix)
+        .rule(Rule::CreatorDefault)
         .tosca("tosca.nodes.Slice", "name")
         .tosca_required("MemberOfSite", "Site", ToscaEffect::Field("site".into()))
         .tosca_requirement("MemberOfService", "Service", ToscaEffect::Field("service".into()))
@@ -242,6 +249,7 @@ fn slice() -> Model {
 
 fn instance() -> Model {
     Model::new("Instance", "instances")
+        .access(Access::slice("slice"))
         .verbose("instance", "instances")
         .help("A virtual machine or container of a slice on a node (formerly Sliver)")
         .field(
@@ -312,11 +320,11 @@ fn instance() -> Model {
         .search(&["name", "instance_name", "ip"])
         .list(&["name", "slice", "node", "image", "flavor", "ip", "backend_status"])
         .inline("Port", "instance")
-        .rule("creator_default")
-        .rule("instance_defaults")
-        .rule("instance_isolation")
-        .rule("instance_creator_privilege")
-        .rule("instance_slice_quota")
+        .rule(Rule::CreatorDefault)
+        .rule(Rule::InstanceDefaults)
+        .rule(Rule::InstanceIsolation)
+        .rule(Rule::InstanceCreatorPrivilege)
+        .rule(Rule::InstanceSliceQuota)
         .tosca("tosca.nodes.Compute", "name")
         .tosca_alias(
             "tosca.nodes.Compute.Container",

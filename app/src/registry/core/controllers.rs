@@ -1,6 +1,6 @@
 //! Controllers and the per-controller link rows the synchronizer enacts and fills with backend ids.
 
-use crate::registry::{Field, Model, OnDelete, ToscaEffect};
+use crate::registry::{Access, Field, Model, OnDelete, Rule, ToscaEffect};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -64,7 +64,7 @@ pub fn models() -> Vec<Model> {
             .field(Field::text("settings", None).optional().help(
                 "Backend settings, a JSON object (EC2: {\"public_images\": [\"ami-…\"], \"drift\": \"recreate\" or \"report\"})",
             ))
-            .rule("json_object:settings")
+            .rule(Rule::json_object("settings"))
             .display("{name}")
             .search(&["name", "backend_type"])
             .list(&["name", "backend_type", "version", "deployment", "auth_url"])
@@ -88,6 +88,7 @@ pub fn models() -> Vec<Model> {
             .display("{site} {controller}")
             .list(&["site", "controller", "tenant_id", "backend_status"]),
         Model::new("ControllerSlice", "controllerslices")
+            .access(Access::slice_read_only("slice"))
             .verbose("controller slice", "controller slices")
             .field(Field::fk(
                 "controller",
@@ -105,6 +106,7 @@ pub fn models() -> Vec<Model> {
             .display("{slice} {controller}")
             .list(&["slice", "controller", "tenant_id", "backend_status"]),
         Model::new("ControllerUser", "controllerusers")
+            .access(Access::owner_read_only("user"))
             .verbose("controller user", "controller users")
             .field(Field::fk("user", "User", "controllerusers", OnDelete::Cascade))
             .field(Field::fk(
@@ -135,6 +137,7 @@ pub fn models() -> Vec<Model> {
             .display("{image} {controller}")
             .list(&["image", "controller", "glance_image_id", "backend_status"]),
         Model::new("ControllerNetwork", "controllernetworks")
+            .access(Access::slice_read_only("network.owner"))
             .verbose("controller network", "controller networks")
             .field(Field::fk(
                 "network",

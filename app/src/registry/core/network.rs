@@ -1,6 +1,6 @@
 //! Networking: NetworkTemplate, Network, NetworkSlice, Port.
 
-use crate::registry::{Field, Model, OnDelete, ToscaEffect, ToscaLink};
+use crate::registry::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Validator};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -50,6 +50,7 @@ pub fn models() -> Vec<Model> {
             .list(&["name", "visibility", "translation", "shared_network_name"])
             .tosca("tosca.nodes.NetworkTemplate", "name"),
         Model::new("Network", "networks")
+            .access(Access::slice("owner").read(Read::Networks))
             .verbose("network", "networks")
             .help("A network owned by a slice, possibly shared with other slices")
             .field(Field::char("name", 32).unique())
@@ -63,7 +64,7 @@ pub fn models() -> Vec<Model> {
             .field(
                 Field::char("ports", 1024)
                     .optional()
-                    .validator("port_list")
+                    .validator(Validator::PortList)
                     .help("NAT ports, e.g. \"tcp 123, tcp 201:206, udp 333\""),
             )
             .field(Field::char("labels", 1024).optional())
@@ -113,6 +114,11 @@ pub fn models() -> Vec<Model> {
                 ToscaEffect::Link(ToscaLink::new("NetworkSlice", "network", "slice")),
             ),
         Model::new("NetworkPermittedSlice", "networkpermittedslices")
+            .access(
+                Access::slice("network.owner")
+                    .sees("slice", "Slice")
+                    .read(Read::Slice(vec!["slice".into()])),
+            )
             .verbose("network permitted slice", "network permitted slices")
             .help("Slices allowed to join a network (Django's implicit Network.permitted_slices table)")
             .field(Field::fk(
@@ -131,6 +137,7 @@ pub fn models() -> Vec<Model> {
             .display("{network} {slice}")
             .list(&["network", "slice"]),
         Model::new("NetworkSlice", "networkslices")
+            .access(Access::slice("slice").sees("network", "Network"))
             .verbose("network slice", "network slices")
             .field(Field::fk(
                 "network",
@@ -142,8 +149,9 @@ pub fn models() -> Vec<Model> {
             .unique_together(&["network", "slice"])
             .display("{network} {slice}")
             .list(&["network", "slice", "backend_status"])
-            .rule("network_slice_permitted"),
+            .rule(Rule::NetworkSlicePermitted),
         Model::new("Port", "ports")
+            .access(Access::slice("instance.slice").sees("network", "Network"))
             .verbose("port", "ports")
             .help("An instance's attachment to a network")
             .field(Field::fk("network", "Network", "links", OnDelete::Cascade))
@@ -158,6 +166,6 @@ pub fn models() -> Vec<Model> {
             .unique_together(&["network", "instance"])
             .display("{network} {instance}")
             .list(&["network", "instance", "ip", "mac", "backend_status"])
-            .rule("network_slice_permitted"),
+            .rule(Rule::NetworkSlicePermitted),
     ]
 }

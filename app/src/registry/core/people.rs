@@ -1,6 +1,6 @@
 //! Sites and people: Site, User, roles and privileges, Deployment, SiteDeployment.
 
-use crate::registry::{Field, Model, OnDelete, ToscaEffect, ToscaLink};
+use crate::registry::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Write};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -8,6 +8,7 @@ pub fn models() -> Vec<Model> {
         user(),
         role_model("SiteRole", "site_roles", &[("admin", "Admin"), ("pi", "PI"), ("tech", "Tech"), ("billing", "Billing")]),
         Model::new("SitePrivilege", "siteprivileges")
+            .access(Access::special(Read::SitePrivileges, Write::SitePrivileges))
             .verbose("site privilege", "site privileges")
             .field(Field::fk("user", "User", "siteprivileges", OnDelete::Cascade))
             .field(Field::fk("site", "Site", "siteprivileges", OnDelete::Cascade))
@@ -15,7 +16,7 @@ pub fn models() -> Vec<Model> {
             .unique_together(&["user", "site", "role"])
             .display("{user} {site} {role}")
             .list(&["user", "site", "role"])
-            .rule("privilege_active_user"),
+            .rule(Rule::PrivilegeActiveUser),
         Model::new("Deployment", "deployments")
             .verbose("deployment", "deployments")
             .help("A set of nodes and the controllers that manage them (e.g. an OpenStack cluster, Amazon EC2)")
@@ -39,6 +40,7 @@ pub fn models() -> Vec<Model> {
             .tosca_list("flavors", ToscaLink::new("FlavorDeployment", "deployment", "flavor")),
         role_model("DeploymentRole", "deploymentroles", &[("admin", "Admin")]),
         Model::new("DeploymentPrivilege", "deploymentprivileges")
+            .access(Access::owner_read_only("user"))
             .verbose("deployment privilege", "deployment privileges")
             .field(Field::fk("user", "User", "deploymentprivileges", OnDelete::Cascade))
             .field(Field::fk("deployment", "Deployment", "deploymentprivileges", OnDelete::Cascade))
@@ -46,8 +48,9 @@ pub fn models() -> Vec<Model> {
             .unique_together(&["user", "deployment", "role"])
             .display("{user} {deployment} {role}")
             .list(&["user", "deployment", "role"])
-            .rule("privilege_active_user"),
+            .rule(Rule::PrivilegeActiveUser),
         Model::new("ApiToken", "apitokens")
+            .access(Access::owner("user", false))
             .verbose("API token", "API tokens")
             .help("A key for scripts: `Authorization: Token <key>`. Created at /xoslib/tokens/, which shows the key once")
             .field(Field::fk("user", "User", "apitokens", OnDelete::Cascade))
@@ -57,7 +60,7 @@ pub fn models() -> Vec<Model> {
             .field(Field::datetime("expires").optional().help("When the token stops working; empty: never"))
             .display("{name}")
             .list(&["name", "user", "key_prefix", "expires"])
-            .rule("api_token_key"),
+            .rule(Rule::ApiTokenKey),
         Model::new("SiteDeployment", "sitedeployments")
             .verbose("site deployment", "site deployments")
             .help("A site's membership in a deployment, and the controller that serves it")
@@ -94,6 +97,7 @@ pub fn role_model(name: &str, plural: &str, choices: &[(&str, &str)]) -> Model {
 
 fn site() -> Model {
     Model::new("Site", "sites")
+        .access(Access::site_role(&[""], &["admin", "pi"], false))
         .verbose("site", "sites")
         .help("An organization that hosts nodes and/or users")
         .field(
@@ -146,6 +150,7 @@ fn site() -> Model {
 
 fn user() -> Model {
     Model::new_user_like("User", "users")
+        .access(Access::special(Read::Users, Write::Users))
         .verbose("user", "users")
         .help("A person who logs in; identified by their email address")
         .field(
@@ -211,7 +216,7 @@ fn user() -> Model {
         .display("{email}")
         .search(&["email", "firstname", "lastname"])
         .list(&["email", "firstname", "lastname", "site", "is_admin", "is_active"])
-        .rule("user_username")
+        .rule(Rule::UserUsername)
         .tosca("tosca.nodes.User", "email")
         .tosca_requirement("MemberOfSite", "Site", ToscaEffect::Field("site".into()))
         .tosca_requirement(

@@ -1,7 +1,7 @@
 //! Services and tenants (the coarse service-to-service tenancy TOSCA creates is a Tenant of kind
 //! `coarse`).
 
-use crate::registry::{Field, Model, OnDelete, ToscaEffect, ToscaLink};
+use crate::registry::{Field, Model, OnDelete, Rule, ToscaEffect, ToscaLink};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -102,7 +102,7 @@ pub fn models() -> Vec<Model> {
                 "subscriber_user",
                 "connect_method",
             ])
-            .rule("tenant_one_subscriber")
+            .rule(Rule::TenantOneSubscriber)
             .tosca("tosca.nodes.Tenant", "service_specific_id")
             .tosca_required(
                 "TenantOfService",

@@ -1,17 +1,17 @@
 //! UI and miscellany: DashboardView, UserDashboardView, DashboardViewDeployment, Tag, Role.
 
-use crate::registry::{Field, Model, OnDelete};
+use crate::registry::{Access, Field, Model, OnDelete, Rule, Validator};
 
 pub fn models() -> Vec<Model> {
     vec![
         Model::new("DashboardView", "dashboardviews")
             .verbose("dashboard view", "dashboard views")
             .help("A user view: a server-rendered template (template:NAME) or a web page in a frame (http(s)://…)")
-            .field(Field::schar("name", 200).unique().help("Name of the View").validator("no_comma"))
+            .field(Field::schar("name", 200).unique().help("Name of the View").validator(Validator::NoComma))
             .field(
                 Field::schar("url", 1024)
                     .verbose("URL")
-                    .validator("dashboard_url")
+                    .validator(Validator::DashboardUrl)
                     .help("URL of Dashboard: template:NAME or http(s)://…"),
             )
             .field(Field::boolean("enabled", true))
@@ -29,6 +29,7 @@ pub fn models() -> Vec<Model> {
             .display("{dashboardView} {deployment}")
             .list(&["dashboardView", "deployment"]),
         Model::new("UserDashboardView", "userdashboardviews")
+            .access(Access::owner("user", true))
             .verbose("user dashboard view", "user dashboard views")
             .help("A dashboard a user chose for their home page, in order")
             .field(Field::fk("user", "User", "userdashboardviews", OnDelete::Cascade))
@@ -48,7 +49,7 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "value"])
             .list(&["name", "value", "content_type", "object_id", "service"])
-            .rule("generic_reference"),
+            .rule(Rule::GenericReference),
         Model::new("Role", "roles")
             .verbose("role", "roles")
             .help("A role scoped to a kind of object")
@@ -59,6 +60,6 @@ pub fn models() -> Vec<Model> {
             .display("{role_type}")
             .search(&["role_type", "description"])
             .list(&["role_type", "role", "description", "content_type"])
-            .rule("content_type_model"),
+            .rule(Rule::ContentTypeModel),
     ]
 }

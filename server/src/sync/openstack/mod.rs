@@ -35,7 +35,7 @@ pub mod client;
 use super::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
 use crate::db::{Sql, Value};
 use crate::store::{Actor, Record, Store, StoreError, select_sql, types};
-use app::registry::SqlType;
+use app::registry::{BackendStatus, SqlType};
 use client::{OsClient, OsConfig, OsError, Server, Service, q};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -1968,7 +1968,7 @@ async fn repair_networks(c: &Controller, store: &Store) {
             let note = format!("re-created: network {net} was deleted outside XOS");
             let enacted = enact_network(c, store, &rec, Some(&note)).await?;
             let update = crate::store::StatusUpdate {
-                backend_status: Some(format!("1 - {}", enacted.status.as_deref().unwrap_or("OK"))),
+                backend_status: Some(BackendStatus::ok(enacted.status.as_deref())),
                 enacted_version: rec.get_int("row_version"),
                 fields: enacted.fields,
                 ..Default::default()
