@@ -495,13 +495,14 @@ both!(
                 .is_err_and(|e| e.is_not_found())
         );
 
-        // An idle pass: one list of servers and one of networks per controller, nothing else.
+        // An idle pass: one list of servers, one of ports and one of networks per controller,
+        // nothing else.
         let before = w.backend.api_calls();
         let r = w.engine.run_once().await.unwrap();
         assert_eq!((r.enacted, r.failed), (0, 0), "{r:?}");
         let idle = w.backend.api_calls() - before;
         eprintln!("API calls of an idle pass: {idle}");
-        assert_eq!(idle, 2, "an idle pass lists servers and networks once");
+        assert_eq!(idle, 3, "an idle pass lists servers, ports and networks once");
 
         // Deleting the slice removes servers, ports, network and project.
         let (s, v) = app.delete(&format!("/xos/slices/{}/", w.slice)).await;
@@ -690,6 +691,40 @@ both!(
             || async { status(&get(app, &format!("/xos/instances/{b}/")).await).contains(": ACTIVE as ") },
         )
         .await;
+
+        // A port deleted in Neutron: the server gets its interface on that network again.
+        let ports_of_b = || async { get(app, &format!("/xos/ports/?instance={b}&no_hyperlinks=1")).await };
+        let old_port = ports_of_b().await[0]["port_id"].as_str().unwrap().to_string();
+        os.delete(None, Service::Network, &format!("/ports/{old_port}"))
+            .await
+            .unwrap();
+        settle(
+            app,
+            &w,
+            Duration::from_secs(120),
+            "the port made again",
+            || async {
+                ports_of_b().await[0]["port_id"]
+                    .as_str()
+                    .is_some_and(|p| p != old_port)
+            },
+        )
+        .await;
+        let port = ports_of_b().await;
+        assert!(
+            status(&port[0]).contains(&format!("re-created: port {old_port} was deleted outside XOS")),
+            "{port}"
+        );
+        let server_b = get(app, &format!("/xos/instances/{b}/?no_hyperlinks=1")).await;
+        let neutron = os
+            .get(
+                None,
+                Service::Network,
+                &format!("/ports/{}", port[0]["port_id"].as_str().unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(neutron["port"]["device_id"], server_b["instance_id"], "{neutron}");
 
         // A network without servers deleted in Neutron: made again, with a new id.
         for id in [a, b] {

@@ -1702,80 +1702,7 @@ impl Step for OsPorts {
         .await?)
     }
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
-        let instance = obj.get_int("instance").unwrap_or_default();
-        let r = rows(
-            &ctx.store,
-            &by_id(
-                "SELECT deployment_id, instance_uuid, slice_id FROM core_instance WHERE id = ",
-                instance,
-            ),
-            &[SqlType::Int, SqlType::Text, SqlType::Int],
-        )
-        .await?;
-        let r = r
-            .first()
-            .ok_or_else(|| SyncError::Failed("the instance is gone".into()))?;
-        let c = self
-            .backend
-            .controller_of_deployment(&ctx.store, r[0].as_int().unwrap_or_default())
-            .await?;
-        let server = text(&r[1]);
-        if server.is_empty() {
-            return Err(deferred("waiting for the instance's server"));
-        }
-        let mut sql = by_id(
-            "SELECT net_id FROM core_controllernetwork WHERE NOT deleted AND network_id = ",
-            obj.get_int("network").unwrap_or_default(),
-        );
-        sql.push(" AND controller_id = ").bind(Value::Int(c.id));
-        let net = rows(&ctx.store, &sql, &[SqlType::Text])
-            .await?
-            .first()
-            .map(|r| text(&r[0]))
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| deferred("waiting for the network in Neutron"))?;
-        let cl = &c.client;
-        let find = || async {
-            cl.list(
-                None,
-                Service::Network,
-                &format!("/ports?device_id={}&network_id={}", q(&server), q(&net)),
-                "ports",
-            )
-            .await
-            .map_err(failed)
-        };
-        let mut ports = find().await?;
-        if ports.is_empty() {
-            // A network the slice gained after the server booted: attach an interface.
-            let project = slice_project(&ctx.store, r[2].as_int().unwrap_or_default(), c.id)
-                .await?
-                .ok_or_else(|| deferred("waiting for the slice's project"))?;
-            cl.post(
-                Some(&project),
-                Service::Compute,
-                &format!("/servers/{server}/os-interface"),
-                json!({"interfaceAttachment": {"net_id": net}}),
-            )
-            .await
-            .map_err(failed)?;
-            ports = find().await?;
-        }
-        let p = ports
-            .first()
-            .ok_or_else(|| deferred("waiting for the server's port"))?;
-        let ip = p["fixed_ips"][0]["ip_address"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let id = p["id"].as_str().unwrap_or_default().to_string();
-        Ok(Enacted::with_status(format!("OK, port {id} at {ip}"))
-            .field("port_id", Value::Text(id))
-            .field("ip", opt_text(ip))
-            .field(
-                "mac",
-                opt_text(p["mac_address"].as_str().unwrap_or_default().to_string()),
-            ))
+        enact_port(&self.backend, &ctx.store, obj, None).await
     }
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let Some(port) = obj.get_str("port_id").filter(|p| !p.is_empty()) else {
@@ -1793,10 +1720,97 @@ impl Step for OsPorts {
     }
 }
 
+/// A Port: the server's Neutron port on the network, found, or attached as a new interface.
+async fn enact_port(
+    backend: &OsBackend,
+    store: &Store,
+    obj: &Record,
+    note: Option<&str>,
+) -> Result<Enacted, SyncError> {
+    let instance = obj.get_int("instance").unwrap_or_default();
+    let r = rows(
+        store,
+        &by_id(
+            "SELECT deployment_id, instance_uuid, slice_id FROM core_instance WHERE id = ",
+            instance,
+        ),
+        &[SqlType::Int, SqlType::Text, SqlType::Int],
+    )
+    .await?;
+    let r = r
+        .first()
+        .ok_or_else(|| SyncError::Failed("the instance is gone".into()))?;
+    let c = backend
+        .controller_of_deployment(store, r[0].as_int().unwrap_or_default())
+        .await?;
+    let server = text(&r[1]);
+    if server.is_empty() {
+        return Err(deferred("waiting for the instance's server"));
+    }
+    let mut sql = by_id(
+        "SELECT net_id FROM core_controllernetwork WHERE NOT deleted AND network_id = ",
+        obj.get_int("network").unwrap_or_default(),
+    );
+    sql.push(" AND controller_id = ").bind(Value::Int(c.id));
+    let net = rows(store, &sql, &[SqlType::Text])
+        .await?
+        .first()
+        .map(|r| text(&r[0]))
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| deferred("waiting for the network in Neutron"))?;
+    let cl = &c.client;
+    let find = || async {
+        cl.list(
+            None,
+            Service::Network,
+            &format!("/ports?device_id={}&network_id={}", q(&server), q(&net)),
+            "ports",
+        )
+        .await
+        .map_err(failed)
+    };
+    let mut ports = find().await?;
+    if ports.is_empty() {
+        // A network the slice gained after the server booted: attach an interface.
+        let project = slice_project(store, r[2].as_int().unwrap_or_default(), c.id)
+            .await?
+            .ok_or_else(|| deferred("waiting for the slice's project"))?;
+        cl.post(
+            Some(&project),
+            Service::Compute,
+            &format!("/servers/{server}/os-interface"),
+            json!({"interfaceAttachment": {"net_id": net}}),
+        )
+        .await
+        .map_err(failed)?;
+        ports = find().await?;
+    }
+    let p = ports
+        .first()
+        .ok_or_else(|| deferred("waiting for the server's port"))?;
+    let ip = p["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let id = p["id"].as_str().unwrap_or_default().to_string();
+    let status = format!("OK, port {id} at {ip}");
+    Ok(Enacted::with_status(match note {
+        Some(n) => format!("{n}; {status}"),
+        None => status,
+    })
+    .field("port_id", Value::Text(id))
+    .field("ip", opt_text(ip))
+    .field(
+        "mac",
+        opt_text(p["mac_address"].as_str().unwrap_or_default().to_string()),
+    ))
+}
+
 // ---- drift ------------------------------------------------------------------------------------
 
-/// Notices servers and networks deleted or changed behind XOS's back (external step): one
-/// server list and one network list per controller and interval, whatever their numbers.
+/// Notices servers, ports and networks deleted or changed behind XOS's back (external step): one
+/// server list, one port list and one network list per controller and interval, whatever their
+/// numbers.
 pub struct OsDrift {
     backend: Arc<OsBackend>,
     interval: Duration,
@@ -1889,6 +1903,8 @@ impl Step for OsDrift {
                     out.push(r);
                 }
             }
+            // Ports of servers that are being made again come back with their server.
+            repair_ports(&self.backend, &c, &ctx.store, &seen).await;
         }
         *self.seen.lock().expect("seen lock") = seen;
         Ok(out)
@@ -1915,6 +1931,76 @@ impl Step for OsDrift {
     }
     async fn delete_record(&self, _: &StepContext, _: &Record) -> Result<(), SyncError> {
         Ok(())
+    }
+}
+
+/// One port list per controller: enacted Ports whose Neutron port is gone (deleted outside XOS,
+/// or gone with a network made again) are enacted again at once: the server's port on the
+/// network is found, or a new interface attached. Instances in `skip` are being re-created.
+async fn repair_ports(
+    backend: &OsBackend,
+    c: &Controller,
+    store: &Store,
+    skip: &HashMap<i64, Option<Server>>,
+) {
+    let result: Result<(), SyncError> = async {
+        let mut sql = by_id(
+            "SELECT p.id, p.port_id, p.instance_id FROM core_port p JOIN core_instance i ON i.id = p.instance_id \
+             WHERE NOT p.deleted AND NOT i.deleted AND p.row_version = p.enacted_version \
+             AND p.port_id IS NOT NULL AND i.deployment_id = ",
+            c.deployment,
+        );
+        sql.push(" ORDER BY p.id");
+        let enacted = rows(store, &sql, &[SqlType::Int, SqlType::Text, SqlType::Int]).await?;
+        if enacted.is_empty() {
+            return Ok(());
+        }
+        let ports: HashSet<String> = c
+            .client
+            .list(None, Service::Network, "/ports?fields=id", "ports")
+            .await
+            .map_err(failed)?
+            .iter()
+            .filter_map(|p| p["id"].as_str().map(str::to_string))
+            .collect();
+        let model = store.model("Port");
+        for r in enacted {
+            let (id, port) = (r[0].as_int().unwrap_or_default(), text(&r[1]));
+            if ports.contains(&port) || skip.contains_key(&r[2].as_int().unwrap_or_default()) {
+                continue;
+            }
+            tracing::info!(port_row = id, port = %port, "re-creating a port deleted outside XOS");
+            let Some(values) = store
+                .db()
+                .fetch(&{
+                    let mut s = select_sql(model);
+                    s.push(" WHERE t.id = ").bind(Value::Int(id));
+                    s
+                }, &types(model))
+                .await?
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
+            let rec = crate::store::Record { model, values };
+            let note = format!("re-created: port {port} was deleted outside XOS");
+            let enacted = enact_port(backend, store, &rec, Some(&note)).await?;
+            let update = crate::store::StatusUpdate {
+                backend_status: Some(BackendStatus::ok(enacted.status.as_deref())),
+                enacted_version: rec.get_int("row_version"),
+                fields: enacted.fields,
+                ..Default::default()
+            };
+            let mut unit = store.begin(Actor::System).await?;
+            unit.set_status(model, id, &update).await?;
+            unit.commit().await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(controller = c.id, error = %e, "OpenStack port drift check failed");
     }
 }
 
