@@ -1,4 +1,4 @@
-//! XOS shared crate: the model registry, the Leptos UI and the client store.
+//! XOS shared crate: the Leptos UI and the client store (and, re-exported, the model registry).
 //!
 //! Compiled twice: with `ssr` into the server (rendering pages) and with `hydrate` into the wasm
 //! bundle (making them live). Server-only code sits behind `#[cfg(feature = "ssr")]` so sqlx and
@@ -8,7 +8,8 @@
 
 pub mod client;
 pub mod pages;
-pub mod registry;
+/// The model registry crate, re-exported: pages and the server say `app::registry`.
+pub use registry;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};

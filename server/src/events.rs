@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,49 +103,7 @@ impl EventHub {
     }
 }
 
-/// One event in a notification: `[model, id, kind, audience]` (compact: a batch of status
-/// writes sends thousands).
-pub type NoteEvent = (String, i64, ChangeKind, Option<std::sync::Arc<Vec<i64>>>);
-
-/// What a commit announces to other processes.
-#[derive(Serialize, Deserialize)]
-pub struct Notification {
-    pub origin: String,
-    pub events: Vec<NoteEvent>,
-}
-
-impl Notification {
-    /// The payloads announcing `events`, each at most `max` bytes.
-    pub fn payloads(origin: &str, events: &[ChangeEvent], max: usize) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut batch: Vec<NoteEvent> = Vec::new();
-        let mut size = origin.len() + 40;
-        for e in events {
-            let item = (e.model.clone(), e.id, e.kind, e.audience.clone());
-            let len = e.model.len() + 40 + e.audience.as_ref().map_or(0, |a| a.len() * 21);
-            if size + len > max && !batch.is_empty() {
-                let note = Notification {
-                    origin: origin.to_string(),
-                    events: std::mem::take(&mut batch),
-                };
-                out.push(serde_json::to_string(&note).unwrap_or_default());
-                size = origin.len() + 40;
-            }
-            size += len;
-            batch.push(item);
-        }
-        if !batch.is_empty() {
-            out.push(
-                serde_json::to_string(&Notification {
-                    origin: origin.to_string(),
-                    events: batch,
-                })
-                .unwrap_or_default(),
-            );
-        }
-        out
-    }
-}
+pub use crate::store::{NoteEvent, Notification};
 
 /// Feed the hub: this process's events, and on Postgres every process's notifications.
 pub fn start(store: &Store, hub: std::sync::Arc<EventHub>) {

@@ -5,20 +5,19 @@ pub mod api;
 pub mod auth;
 pub mod bench;
 pub mod dashboards;
-pub mod db;
-pub mod ddl;
 pub mod events;
-pub mod migrations;
 pub mod ops;
 pub mod seed;
 pub mod services;
 pub mod soak;
 pub mod state;
-pub mod store;
 pub mod sync;
 pub mod tosca;
 pub mod web;
 pub mod xoslib;
+
+// The store crate (database, schema, the one write path) under the paths the server always used.
+pub use store::{self, db, ddl, migrations};
 
 use auth::session_store::DbSessionStore;
 use axum::Router;

@@ -166,12 +166,9 @@ impl WriteHook for Recorder {
             && after.get_str("name").is_some_and(|n| n.ends_with("_hooked"))
         {
             let slice = unit.store().model("Slice");
-            unit.update_fields(
-                slice,
-                after.id(),
-                &[("description", Value::Text("set by hook".into()))],
-            )
-            .await?;
+            let input = serde_json::json!({"description": "set by hook"});
+            unit.update(slice, after.id(), input.as_object().expect("object"), true)
+                .await?;
         }
         Ok(())
     }

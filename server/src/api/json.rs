@@ -45,13 +45,7 @@ fn validators_json(model: &app::registry::Model) -> std::sync::Arc<str> {
 }
 
 /// `humanReadableName`: the model's display template filled from the record's values.
-pub fn human_readable_name(rec: &Record) -> String {
-    rec.model.display_with(|key| match rec.try_get(key) {
-        Some(Value::Text(s)) => Some(s.clone()),
-        Some(Value::Null(_)) | None => None,
-        Some(v) => Some(v.to_json().to_string()),
-    })
-}
+pub use crate::store::human_readable_name;
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
     // Writing to a Vec cannot fail.

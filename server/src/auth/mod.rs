@@ -13,7 +13,7 @@
 //! - A 401 carries `WWW-Authenticate: Basic` only when the request tried basic auth, so an expired
 //!   browser session never pops the browser's login dialog.
 
-pub mod password;
+pub use crate::store::password;
 pub mod session_store;
 pub mod throttle;
 

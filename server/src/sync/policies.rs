@@ -156,16 +156,11 @@ async fn repolice_deployment_of(unit: &mut Unit, table: &str, id: i64) -> Result
         }
         _ => "SELECT site_id FROM core_sitedeployment WHERE id = $1",
     };
-    for (t, col) in [
-        ("core_site", "id"),
-        ("core_slice", "site_id"),
-        ("core_user", "site_id"),
-    ] {
-        let mut sql = Sql::new(format!(
-            "UPDATE {t} SET policed_version = 0 WHERE {col} IN ({sites})"
-        ));
-        sql.args.push(Value::Int(id));
-        unit.execute(&sql).await?;
+    for (model, col) in [("Site", "id"), ("Slice", "site_id"), ("User", "site_id")] {
+        let mut filter = Sql::new(format!("{col} IN ({sites})"));
+        filter.args.push(Value::Int(id));
+        let model = unit.store().model(model);
+        unit.repolice(model, filter).await?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::parse::{PropValue, Recipe, Template};
 use super::{Problem, ToscaError};
 use crate::db::{Sql, Value};
-use crate::store::{Actor, Store, StoreError, Unit};
+use crate::store::{Actor, Savepoint, Store, StoreError, Unit};
 use app::registry::{FieldKind, Model, SqlType, ToscaEffect, ToscaLink};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
@@ -98,21 +98,20 @@ pub async fn run(
         // A savepoint per node: a failure undoes only that node's writes, so the following
         // nodes still run and report their own problems (Postgres aborts the whole transaction
         // on an error otherwise).
-        unit.execute(&Sql::new("SAVEPOINT tosca_node")).await?;
+        unit.savepoint("tosca_node", Savepoint::Begin).await?;
         let result = match mode {
             Mode::Apply => apply_node(&mut unit, t, &ids).await,
             Mode::Delete => delete_node(&mut unit, t).await,
         };
         match result {
             Ok(entry) => {
-                unit.execute(&Sql::new("RELEASE SAVEPOINT tosca_node")).await?;
+                unit.savepoint("tosca_node", Savepoint::Release).await?;
                 ids.insert(&t.name, entry.id);
                 entries.push(entry);
             }
             Err(p) => {
-                unit.execute(&Sql::new("ROLLBACK TO SAVEPOINT tosca_node"))
-                    .await?;
-                unit.execute(&Sql::new("RELEASE SAVEPOINT tosca_node")).await?;
+                unit.savepoint("tosca_node", Savepoint::Rollback).await?;
+                unit.savepoint("tosca_node", Savepoint::Release).await?;
                 problems.push(p);
                 failed.insert(&t.name);
             }

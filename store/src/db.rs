@@ -10,8 +10,8 @@
 //! writer instead of failing with `SQLITE_BUSY` when two deferred transactions both upgrade to a
 //! write lock. Postgres gets one pool.
 
-use app::registry::SqlType;
 use chrono::{DateTime, SecondsFormat, Utc};
+use registry::SqlType;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Row as _, Sqlite, SqlitePool, Transaction};

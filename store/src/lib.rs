@@ -1,3 +1,6 @@
+//! The store crate: the database (`db`), the schema (`ddl`, `migrations`) and the one write path.
+//! It knows no HTTP: the API, events, auth and synchronizers build on it.
+//!
 //! The one write path. REST, the admin pages, the CLI, the seed, TOSCA, model policies and
 //! synchronizers all change data through this module, so validation, permissions, version
 //! counters, on-delete rules, hooks and change events are applied the same way everywhere.
@@ -16,14 +19,18 @@
 //!   the database constraints stay as the last guard.
 
 pub mod changelog;
+pub mod db;
+pub mod ddl;
 pub mod m2m;
+pub mod migrations;
+pub mod password;
 pub mod permissions;
 pub mod rules;
 pub mod validate;
 
 use crate::db::{ConstraintViolation, Db, DbError, Row, Sql, Tx, Value, constraint_violation};
-use app::registry::{FieldKind, Model, OnDelete, Registry, SqlType};
 use chrono::{DateTime, Utc};
+use registry::{FieldKind, Model, OnDelete, Registry, SqlType};
 use rules::Phase;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -112,6 +119,14 @@ pub enum ChangeKind {
     Status,
 }
 
+/// What [`Unit::savepoint`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Savepoint {
+    Begin,
+    Release,
+    Rollback,
+}
+
 /// A change published after its unit of work committed.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct ChangeEvent {
@@ -138,6 +153,50 @@ impl ChangeEvent {
     /// deactivation; a token revoked).
     pub fn touches_credentials(&self) -> bool {
         self.kind != ChangeKind::Status && matches!(self.model.as_str(), "User" | "ApiToken")
+    }
+}
+
+/// One event in a notification: `[model, id, kind, audience]` (compact: a batch of status
+/// writes sends thousands).
+pub type NoteEvent = (String, i64, ChangeKind, Option<std::sync::Arc<Vec<i64>>>);
+
+/// What a commit announces to other processes.
+#[derive(Serialize, serde::Deserialize)]
+pub struct Notification {
+    pub origin: String,
+    pub events: Vec<NoteEvent>,
+}
+
+impl Notification {
+    /// The payloads announcing `events`, each at most `max` bytes.
+    pub fn payloads(origin: &str, events: &[ChangeEvent], max: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut batch: Vec<NoteEvent> = Vec::new();
+        let mut size = origin.len() + 40;
+        for e in events {
+            let item = (e.model.clone(), e.id, e.kind, e.audience.clone());
+            let len = e.model.len() + 40 + e.audience.as_ref().map_or(0, |a| a.len() * 21);
+            if size + len > max && !batch.is_empty() {
+                let note = Notification {
+                    origin: origin.to_string(),
+                    events: std::mem::take(&mut batch),
+                };
+                out.push(serde_json::to_string(&note).unwrap_or_default());
+                size = origin.len() + 40;
+            }
+            size += len;
+            batch.push(item);
+        }
+        if !batch.is_empty() {
+            out.push(
+                serde_json::to_string(&Notification {
+                    origin: origin.to_string(),
+                    events: batch,
+                })
+                .unwrap_or_default(),
+            );
+        }
+        out
     }
 }
 
@@ -571,7 +630,7 @@ impl ListQuery {
     /// Parse query parameters against the model. Unknown parameters are ignored (as DRF's filter
     /// backend does); bad values for known fields are field errors.
     pub fn parse(model: &Model, params: &[(String, String)]) -> Result<ListQuery, FieldErrors> {
-        let reg = app::registry::registry();
+        let reg = registry::registry();
         let mut q = ListQuery::default();
         let mut errors = FieldErrors::new();
         for (key, raw) in params {
@@ -796,7 +855,7 @@ const MAX_HOOK_DEPTH: u32 = 8;
 /// What a status write changes (synchronizer bookkeeping; never bumps `row_version`).
 #[derive(Clone, Debug, Default)]
 pub struct StatusUpdate {
-    pub backend_status: Option<app::registry::BackendStatus>,
+    pub backend_status: Option<registry::BackendStatus>,
     pub backend_register: Option<String>,
     /// Mark enacted as of this row version (sets `enacted` to now and `enacted_version`).
     pub enacted_version: Option<i64>,
@@ -831,9 +890,42 @@ impl Unit {
         Ok(self.tx().fetch(sql, types).await?)
     }
 
-    /// Run a statement inside this unit's transaction.
-    pub async fn execute(&mut self, sql: &Sql) -> Result<u64, StoreError> {
+    /// Run a statement inside this unit's transaction (the store's own writes only: callers
+    /// outside write through `create`/`update`/`delete`, `set_status`, [`Unit::savepoint`] and
+    /// [`Unit::repolice`]).
+    pub(crate) async fn execute(&mut self, sql: &Sql) -> Result<u64, StoreError> {
         Ok(self.tx().execute(sql).await?)
+    }
+
+    /// A savepoint inside the unit (`name`: letters and `_`), so a failed part of a unit can be
+    /// undone alone ([`Savepoint::Rollback`]) while the unit goes on (TOSCA: one per node).
+    pub async fn savepoint(&mut self, name: &str, op: Savepoint) -> Result<(), StoreError> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphabetic() || c == '_') {
+            return Err(StoreError::field(
+                "savepoint",
+                format!("bad savepoint name {name:?}"),
+            ));
+        }
+        let sql = match op {
+            Savepoint::Begin => format!("SAVEPOINT {name}"),
+            Savepoint::Release => format!("RELEASE SAVEPOINT {name}"),
+            Savepoint::Rollback => format!("ROLLBACK TO SAVEPOINT {name}"),
+        };
+        self.execute(&Sql::new(sql)).await.map(|_| ())
+    }
+
+    /// Make the model policies run again for the rows of `model` that `filter` (an SQL condition
+    /// on the table, unaliased) selects: their `policed_version` goes back to zero. System only:
+    /// it is a status write, not a change.
+    pub async fn repolice(&mut self, model: &'static Model, filter: Sql) -> Result<u64, StoreError> {
+        if self.actor != Actor::System {
+            return Err(StoreError::PermissionDenied(
+                "re-policing is for the synchronizer".into(),
+            ));
+        }
+        let mut sql = Sql::new(format!("UPDATE {} SET policed_version = 0 WHERE ", model.table()));
+        append_sql(&mut sql, &filter);
+        self.execute(&sql).await
     }
 
     /// Commit and publish the unit's change events.
@@ -843,8 +935,7 @@ impl Unit {
         {
             // Delivered by Postgres exactly when the commit is, to every listening process.
             // Payloads stay under Postgres's 8000-byte limit.
-            let payloads =
-                crate::events::Notification::payloads(&self.store.inner.origin, &self.events, 7000);
+            let payloads = Notification::payloads(&self.store.inner.origin, &self.events, 7000);
             for payload in payloads {
                 let mut sql = Sql::new("SELECT pg_notify(");
                 sql.bind(Value::Text(channel.clone()));
@@ -964,20 +1055,19 @@ impl Unit {
         hash_passwords(&mut after, &set)?;
         let id = self.insert(&after).await?;
         after.values[0] = Value::Int(id);
-        self.events
-            .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Create));
         let mut m2m_log = serde_json::Map::new();
         for w in &m2m {
             if !w.ids.is_empty() {
                 m2m_log.insert(w.relation.name.clone(), m2m::diff_json(&[], &w.ids));
             }
         }
-        self.run_hooks_logged(
+        self.announce(
             Change {
                 kind: ChangeKind::Create,
                 before: None,
                 after: Some(after.clone()),
             },
+            None,
             m2m_log,
         )
         .await?;
@@ -1052,14 +1142,13 @@ impl Unit {
         }
         hash_passwords(&mut after, &changed)?;
         self.write_update(&mut after, &changed).await?;
-        self.events
-            .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Update));
-        self.run_hooks_logged(
+        self.announce(
             Change {
                 kind: ChangeKind::Update,
                 before: Some(before),
                 after: Some(after.clone()),
             },
+            None,
             m2m_log,
         )
         .await?;
@@ -1083,8 +1172,8 @@ impl Unit {
         }
     }
 
-    /// Set fields by name on an existing object as the system (hooks and policies use this).
-    pub async fn update_fields(
+    /// Set fields by name on an existing object as the system (the store's own bookkeeping).
+    pub(crate) async fn update_fields(
         &mut self,
         model: &'static Model,
         id: i64,
@@ -1108,13 +1197,15 @@ impl Unit {
             return Ok(before);
         }
         self.write_update(&mut after, &changed).await?;
-        self.events
-            .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Update));
-        self.run_hooks(Change {
-            kind: ChangeKind::Update,
-            before: Some(before),
-            after: Some(after.clone()),
-        })
+        self.announce(
+            Change {
+                kind: ChangeKind::Update,
+                before: Some(before),
+                after: Some(after.clone()),
+            },
+            None,
+            serde_json::Map::new(),
+        )
         .await?;
         Ok(after)
     }
@@ -1127,7 +1218,7 @@ impl Unit {
             return Err(StoreError::Conflict(format!(
                 "{} {} is write-protected.",
                 model.verbose_name,
-                crate::api::json::human_readable_name(&before)
+                human_readable_name(&before)
             )));
         }
         let mut plan = Vec::new();
@@ -1189,7 +1280,7 @@ impl Unit {
                         return Err(StoreError::Conflict(format!(
                             "Cannot delete {} {}: {} {} still refer to it through \"{}\".",
                             rec.model.verbose_name,
-                            crate::api::json::human_readable_name(&rec),
+                            human_readable_name(&rec),
                             rows.len(),
                             ref_model.verbose_name_plural,
                             field.name
@@ -1247,14 +1338,15 @@ impl Unit {
                 e => e,
             })?;
         }
-        let mut event = ChangeEvent::new(model.name.clone(), id, ChangeKind::Delete);
-        event.audience = audience;
-        self.events.push(event);
-        self.run_hooks(Change {
-            kind: ChangeKind::Delete,
-            before: Some(rec),
-            after: None,
-        })
+        self.announce(
+            Change {
+                kind: ChangeKind::Delete,
+                before: Some(rec),
+                after: None,
+            },
+            audience,
+            serde_json::Map::new(),
+        )
         .await
     }
 
@@ -1440,7 +1532,7 @@ fn merge_errors(into: &mut FieldErrors, from: FieldErrors) {
 /// the indexes of the fields set. `system` may also set non-editable fields (a token's key hash,
 /// backend ids). Pure: no database, so the fuzz target drives it directly.
 pub fn decode_input(
-    reg: &app::registry::Registry,
+    reg: &registry::Registry,
     model: &'static Model,
     input: &serde_json::Map<String, serde_json::Value>,
     draft: &mut [Option<Value>],
@@ -1458,7 +1550,7 @@ pub fn decode_input(
 
 /// [`decode_input`], adding to `errors` instead of failing, so one answer names every bad field.
 fn decode_fields(
-    reg: &app::registry::Registry,
+    reg: &registry::Registry,
     model: &'static Model,
     input: &serde_json::Map<String, serde_json::Value>,
     draft: &mut [Option<Value>],
@@ -1509,7 +1601,7 @@ pub fn decode_body(
 ) -> Result<Vec<Value>, StoreError> {
     let (input, _m2m) = m2m::take_m2m(model, input)?;
     let mut draft = validate::defaults(model, Utc::now());
-    decode_input(app::registry::registry(), model, &input, &mut draft, full, false)?;
+    decode_input(registry::registry(), model, &input, &mut draft, full, false)?;
     let mut errors = FieldErrors::new();
     let values = finish_draft(model, draft, None, &mut errors);
     if errors.is_empty() {
@@ -1686,8 +1778,23 @@ impl Unit {
         Ok(())
     }
 
-    async fn run_hooks(&mut self, change: Change) -> Result<(), StoreError> {
-        self.run_hooks_logged(change, serde_json::Map::new()).await
+    /// Announce a write: queue its change event (published when the unit commits), log it (with
+    /// `extra` entries) and run the hooks. Every create, update and delete ends here.
+    async fn announce(
+        &mut self,
+        change: Change,
+        audience: Option<Arc<Vec<i64>>>,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let rec = change
+            .after
+            .as_ref()
+            .or(change.before.as_ref())
+            .expect("a change has a record");
+        let mut event = ChangeEvent::new(rec.model.name.clone(), rec.id(), change.kind);
+        event.audience = audience;
+        self.events.push(event);
+        self.run_hooks_logged(change, extra).await
     }
 
     /// Log the change (with `extra` entries: many-to-many changes of the same write), then run
@@ -1813,8 +1920,18 @@ fn hash_passwords(rec: &mut Record, changed: &[usize]) -> Result<(), StoreError>
             && let Value::Text(plain) = &rec.values[i]
             && !plain.is_empty()
         {
-            rec.values[i] = Value::Text(crate::auth::password::hash(plain).map_err(|_| StoreError::Hash)?);
+            rec.values[i] = Value::Text(crate::password::hash(plain).map_err(|_| StoreError::Hash)?);
         }
     }
     Ok(())
+}
+
+/// `humanReadableName`: the model's display template filled from the record (the API shows it,
+/// the change log and delete messages name objects by it).
+pub fn human_readable_name(rec: &Record) -> String {
+    rec.model.display_with(|key| match rec.try_get(key) {
+        Some(Value::Text(s)) => Some(s.clone()),
+        Some(Value::Null(_)) | None => None,
+        Some(v) => Some(v.to_json().to_string()),
+    })
 }

@@ -1,7 +1,7 @@
 //! Who may read and write a model's rows, declared with the model. Admins (not read-only) and
 //! the system may do everything; a read-only user writes nothing; everything else is this
 //! declaration, which the store's permission checks match on exhaustively
-//! (`server/src/store/permissions.rs`). A new model picks one of the general forms
+//! (`store/src/permissions.rs`). A new model picks one of the general forms
 //! ([`Read::Slice`] + [`Write::Slice`], [`Read::Owner`] + [`Write::Owner`], [`Write::SiteRole`])
 //! and needs no code elsewhere; the forms named after one model are XOS's own special cases.
 

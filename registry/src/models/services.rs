@@ -1,7 +1,7 @@
 //! Services and tenants (the coarse service-to-service tenancy TOSCA creates is a Tenant of kind
 //! `coarse`).
 
-use crate::registry::{Field, Model, OnDelete, Rule, ToscaEffect, ToscaLink};
+use crate::{Field, Model, OnDelete, Rule, ToscaEffect, ToscaLink};
 
 pub fn models() -> Vec<Model> {
     vec![

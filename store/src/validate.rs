@@ -5,14 +5,14 @@
 
 use super::FieldErrors;
 use crate::db::{Value, parse_time};
-use app::registry::{Field, FieldKind, Model, SqlType, Validator};
+use registry::{Field, FieldKind, Model, SqlType, Validator};
 use serde_json::Value as Json;
 
 /// What a text with a NUL character is answered (DRF's wording).
 pub const NUL_MESSAGE: &str = "Null characters are not allowed.";
 
 /// Convert one JSON input value to the field's stored type, or say why it cannot be.
-pub fn parse_value(reg: &app::registry::Registry, f: &Field, v: &Json) -> Result<Value, String> {
+pub fn parse_value(reg: &registry::Registry, f: &Field, v: &Json) -> Result<Value, String> {
     let ty = f.kind.sql_type();
     if v.is_null() {
         return Ok(Value::Null(ty));
@@ -83,7 +83,7 @@ pub fn parse_value(reg: &app::registry::Registry, f: &Field, v: &Json) -> Result
 
 /// A foreign key is written as an integer id, a numeric string, or the hyperlink the API emits
 /// (`http://host/xos/sites/3/`).
-fn parse_reference(reg: &app::registry::Registry, to: &str, v: &Json) -> Result<i64, String> {
+fn parse_reference(reg: &registry::Registry, to: &str, v: &Json) -> Result<i64, String> {
     let bad = || {
         format!(
             "Incorrect type. Expected pk value or URL, received {}.",
@@ -272,10 +272,8 @@ pub fn defaults(model: &Model, now: chrono::DateTime<chrono::Utc>) -> Vec<Option
                 return Some(Value::Time(now));
             }
             match &f.default {
-                Some(app::registry::FieldDefault::Now) => Some(Value::Time(now)),
-                Some(app::registry::FieldDefault::Value(v)) => {
-                    parse_value(app::registry::registry(), f, v).ok()
-                }
+                Some(registry::FieldDefault::Now) => Some(Value::Time(now)),
+                Some(registry::FieldDefault::Value(v)) => parse_value(registry::registry(), f, v).ok(),
                 None if f.null => Some(Value::Null(f.kind.sql_type())),
                 None if matches!(f.kind, FieldKind::AutoId) => None,
                 None => None,
@@ -287,7 +285,7 @@ pub fn defaults(model: &Model, now: chrono::DateTime<chrono::Utc>) -> Vec<Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::registry::registry;
+    use registry::registry;
     use serde_json::json;
 
     fn field(model: &str, name: &str) -> &'static Field {

@@ -1,6 +1,6 @@
 //! The checks a declaration names, as types: a misspelled rule or validator does not compile, and
 //! the store's `match` over them is exhaustive, so a new one cannot be declared without being
-//! implemented (`server/src/store/rules.rs`, `server/src/store/validate.rs`).
+//! implemented (`store/src/rules.rs`, `store/src/validate.rs`).
 
 use serde::{Deserialize, Serialize};
 

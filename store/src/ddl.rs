@@ -6,7 +6,7 @@
 //! state and what the registry declares now.
 
 use crate::db::Dialect;
-use app::registry::{FieldDefault, FieldKind, Model, Registry, SqlType};
+use registry::{FieldDefault, FieldKind, Model, Registry, SqlType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -362,7 +362,7 @@ fn rebuild_sqlite(old: &TableSpec, new: &TableSpec) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::registry::registry;
+    use registry::registry;
 
     #[test]
     fn unique_indexes_ignore_deleted_rows() {

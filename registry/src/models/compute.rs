@@ -1,7 +1,7 @@
 //! Compute: Node, Image, ImageDeployments, Flavor, Slice, slice roles and privileges, Instance.
 
 use super::people::role_model;
-use crate::registry::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Validator, Write};
+use crate::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Validator, Write};
 
 const ISOLATION: &[(&str, &str)] = &[
     ("vm", "Virtual Machine"),

@@ -4,7 +4,7 @@
 
 use super::{Actor, FieldErrors, Store, StoreError, Unit};
 use crate::db::{Sql, Value};
-use app::registry::{ManyToMany, Model, SqlType};
+use registry::{ManyToMany, Model, SqlType};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
@@ -38,7 +38,7 @@ pub fn split_m2m(
     input: &Map<String, Json>,
     errors: &mut FieldErrors,
 ) -> (Map<String, Json>, Vec<M2mWrite>) {
-    let reg = app::registry::registry();
+    let reg = registry::registry();
     let mut rest = input.clone();
     let mut writes = Vec::new();
     for relation in &model.many_to_many {
@@ -60,10 +60,10 @@ pub fn split_m2m(
         let target = reg.model(&relation.to).expect("registry checked");
         let id_field = target.field_named("id").expect("every model has an id");
         let mut fk = id_field.clone();
-        fk.kind = app::registry::FieldKind::ForeignKey {
+        fk.kind = registry::FieldKind::ForeignKey {
             to: relation.to.clone(),
             related_name: String::new(),
-            on_delete: app::registry::OnDelete::Cascade,
+            on_delete: registry::OnDelete::Cascade,
         };
         let mut ids = Vec::new();
         let mut bad = false;

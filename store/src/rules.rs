@@ -4,7 +4,7 @@
 
 use super::{Actor, FieldErrors, Record, StoreError, Unit};
 use crate::db::{Sql, Value};
-use app::registry::{Model, Rule, SqlType};
+use registry::{Model, Rule, SqlType};
 
 /// The draft being written, with the bookkeeping rules need.
 struct Draft<'a> {

@@ -1,6 +1,6 @@
 //! Sites and people: Site, User, roles and privileges, Deployment, SiteDeployment.
 
-use crate::registry::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Write};
+use crate::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Write};
 
 pub fn models() -> Vec<Model> {
     vec![

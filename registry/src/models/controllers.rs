@@ -1,6 +1,6 @@
 //! Controllers and the per-controller link rows the synchronizer enacts and fills with backend ids.
 
-use crate::registry::{Access, Field, Model, OnDelete, Rule, ToscaEffect};
+use crate::{Access, Field, Model, OnDelete, Rule, ToscaEffect};
 
 pub fn models() -> Vec<Model> {
     vec![

@@ -3,7 +3,7 @@
 
 use crate::db::Dialect;
 use crate::ddl::{SchemaSpec, diff};
-use app::registry::Registry;
+use registry::Registry;
 use std::path::{Path, PathBuf};
 
 /// Errors of makemigrations.
@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn the_committed_migrations_cover_the_registry() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
-        let r = make_migrations(app::registry::registry(), &dir, "check", true);
+        let r = make_migrations(registry::registry(), &dir, "check", true);
         assert!(
             matches!(r, Ok(Outcome::NoChanges)),
             "{r:?}: run `xos makemigrations`"
@@ -123,7 +123,7 @@ mod tests {
     fn a_fresh_directory_gets_an_initial_migration_then_no_changes() {
         let dir = std::env::temp_dir().join(format!("xos-mm-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let reg = app::registry::registry();
+        let reg = registry::registry();
         let first = make_migrations(reg, &dir, "initial", false).unwrap();
         let Outcome::Written(files) = first else {
             panic!("nothing written")

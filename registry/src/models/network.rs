@@ -1,6 +1,6 @@
 //! Networking: NetworkTemplate, Network, NetworkSlice, Port.
 
-use crate::registry::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Validator};
+use crate::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink, Validator};
 
 pub fn models() -> Vec<Model> {
     vec![

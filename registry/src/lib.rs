@@ -9,7 +9,7 @@
 //! vocabulary): see [`FieldKind`] and [`Field`].
 
 mod access;
-mod core;
+mod models;
 mod rules;
 pub mod services;
 mod status;
@@ -935,7 +935,7 @@ impl Registry {
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let mut models = core::models();
+        let mut models = models::models();
         models.extend(services::models());
         Registry::new(models)
     })

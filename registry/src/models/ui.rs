@@ -1,6 +1,6 @@
 //! UI and miscellany: DashboardView, UserDashboardView, DashboardViewDeployment, Tag, Role.
 
-use crate::registry::{Access, Field, Model, OnDelete, Rule, Validator};
+use crate::{Access, Field, Model, OnDelete, Rule, Validator};
 
 pub fn models() -> Vec<Model> {
     vec![

@@ -4,7 +4,7 @@
 //! synchronizer enacts a tenant on the local backend as a small HTTP server on a loopback port
 //! that answers every request with the message; the port is written back to the tenant.
 
-use crate::registry::{Field, Model, OnDelete, ToscaEffect};
+use crate::{Field, Model, OnDelete, ToscaEffect};
 
 pub fn models() -> Vec<Model> {
     vec![

@@ -25,7 +25,7 @@
 
 use super::{Actor, FieldErrors, Principal, Record, StoreError, Unit};
 use crate::db::{Sql, Value};
-use app::registry::{Model, Read, SqlType, Write};
+use registry::{Model, Read, SqlType, Write};
 
 /// The kind of write being checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,7 +181,7 @@ fn target(model: &Model, name: &str) -> &'static Model {
         .field_named(name)
         .and_then(|f| f.fk_target())
         .unwrap_or_else(|| panic!("{}.{name}: access path names no foreign key", model.name));
-    app::registry::registry()
+    registry::registry()
         .model(to)
         .unwrap_or_else(|| panic!("{to} is not declared"))
 }
@@ -659,7 +659,7 @@ pub async fn check_old_password(
         return Err(StoreError::Invalid(e));
     };
     let hash = stored_hash.to_string();
-    let ok = crate::auth::password::verify_bounded(old, Some(hash)).await;
+    let ok = crate::password::verify_bounded(old, Some(hash)).await;
     if ok {
         return Ok(());
     }

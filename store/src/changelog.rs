@@ -5,8 +5,8 @@
 
 use super::{Actor, ChangeKind, FieldErrors, Record, Store, StoreError, Unit};
 use crate::db::{Sql, Value};
-use app::registry::{FieldKind, Model, SqlType};
 use chrono::{DateTime, Utc};
+use registry::{FieldKind, Model, SqlType};
 use serde_json::{Map, Value as Json, json};
 
 /// What a masked value reads as.
@@ -23,7 +23,7 @@ const BOOKKEEPING: &[&str] = &[
     "backend_status",
 ];
 
-fn logged_fields(model: &Model) -> impl Iterator<Item = (usize, &app::registry::Field)> {
+fn logged_fields(model: &Model) -> impl Iterator<Item = (usize, &registry::Field)> {
     model
         .fields
         .iter()
@@ -31,7 +31,7 @@ fn logged_fields(model: &Model) -> impl Iterator<Item = (usize, &app::registry::
         .filter(|(_, f)| !f.hidden && !BOOKKEEPING.contains(&f.name.as_str()))
 }
 
-fn shown(f: &app::registry::Field, v: &Value) -> Json {
+fn shown(f: &registry::Field, v: &Value) -> Json {
     if v.is_null() {
         return Json::Null;
     }
