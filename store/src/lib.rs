@@ -302,17 +302,7 @@ impl Store {
                     .and_then(|r| r[0].as_str())
                     .unwrap_or("public")
                     .to_string();
-                let clean: String = schema
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() {
-                            c.to_ascii_lowercase()
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                Some(format!("xos_events_{clean}"))
+                Some(format!("xos_events_{}", slug(&schema)))
             }
             Db::Sqlite { .. } => None,
         };
@@ -1934,4 +1924,17 @@ pub fn human_readable_name(rec: &Record) -> String {
         Some(Value::Null(_)) | None => None,
         Some(v) => Some(v.to_json().to_string()),
     })
+}
+
+/// `s` as a lowercase SQL identifier or file name part: every other character becomes `_`.
+pub(crate) fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

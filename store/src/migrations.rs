@@ -74,16 +74,7 @@ pub fn make_migrations(
         return Err(MigrationError::Pending);
     }
     let n = next_number(dir)?;
-    let slug: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let slug = crate::slug(name);
     let mut written = Vec::new();
     for (sub, dialect) in [("sqlite", Dialect::Sqlite), ("postgres", Dialect::Postgres)] {
         let stmts = diff(&old, &new, dialect);

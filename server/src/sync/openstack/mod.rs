@@ -35,7 +35,7 @@ pub mod client;
 use super::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
 use crate::db::{Sql, Value};
 use crate::store::{Actor, Record, Store, StoreError, select_sql, types};
-use app::registry::{BackendStatus, SqlType};
+use app::registry::{BackendStatus, Model, SqlType};
 use client::{OsClient, OsConfig, OsError, Server, Service, q};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -1934,6 +1934,34 @@ impl Step for OsDrift {
     }
 }
 
+/// Row `id` of `model` as the synchronizer sees it (None when it is gone).
+async fn load_record(store: &Store, model: &'static Model, id: i64) -> Result<Option<Record>, StoreError> {
+    let mut sql = select_sql(model);
+    sql.push(" WHERE t.id = ").bind(Value::Int(id));
+    Ok(store
+        .db()
+        .fetch(&sql, &types(model))
+        .await?
+        .into_iter()
+        .next()
+        .map(|values| Record { model, values }))
+}
+
+/// Write what a drift repair enacted, as the engine would after a sync: the status, the backend
+/// fields, enacted as of the row's version.
+async fn record_enacted(store: &Store, rec: &Record, enacted: Enacted) -> Result<(), StoreError> {
+    let update = crate::store::StatusUpdate {
+        backend_status: Some(BackendStatus::ok(enacted.status.as_deref())),
+        enacted_version: rec.get_int("row_version"),
+        fields: enacted.fields,
+        ..Default::default()
+    };
+    let mut unit = store.begin(Actor::System).await?;
+    unit.set_status(rec.model, rec.id(), &update).await?;
+    unit.commit().await?;
+    Ok(())
+}
+
 /// One port list per controller: enacted Ports whose Neutron port is gone (deleted outside XOS,
 /// or gone with a network made again) are enacted again at once: the server's port on the
 /// network is found, or a new interface attached. Instances in `skip` are being re-created.
@@ -1970,31 +1998,12 @@ async fn repair_ports(
                 continue;
             }
             tracing::info!(port_row = id, port = %port, "re-creating a port deleted outside XOS");
-            let Some(values) = store
-                .db()
-                .fetch(&{
-                    let mut s = select_sql(model);
-                    s.push(" WHERE t.id = ").bind(Value::Int(id));
-                    s
-                }, &types(model))
-                .await?
-                .into_iter()
-                .next()
-            else {
+            let Some(rec) = load_record(store, model, id).await? else {
                 continue;
             };
-            let rec = crate::store::Record { model, values };
             let note = format!("re-created: port {port} was deleted outside XOS");
             let enacted = enact_port(backend, store, &rec, Some(&note)).await?;
-            let update = crate::store::StatusUpdate {
-                backend_status: Some(BackendStatus::ok(enacted.status.as_deref())),
-                enacted_version: rec.get_int("row_version"),
-                fields: enacted.fields,
-                ..Default::default()
-            };
-            let mut unit = store.begin(Actor::System).await?;
-            unit.set_status(model, id, &update).await?;
-            unit.commit().await?;
+            record_enacted(store, &rec, enacted).await?;
         }
         Ok(())
     }
@@ -2033,35 +2042,12 @@ async fn repair_networks(c: &Controller, store: &Store) {
                 continue;
             }
             tracing::info!(controller_network = id, network = %net, "re-creating a network deleted outside XOS");
-            let model = store.model("ControllerNetwork");
-            let rec = crate::store::Record {
-                model,
-                values: store
-                    .db()
-                    .fetch(&{
-                        let mut s = select_sql(model);
-                        s.push(" WHERE t.id = ").bind(Value::Int(id));
-                        s
-                    }, &types(model))
-                    .await?
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default(),
-            };
-            if rec.values.is_empty() {
+            let Some(rec) = load_record(store, store.model("ControllerNetwork"), id).await? else {
                 continue;
-            }
+            };
             let note = format!("re-created: network {net} was deleted outside XOS");
             let enacted = enact_network(c, store, &rec, Some(&note)).await?;
-            let update = crate::store::StatusUpdate {
-                backend_status: Some(BackendStatus::ok(enacted.status.as_deref())),
-                enacted_version: rec.get_int("row_version"),
-                fields: enacted.fields,
-                ..Default::default()
-            };
-            let mut unit = store.begin(Actor::System).await?;
-            unit.set_status(model, id, &update).await?;
-            unit.commit().await?;
+            record_enacted(store, &rec, enacted).await?;
         }
         Ok(())
     }
