@@ -25,9 +25,9 @@ export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 
-PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-config config-tests production-check nginx moto \
-               schemathesis-venv schemathesis fuzz soak
-.PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy unit e2e \
+PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-regression test-configurations production-check nginx moto \
+               schemathesis-venv test-api-fuzz fuzz soak
+.PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy test-rust test-browser \
         wasm-size clean $(PHONY_EXTRA)
 
 ## ---- set-up ------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ openstack-stop:
 
 # 20 instances in 4 slices on the local OpenStack: time to ACTIVE, idle-pass calls, deletion.
 bench-openstack: openstack
-	cargo test $(CARGO_JOBS) -p server --test openstack twenty_instances_in_four_slices -- --ignored --nocapture
+	cargo test $(CARGO_JOBS) -p server --test all openstack::twenty_instances_in_four_slices -- --ignored --nocapture
 
 ## ---- test ----------------------------------------------------------------------------------
 
@@ -187,12 +187,12 @@ test: deps chromium
 	$(TIMED) fmt $(MAKE) --no-print-directory fmt-check && \
 	$(TIMED) clippy $(MAKE) --no-print-directory clippy && \
 	$(TIMED) openstack $(MAKE) --no-print-directory openstack && \
-	$(TIMED) unit+integration $(MAKE) --no-print-directory unit && \
+	$(TIMED) unit+integration $(MAKE) --no-print-directory test-rust && \
 	$(TIMED) frontend $(MAKE) --no-print-directory frontend && \
-	$(TIMED) end2end $(MAKE) --no-print-directory e2e && \
-	$(TIMED) schemathesis $(MAKE) --no-print-directory schemathesis && \
-	$(TIMED) test-config $(MAKE) --no-print-directory test-config && \
-	$(TIMED) configurations $(MAKE) --no-print-directory config-tests
+	$(TIMED) end2end $(MAKE) --no-print-directory test-browser && \
+	$(TIMED) schemathesis $(MAKE) --no-print-directory test-api-fuzz && \
+	$(TIMED) regression $(MAKE) --no-print-directory test-regression && \
+	$(TIMED) configurations $(MAKE) --no-print-directory test-configurations
 	@echo "all tests passed"; cat $(CARGO_TARGET_DIR)/timings.txt
 
 fmt-check:
@@ -205,18 +205,18 @@ clippy:
 # Unit tests and the REST/store/session integration tests, each on SQLite and on Postgres
 # (127.0.0.1:5432, database `test`; XOS_REQUIRE_POSTGRES=1 makes an unreachable server a failure),
 # and the EC2 backend's tests against moto_server (XOS_REQUIRE_MOTO=1: a missing one fails).
-unit: moto
+test-rust: moto
 	cargo test $(CARGO_JOBS) -p registry -p store -p server -p app
 
 # Browser tests: the debug `xos` binary the integration tests built, the release wasm bundle.
-e2e: node-deps chromium
+test-browser: node-deps chromium
 	cargo build $(CARGO_JOBS) -p server
 	cd end2end && XOS_BIN=$(XOS_DEBUG) XOS_SITE_ROOT=$(SITE) npm test
 
 # schemathesis against /openapi.json: every operation, 10 examples each, a fixed seed (make fuzz:
 # 100 examples, a random seed).
 ST_EXAMPLES ?= 10
-schemathesis: schemathesis-venv
+test-api-fuzz: schemathesis-venv
 	cargo build $(CARGO_JOBS) -p server
 	XOS_BIN=$(XOS_DEBUG) ST=$(ST_VENV)/bin/st ST_EXAMPLES=$(ST_EXAMPLES) ST_SEED=$(or $(ST_SEED),1) scripts/schemathesis.sh
 
@@ -227,7 +227,7 @@ FUZZ_SECONDS ?= 600
 fuzz: schemathesis-venv
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
-	$(MAKE) --no-print-directory schemathesis ST_EXAMPLES=100 ST_SEED=$$(date +%s)
+	$(MAKE) --no-print-directory test-api-fuzz ST_EXAMPLES=100 ST_SEED=$$(date +%s)
 
 # 30 minutes of mixed API traffic at half the measured capacity, with synchronizer work, against
 # the release server (devel configuration, fresh SQLite database). Not part of `make test`.
@@ -237,14 +237,14 @@ soak: build
 
 # The test configuration: the two-phase regression (TOSCA data-model tests, then synchronizer
 # tests), on SQLite and, when it answers, Postgres.
-test-config:
+test-regression:
 	cargo build $(CARGO_JOBS) -p server
 	XOS_BIN=$(XOS_DEBUG) configurations/test/regression.sh
 
 # Every other configuration started as documented and exercised: devel and frontend-only
 # (scripts/xosctl, as `make run` starts them), bash (commands on its standard input), production
 # (nginx, two servers, sync workers, Postgres). Uses the debug binary the tests built.
-config-tests: nginx
+test-configurations: nginx
 	cargo build $(CARGO_JOBS) -p server
 	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh devel frontend-only
 	@$(MAKE) --no-print-directory openstack

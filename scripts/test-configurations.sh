@@ -57,7 +57,7 @@ test_frontend_only() {
   scripts/xosctl stop "$config" "$BIN" >/dev/null
 }
 
-# The openstack configuration against the stack of `make openstack` (which config-tests runs).
+# The openstack configuration against the stack of `make openstack` (which `make test-configurations` runs).
 os_active() { api "/xos/instances/?name=os-demo-1" | jq_ 'd[0]["backend_status"]' | grep -q '^1 - OK: ACTIVE'; }
 # What OpenStack itself holds (Keystone's projects named $1, Nova's servers in them), as admin.
 os_count() {

@@ -2,7 +2,7 @@
 //! and the changed fields (secrets masked), in the writing transaction; nothing for a refused or
 //! rolled-back write; `/xos/changes/` filters, limits and visibility; retention.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{ADMIN, TestApp};

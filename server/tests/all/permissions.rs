@@ -1,7 +1,7 @@
 //! The permission matrix: admin / site PI / slice user / plain user / anonymous × read / create /
 //! update / delete on each model family, on SQLite and Postgres.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::TestApp;

@@ -1,7 +1,7 @@
 //! The local backend: instances as supervised processes, with flavor limits, drift repair,
 //! adoption after a restart, and clean deletes.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::TestApp;

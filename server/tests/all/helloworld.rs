@@ -2,7 +2,7 @@
 //! serves its message; a new message is served after the next pass (same port); deleting the
 //! tenant stops the server.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::TestApp;
@@ -24,7 +24,7 @@ impl Drop for State {
     }
 }
 
-const RECIPE: &str = include_str!("../../configurations/devel/recipes/helloworld.yaml");
+const RECIPE: &str = include_str!("../../../configurations/devel/recipes/helloworld.yaml");
 
 async fn engine(app: &TestApp, state: &State) -> Engine {
     let mut ctx = StepContext::new(app.store.clone(), state.0.clone());

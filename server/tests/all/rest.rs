@@ -1,7 +1,7 @@
 //! The REST contract, on SQLite and Postgres: shapes, status codes, queries, and bad input that
 //! must be refused with a field-named 4xx and change nothing.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{ADMIN, TestApp, build};

@@ -4,7 +4,7 @@
 //!
 //! Without moto_server the tests are skipped, unless `XOS_REQUIRE_MOTO=1` (CI), which fails them.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Operations endpoints: health, readiness (and its failure when a migration is missing) and the
 //! Prometheus metrics, including the synchronizer's when it runs in the process.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{TestApp, build};

@@ -1,6 +1,6 @@
 //! xoslib extension objects: SlicePlus (figures, site allocation, members) and TenantView.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::TestApp;

@@ -1,7 +1,7 @@
 //! Request limits: body size, explicit page size, filters, request timeout, and failed-login
 //! throttling (429) that never locks the real user out from elsewhere.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

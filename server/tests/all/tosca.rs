@@ -1,7 +1,7 @@
 //! TOSCA recipes: every core node type loads, re-applies as a no-op, deletes and re-applies;
 //! every kind of recipe error is reported with file, line and node, and writes nothing.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

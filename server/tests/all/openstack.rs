@@ -7,7 +7,7 @@
 //! Without a reachable OpenStack the tests are skipped, unless `XOS_REQUIRE_OPENSTACK=1` (CI),
 //! which fails them. They run one at a time (one cloud), each with slice names of its own.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use serde_json::{Value, json};

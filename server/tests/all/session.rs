@@ -1,6 +1,6 @@
 //! Browser sessions: the login form, the session cookie, CSRF on cookie-authenticated writes.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};

@@ -1,7 +1,7 @@
 //! The one write path, below HTTP: units of work, events, status writes, hooks, and the schema
 //! the migrations produce compared with the registry.
 
-mod common;
+use crate::common;
 
 use app::registry::SqlType;
 use common::TestApp;

@@ -2,7 +2,7 @@
 //! status write-back, backoff, failed dependencies, deletions and purges, model policies, the
 //! event stream, and two workers sharing one Postgres database.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::{Backend, TestApp};

@@ -1,7 +1,7 @@
 //! Every core model through the API, on SQLite and Postgres: create, read, update, delete,
 //! many-to-many writes, on-delete rules and the XOS rules the store enforces.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::TestApp;

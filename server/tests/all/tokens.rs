@@ -1,7 +1,7 @@
 //! API tokens: created with their key shown once, used with `Authorization: Token`, expiring,
 //! revocable, and never readable afterwards.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
