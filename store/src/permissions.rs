@@ -274,21 +274,26 @@ async fn has_site_role(
 
 /// XOS's `can_update_slice`: creator, site PI/admin of the slice's site, or slice admin.
 async fn can_manage_slice(unit: &mut Unit, me: i64, slice: Option<i64>) -> Result<bool, StoreError> {
-    let Some(slice) = slice else { return Ok(false) };
-    let mut sql = Sql::new("SELECT 1 WHERE ");
-    sql.bind(Value::Int(slice));
-    sql.push(" IN ");
-    push_managed_slices(&mut sql, Me::Id(me));
-    Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
+    slice_in(unit, me, slice, push_managed_slices).await
 }
 
 /// Whether `me` may see `slice` (a member: creator, a privilege on it, PI/admin of its site).
 async fn is_slice_member(unit: &mut Unit, me: i64, slice: Option<i64>) -> Result<bool, StoreError> {
+    slice_in(unit, me, slice, push_visible_slices).await
+}
+
+/// Whether `slice` is in the set of slices `push` writes for `me`.
+async fn slice_in(
+    unit: &mut Unit,
+    me: i64,
+    slice: Option<i64>,
+    push: fn(&mut Sql, Me),
+) -> Result<bool, StoreError> {
     let Some(slice) = slice else { return Ok(false) };
     let mut sql = Sql::new("SELECT 1 WHERE ");
     sql.bind(Value::Int(slice));
     sql.push(" IN ");
-    push_visible_slices(&mut sql, Me::Id(me));
+    push(&mut sql, Me::Id(me));
     Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
 }
 

@@ -134,16 +134,8 @@ impl OsBackend {
 
     /// Controller `id` (deleted ones too: a deletion still needs its client).
     async fn controller_by_id(&self, store: &Store, id: Option<i64>) -> Result<Controller, SyncError> {
-        let model = store.model("Controller");
-        let mut sql = select_sql(model);
-        sql.push(" WHERE t.id = ").bind(Value::Int(id.unwrap_or(0)));
-        let rec = store
-            .db()
-            .fetch(&sql, &types(model))
+        let rec = load_record(store, store.model("Controller"), id.unwrap_or(0))
             .await?
-            .into_iter()
-            .next()
-            .map(|values| Record { model, values })
             .ok_or_else(|| SyncError::Failed("the controller is gone".into()))?;
         self.controller(&rec)
     }
