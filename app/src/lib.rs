@@ -23,6 +23,8 @@ pub struct UserInfo {
     pub id: i64,
     pub email: String,
     pub is_admin: bool,
+    /// The services beyond the core this server loads (their models have admin pages).
+    pub services: Vec<String>,
 }
 
 /// The HTML document around the app (rendered on the server only).

@@ -585,6 +585,22 @@ pub struct Model {
     /// Related objects the admin form lists below the object, with their status: (model, the
     /// foreign key of that model pointing here), e.g. a slice's instances (`Instance`, `slice`).
     pub inlines: Vec<(String, String)>,
+    /// The core model this one extends (a service's `HelloWorldService` is a `Service`), as
+    /// Django's multi-table inheritance did: see [`Extends`].
+    #[serde(default)]
+    pub extends: Option<Extends>,
+}
+
+/// A model that extends another: it has the parent's fields too (declared once, in the
+/// parent), each of its rows is also a row of the parent with the same id and `kind`, so it
+/// appears in the parent's collection (`/xos/services/`) as XOS showed subclasses. The store
+/// keeps both rows one object: a write through either reaches the other in the same transaction.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Extends {
+    /// The parent model (`Service`, `Tenant`).
+    pub parent: String,
+    /// The parent's `kind` for these rows (`helloworld`); fixed, not writable.
+    pub kind: String,
 }
 
 impl Model {
@@ -609,6 +625,7 @@ impl Model {
             tosca: None,
             help_text: String::new(),
             inlines: Vec::new(),
+            extends: None,
         };
         m.fields.extend(base_fields(Base::PlCore));
         m
@@ -749,7 +766,18 @@ impl Model {
         self.tosca_mut().capabilities = Some(name.to_string());
         self
     }
+    /// Extend a core model (`Service`, `Tenant`): inherit its fields (a field declared here of
+    /// the same name overrides the parent's, e.g. a narrower foreign key) and share its rows,
+    /// whose `kind` is `kind`. The parent's fields are added when the registry is built.
+    pub fn extends(mut self, parent: &str, kind: &str) -> Model {
+        self.extends = Some(Extends {
+            parent: parent.to_string(),
+            kind: kind.to_string(),
+        });
+        self
+    }
     /// Put the model in another Django app (a service's own models: `helloworld_…` tables).
+    /// The app is also the service the model belongs to (`core` for the core models).
     pub fn in_app(mut self, app: &str) -> Model {
         self.app = app.to_string();
         self
@@ -838,6 +866,43 @@ impl Model {
     }
 }
 
+/// Give each extending model its parent's own fields (after its bookkeeping, before its own
+/// fields; a field it declares itself wins) and fix its `kind`.
+fn inherit(models: &mut [Model]) {
+    for i in 0..models.len() {
+        let Some(ext) = models[i].extends.clone() else {
+            continue;
+        };
+        let Some(parent) = models.iter().find(|m| m.name == ext.parent) else {
+            panic!("{} extends {}, which is not declared", models[i].name, ext.parent);
+        };
+        assert!(
+            parent.extends.is_none() && parent.base == models[i].base,
+            "{} may extend only a core model of the same base",
+            models[i].name
+        );
+        let parent_own = 1 + base_fields(parent.base).len();
+        let inherited: Vec<Field> = parent.fields[parent_own..]
+            .iter()
+            .filter(|f| models[i].field_named(&f.name).is_none())
+            .cloned()
+            .collect();
+        let rules: Vec<Rule> = parent.rules.clone();
+        let child = &mut models[i];
+        for r in rules {
+            if !child.rules.contains(&r) {
+                child.rules.push(r);
+            }
+        }
+        let at = 1 + base_fields(child.base).len();
+        child.fields.splice(at..at, inherited);
+        if let Some(kind) = child.fields.iter_mut().find(|f| f.name == "kind") {
+            kind.default = Some(FieldDefault::Value(ext.kind.clone().into()));
+            kind.editable = false;
+        }
+    }
+}
+
 /// The bookkeeping fields of a base.
 fn base_fields(base: Base) -> Vec<Field> {
     let mut v = vec![
@@ -884,8 +949,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Build a registry from declarations (indexes names and plurals).
-    pub fn new(models: Vec<Model>) -> Registry {
+    /// Build a registry from declarations: resolve inheritance ([`Model::extends`]), index
+    /// names and plurals.
+    pub fn new(mut models: Vec<Model>) -> Registry {
+        inherit(&mut models);
         let by_name = models
             .iter()
             .enumerate()
@@ -921,6 +988,25 @@ impl Registry {
         Some((source, target))
     }
 
+    /// The models that extend `model` (`HelloWorldService` for `Service`).
+    pub fn children<'a>(&'a self, model: &str) -> impl Iterator<Item = &'a Model> + 'a {
+        let model = model.to_string();
+        self.models
+            .iter()
+            .filter(move |m| m.extends.as_ref().is_some_and(|e| e.parent == model))
+    }
+
+    /// The services whose models this registry holds (`core` first), from the models' apps.
+    pub fn services(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = vec!["core"];
+        for m in &self.models {
+            if !out.contains(&m.app.as_str()) {
+                out.push(&m.app);
+            }
+        }
+        out
+    }
+
     /// Foreign keys elsewhere that point at `model`: (referring model, field).
     pub fn referrers<'a>(&'a self, model: &'a str) -> impl Iterator<Item = (&'a Model, &'a Field)> + 'a {
         self.models.iter().flat_map(move |m| {
@@ -953,6 +1039,27 @@ mod tests {
         "versionNumber",
         "dashboardView",
     ];
+
+    #[test]
+    fn an_extending_model_has_its_parents_fields_and_a_fixed_kind() {
+        let reg = registry();
+        let service = reg.model("Service").unwrap();
+        let hw = reg.model("HelloWorldService").unwrap();
+        for f in service.fields.iter() {
+            assert!(hw.field_named(&f.name).is_some(), "HelloWorldService lacks {}", f.name);
+        }
+        let kind = hw.field_named("kind").unwrap();
+        assert!(!kind.editable);
+        assert_eq!(kind.default, Some(FieldDefault::Value("helloworld".into())));
+        // A field the child declares wins: the tenant's provider is a HelloWorld service.
+        let tenant = reg.model("HelloWorldTenant").unwrap();
+        assert_eq!(tenant.field_named("provider_service").unwrap().fk_target(), Some("HelloWorldService"));
+        assert_eq!(tenant.fields.iter().filter(|f| f.name == "provider_service").count(), 1);
+        assert!(tenant.rules.contains(&Rule::TenantOneSubscriber), "the parent's rules apply");
+        let children: Vec<&str> = reg.children("Service").map(|m| m.name.as_str()).collect();
+        assert_eq!(children, vec!["HelloWorldService"]);
+        assert_eq!(reg.services(), vec!["core", "helloworld"]);
+    }
 
     #[test]
     fn every_foreign_key_points_at_a_declared_model() {

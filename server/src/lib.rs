@@ -49,7 +49,13 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub async fn open_store(config: &Config) -> Result<Store, ServerError> {
     let db = db::Db::connect(&config.database_url).await?;
     db.migrate().await?;
-    Ok(Store::open(db, app::registry::registry()).await?)
+    let store = Store::open(db, app::registry::registry()).await?;
+    store.set_services(
+        &config
+            .loaded_services()
+            .map_err(|e| ServerError::Config(e.to_string()))?,
+    );
+    Ok(store)
 }
 
 /// The state every handler shares.
@@ -81,17 +87,75 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
     }))
 }
 
-/// The synchronizer of a configuration: the local backend's steps, with model policies as
-/// configured. Marks the observed models (their deletes become soft) even when the engine runs
-/// elsewhere (`external`).
+/// The synchronizer of a configuration: the core's steps (the local, EC2 and OpenStack
+/// backends, model policies as configured) and each loaded service's. Marks the observed models
+/// (their deletes become soft) even when the engine runs elsewhere (`external`).
 pub async fn synchronizer(store: &Store, config: &Config) -> Result<Arc<sync::engine::Engine>, ServerError> {
-    let mut ctx = sync::StepContext::new(
+    synchronizer_for(store, config, None).await
+}
+
+/// [`synchronizer`] for one service alone (`xos sync --service NAME`; `core` is the core's
+/// steps and model policies). Every loaded service's observed models are still marked, so this
+/// process deletes softly what any synchronizer enacts.
+pub async fn synchronizer_for(
+    store: &Store,
+    config: &Config,
+    only: Option<&str>,
+) -> Result<Arc<sync::engine::Engine>, ServerError> {
+    let ctx = sync::StepContext::new(
         store.clone(),
         std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone()),
     );
+    synchronizer_in(ctx, config, only).await
+}
+
+/// [`synchronizer_for`] in a given step context (its store, state directory and `xos` binary);
+/// the configuration's local backend limits apply.
+pub async fn synchronizer_in(
+    mut ctx: sync::StepContext,
+    config: &Config,
+    only: Option<&str>,
+) -> Result<Arc<sync::engine::Engine>, ServerError> {
     ctx.local = config.local_backend.clone();
-    let mut steps = sync::local::steps(&ctx, std::time::Duration::from_secs(2));
-    steps.extend(services::steps(&ctx));
+    let store = &ctx.store.clone();
+    let loaded = store.services();
+    if let Some(name) = only
+        && name != "core"
+        && !loaded.iter().any(|s| s == name)
+    {
+        return Err(ServerError::Config(format!(
+            "service {name:?} is not loaded by this configuration (loaded: core, {})",
+            loaded.join(", ")
+        )));
+    }
+    let mut all = Vec::new();
+    all.push(("core", core_steps(&ctx)));
+    for s in &loaded {
+        all.push((s.as_str(), services::steps(s, &ctx)));
+    }
+    let mut steps = Vec::new();
+    for (service, service_steps) in all {
+        for s in &service_steps {
+            store.set_observed(s.observes(), true);
+        }
+        if only.is_none_or(|o| o == service) {
+            steps.extend(service_steps);
+        }
+    }
+    let opts = sync::engine::EngineOptions {
+        model_policies: config.model_policies && only.is_none_or(|o| o == "core"),
+        services: only.map(|o| vec![o.to_string()]),
+        ..Default::default()
+    };
+    let engine = sync::engine::Engine::new(ctx, steps, opts)
+        .await
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    Ok(Arc::new(engine))
+}
+
+/// The core's steps: the local, EC2 and OpenStack backends.
+fn core_steps(ctx: &sync::StepContext) -> Vec<Arc<dyn sync::Step>> {
+    let mut steps = sync::local::steps(ctx, std::time::Duration::from_secs(2));
     steps.extend(sync::ec2::steps(
         Arc::new(sync::ec2::Ec2Backend::default()),
         std::time::Duration::from_secs(300),
@@ -101,14 +165,7 @@ pub async fn synchronizer(store: &Store, config: &Config) -> Result<Arc<sync::en
         Arc::new(sync::openstack::OsBackend::default()),
         std::time::Duration::from_secs(30),
     ));
-    let opts = sync::engine::EngineOptions {
-        model_policies: config.model_policies,
-        ..Default::default()
-    };
-    let engine = sync::engine::Engine::new(ctx, steps, opts)
-        .await
-        .map_err(|e| ServerError::Config(e.to_string()))?;
-    Ok(Arc::new(engine))
+    steps
 }
 
 /// Middleware: refuse a request whose `Host` (or HTTP/2 authority) is not an allowed host, as

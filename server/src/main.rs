@@ -45,6 +45,10 @@ enum Command {
         /// Run one pass and exit.
         #[arg(long)]
         once: bool,
+        /// Run only this service's synchronizer (`core`: the core's backends and model
+        /// policies; `helloworld`, …): one instance per service may run side by side.
+        #[arg(long)]
+        service: Option<String>,
         /// Serve /healthz, /readyz and /metrics of this worker at this address (e.g.
         /// 127.0.0.1:9101) for a Prometheus scraper.
         #[arg(long, env = "XOS_METRICS_ADDR")]
@@ -55,6 +59,9 @@ enum Command {
         /// Graphviz instead of text.
         #[arg(long)]
         dot: bool,
+        /// Only this service's models (`core`, `helloworld`, …) and what they depend on.
+        #[arg(long)]
+        service: Option<String>,
     },
     /// The small long-running program local instances run by default.
     Workload {
@@ -226,12 +233,22 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         };
     }
-    if let Command::Dmdot { dot } = &cli.command {
+    if let Command::Dmdot { dot, service } = &cli.command {
         let reg = app::registry::registry();
+        if let Some(s) = service
+            && !reg.services().contains(&s.as_str())
+        {
+            eprintln!(
+                "error: unknown service {s:?}; this build has: {}",
+                reg.services().join(", ")
+            );
+            std::process::exit(2);
+        }
+        let only = service.as_deref();
         let text = if *dot {
-            server::sync::graph::dmdot_graphviz(reg)
+            server::sync::graph::dmdot_graphviz(reg, only)
         } else {
-            server::sync::graph::dmdot_text(reg)
+            server::sync::graph::dmdot_text(reg, only)
         };
         print!("{text}");
         return Ok(());
@@ -377,7 +394,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Serve => serve(store, config).await,
-        Command::Sync { once, metrics_addr } => sync(store, config, once, metrics_addr).await,
+        Command::Sync {
+            once,
+            service,
+            metrics_addr,
+        } => sync(store, config, once, service, metrics_addr).await,
         Command::Makemigrations { .. }
         | Command::BenchCeiling { .. }
         | Command::Dmdot { .. }
@@ -444,9 +465,10 @@ async fn sync(
     store: server::store::Store,
     config: Config,
     once: bool,
+    service: Option<String>,
     metrics_addr: Option<String>,
 ) -> Result<(), String> {
-    let engine = server::synchronizer(&store, &config)
+    let engine = server::synchronizer_for(&store, &config, service.as_deref())
         .await
         .map_err(|e| e.to_string())?;
     if once {

@@ -70,6 +70,10 @@ pub struct Config {
     /// a new stream gets 429.
     pub max_event_streams_per_user: usize,
     pub max_event_streams: usize,
+    /// The services beyond the core this configuration loads (`["helloworld"]`); absent: every
+    /// compiled-in service. Models of services not loaded keep their tables but get no routes,
+    /// admin pages, TOSCA types or synchronizer steps.
+    pub services: Option<Vec<String>>,
     pub bootstrap: Bootstrap,
     pub local_backend: LocalBackendConfig,
 }
@@ -153,7 +157,7 @@ impl Default for Config {
             content_security_policy: DEFAULT_CSP.into(),
             max_event_streams_per_user: 8,
             max_event_streams: 1000,
-
+            services: None,
             bootstrap: Bootstrap::default(),
             local_backend: LocalBackendConfig::default(),
         }
@@ -167,6 +171,8 @@ pub enum ConfigError {
     Read(String, std::io::Error),
     #[error("{0}: {1}")]
     Parse(String, toml::de::Error),
+    #[error("unknown service {0:?} in `services`; this build has: {1}")]
+    UnknownService(String, String),
     #[error("{0} is not a valid port: {1}")]
     Port(String, std::num::ParseIntError),
 }
@@ -232,7 +238,25 @@ impl Config {
         {
             config.site_root = PathBuf::from(root);
         }
+        config.loaded_services()?;
         Ok(config)
+    }
+
+    /// The services this configuration loads, checked against the compiled-in ones.
+    pub fn loaded_services(&self) -> Result<Vec<String>, ConfigError> {
+        let known = app::registry::registry().services();
+        let extra: Vec<&str> = known.iter().copied().filter(|s| *s != "core").collect();
+        match &self.services {
+            None => Ok(extra.iter().map(|s| s.to_string()).collect()),
+            Some(list) => {
+                for s in list {
+                    if !extra.contains(&s.as_str()) {
+                        return Err(ConfigError::UnknownService(s.clone(), extra.join(", ")));
+                    }
+                }
+                Ok(list.clone())
+            }
+        }
     }
 }
 

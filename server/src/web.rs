@@ -21,7 +21,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let options = state.leptos.clone();
     let pages = Router::new()
         .leptos_routes(state, routes, move || app::shell(options.clone()))
-        .layer(middleware::from_fn(require_login));
+        .layer(middleware::from_fn_with_state(state.clone(), require_login));
     let site = &state.config.site_root;
     Router::new()
         .route("/login", post(auth::login))
@@ -50,7 +50,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// Send visitors without a session to the login page; hand the user to the pages.
-async fn require_login(mut req: Request, next: Next) -> Response {
+async fn require_login(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_string();
     let principal = req
         .extensions()
@@ -63,6 +67,7 @@ async fn require_login(mut req: Request, next: Next) -> Response {
                 id: p.id,
                 email: p.email,
                 is_admin: p.is_admin,
+                services: state.store.services(),
             });
             next.run(req).await
         }

@@ -21,6 +21,7 @@
 pub mod changelog;
 pub mod db;
 pub mod ddl;
+mod inherit;
 pub mod m2m;
 pub mod migrations;
 pub mod password;
@@ -276,6 +277,8 @@ struct Inner {
     registry: &'static Registry,
     events: broadcast::Sender<ChangeEvent>,
     observed: RwLock<HashSet<String>>,
+    /// The services beyond the core whose models this process serves (None: all).
+    services: RwLock<Option<HashSet<String>>>,
     hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
     generation: AtomicU64,
     /// Moves when credentials may have changed: a User or ApiToken row written here, or by
@@ -322,6 +325,7 @@ impl Store {
                 registry,
                 events,
                 observed: RwLock::new(HashSet::new()),
+                services: RwLock::new(None),
                 hooks: RwLock::new(Vec::new()),
                 generation: AtomicU64::new(0),
                 auth_generation: AtomicU64::new(0),
@@ -379,6 +383,36 @@ impl Store {
     /// Receive change events published after each commit.
     pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Serve only the core and these services' models (the configuration's `services`); the
+    /// models of the others keep their tables and are still kept consistent by the write path
+    /// (on-delete rules, inheritance), but the API, admin, TOSCA and synchronizer skip them.
+    pub fn set_services(&self, services: &[String]) {
+        *self.inner.services.write().expect("services lock") = Some(services.iter().cloned().collect());
+    }
+
+    /// Whether `model` belongs to the core or to a loaded service.
+    pub fn is_loaded(&self, model: &Model) -> bool {
+        model.app == "core"
+            || self
+                .inner
+                .services
+                .read()
+                .expect("services lock")
+                .as_ref()
+                .is_none_or(|s| s.contains(&model.app))
+    }
+
+    /// The loaded services beyond the core (every one of the registry when not set).
+    pub fn services(&self) -> Vec<String> {
+        let set = self.inner.services.read().expect("services lock");
+        self.registry()
+            .services()
+            .into_iter()
+            .filter(|s| *s != "core" && set.as_ref().is_none_or(|set| set.contains(*s)))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Declare that a running synchronizer observes `model`: its deletes become soft.
@@ -1043,6 +1077,13 @@ impl Unit {
         self.check_rules(model, None, &after, &mut set).await?;
         let mut after = after;
         hash_passwords(&mut after, &set)?;
+        if let Some(parent) = self.parent_of(model) {
+            // An extending model's row is also a parent row: that one first, for the id.
+            match self.create_parent_row(parent, &after, &mut errors).await? {
+                Some(id) => after.values[0] = Value::Int(id),
+                None => return Err(StoreError::Invalid(errors)),
+            }
+        }
         let id = self.insert(&after).await?;
         after.values[0] = Value::Int(id);
         let mut m2m_log = serde_json::Map::new();
@@ -1132,6 +1173,7 @@ impl Unit {
         }
         hash_passwords(&mut after, &changed)?;
         self.write_update(&mut after, &changed).await?;
+        self.mirror_update(&after, &changed).await?;
         self.announce(
             Change {
                 kind: ChangeKind::Update,
@@ -1187,6 +1229,7 @@ impl Unit {
             return Ok(before);
         }
         self.write_update(&mut after, &changed).await?;
+        self.mirror_update(&after, &changed).await?;
         self.announce(
             Change {
                 kind: ChangeKind::Update,
@@ -1204,6 +1247,7 @@ impl Unit {
     pub async fn delete(&mut self, model: &'static Model, id: i64) -> Result<(), StoreError> {
         let before = self.load_visible(model, id).await?;
         permissions::check_write(self, Op::Delete, Some(&before), &before, &[]).await?;
+        self.check_child_delete(&before).await?;
         if before.get_bool("write_protect") {
             return Err(StoreError::Conflict(format!(
                 "{} {} is write-protected.",
@@ -1246,8 +1290,21 @@ impl Unit {
         depth: u32,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>> {
         Box::pin(async move {
-            if depth > 32 || plan.iter().any(|s| matches!(s, DeleteStep::Remove(r) if r.model.name == rec.model.name && r.id() == rec.id())) {
+            let planned = |plan: &[DeleteStep], rec: &Record| {
+                plan.iter().any(|s| matches!(s, DeleteStep::Remove(r) if r.model.name == rec.model.name && r.id() == rec.id()))
+            };
+            if depth > 32 || planned(plan, &rec) {
                 return Ok(());
+            }
+            // The object's other row (parent or child) goes too: a child before its parent.
+            let counterpart = self.counterpart(&rec).await?;
+            if let Some(child) = counterpart.as_ref().filter(|c| c.model.extends.is_some()) {
+                if !planned(plan, child) {
+                    self.plan_delete(child.clone(), plan, depth + 1).await?;
+                }
+                if planned(plan, &rec) {
+                    return Ok(());
+                }
             }
             let reg = self.store.registry();
             for (ref_model, field) in reg.referrers(&rec.model.name) {
@@ -1301,6 +1358,9 @@ impl Unit {
                 }
             }
             plan.push(DeleteStep::Remove(rec));
+            if let Some(parent) = counterpart.filter(|c| c.model.extends.is_none()) {
+                self.plan_delete(parent, plan, depth + 1).await?;
+            }
             Ok(())
         })
     }
@@ -1417,6 +1477,9 @@ impl Unit {
         }
         self.events
             .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Status));
+        if status.backend_status.is_some() {
+            self.mirror_status(model, &[id]).await?;
+        }
         Ok(())
     }
 
@@ -1486,12 +1549,15 @@ impl Unit {
                 .push(")");
             }
             sql.push(") AS v(id, bs, br, ev) WHERE t.id = v.id RETURNING t.id");
+            let mut ids = Vec::new();
             for r in self.fetch(&sql, &[SqlType::Int]).await? {
                 if let Some(id) = r[0].as_int() {
                     self.events
                         .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Status));
+                    ids.push(id);
                 }
             }
+            self.mirror_status(model, &ids).await?;
         }
         Ok(())
     }
@@ -1711,7 +1777,8 @@ impl Unit {
         let mut sql = Sql::default();
         let mut vals = String::new();
         for (f, v) in model.fields.iter().zip(&rec.values) {
-            if matches!(f.kind, FieldKind::AutoId) {
+            // The id comes from the sequence, except a child's, which is its parent row's.
+            if matches!(f.kind, FieldKind::AutoId) && !(model.extends.is_some() && rec.id() > 0) {
                 continue;
             }
             cols.push(f.column());

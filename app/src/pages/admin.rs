@@ -66,9 +66,12 @@ pub fn AdminIndex() -> impl IntoView {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
                 let u = user.await.ok().flatten();
+                // The core's models and those of the services this server loads.
+                let loaded = u.as_ref().map(|u| u.services.clone()).unwrap_or_default();
                 let rows = registry()
                     .models
                     .iter()
+                    .filter(|m| m.app == "core" || loaded.contains(&m.app))
                     .map(|m| view! {
                         <li>
                             <a href=admin_path(m)>{capitalize(&m.verbose_name_plural)}</a>

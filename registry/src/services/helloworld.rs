@@ -8,30 +8,37 @@ use crate::{Field, Model, OnDelete, ToscaEffect};
 
 pub fn models() -> Vec<Model> {
     vec![
+        // A Service: name, description, enabled, published, … come from `Service`; its rows
+        // are listed in `/xos/services/` with kind `helloworld`.
         Model::new("HelloWorldService", "helloworldservices")
             .in_app("helloworld")
+            .extends("Service", "helloworld")
             .verbose("hello world service", "hello world services")
             .help("The HelloWorld service: a provider of tenants that greet over HTTP")
             // Nothing to enact for the service itself; its tenants are what runs.
             .no_sync_by_default()
-            .field(Field::schar("name", 200).unique().help("Name of the service"))
-            .field(Field::text("description", Some(1024)).optional())
-            .field(Field::boolean("enabled", true))
             .display("{name}")
             .search(&["name", "description"])
             .list(&["name", "enabled", "description"])
-            .tosca("tosca.nodes.HelloWorldService", "name"),
+            .tosca("tosca.nodes.HelloWorldService", "name")
+            .tosca_default("versionNumber", "1.0".into()),
+        // A Tenant of a HelloWorldService (its `provider_service` narrowed to one): listed in
+        // `/xos/tenants/` with kind `helloworld`.
         Model::new("HelloWorldTenant", "helloworldtenants")
             .in_app("helloworld")
+            .extends("Tenant", "helloworld")
             .verbose("hello world tenant", "hello world tenants")
             .help("A tenant of the HelloWorld service: a loopback HTTP server that serves its message")
             .field(Field::schar("name", 200).unique().help("Name of the tenant"))
-            .field(Field::fk(
-                "service",
-                "HelloWorldService",
-                "tenants",
-                OnDelete::Cascade,
-            ))
+            .field(
+                Field::fk(
+                    "provider_service",
+                    "HelloWorldService",
+                    "helloworld_tenants",
+                    OnDelete::Cascade,
+                )
+                .help("The HelloWorld service this tenant belongs to"),
+            )
             .field(
                 Field::char("display_message", 254)
                     .default_str("Hello World!")
@@ -51,12 +58,18 @@ pub fn models() -> Vec<Model> {
             )
             .display("{name}")
             .search(&["name", "display_message"])
-            .list(&["name", "service", "display_message", "port", "backend_status"])
+            .list(&[
+                "name",
+                "provider_service",
+                "display_message",
+                "port",
+                "backend_status",
+            ])
             .tosca("tosca.nodes.HelloWorldTenant", "name")
             .tosca_required(
                 "TenantOfService",
                 "HelloWorldService",
-                ToscaEffect::Field("service".into()),
+                ToscaEffect::Field("provider_service".into()),
             ),
     ]
 }

@@ -171,7 +171,12 @@ fn links(params: &[(String, String)], headers: &HeaderMap) -> Links {
 }
 
 fn model_for(state: &AppState, plural: &str) -> Result<&'static Model, ApiError> {
-    state.store.registry().by_plural(plural).ok_or(ApiError::NotFound)
+    state
+        .store
+        .registry()
+        .by_plural(plural)
+        .filter(|m| state.store.is_loaded(m))
+        .ok_or(ApiError::NotFound)
 }
 
 fn parse_id(id: &str) -> Result<i64, ApiError> {
@@ -229,7 +234,13 @@ async fn api_root(
     auth.require()?;
     let base = base_url(&headers);
     let mut m = Map::new();
-    for model in &state.store.registry().models {
+    for model in state
+        .store
+        .registry()
+        .models
+        .iter()
+        .filter(|m| state.store.is_loaded(m))
+    {
         m.insert(
             model.plural.clone(),
             Json::String(format!("{base}/xos/{}/", model.plural)),

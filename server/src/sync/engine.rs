@@ -41,6 +41,9 @@ pub struct EngineOptions {
     pub model_policies: bool,
     /// Status writes per transaction.
     pub batch: usize,
+    /// The services this engine runs for (`xos sync --service`): it purges the deleted rows of
+    /// their unobserved models only. None: every service.
+    pub services: Option<Vec<String>>,
 }
 
 impl Default for EngineOptions {
@@ -51,6 +54,7 @@ impl Default for EngineOptions {
             idle_tick: Duration::from_secs(5),
             model_policies: true,
             batch: 2000,
+            services: None,
         }
     }
 }
@@ -541,7 +545,14 @@ impl Engine {
         let store = &self.ctx.store;
         let observed: HashSet<&str> = self.steps.iter().map(|s| s.observes()).collect();
         for model in &store.registry().models {
-            if observed.contains(model.name.as_str()) || model.field_named("deleted").is_none() {
+            // Observed by a step here or by another service's synchronizer: theirs to purge.
+            let mine = self.opts.services.as_ref().is_none_or(|s| s.contains(&model.app));
+            if !mine
+                || !store.is_loaded(model)
+                || observed.contains(model.name.as_str())
+                || store.is_observed(&model.name)
+                || model.field_named("deleted").is_none()
+            {
                 continue;
             }
             let sql = Sql::new(format!(

@@ -13,9 +13,11 @@ pub fn model_dependencies(reg: &Registry) -> BTreeMap<String, BTreeSet<String>> 
     reg.models
         .iter()
         .map(|m| {
+            // An extending model's rows are rows of its parent too: written after them.
             let deps = m
                 .foreign_keys()
                 .filter_map(|f| f.fk_target())
+                .chain(m.extends.as_ref().map(|e| e.parent.as_str()))
                 .filter(|t| *t != m.name)
                 .map(str::to_string)
                 .collect();
@@ -25,9 +27,9 @@ pub fn model_dependencies(reg: &Registry) -> BTreeMap<String, BTreeSet<String>> 
 }
 
 /// The graph as text: one line per model with what it depends on.
-pub fn dmdot_text(reg: &Registry) -> String {
+pub fn dmdot_text(reg: &Registry, service: Option<&str>) -> String {
     let mut out = String::new();
-    for (m, deps) in model_dependencies(reg) {
+    for (m, deps) in service_dependencies(reg, service) {
         let list: Vec<&str> = deps.iter().map(String::as_str).collect();
         out.push_str(&format!(
             "{m} -> {}\n",
@@ -42,9 +44,9 @@ pub fn dmdot_text(reg: &Registry) -> String {
 }
 
 /// The graph in Graphviz's language (`xos dmdot --dot | dot -Tsvg`).
-pub fn dmdot_graphviz(reg: &Registry) -> String {
+pub fn dmdot_graphviz(reg: &Registry, service: Option<&str>) -> String {
     let mut out = String::from("digraph xos {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n");
-    for (m, deps) in model_dependencies(reg) {
+    for (m, deps) in service_dependencies(reg, service) {
         out.push_str(&format!("  \"{m}\";\n"));
         for d in deps {
             out.push_str(&format!("  \"{m}\" -> \"{d}\";\n"));
@@ -52,6 +54,14 @@ pub fn dmdot_graphviz(reg: &Registry) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The dependencies of one service's models (all models without a service).
+fn service_dependencies(reg: &Registry, service: Option<&str>) -> Vec<(String, BTreeSet<String>)> {
+    model_dependencies(reg)
+        .into_iter()
+        .filter(|(m, _)| service.is_none_or(|s| reg.model(m).is_some_and(|m| m.app == s)))
+        .collect()
 }
 
 /// A cycle among steps.
@@ -165,13 +175,13 @@ mod tests {
 
     #[test]
     fn dmdot_names_the_dependencies() {
-        let text = dmdot_text(app::registry::registry());
+        let text = dmdot_text(app::registry::registry(), None);
         assert!(text.contains("Instance -> "), "{text}");
         assert!(
             text.lines()
                 .any(|l| l.starts_with("Slice -> ") && l.contains("Site"))
         );
-        let dot = dmdot_graphviz(app::registry::registry());
+        let dot = dmdot_graphviz(app::registry::registry(), None);
         assert!(dot.starts_with("digraph xos {") && dot.contains("\"Instance\" -> \"Slice\";"));
     }
 }

@@ -88,6 +88,17 @@ pub async fn run(
         Mode::Delete => recipe.templates.iter().rev().collect(),
     };
     for t in order {
+        if !store.is_loaded(t.model) {
+            problems.push(t.problem(
+                t.line,
+                format!(
+                    "{} is a type of the service '{}', which this configuration does not load (add it to `services` in xos.toml)",
+                    t.type_name, t.model.app
+                ),
+            ));
+            failed.insert(&t.name);
+            continue;
+        }
         if mode == Mode::Apply
             && let Some(dep) = t.depends_on().find(|d| failed.contains(d))
         {

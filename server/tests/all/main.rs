@@ -11,6 +11,7 @@ mod ec2;
 mod helloworld;
 mod limits;
 mod local;
+mod migrations;
 mod models;
 mod openstack;
 mod ops;

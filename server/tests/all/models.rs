@@ -221,14 +221,19 @@ async fn fixture(app: &TestApp) -> BTreeMap<String, i64> {
     )
     .await;
     ids.insert("flavordeployments".into(), fd);
-    let hw = make(app, "helloworldservices", json!({"name": "helloworld"})).await;
+    let hw = make(
+        app,
+        "helloworldservices",
+        json!({"name": "hwsvc", "versionNumber": "1.0"}),
+    )
+    .await;
     ids.insert("helloworldservices".into(), hw);
     ids.insert(
         "helloworldtenants".into(),
         make(
             app,
             "helloworldtenants",
-            json!({"name": "hello", "service": hw, "display_message": "Hi"}),
+            json!({"name": "hello", "provider_service": hw, "display_message": "Hi"}),
         )
         .await,
     );

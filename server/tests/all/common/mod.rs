@@ -47,9 +47,65 @@ impl Twin {
     }
 }
 
-enum Cleanup {
+pub enum Cleanup {
     File(std::path::PathBuf),
     Schema(String),
+}
+
+/// An empty database for one test (a SQLite file or a Postgres schema), with what removes it;
+/// None when Postgres is not there and not required.
+pub async fn fresh_database(backend: Backend) -> Option<(String, Cleanup)> {
+    Some(match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("{}.db", unique("xos_test")));
+            (format!("sqlite://{}", path.display()), Cleanup::File(path))
+        }
+        Backend::Postgres => {
+            let schema = unique("xos_t");
+            let admin = match sqlx::PgPool::connect(&postgres_url()).await {
+                Ok(p) => p,
+                Err(e) if require_postgres() => panic!("Postgres required but unreachable: {e}"),
+                Err(e) => {
+                    eprintln!(
+                        "skipping: Postgres unreachable ({e}); set XOS_REQUIRE_POSTGRES=1 to fail instead"
+                    );
+                    return None;
+                }
+            };
+            drop_stale_schemas(&admin).await;
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .expect("create schema");
+            admin.close().await;
+            let sep = if postgres_url().contains('?') { '&' } else { '?' };
+            (
+                format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url()),
+                Cleanup::Schema(schema),
+            )
+        }
+    })
+}
+
+impl Cleanup {
+    /// Remove the test's database.
+    pub async fn run(self) {
+        match self {
+            Cleanup::File(p) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+                }
+            }
+            Cleanup::Schema(s) => {
+                if let Ok(admin) = sqlx::PgPool::connect(&postgres_url()).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA {s} CASCADE"))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            }
+        }
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -84,36 +140,7 @@ impl TestApp {
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
             .with_test_writer()
             .try_init();
-        let (url, cleanup) = match backend {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("{}.db", unique("xos_test")));
-                (format!("sqlite://{}", path.display()), Cleanup::File(path))
-            }
-            Backend::Postgres => {
-                let schema = unique("xos_t");
-                let admin = match sqlx::PgPool::connect(&postgres_url()).await {
-                    Ok(p) => p,
-                    Err(e) if require_postgres() => panic!("Postgres required but unreachable: {e}"),
-                    Err(e) => {
-                        eprintln!(
-                            "skipping: Postgres unreachable ({e}); set XOS_REQUIRE_POSTGRES=1 to fail instead"
-                        );
-                        return None;
-                    }
-                };
-                drop_stale_schemas(&admin).await;
-                sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                    .execute(&admin)
-                    .await
-                    .expect("create schema");
-                admin.close().await;
-                let sep = if postgres_url().contains('?') { '&' } else { '?' };
-                (
-                    format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url()),
-                    Cleanup::Schema(schema),
-                )
-            }
-        };
+        let (url, cleanup) = fresh_database(backend).await?;
         let config = Config {
             name: "test".into(),
             database_url: url,
@@ -152,21 +179,7 @@ impl TestApp {
     /// Close the database and remove it.
     pub async fn finish(self) {
         self.store.db().close().await;
-        match self.cleanup {
-            Cleanup::File(p) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
-                }
-            }
-            Cleanup::Schema(s) => {
-                if let Ok(admin) = sqlx::PgPool::connect(&postgres_url()).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA {s} CASCADE"))
-                        .execute(&admin)
-                        .await;
-                    admin.close().await;
-                }
-            }
-        }
+        self.cleanup.run().await;
     }
 
     /// Send a request; returns status, headers and the JSON body (Null when empty or not JSON).
