@@ -24,15 +24,17 @@ XOS_DEBUG := $(CARGO_TARGET_DIR)/debug/xos
 export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
+WEB_STAMP := vendor/node_modules/.installed
 
 PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-regression test-configurations production-check nginx moto \
                schemathesis-venv test-api-fuzz fuzz soak
+PHONY_EXTRA += web-deps
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy test-rust test-browser \
         wasm-size clean $(PHONY_EXTRA)
 
 ## ---- set-up ------------------------------------------------------------------------------
 
-deps: toolchain node-deps
+deps: toolchain web-deps node-deps
 
 toolchain:
 	@command -v cargo >/dev/null || { echo "cargo is required (rustup)"; exit 1; }
@@ -42,9 +44,16 @@ toolchain:
 	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
 	fi
 
+# The browser tests' npm packages (playwright-core, axe-core).
 node-deps: $(NODE_STAMP)
 $(NODE_STAMP): end2end/package.json end2end/package-lock.json
 	cd end2end && npm ci --no-audit --no-fund
+	touch $@
+
+# The build's npm packages: wasm-opt and the browser libraries XOS serves (`vendor/`).
+web-deps: $(WEB_STAMP)
+$(WEB_STAMP): vendor/package.json vendor/package-lock.json
+	cd vendor && npm ci --no-audit --no-fund
 	touch $@
 
 # Debian's chromium for the browser tests (Playwright's own browser download is not used).
@@ -93,27 +102,27 @@ nginx:
 
 # The wasm bundle: cargo (wasm-release profile), wasm-bindgen, then npm binaryen's wasm-opt
 # (Debian's wasm-opt breaks hydration). Also copies the CSS and favicon into the site root.
-frontend: toolchain node-deps
+frontend: toolchain web-deps
 	cargo build $(CARGO_JOBS) -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release
 	@$(MAKE) --no-print-directory $(SITE)/pkg/frontend_bg.wasm
 	@$(MAKE) --no-print-directory assets
 
 # CSS, favicon and the browser libraries vendored from the npm registry (Swagger UI for /docs/).
-assets: node-deps
+assets: web-deps
 	@mkdir -p $(SITE)/pkg $(SITE)/vendor/swagger-ui
 	@cp style/xos.css $(SITE)/pkg/xos.css
 	@cp public/favicon.ico $(SITE)/favicon.ico
-	@cp end2end/node_modules/swagger-ui-dist/swagger-ui-bundle.js end2end/node_modules/swagger-ui-dist/swagger-ui.css \
-	  end2end/node_modules/swagger-ui-dist/LICENSE $(SITE)/vendor/swagger-ui/
+	@cp vendor/node_modules/swagger-ui-dist/swagger-ui-bundle.js vendor/node_modules/swagger-ui-dist/swagger-ui.css \
+	  vendor/node_modules/swagger-ui-dist/LICENSE $(SITE)/vendor/swagger-ui/
 	@mkdir -p $(SITE)/static/js/vendor
-	@cp end2end/node_modules/jquery/dist/jquery.min.js end2end/node_modules/underscore/underscore-min.js \
-	  end2end/node_modules/backbone/backbone.js $(SITE)/static/js/vendor/
+	@cp vendor/node_modules/jquery/dist/jquery.min.js vendor/node_modules/underscore/underscore-min.js \
+	  vendor/node_modules/backbone/backbone.js $(SITE)/static/js/vendor/
 
 # Leptos's hydration script loads `<output>_bg.wasm` when the server is not built by cargo-leptos.
 $(SITE)/pkg/frontend_bg.wasm: $(WASM_OUT)
 	@mkdir -p $(SITE)/pkg
 	wasm-bindgen --target web --out-dir $(SITE)/pkg --out-name frontend $(WASM_OUT)
-	end2end/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int $@ -o $@
+	vendor/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int $@ -o $@
 
 server:
 	cargo build $(CARGO_JOBS) -p server --release

@@ -1046,16 +1046,33 @@ mod tests {
         let service = reg.model("Service").unwrap();
         let hw = reg.model("HelloWorldService").unwrap();
         for f in service.fields.iter() {
-            assert!(hw.field_named(&f.name).is_some(), "HelloWorldService lacks {}", f.name);
+            assert!(
+                hw.field_named(&f.name).is_some(),
+                "HelloWorldService lacks {}",
+                f.name
+            );
         }
         let kind = hw.field_named("kind").unwrap();
         assert!(!kind.editable);
         assert_eq!(kind.default, Some(FieldDefault::Value("helloworld".into())));
         // A field the child declares wins: the tenant's provider is a HelloWorld service.
         let tenant = reg.model("HelloWorldTenant").unwrap();
-        assert_eq!(tenant.field_named("provider_service").unwrap().fk_target(), Some("HelloWorldService"));
-        assert_eq!(tenant.fields.iter().filter(|f| f.name == "provider_service").count(), 1);
-        assert!(tenant.rules.contains(&Rule::TenantOneSubscriber), "the parent's rules apply");
+        assert_eq!(
+            tenant.field_named("provider_service").unwrap().fk_target(),
+            Some("HelloWorldService")
+        );
+        assert_eq!(
+            tenant
+                .fields
+                .iter()
+                .filter(|f| f.name == "provider_service")
+                .count(),
+            1
+        );
+        assert!(
+            tenant.rules.contains(&Rule::TenantOneSubscriber),
+            "the parent's rules apply"
+        );
         let children: Vec<&str> = reg.children("Service").map(|m| m.name.as_str()).collect();
         assert_eq!(children, vec!["HelloWorldService"]);
         assert_eq!(reg.services(), vec!["core", "helloworld"]);
