@@ -11,9 +11,9 @@
 //! - `/static/js/xoslib/xos-backbone.js` is the xoslib client (Backbone collections for every
 //!   model of the registry, fed by the REST API and the event stream).
 
-use crate::api::error::ApiError;
 use crate::auth::AuthContext;
 use crate::db::{Sql, Value};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Actor, Principal, StoreError};
 use crate::xoslib::escape_html;

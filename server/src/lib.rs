@@ -4,8 +4,12 @@
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod cache;
+pub mod config;
 pub mod dashboards;
+pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod ops;
 pub mod seed;
 pub mod services;
@@ -71,7 +75,7 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
         .build();
     let credentials = Arc::new(auth::CredentialCache::default());
     auth::CredentialCache::watch(credentials.clone(), &store);
-    let responses = Arc::new(api::cache::ResponseCache::new(config.response_cache));
+    let responses = Arc::new(cache::ResponseCache::new(config.response_cache));
     let events = Arc::new(events::EventHub::default());
     events::start(&store, events.clone());
     Ok(AppState::new(state::Shared {
@@ -81,7 +85,7 @@ pub fn app_state(store: Store, config: Config) -> Result<AppState, ServerError> 
         credentials,
         responses,
         events,
-        metrics: Arc::new(ops::Metrics::default()),
+        metrics: Arc::new(metrics::Metrics::default()),
         throttle: Arc::new(auth::throttle::Throttle::default()),
         sessions: Arc::new(std::sync::OnceLock::new()),
     }))
@@ -250,7 +254,7 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         ));
     let app = Router::new()
         .merge(api::router())
-        .merge(api::utility::router())
+        .merge(tosca::http::router())
         .merge(xoslib::router())
         .merge(dashboards::router())
         .merge(ops::router())

@@ -1,8 +1,8 @@
 //! The first data of a fresh database: a site and an admin (when no user exists), and for the
 //! devel configuration a few sample slices. Written through the store like everything else.
 
+use crate::config::Bootstrap;
 use crate::db::{Sql, Value};
-use crate::state::Bootstrap;
 use crate::store::{Actor, Store, StoreError};
 use app::registry::SqlType;
 use serde_json::{Map, Value as Json, json};

@@ -4,11 +4,13 @@
 //! keys unless `?no_hyperlinks=1`, and `?field=`, `?ordering=`, `?search=`, `?limit=&offset=`
 //! queries (the total goes in `X-Total-Count`). Every write goes through the store.
 
-pub mod cache;
-pub mod error;
+/// The response cache (in `crate::cache`, which the shared state holds), under its old path.
+pub use crate::cache;
+/// The HTTP error type (in `crate::error`, below every HTTP layer), under its old path.
+pub use crate::error;
 pub mod json;
 pub mod openapi;
-pub mod utility;
+pub mod stream;
 
 use crate::auth::AuthContext;
 use crate::state::AppState;
@@ -34,8 +36,8 @@ pub fn router() -> Router<AppState> {
             get(|| async { axum::response::Redirect::permanent("/docs/") }),
         )
         .route("/docs/init.js", get(openapi::docs_init))
-        .route("/xos/events", get(crate::events::stream))
-        .route("/xos/events/", get(crate::events::stream))
+        .route("/xos/events", get(stream::stream))
+        .route("/xos/events/", get(stream::stream))
         .route("/xos/changes", get(changes))
         .route("/xos/changes/", get(changes))
         .route("/xos", get(api_root))

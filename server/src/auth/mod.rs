@@ -17,9 +17,9 @@ pub use crate::store::password;
 pub mod session_store;
 pub mod throttle;
 
-use crate::api::error::ApiError;
+use crate::config::Config;
 use crate::db::{Sql, Value};
-use crate::state::AppState;
+use crate::error::ApiError;
 use crate::store::{Actor, ChangeKind, Principal, StatusUpdate};
 use app::registry::SqlType;
 use axum::extract::{Form, Request, State};
@@ -34,6 +34,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower_sessions::Session;
+
+/// What authentication needs of the shared state (handlers get it through `FromRef`).
+#[derive(Clone)]
+pub struct AuthState {
+    pub store: crate::store::Store,
+    pub config: Arc<Config>,
+    pub credentials: Arc<CredentialCache>,
+    pub throttle: Arc<throttle::Throttle>,
+}
+
+/// The stored form of an API token's key (SHA-256, hex): what authentication compares.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// How a request authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,7 +311,7 @@ struct UserRow {
     is_active: bool,
 }
 
-async fn load_user(state: &AppState, by: (&str, Value)) -> Result<Option<UserRow>, ApiError> {
+async fn load_user(state: &AuthState, by: (&str, Value)) -> Result<Option<UserRow>, ApiError> {
     let mut sql = Sql::new(format!(
         "SELECT id, email, is_admin, is_readonly, site_id, password, is_active FROM core_user \
          WHERE NOT deleted AND {} = ",
@@ -330,7 +348,7 @@ async fn load_user(state: &AppState, by: (&str, Value)) -> Result<Option<UserRow
 
 /// Verify an email and password (argon2 on the bounded pool). `None` for any failure.
 pub async fn check_password(
-    state: &AppState,
+    state: &AuthState,
     email: &str,
     password: &str,
 ) -> Result<Option<Principal>, ApiError> {
@@ -341,7 +359,7 @@ pub async fn check_password(
 
 /// [`check_password`], with the stored hash as the stamp a later recheck compares.
 async fn verify_password(
-    state: &AppState,
+    state: &AuthState,
     email: &str,
     password: &str,
 ) -> Result<Option<Verified>, ApiError> {
@@ -372,7 +390,7 @@ async fn verify_password(
 /// A cached password credential after credentials changed somewhere: still the same active
 /// user with the same stored password hash (then with its current flags), or `None`.
 async fn recheck_password(
-    state: &AppState,
+    state: &AuthState,
     p: Principal,
     stamp: String,
 ) -> Result<Option<Verified>, ApiError> {
@@ -413,12 +431,12 @@ pub(crate) fn token_credentials(headers: &HeaderMap) -> Option<String> {
 /// The user a token belongs to, if it is live and theirs is active; and whether the answer may
 /// be cached (not when the token expires within the cache's lifetime). Cheap (a SHA-256 and
 /// one query): it is also the recheck of a cached token.
-async fn check_token(state: &AppState, key: &str) -> Result<Option<Verified>, ApiError> {
+async fn check_token(state: &AuthState, key: &str) -> Result<Option<Verified>, ApiError> {
     let mut sql = Sql::new(
         "SELECT u.id, u.email, u.is_admin, u.is_readonly, u.site_id, u.is_active, t.expires FROM core_apitoken t \
          JOIN core_user u ON u.id = t.user_id WHERE NOT t.deleted AND NOT u.deleted AND t.key_hash = ",
     );
-    sql.bind(Value::Text(crate::xoslib::tokens::key_hash(key)));
+    sql.bind(Value::Text(key_hash(key)));
     let types = [
         SqlType::Int,
         SqlType::Text,
@@ -461,7 +479,7 @@ async fn check_token(state: &AppState, key: &str) -> Result<Option<Verified>, Ap
 }
 
 /// The current principal of a live token (for an open event stream's recheck).
-pub(crate) async fn token_principal(state: &AppState, key: &str) -> Result<Option<Principal>, ApiError> {
+pub(crate) async fn token_principal(state: &AuthState, key: &str) -> Result<Option<Principal>, ApiError> {
     Ok(check_token(state, key).await?.map(|v| v.principal))
 }
 
@@ -476,7 +494,7 @@ pub(crate) fn password_stamp(stored_hash: &str) -> String {
 }
 
 /// The current principal of user `id` if it is still active, with its password stamp.
-pub(crate) async fn active_user(state: &AppState, id: i64) -> Result<Option<(Principal, String)>, ApiError> {
+pub(crate) async fn active_user(state: &AuthState, id: i64) -> Result<Option<(Principal, String)>, ApiError> {
     Ok(load_user(state, ("id", Value::Int(id)))
         .await?
         .filter(|u| u.is_active)
@@ -486,7 +504,7 @@ pub(crate) async fn active_user(state: &AppState, id: i64) -> Result<Option<(Pri
 /// Whether the browser session `sid` still belongs to user `user` with password stamp `stamp`:
 /// not logged out, not expired by inactivity, within its absolute lifetime, no password change.
 pub(crate) async fn session_alive(
-    state: &AppState,
+    state: &AuthState,
     store: &session_store::DbSessionStore,
     sid: &tower_sessions::session::Id,
     user: i64,
@@ -532,7 +550,7 @@ fn ignores_credentials(path: &str) -> bool {
 }
 
 /// Middleware: authenticate the request and enforce CSRF on cookie-authenticated writes.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(State(state): State<AuthState>, mut req: Request, next: Next) -> Response {
     let mut ctx = AuthContext {
         principal: None,
         method: AuthMethod::None,
@@ -599,7 +617,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             None => ctx.bad_credentials = true,
         }
     } else if let Some(session) = req.extensions().get::<Session>().cloned()
-        && cookie(req.headers(), crate::state::SESSION_COOKIE).is_some()
+        && cookie(req.headers(), crate::config::SESSION_COOKIE).is_some()
     {
         let user_id = session.get::<i64>(SESSION_USER).await.ok().flatten();
         let started = session.get::<i64>(SESSION_STARTED).await.ok().flatten();
@@ -728,7 +746,7 @@ fn csrf_cookie(token: &str, secure: bool) -> String {
 
 /// `POST /login`: check the password, start a session, set the CSRF cookie.
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     session: Session,
     headers: HeaderMap,
@@ -790,7 +808,7 @@ pub async fn login(
 }
 
 /// Note the login time (bookkeeping, written as a status write so it does not look like a change).
-async fn record_login(state: &AppState, id: i64) {
+async fn record_login(state: &AuthState, id: i64) {
     let model = state.store.model("User");
     let status = StatusUpdate {
         fields: vec![("last_login".into(), Value::Time(chrono::Utc::now()))],

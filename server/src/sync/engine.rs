@@ -507,7 +507,7 @@ impl Engine {
                 .to_string();
                 Outcome::Failed {
                     id,
-                    name: crate::api::json::human_readable_name(obj),
+                    name: crate::store::human_readable_name(obj),
                     error,
                     register,
                 }

@@ -68,7 +68,7 @@ pub struct LocalBackend {
     dir: PathBuf,
     kind: &'static str,
     /// Limits of every process (the allow-list is checked where image commands are read).
-    limits: crate::state::LocalBackendConfig,
+    limits: crate::config::LocalBackendConfig,
     /// What a command's first word `xos` runs: this binary, unless told otherwise (tests run
     /// from a test binary).
     xos: PathBuf,
@@ -93,7 +93,7 @@ impl LocalBackend {
     }
 
     /// Start processes within these limits.
-    pub fn limits(mut self, limits: &crate::state::LocalBackendConfig) -> LocalBackend {
+    pub fn limits(mut self, limits: &crate::config::LocalBackendConfig) -> LocalBackend {
         self.limits = limits.clone();
         self
     }

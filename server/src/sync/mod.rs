@@ -34,7 +34,7 @@ pub struct StepContext {
     /// The `xos` binary local processes run (`xos workload`, `xos helloworld-serve`).
     pub xos_binary: PathBuf,
     /// What the local backend may run, and its limits.
-    pub local: crate::state::LocalBackendConfig,
+    pub local: crate::config::LocalBackendConfig,
 }
 
 impl StepContext {

@@ -11,6 +11,7 @@
 //! See `docs/tosca.md` for the node types and what each relationship writes.
 
 mod apply;
+pub mod http;
 mod parse;
 
 pub use apply::{Entry, Mode, run};

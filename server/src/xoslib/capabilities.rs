@@ -4,8 +4,8 @@
 //! is rolled back and takes no write lock). Ids the caller cannot see are left out, as missing
 //! ones are.
 
-use crate::api::error::ApiError;
 use crate::auth::AuthContext;
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Op, permissions};
 use axum::Router;

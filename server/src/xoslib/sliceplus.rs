@@ -14,10 +14,10 @@
 //! - `network_ports`: sets the ports of the slice's own network (the one with ports, else a NAT one).
 
 use super::{backend_icon, escape_html};
-use crate::api::error::ApiError;
 use crate::api::{body_object, json_response};
 use crate::auth::AuthContext;
 use crate::db::{Sql, Value};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Actor, FieldErrors, ListQuery, Record, StoreError, Unit};
 use app::registry::SqlType;

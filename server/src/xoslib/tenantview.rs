@@ -2,10 +2,10 @@
 //! "Blessed" deployments are those attached to the Tenant dashboard view (`template:xosTenant`);
 //! blessed sites have a node in one of them; blessed images and flavors are offered in one.
 
-use crate::api::error::ApiError;
 use crate::api::json_response;
 use crate::auth::AuthContext;
 use crate::db::{Sql, Value};
+use crate::error::ApiError;
 use crate::state::AppState;
 use app::registry::SqlType;
 use axum::Router;

@@ -4,9 +4,9 @@
 //! stored. `GET` lists the caller's tokens (admins: everyone's) without keys; `DELETE …/<id>/`
 //! revokes one. Tokens may expire (`expires`, RFC 3339, or `expires_in_days`).
 
-use crate::api::error::ApiError;
 use crate::api::{body_object, json_response, render_one};
 use crate::auth::AuthContext;
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Actor, ListQuery, StoreError};
 use axum::Router;
@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use rand::RngCore;
 use serde_json::{Map, Value as Json};
-use sha2::{Digest, Sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,13 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/xoslib/tokens/{id}/", delete(revoke))
 }
 
-/// The stored form of a key.
-pub fn key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+/// The stored form of a key (kept with authentication, which checks it).
+pub use crate::auth::key_hash;
 
 async fn list(
     State(state): State<AppState>,

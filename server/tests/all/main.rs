@@ -9,6 +9,7 @@ mod changes;
 mod crash;
 mod ec2;
 mod helloworld;
+mod layers;
 mod limits;
 mod local;
 mod migrations;

@@ -128,7 +128,7 @@ impl Ec2Backend {
             config.endpoint,
             config.region,
             config.access_key,
-            crate::xoslib::tokens::key_hash(&config.secret_key)
+            crate::auth::key_hash(&config.secret_key)
         );
         let mut clients = self.clients.lock().expect("clients lock");
         let client = match clients.get(&rec.id()) {
@@ -474,7 +474,7 @@ async fn wanted(store: &Store, obj: &Record) -> Result<Wanted, SyncError> {
         r[5].as_str().map(str::trim).filter(|k| !k.is_empty()),
     ) {
         (Some(user), Some(public_key)) => {
-            let digest = crate::xoslib::tokens::key_hash(public_key);
+            let digest = crate::auth::key_hash(public_key);
             Some((
                 format!("xos-user-{user}-{}", &digest[..8]),
                 public_key.to_string(),

@@ -101,7 +101,7 @@ impl OsBackend {
             config.user,
             config.project,
             config.domain,
-            crate::xoslib::tokens::key_hash(&config.password)
+            crate::auth::key_hash(&config.password)
         );
         let mut clients = self.clients.lock().expect("clients lock");
         let client = match clients.get(&rec.id()) {
@@ -767,7 +767,7 @@ pub struct OsUsers {
 
 /// The Nova key pair name of XOS user `id`'s public key.
 fn key_name(user: i64, public_key: &str) -> String {
-    let digest = crate::xoslib::tokens::key_hash(public_key.trim());
+    let digest = crate::auth::key_hash(public_key.trim());
     format!("xos-user-{user}-{}", &digest[..8])
 }
 
@@ -903,7 +903,7 @@ impl Step for OsUsers {
                     use rand::RngCore;
                     let mut bytes = [0u8; 24];
                     rand::thread_rng().fill_bytes(&mut bytes);
-                    crate::xoslib::tokens::key_hash(&format!("{bytes:?}"))
+                    crate::auth::key_hash(&format!("{bytes:?}"))
                 };
                 let u = c
                     .client

@@ -5,9 +5,9 @@
 //! A good recipe answers 200 with the plan; a bad one 400 with every problem
 //! (`{"detail": …, "errors": [{"file", "line", "node", "message"}]}`) and nothing written.
 
-use super::error::ApiError;
-use super::{body_object, json_response};
+use crate::api::{body_object, json_response};
 use crate::auth::AuthContext;
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::Actor;
 use crate::tosca::{self, Mode, Source, ToscaError};
