@@ -21,6 +21,7 @@ SITE := $(CARGO_TARGET_DIR)/site
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/frontend.wasm
 XOS_RELEASE := $(CARGO_TARGET_DIR)/release/xos
 XOS_DEBUG := $(CARGO_TARGET_DIR)/debug/xos
+XOS_DEV := $(CARGO_TARGET_DIR)/release/xos-dev
 export XOS_SITE_ROOT := $(SITE)
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
@@ -28,7 +29,7 @@ WEB_STAMP := vendor/node_modules/.installed
 
 PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-regression test-configurations production-check nginx moto \
                schemathesis-venv test-api-fuzz fuzz soak
-PHONY_EXTRA += web-deps
+PHONY_EXTRA += web-deps devtools
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy test-rust test-browser \
         wasm-size clean $(PHONY_EXTRA)
 
@@ -127,6 +128,10 @@ $(SITE)/pkg/frontend_bg.wasm: $(WASM_OUT)
 server:
 	cargo build $(CARGO_JOBS) -p server --release
 
+# xos-dev: the benchmarks' and the soak test's programs (not part of `make run`).
+devtools:
+	cargo build $(CARGO_JOBS) -p devtools --release
+
 build: frontend server
 
 wasm-size: frontend
@@ -208,7 +213,7 @@ fmt-check:
 	cargo fmt --all -- --check
 
 clippy:
-	cargo clippy $(CARGO_JOBS) -p registry -p store -p server -p app --all-targets -- -D warnings
+	cargo clippy $(CARGO_JOBS) -p registry -p store -p server -p app -p devtools --all-targets -- -D warnings
 	cargo clippy $(CARGO_JOBS) -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 # Unit tests and the REST/store/session integration tests, each on SQLite and on Postgres
@@ -241,8 +246,8 @@ fuzz: schemathesis-venv
 # 30 minutes of mixed API traffic at half the measured capacity, with synchronizer work, against
 # the release server (devel configuration, fresh SQLite database). Not part of `make test`.
 SOAK_MINUTES ?= 30
-soak: build
-	SOAK_MINUTES=$(SOAK_MINUTES) XOS_BIN=$(XOS_RELEASE) scripts/soak.sh
+soak: build devtools
+	SOAK_MINUTES=$(SOAK_MINUTES) XOS_BIN=$(XOS_RELEASE) XOS_DEV_BIN=$(XOS_DEV) scripts/soak.sh
 
 # The test configuration: the two-phase regression (TOSCA data-model tests, then synchronizer
 # tests), on SQLite and, when it answers, Postgres.
@@ -273,8 +278,8 @@ wrk:
 	  $$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 
 # REST throughput and latency on SQLite and Postgres against a no-database ceiling.
-bench: frontend server wrk chromium
-	scripts/bench.sh
+bench: frontend server devtools node-deps wrk chromium
+	XOS_DEV_BIN=$(XOS_DEV) scripts/bench.sh
 
 clean:
 	cargo clean

@@ -2,12 +2,13 @@
 # REST benchmark (`make bench`): a release `xos serve` on a fresh database with 100 slices,
 # driven by Debian's wrk (one thread, 32 connections, pinned to one core; the server on the
 # other), for: list /xos/slices/ (100 rows), get one slice, create+delete; on SQLite and
-# Postgres. The ceiling is `xos bench-ceiling`: the same cached basic-auth check answering the
+# Postgres. The ceiling is `xos-dev bench-ceiling`: the same cached basic-auth check answering the
 # same bytes without a database. Prints req/s, p50 and p99 per case and the ratios to the ceiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 XOS=${XOS_BIN:-$CARGO_TARGET_DIR/release/xos}
+XOS_DEV=${XOS_DEV_BIN:-$CARGO_TARGET_DIR/release/xos-dev}
 DURATION=${BENCH_SECONDS:-10}
 CONN=32
 AUTH="Authorization: Basic $(printf 'padmin@vicci.org:letmein' | base64)"
@@ -94,7 +95,7 @@ bench_db() { # name database_url
   for body in list one; do
     local cport
     cport=$(free_port)
-    RUST_LOG=warn taskset -c "$SERVER_CPU" "$XOS" bench-ceiling --body "$WORK/$body.json" --addr "127.0.0.1:$cport" >"$WORK/ceiling.log" 2>&1 &
+    RUST_LOG=warn taskset -c "$SERVER_CPU" "$XOS_DEV" bench-ceiling --body "$WORK/$body.json" --addr "127.0.0.1:$cport" >"$WORK/ceiling.log" 2>&1 &
     PIDS+=($!)
     wait_up "http://127.0.0.1:$cport/"
     echo "$name ceiling-$body $(run_wrk "$name-ceiling-$body" "http://127.0.0.1:$cport/xos/slices/")" >> "$RESULTS"
@@ -122,10 +123,10 @@ fi
 SYNC="$WORK/sync.txt"
 : > "$SYNC"
 echo "  synchronizer: sqlite" >&2
-echo "sqlite $(taskset -c "$SERVER_CPU" "$XOS" bench-sync --database-url "sqlite://$WORK/sync.db")" >> "$SYNC"
+echo "sqlite $(taskset -c "$SERVER_CPU" "$XOS_DEV" bench-sync --database-url "sqlite://$WORK/sync.db")" >> "$SYNC"
 if psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS xos_bench CASCADE; CREATE SCHEMA xos_bench" >/dev/null 2>&1; then
   echo "  synchronizer: postgres" >&2
-  echo "postgres $(taskset -c "$SERVER_CPU" "$XOS" bench-sync --database-url "$PG_URL?options=-c%20search_path%3Dxos_bench")" >> "$SYNC"
+  echo "postgres $(taskset -c "$SERVER_CPU" "$XOS_DEV" bench-sync --database-url "$PG_URL?options=-c%20search_path%3Dxos_bench")" >> "$SYNC"
 fi
 
 python3 - "$RESULTS" <<'PY'

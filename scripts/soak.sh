@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XOS=${XOS_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/xos/target}/release/xos}
+XOS_DEV=${XOS_DEV_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/xos/target}/release/xos-dev}
 MINUTES=${SOAK_MINUTES:-30}
 WORK=$(mktemp -d /tmp/xos-soak.XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -31,7 +32,7 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 status=0
-"$XOS" soak --url "http://127.0.0.1:$PORT" --minutes "$MINUTES" --server-pid "$SERVER" ${SOAK_RATE:+--rate "$SOAK_RATE"} || status=$?
+"$XOS_DEV" soak --url "http://127.0.0.1:$PORT" --minutes "$MINUTES" --server-pid "$SERVER" ${SOAK_RATE:+--rate "$SOAK_RATE"} || status=$?
 errors=$(grep -ci 'error' "$WORK/server.log" || true)
 echo "server log: $errors lines mentioning an error ($WORK/server.log)"
 exit $status

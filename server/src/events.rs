@@ -121,11 +121,24 @@ pub fn start(store: &Store, hub: std::sync::Arc<EventHub>) {
     if let (Some(pool), Some(channel)) = (store.db().pg_pool().cloned(), store.notify_channel()) {
         let store = store.clone();
         tokio::spawn(async move {
-            loop {
-                if let Err(e) = listen(&pool, &channel, &store, &hub).await {
-                    tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+            // The listener holds a pooled connection: it lets go as soon as the pool is closed,
+            // so closing the pool (shutdown, `xos bench-sync`) does not wait for it.
+            while !pool.is_closed() {
+                match pool
+                    .close_event()
+                    .do_until(listen(&pool, &channel, &store, &hub))
+                    .await
+                {
+                    Err(_closed) => break,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "event listener lost its connection; reconnecting")
+                    }
+                    Ok(Ok(())) => {}
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = pool
+                    .close_event()
+                    .do_until(tokio::time::sleep(Duration::from_secs(1)))
+                    .await;
             }
         });
     }

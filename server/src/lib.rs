@@ -3,7 +3,6 @@
 
 pub mod api;
 pub mod auth;
-pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod dashboards;
@@ -13,7 +12,6 @@ pub mod metrics;
 pub mod ops;
 pub mod seed;
 pub mod services;
-pub mod soak;
 pub mod state;
 pub mod sync;
 pub mod tosca;

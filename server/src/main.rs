@@ -13,6 +13,28 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc keeps freed pages for a second before giving them back, and only a thread that
+/// allocates again gives them back at all: the 19 MB of an argon2 run (the bootstrap's hash, a
+/// login) on a blocking thread that then idles stayed resident for good. Purging at once brings
+/// the idle devel server from ~47 to ~21 MB of anonymous memory (with the first arena committed
+/// on demand: `.cargo/config.toml`); `make bench` shows no cost. `MIMALLOC_PURGE_DELAY` still
+/// overrides it.
+fn return_freed_memory_promptly() {
+    unsafe extern "C" {
+        fn mi_option_get(option: std::os::raw::c_int) -> std::os::raw::c_long;
+        fn mi_option_set(option: std::os::raw::c_int, value: std::os::raw::c_long);
+    }
+    /// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h`; its default is 1000 (ms), which
+    /// also tells that the index is right and that no environment variable set it.
+    const PURGE_DELAY: std::os::raw::c_int = 15;
+    // SAFETY: plain option accessors of the linked allocator, with a valid option index.
+    unsafe {
+        if mi_option_get(PURGE_DELAY) == 1000 {
+            mi_option_set(PURGE_DELAY, 0);
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "xos", version, about = "XOS: a service-orchestration control plane")]
 struct Cli {
@@ -90,49 +112,6 @@ enum Command {
         #[arg(long)]
         site: Option<String>,
     },
-    /// Benchmark ceiling: serve a file's bytes behind the same cached basic-auth check, no database.
-    #[command(hide = true)]
-    BenchCeiling {
-        #[arg(long)]
-        body: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8099")]
-        addr: String,
-        #[arg(long, default_value = "padmin@vicci.org")]
-        email: String,
-        #[arg(long, default_value = "letmein")]
-        password: String,
-    },
-    /// Mixed API traffic against a running server for a long time (`make soak`): per minute,
-    /// requests, errors, p50/p99 latency and the server's RSS.
-    Soak {
-        /// The server's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8000")]
-        url: String,
-        #[arg(long, default_value_t = 30)]
-        minutes: u64,
-        /// Requests per second (default: half the capacity measured first).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// The server's pid, for its RSS.
-        #[arg(long)]
-        server_pid: Option<u32>,
-        #[arg(long, default_value = "padmin@vicci.org")]
-        email: String,
-        #[arg(long, default_value = "letmein")]
-        password: String,
-    },
-    /// Synchronizer benchmark on a fresh database (latency, throughput, idle pass).
-    #[command(hide = true)]
-    BenchSync {
-        #[arg(long)]
-        database_url: String,
-        #[arg(long, default_value_t = 10_000)]
-        throughput: usize,
-        #[arg(long, default_value_t = 1_000)]
-        small: usize,
-        #[arg(long, default_value_t = 100_000)]
-        large: usize,
-    },
     /// Apply or delete TOSCA recipes (one unit of work; nothing is written if any node fails).
     Tosca {
         #[command(subcommand)]
@@ -190,6 +169,7 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    return_freed_memory_promptly();
     init_logging();
     let cli = Cli::parse();
     // The workload is what local instances run, often under a small memory limit: it starts no
@@ -251,64 +231,6 @@ async fn run(cli: Cli) -> Result<(), String> {
             server::sync::graph::dmdot_text(reg, only)
         };
         print!("{text}");
-        return Ok(());
-    }
-    if let Command::BenchCeiling {
-        body,
-        addr,
-        email,
-        password,
-    } = &cli.command
-    {
-        let bytes = std::fs::read(body).map_err(|e| format!("{}: {e}", body.display()))?;
-        return server::bench::serve_ceiling(addr, bytes, email, password)
-            .await
-            .map_err(|e| e.to_string());
-    }
-    if let Command::Soak {
-        url,
-        minutes,
-        rate,
-        server_pid,
-        email,
-        password,
-    } = &cli.command
-    {
-        let report = server::soak::run(server::soak::SoakOptions {
-            base: url.clone(),
-            email: email.clone(),
-            password: password.clone(),
-            minutes: *minutes,
-            rate: *rate,
-            server_pid: *server_pid,
-        })
-        .await?;
-        if report.errors > 0 {
-            return Err(format!(
-                "{} of {} requests failed",
-                report.errors, report.requests
-            ));
-        }
-        return Ok(());
-    }
-    if let Command::BenchSync {
-        database_url,
-        throughput,
-        small,
-        large,
-    } = &cli.command
-    {
-        let f = server::bench::sync_benchmark(database_url, *throughput, *small, *large).await?;
-        println!(
-            "latency_p50_ms={:.2} latency_p99_ms={:.2} throughput_per_s={:.0} idle_{}_ms={:.2} idle_{}_ms={:.2}",
-            f.latency_p50_ms,
-            f.latency_p99_ms,
-            f.throughput_per_s,
-            f.small,
-            f.idle_small_ms,
-            f.large,
-            f.idle_large_ms
-        );
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
@@ -400,13 +322,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             metrics_addr,
         } => sync(store, config, once, service, metrics_addr).await,
         Command::Makemigrations { .. }
-        | Command::BenchCeiling { .. }
         | Command::Dmdot { .. }
         | Command::Workload { .. }
         | Command::HelloworldServe
-        | Command::BackendStop
-        | Command::Soak { .. }
-        | Command::BenchSync { .. } => {
+        | Command::BackendStop => {
             unreachable!("handled above")
         }
     }

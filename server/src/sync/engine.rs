@@ -184,7 +184,7 @@ impl Engine {
         let layers = step_layers(ctx.store.registry(), &steps)?;
         let leases = match ctx.store.db().pg_pool() {
             Some(pool) => Some(Leases {
-                conn: tokio::sync::Mutex::new(pool.acquire().await.map_err(StoreError::from_sqlx)?),
+                conn: tokio::sync::Mutex::new(pool.acquire().await.map_err(StoreError::from_sqlx)?.detach()),
             }),
             None => None,
         };
@@ -630,7 +630,9 @@ pub enum EngineError {
 /// model (hashed) and the id: advisory locks are per database, and several installations may
 /// share one database in schemas of their own.
 struct Leases {
-    conn: tokio::sync::Mutex<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    /// Detached from the pool: held for the engine's life, it must not keep the pool from
+    /// closing.
+    conn: tokio::sync::Mutex<sqlx::PgConnection>,
 }
 
 fn id_list(ids: &[i64]) -> String {
@@ -655,7 +657,7 @@ impl Leases {
         let locked: Vec<i64> = {
             let mut conn = self.conn.lock().await;
             sqlx::query_scalar::<_, i64>(&sql)
-                .fetch_all(&mut **conn)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(StoreError::from_sqlx)?
         };
@@ -695,7 +697,7 @@ impl Leases {
             id_list(ids)
         );
         let mut conn = self.conn.lock().await;
-        if let Err(e) = sqlx::query(&sql).execute(&mut **conn).await {
+        if let Err(e) = sqlx::query(&sql).execute(&mut *conn).await {
             tracing::warn!(error = %e, "could not release leases");
         }
     }

@@ -124,14 +124,20 @@ both!(
     }
 );
 
-both!(bad_tenants_are_refused, async |app: &TestApp| {
-    let (s, v) = app
-        .post(
-            "/xos/helloworldservices/?no_hyperlinks=1",
-            json!({"name": "hw", "versionNumber": "1.0"}),
-        )
-        .await;
+/// Create an object through the API (201 expected) and return it.
+async fn created(app: &TestApp, plural: &str, body: Value) -> Value {
+    let (s, v) = app.post(&format!("/xos/{plural}/?no_hyperlinks=1"), body).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+both!(bad_tenants_are_refused, async |app: &TestApp| {
+    let v = created(
+        app,
+        "helloworldservices",
+        json!({"name": "hw", "versionNumber": "1.0"}),
+    )
+    .await;
     let hw = v["id"].as_i64().unwrap();
     let (s, v) = app
         .post(
@@ -145,13 +151,7 @@ both!(bad_tenants_are_refused, async |app: &TestApp| {
         "{v}"
     );
     // A plain Service is not a HelloWorld service.
-    let (s, v) = app
-        .post(
-            "/xos/services/?no_hyperlinks=1",
-            json!({"name": "plain", "versionNumber": "1"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = created(app, "services", json!({"name": "plain", "versionNumber": "1"})).await;
     let plain = v["id"].as_i64().unwrap();
     let (s, v) = app
         .post(
@@ -162,13 +162,12 @@ both!(bad_tenants_are_refused, async |app: &TestApp| {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["provider_service"].is_array(), "{v}");
     // The port is the synchronizer's to set; the kind is the service's.
-    let (s, v) = app
-        .post(
-            "/xos/helloworldtenants/?no_hyperlinks=1",
-            json!({"name": "t", "provider_service": hw, "port": 80, "kind": "other"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = created(
+        app,
+        "helloworldtenants",
+        json!({"name": "t", "provider_service": hw, "port": 80, "kind": "other"}),
+    )
+    .await;
     assert_eq!(v["port"], Value::Null, "{v}");
     assert_eq!(v["kind"], "helloworld", "{v}");
     // Nothing half-written by the refused ones: one tenant, one Tenant row.
@@ -179,21 +178,14 @@ both!(bad_tenants_are_refused, async |app: &TestApp| {
 // HelloWorld's models extend Service and Tenant: their rows are Service and Tenant rows with
 // the same id and kind `helloworld`, and stay one object through either collection.
 both!(helloworld_rows_are_services_and_tenants, async |app: &TestApp| {
-    let (s, v) = app
-        .post(
-            "/xos/services/?no_hyperlinks=1",
-            json!({"name": "plain", "versionNumber": "1"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = created(app, "services", json!({"name": "plain", "versionNumber": "1"})).await;
     let plain = v["id"].as_i64().unwrap();
-    let (s, v) = app
-        .post(
-            "/xos/helloworldservices/?no_hyperlinks=1",
-            json!({"name": "hello", "versionNumber": "2.0", "description": "greets"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = created(
+        app,
+        "helloworldservices",
+        json!({"name": "hello", "versionNumber": "2.0", "description": "greets"}),
+    )
+    .await;
     let hw = v["id"].as_i64().unwrap();
     assert_ne!(hw, plain, "ids come from one sequence");
     assert_eq!(v["kind"], "helloworld", "{v}");
@@ -218,13 +210,12 @@ both!(helloworld_rows_are_services_and_tenants, async |app: &TestApp| {
         "nothing half-written"
     );
 
-    let (s, v) = app
-        .post(
-            "/xos/helloworldtenants/?no_hyperlinks=1",
-            json!({"name": "t1", "provider_service": hw, "display_message": "hi"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = created(
+        app,
+        "helloworldtenants",
+        json!({"name": "t1", "provider_service": hw, "display_message": "hi"}),
+    )
+    .await;
     let t1 = v["id"].as_i64().unwrap();
     let (s, v) = app.get(&format!("/xos/tenants/{t1}/?no_hyperlinks=1")).await;
     assert_eq!(s, StatusCode::OK, "{v}");

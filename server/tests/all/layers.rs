@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["state"],
     &["api", "web", "ops"],
     &["tosca", "xoslib"],
-    &["dashboards", "seed", "bench", "soak"],
+    &["dashboards", "seed"],
 ];
 
 const BELOW_ALL: &[&str] = &["db", "store"];

@@ -611,3 +611,21 @@ async fn event_streams_are_limited_sqlite() {
 async fn event_streams_are_limited_postgres() {
     streams_are_limited(Backend::Postgres).await;
 }
+
+/// Shutdown on Postgres: with a synchronizer (its lease connection) and the event listener (its
+/// LISTEN connection) alive, closing the pool returns at once; neither keeps a pooled
+/// connection checked out (`xos bench-sync` once hung in this close).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_pool_closes_while_the_engine_and_listener_live() {
+    let Some(app) = TestApp::new(Backend::Postgres).await else {
+        return;
+    };
+    let e = engine(&app, Vec::new(), opts()).await;
+    e.run_once().await.unwrap();
+    // The listener (started with the app's state) has had time to connect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), app.store.db().close()).await;
+    assert!(closed.is_ok(), "the pool did not close within 5 s");
+    drop(e);
+    app.finish().await;
+}
