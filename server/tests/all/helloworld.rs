@@ -26,6 +26,18 @@ impl Drop for State {
 
 const RECIPE: &str = include_str!("../../../configurations/devel/recipes/helloworld.yaml");
 
+/// The devel configuration's HelloWorld recipe, parsed.
+fn devel_recipe() -> tosca::Recipe {
+    tosca::parse(
+        app::registry::registry(),
+        &[Source {
+            name: "helloworld.yaml".into(),
+            text: RECIPE.into(),
+        }],
+    )
+    .expect("recipe parses")
+}
+
 async fn engine(app: &TestApp, state: &State) -> Engine {
     let mut ctx = StepContext::new(app.store.clone(), state.0.clone());
     ctx.xos_binary = env!("CARGO_BIN_EXE_xos").into();
@@ -63,14 +75,7 @@ both!(
         let state =
             State(std::env::temp_dir().join(format!("xos-hello-{}-{:?}", std::process::id(), app.backend)));
         let _ = std::fs::remove_dir_all(&state.0);
-        let recipe = tosca::parse(
-            app::registry::registry(),
-            &[Source {
-                name: "helloworld.yaml".into(),
-                text: RECIPE.into(),
-            }],
-        )
-        .expect("recipe");
+        let recipe = devel_recipe();
         let plan = tosca::run(&app.store, Actor::System, &recipe, Mode::Apply, false)
             .await
             .expect("apply");
@@ -334,14 +339,7 @@ async fn a_service_not_loaded_has_no_routes_types_or_steps() {
     );
     // The tables are there (a later configuration may load the service again).
     assert_eq!(app.count("helloworld_helloworldtenant").await, 0);
-    let recipe = tosca::parse(
-        app::registry::registry(),
-        &[Source {
-            name: "helloworld.yaml".into(),
-            text: RECIPE.into(),
-        }],
-    )
-    .expect("recipe parses");
+    let recipe = devel_recipe();
     let err = tosca::run(&app.store, Actor::System, &recipe, Mode::Apply, false)
         .await
         .unwrap_err()
