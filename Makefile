@@ -213,14 +213,14 @@ fmt-check:
 	cargo fmt --all -- --check
 
 clippy:
-	cargo clippy $(CARGO_JOBS) -p registry -p store -p server -p app -p devtools --all-targets -- -D warnings
+	cargo clippy $(CARGO_JOBS) -p registry -p store -p tosca -p server -p app -p devtools --all-targets -- -D warnings
 	cargo clippy $(CARGO_JOBS) -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 # Unit tests and the REST/store/session integration tests, each on SQLite and on Postgres
 # (127.0.0.1:5432, database `test`; XOS_REQUIRE_POSTGRES=1 makes an unreachable server a failure),
 # and the EC2 backend's tests against moto_server (XOS_REQUIRE_MOTO=1: a missing one fails).
 test-rust: moto
-	cargo test $(CARGO_JOBS) -p registry -p store -p server -p app
+	cargo test $(CARGO_JOBS) -p registry -p store -p tosca -p server -p app
 
 # Browser tests: the debug `xos` binary the integration tests built, the release wasm bundle.
 test-browser: node-deps chromium

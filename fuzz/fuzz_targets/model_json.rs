@@ -4,13 +4,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use server::store::{ListQuery, decode_body};
+use store::{ListQuery, decode_body};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let models = &app::registry::registry().models;
+    let models = &registry::registry().models;
     let model = &models[pick as usize % models.len()];
     if let Ok(serde_json::Value::Object(body)) = serde_json::from_slice(rest) {
         let _ = decode_body(model, &body, true);

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use server::tosca::{Source, parse};
+use tosca::{Source, parse};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         name: "fuzz.yaml".into(),
         text: text.to_string(),
     }];
-    if let Err(problems) = parse(app::registry::registry(), &sources) {
+    if let Err(problems) = parse(registry::registry(), &sources) {
         for p in problems {
             // Every problem renders (file:line: node: reason).
             let _ = p.to_string();

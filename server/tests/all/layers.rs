@@ -81,8 +81,8 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
             .to_string_lossy()
             .trim_end_matches(".rs")
             .to_string();
-        if top == "lib" || top == "main" {
-            continue; // the crate root and the binary assemble everything
+        if top == "lib" || top == "bin" {
+            continue; // the crate root and the `xos` binary assemble everything
         }
         let refs = crate_refs(&std::fs::read_to_string(&f).unwrap());
         graph

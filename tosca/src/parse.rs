@@ -2,10 +2,10 @@
 //! TOSCA annotations, and put in dependency order. Every problem found is reported, not only the
 //! first, each with its file, line and node.
 
-use super::Problem;
-use app::registry::{Field, FieldKind, Model, Registry, Tosca, ToscaEffect, ToscaLink, ToscaRequirement};
+use crate::Problem;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoadError, LoaderOptions, Node};
+use registry::{Field, FieldKind, Model, Registry, Tosca, ToscaEffect, ToscaLink, ToscaRequirement};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap};
 

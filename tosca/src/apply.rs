@@ -1,13 +1,13 @@
 //! Applying a recipe: one unit of work of the store, one savepoint per node.
 
-use super::parse::{PropValue, Recipe, Template};
-use super::{Problem, ToscaError};
-use crate::db::{Sql, Value};
-use crate::store::{Actor, Savepoint, Store, StoreError, Unit};
-use app::registry::{FieldKind, Model, SqlType, ToscaEffect, ToscaLink};
+use crate::parse::{PropValue, Recipe, Template};
+use crate::{Problem, ToscaError};
+use registry::{FieldKind, Model, SqlType, ToscaEffect, ToscaLink};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use store::db::{Sql, Value};
+use store::{Actor, Savepoint, Store, StoreError, Unit};
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,7 +311,7 @@ async fn apply_node(
                 .filter(|f| matches!(f.kind, FieldKind::Password))
             {
                 let same = match (input.get(&f.name), before.get_str(&f.name)) {
-                    (Some(Json::String(plain)), Some(stored)) => crate::auth::password::verify(plain, stored),
+                    (Some(Json::String(plain)), Some(stored)) => store::password::verify(plain, stored),
                     _ => false,
                 };
                 if same {

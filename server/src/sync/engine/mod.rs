@@ -15,19 +15,28 @@
 //!   it works on (released when its status is written, or when the worker dies) and re-reads the
 //!   object after locking, so no object is enacted by two workers at once or twice for one change.
 
+mod backoff;
+mod fault;
+mod leases;
+
+pub(crate) use backoff::now_ms;
+
 use super::graph::{CycleError, step_layers};
 use super::{Step, StepContext, SyncError, policies};
 use crate::db::Sql;
 use crate::events::EventHub;
-use crate::store::{Actor, Record, StatusUpdate, StoreError, select_sql, types};
+use crate::store::{Actor, Record, StatusUpdate, StoreError};
 use app::registry::{BackendStatus, SqlType};
+use backoff::Register;
+use fault::CrashPoint;
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use leases::Leases;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How the engine behaves.
@@ -80,35 +89,6 @@ pub struct StepStats {
     pub pending: AtomicU64,
 }
 
-/// Fault injection for the crash tests: `XOS_SYNC_CRASH=<point>:<n>` kills the process (as
-/// SIGKILL would) the n-th time it reaches `before_backend`, `after_backend` or `after_status`.
-struct CrashPoint {
-    point: String,
-    at: usize,
-    seen: AtomicUsize,
-}
-
-impl CrashPoint {
-    fn from_env() -> Option<CrashPoint> {
-        let v = std::env::var("XOS_SYNC_CRASH").ok()?;
-        let (point, n) = v.split_once(':')?;
-        Some(CrashPoint {
-            point: point.to_string(),
-            at: n.parse().ok()?,
-            seen: AtomicUsize::new(0),
-        })
-    }
-    fn reach(&self, point: &str) {
-        if self.point == point && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
-            eprintln!("xos sync: crash injected at {point} #{}", self.at);
-            // SAFETY: kill(2) on our own pid; SIGKILL ends the process at once, like a crash.
-            unsafe {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
-        }
-    }
-}
-
 /// The result of working on one object.
 enum Outcome {
     Enacted {
@@ -130,32 +110,6 @@ enum Outcome {
         message: BackendStatus,
     },
     Skipped,
-}
-
-/// Backoff bookkeeping kept in `backend_register` (as XOS did).
-#[derive(Default)]
-struct Register {
-    next_run_ms: i64,
-    exponent: u32,
-    failures: u64,
-}
-
-impl Register {
-    fn parse(rec: &Record) -> Register {
-        let v: serde_json::Value = rec
-            .get_str("backend_register")
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        Register {
-            next_run_ms: v["next_run"].as_i64().unwrap_or(0),
-            exponent: v["exponent"].as_u64().unwrap_or(0) as u32,
-            failures: v["failures"].as_u64().unwrap_or(0),
-        }
-    }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The synchronizer engine.
@@ -452,7 +406,7 @@ impl Engine {
     ) -> Outcome {
         let id = obj.id();
         let reg = Register::parse(obj);
-        if reg.next_run_ms > now_ms() {
+        if !reg.due() {
             self.stats[step.name()]
                 .backoff_skips
                 .fetch_add(1, Ordering::Relaxed);
@@ -495,16 +449,7 @@ impl Engine {
                     SyncError::Deferred(_) => self.opts.backoff_base / 4,
                     _ => self.opts.backoff_base,
                 };
-                let delay = base
-                    .saturating_mul(1u32 << reg.exponent.min(20))
-                    .min(self.opts.backoff_cap);
-                let register = json!({
-                    "next_run": now_ms() + delay.as_millis() as i64,
-                    "exponent": reg.exponent + 1,
-                    "failures": reg.failures + 1,
-                    "last_failure": now_ms(),
-                })
-                .to_string();
+                let register = reg.after_failure(base, self.opts.backoff_cap);
                 Outcome::Failed {
                     id,
                     name: crate::store::human_readable_name(obj),
@@ -626,83 +571,6 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
-/// Advisory locks held on a connection of this worker's own (Postgres). Keys are the schema and
-/// model (hashed) and the id: advisory locks are per database, and several installations may
-/// share one database in schemas of their own.
-struct Leases {
-    /// Detached from the pool: held for the engine's life, it must not keep the pool from
-    /// closing.
-    conn: tokio::sync::Mutex<sqlx::PgConnection>,
-}
-
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-}
-
-impl Leases {
-    /// Lock what no other worker holds, then keep only rows unchanged since this worker read
-    /// them (another worker may have finished them between our read and our lock).
-    async fn acquire(
-        &self,
-        store: &crate::store::Store,
-        model: &'static app::registry::Model,
-        objs: Vec<Record>,
-    ) -> Result<(Vec<Record>, Vec<i64>), StoreError> {
-        let ids: Vec<i64> = objs.iter().map(Record::id).collect();
-        let sql = format!(
-            "SELECT id FROM unnest(ARRAY[{}]::bigint[]) AS id WHERE pg_try_advisory_lock(hashtext(current_schema() || '.{}'), id::int4)",
-            id_list(&ids),
-            model.name
-        );
-        let locked: Vec<i64> = {
-            let mut conn = self.conn.lock().await;
-            sqlx::query_scalar::<_, i64>(&sql)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(StoreError::from_sqlx)?
-        };
-        if locked.is_empty() {
-            return Ok((Vec::new(), locked));
-        }
-        // Keep what nobody touched between our read and our lock: another worker may have
-        // enacted it (enacted_version moved) or a user changed it (row_version moved; the
-        // change is picked up by the next pass).
-        let mut q = select_sql(model);
-        q.push(&format!(" WHERE t.id IN ({}) ORDER BY t.id", id_list(&locked)));
-        let fresh = store.db().fetch(&q, &types(model)).await?;
-        let before: HashMap<i64, &Record> = objs.iter().map(|o| (o.id(), o)).collect();
-        let same = |r: &Record, o: &Record| {
-            ["row_version", "enacted_version", "deleted"]
-                .iter()
-                .all(|f| r.try_get(f) == o.try_get(f))
-        };
-        let fresh: Vec<Record> = fresh
-            .into_iter()
-            .map(|values| Record { model, values })
-            .filter(|r| before.get(&r.id()).is_some_and(|o| same(r, o)))
-            .collect();
-        let keep: HashSet<i64> = fresh.iter().map(Record::id).collect();
-        let drop: Vec<i64> = locked.iter().copied().filter(|id| !keep.contains(id)).collect();
-        self.release(model, &drop).await;
-        Ok((fresh, keep.into_iter().collect()))
-    }
-
-    async fn release(&self, model: &app::registry::Model, ids: &[i64]) {
-        if ids.is_empty() {
-            return;
-        }
-        let sql = format!(
-            "SELECT pg_advisory_unlock(hashtext(current_schema() || '.{}'), id::int4) FROM unnest(ARRAY[{}]::bigint[]) AS id",
-            model.name,
-            id_list(ids)
-        );
-        let mut conn = self.conn.lock().await;
-        if let Err(e) = sqlx::query(&sql).execute(&mut *conn).await {
-            tracing::warn!(error = %e, "could not release leases");
-        }
-    }
-}
-
 /// Used by tests and the benchmark: a step that enacts every object without a backend.
 pub struct NoopStep {
     pub model: &'static str,
@@ -727,13 +595,5 @@ impl Step for NoopStep {
     }
     async fn delete_record(&self, _: &StepContext, _: &Record) -> Result<(), SyncError> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn id_lists_are_plain_integers() {
-        assert_eq!(super::id_list(&[1, 22, 333]), "1,22,333");
     }
 }

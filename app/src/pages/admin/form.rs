@@ -1,0 +1,335 @@
+//! The add and edit form of one object, with its related objects (inlines).
+
+use super::history::History;
+use super::list::cell_text;
+use super::widgets::FieldInput;
+use super::*;
+use crate::client::{Collection, Object, SaveError, id_of, request, send_object, str_of};
+use crate::pages::Frame;
+use crate::registry::{Field, FieldKind, Model, registry};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_params_map};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// `/admin/<app>/<model>/add/` and `/admin/<app>/<model>/<id>/`: the form.
+#[component]
+pub fn AdminForm() -> impl IntoView {
+    let params = use_params_map();
+    let user = user_resource();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let slug = params.read().get("model").unwrap_or_default();
+                let id = params.read().get("id").unwrap_or_default();
+                let app = params.read().get("app").unwrap_or_default();
+                Suspend::new(async move {
+                    let u = user.await.ok().flatten();
+                    let body = match (model_by_slug(&app, &slug), id.as_str()) {
+                        (Some(m), "add") => view! { <ModelForm model=m id=None/> }.into_any(),
+                        (Some(m), id) => match id.parse::<i64>() {
+                            Ok(id) => view! { <ModelForm model=m id=Some(id)/> }.into_any(),
+                            Err(_) => view! { <p class="error">"There is no such object."</p> }.into_any(),
+                        },
+                        (None, _) => view! { <p class="error">"There is no such model."</p> }.into_any(),
+                    };
+                    view! { <Frame user=u>{body}</Frame> }.into_any()
+                })
+            }}
+        </Suspense>
+    }
+}
+
+/// The fields a form shows: what users may write.
+pub(super) fn form_fields(model: &Model) -> Vec<&Field> {
+    model.fields.iter().filter(|f| f.is_writable()).collect()
+}
+
+#[component]
+pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
+    let draft = RwSignal::new(Object::new());
+    let loaded = RwSignal::new(id.is_none());
+    let error = RwSignal::new(None::<SaveError>);
+    let message = RwSignal::new(None::<String>);
+    let caps = RwSignal::new(Caps::default());
+    let confirm = RwSignal::new(false);
+    let status = RwSignal::new(String::new());
+    // Bumped after each save, so the history shows the new entry.
+    let saved = RwSignal::new(0u32);
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        leptos::task::spawn_local(async move {
+            if let Some(id) = id {
+                match request(
+                    "GET",
+                    &format!("/xos/{}/{id}/?no_hyperlinks=1", model.plural),
+                    None,
+                )
+                .await
+                {
+                    Ok((200, Value::Object(o))) => {
+                        status.set(str_of(&o, "backend_status").to_string());
+                        draft.set(o);
+                    }
+                    Ok((status, body)) => error.set(Some(SaveError::Other(
+                        body["detail"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("HTTP {status}")),
+                    ))),
+                    Err(e) => error.set(Some(SaveError::Other(e))),
+                }
+                loaded.set(true);
+            } else {
+                // Defaults from the declaration.
+                let mut o = Map::new();
+                for f in form_fields(model) {
+                    if let Some(crate::registry::FieldDefault::Value(v)) = &f.default {
+                        o.insert(f.name.clone(), v.clone());
+                    }
+                }
+                draft.set(o);
+            }
+            caps.set(capabilities(&model.plural, &id.into_iter().collect::<Vec<_>>()).await);
+        })
+    });
+    let can_change = move || match id {
+        None => caps.get().create,
+        Some(id) => caps.get().objects.get(&id).map(|c| c.0).unwrap_or(false),
+    };
+    let can_delete = move || id.is_some_and(|id| caps.get().objects.get(&id).map(|c| c.1).unwrap_or(false));
+    let shown: Vec<String> = form_fields(model).iter().map(|f| f.name.clone()).collect();
+    let nav = navigate.clone();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let mut body = Map::new();
+        let d = draft.get_untracked();
+        for f in form_fields(model) {
+            match (d.get(&f.name), &f.kind) {
+                (Some(Value::String(s)), FieldKind::Password) if s.is_empty() => {}
+                (Some(v), _) => {
+                    body.insert(f.name.clone(), v.clone());
+                }
+                (None, _) => {}
+            }
+        }
+        let nav = nav.clone();
+        leptos::task::spawn_local(async move {
+            let result = match id {
+                Some(id) => {
+                    send_object(
+                        "PATCH",
+                        &format!("/xos/{}/{id}/?no_hyperlinks=1", model.plural),
+                        body,
+                    )
+                    .await
+                }
+                None => send_object("POST", &format!("/xos/{}/?no_hyperlinks=1", model.plural), body).await,
+            };
+            match result {
+                Ok(obj) => {
+                    error.set(None);
+                    if id.is_none() {
+                        nav(
+                            &format!("{}{}/", admin_path(model), id_of(&obj)),
+                            Default::default(),
+                        );
+                    } else {
+                        message.set(Some(format!("The {} was saved.", model.verbose_name)));
+                        saved.update(|n| *n += 1);
+                        status.set(str_of(&obj, "backend_status").to_string());
+                        draft.set(obj);
+                    }
+                }
+                Err(e) => {
+                    message.set(None);
+                    error.set(Some(e));
+                }
+            }
+        });
+    };
+    let delete = move |_| {
+        let Some(id) = id else { return };
+        let nav = navigate.clone();
+        leptos::task::spawn_local(async move {
+            match Collection::new(model.plural.as_str()).destroy(id).await {
+                Ok(()) => nav(&admin_path(model), Default::default()),
+                Err(e) => {
+                    confirm.set(false);
+                    error.set(Some(e));
+                }
+            }
+        });
+    };
+    let title = match id {
+        None => format!("Add {}", model.verbose_name),
+        Some(_) => format!("Change {}", model.verbose_name),
+    };
+    let fields = move || {
+        form_fields(model)
+            .into_iter()
+            .map(|f| view! { <FieldInput field=f draft error/> })
+            .collect_view()
+    };
+    view! {
+        <section class="card admin-form">
+            <nav class="breadcrumbs" aria-label="Breadcrumbs">
+                <a href="/admin/">"Admin"</a>" › "<a href=admin_path(model)>{capitalize(&model.verbose_name_plural)}</a>
+            </nav>
+            <h1>{title}</h1>
+            {move || (!status.get().is_empty()).then(|| view! { <p>"Backend status: "<StatusMark status=status.get()/></p> })}
+            {move || message.get().map(|m| view! { <p class="ok-message" role="status">{m}</p> })}
+            {
+                let shown = shown.clone();
+                move || error.get().and_then(|e| e.general(&shown)).map(|m| view! { <p class="error" role="alert">{m}</p> })
+            }
+            <Show when=move || loaded.get() fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                <form class="model-form" on:submit=submit.clone() novalidate>
+                    <fieldset disabled=move || !can_change()>
+                        {fields}
+                    </fieldset>
+                    <div class="actions">
+                        {move || can_change().then(|| view! { <button type="submit" class="primary">"Save"</button> })}
+                        {move || can_delete().then(|| view! {
+                            <button type="button" class="danger" on:click=move |_| confirm.set(true)>"Delete"</button>
+                        })}
+                    </div>
+                </form>
+            </Show>
+            {(model.name == "Instance").then(|| view! { <SshLine draft/> })}
+            {id.map(|id| view! { <Inlines model id reload=saved/> })}
+            {id.map(|id| view! { <History model id reload=saved/> })}
+            {move || confirm.get().then(|| view! {
+                <div class="confirm" role="alertdialog" aria-labelledby="confirm-text">
+                    <p id="confirm-text">{format!("Delete this {}? This cannot be undone.", model.verbose_name)}</p>
+                    <button type="button" class="danger" on:click=delete.clone()>"Yes, delete it"</button>
+                    <button type="button" class="link" on:click=move |_| confirm.set(false)>"Cancel"</button>
+                </div>
+            })}
+        </section>
+    }
+}
+
+/// How to reach an instance: XOS's ssh command line (through the node, as the Developer view
+/// shows it) once the backend has named the instance, and its address.
+#[component]
+pub(super) fn SshLine(draft: RwSignal<Object>) -> impl IntoView {
+    let node_name = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        let node = draft.with(|d| d.get("node").and_then(Value::as_i64));
+        if let Some(node) = node {
+            leptos::task::spawn_local(async move {
+                if let Ok((200, v)) =
+                    request("GET", &format!("/xos/nodes/{node}/?no_hyperlinks=1"), None).await
+                {
+                    node_name.set(v["name"].as_str().unwrap_or_default().to_string());
+                }
+            });
+        }
+    });
+    move || {
+        let d = draft.get();
+        let (iid, iname, ip) = (
+            str_of(&d, "instance_id"),
+            str_of(&d, "instance_name"),
+            str_of(&d, "ip"),
+        );
+        let node = node_name.get();
+        let command = if !iid.is_empty() && !iname.is_empty() && !node.is_empty() {
+            format!("ssh -o \"ProxyCommand ssh -q {iid}@{node}\" ubuntu@{iname}")
+        } else if !ip.is_empty() {
+            format!("ssh ubuntu@{ip}")
+        } else {
+            return None;
+        };
+        Some(view! {
+            <section class="ssh-line" aria-label="Reaching the instance">
+                <h2>"Reaching it"</h2>
+                <p>"Address: "<code>{if ip.is_empty() { "—".to_string() } else { ip.to_string() }}</code>
+                   " · backend id: "<code>{iid.to_string()}</code></p>
+                <pre class="ssh-command">{command}</pre>
+            </section>
+        })
+    }
+}
+
+/// The related objects a model declares (`Model::inlines`): each one's name, its list columns
+/// that are not foreign keys, and its backend status, linked to its own page.
+#[component]
+pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> impl IntoView {
+    let sections = model
+        .inlines
+        .iter()
+        .filter_map(|(child, fk)| registry().model(child).map(|c| (c, fk.clone())))
+        .map(|(child, fk)| {
+            let rows = RwSignal::new(None::<Vec<Object>>);
+            Effect::new(move |_| {
+                reload.track();
+                let fk = fk.clone();
+                leptos::task::spawn_local(async move {
+                    let url = format!("/xos/{}/?{fk}={id}&no_hyperlinks=1", child.plural);
+                    if let Ok((200, Value::Array(a))) = request("GET", &url, None).await {
+                        rows.set(Some(
+                            a.into_iter()
+                                .filter_map(|v| match v {
+                                    Value::Object(o) => Some(o),
+                                    _ => None,
+                                })
+                                .collect(),
+                        ));
+                    }
+                });
+            });
+            let columns: Vec<&'static Field> = child
+                .list_fields
+                .iter()
+                .filter_map(|n| child.fields.iter().find(|f| &f.name == n))
+                .filter(|f| f.fk_target().is_none() && f.name != "backend_status")
+                .take(4)
+                .collect();
+            let has_status = child.fields.iter().any(|f| f.name == "backend_status");
+            let heads = columns.clone();
+            view! {
+                <section class="inline" data-model=child.name.clone()>
+                    <h2>{capitalize(&child.verbose_name_plural)}</h2>
+                    {move || match rows.get() {
+                        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                        Some(r) if r.is_empty() => view! { <p class="muted">"None."</p> }.into_any(),
+                        Some(r) => {
+                            let columns = columns.clone();
+                            view! {
+                                <table class="inline-table">
+                                    <thead><tr>
+                                        <th>{capitalize(&child.verbose_name)}</th>
+                                        {heads.iter().map(|f| view! { <th>{f.name.clone()}</th> }).collect_view()}
+                                        {has_status.then(|| view! { <th>"status"</th> })}
+                                    </tr></thead>
+                                    <tbody>
+                                        {r.into_iter().map(|o| {
+                                            let href = format!("{}{}/", admin_path(child), id_of(&o));
+                                            let name = o.get("humanReadableName").and_then(Value::as_str).map(str::to_string)
+                                                .unwrap_or_else(|| format!("#{}", id_of(&o)));
+                                            let cells = columns.iter().map(|f| {
+                                                let v = o.get(&f.name).cloned().unwrap_or(Value::Null);
+                                                view! { <td>{cell_text(f, &v, &HashMap::new())}</td> }
+                                            }).collect_view();
+                                            let status = str_of(&o, "backend_status").to_string();
+                                            view! {
+                                                <tr>
+                                                    <td><a href=href>{name}</a></td>
+                                                    {cells}
+                                                    {has_status.then(|| view! { <td><StatusMark status/></td> })}
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        }
+                    }}
+                </section>
+            }
+        })
+        .collect_view();
+    view! { <div class="inlines">{sections}</div> }
+}
