@@ -29,7 +29,7 @@ WEB_STAMP := vendor/node_modules/.installed
 
 PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-regression test-configurations production-check nginx moto \
                schemathesis-venv test-api-fuzz fuzz soak
-PHONY_EXTRA += web-deps devtools
+PHONY_EXTRA += web-deps devtools dns
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy test-rust test-browser \
         wasm-size clean $(PHONY_EXTRA)
 
@@ -140,12 +140,28 @@ wasm-size: frontend
 
 ## ---- run -----------------------------------------------------------------------------------
 
+# Debian's Knot DNS with its geoip module (the Request Router's DNS server; its service is not
+# started: the synchronizer runs its own knotd) and dig, which the CDN tests ask.
+dns:
+	@{ [ -x /usr/sbin/knotd ] && [ -n "$$(ls /usr/lib/*/knot/modules-*/geoip.so 2>/dev/null)" ] && command -v dig >/dev/null; } || { \
+	  echo "installing Debian's Knot DNS and dig"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null; $$SUDO chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  pkgs="knot knot-module-geoip bind9-dnsutils"; \
+	  $$SUDO apt-get install -y $$pkgs || { $$SUDO apt-get update && $$SUDO apt-get install -y $$pkgs; }; \
+	  status=$$?; if [ -n "$$guard" ]; then $$SUDO rm -f /usr/sbin/policy-rc.d; fi; exit $$status; }
+
 # Start the chosen configuration (release build) in the background and return once its UI
 # answers: devel (default), frontend-only, test, production (Postgres, nginx, sync workers).
 # `make showlogs` follows its log, `make stop` stops it; the bash configuration is `make bash`.
 run: build
 ifeq ($(CONFIG),openstack)
 	@$(MAKE) --no-print-directory openstack
+endif
+ifeq ($(CONFIG),cdn)
+	@$(MAKE) --no-print-directory nginx dns
 endif
 ifeq ($(CONFIG),production)
 	@$(MAKE) --no-print-directory nginx
@@ -219,7 +235,7 @@ clippy:
 # Unit tests and the REST/store/session integration tests, each on SQLite and on Postgres
 # (127.0.0.1:5432, database `test`; XOS_REQUIRE_POSTGRES=1 makes an unreachable server a failure),
 # and the EC2 backend's tests against moto_server (XOS_REQUIRE_MOTO=1: a missing one fails).
-test-rust: moto
+test-rust: moto nginx dns
 	cargo test $(CARGO_JOBS) -p registry -p store -p tosca -p server -p app
 
 # Browser tests: the debug `xos` binary the integration tests built, the release wasm bundle.
@@ -258,9 +274,9 @@ test-regression:
 # Every other configuration started as documented and exercised: devel and frontend-only
 # (scripts/xosctl, as `make run` starts them), bash (commands on its standard input), production
 # (nginx, two servers, sync workers, Postgres). Uses the debug binary the tests built.
-test-configurations: nginx
+test-configurations: nginx dns
 	cargo build $(CARGO_JOBS) -p server
-	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh devel frontend-only
+	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh devel frontend-only cdn
 	@$(MAKE) --no-print-directory openstack
 	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh openstack
 	XOS_BIN=$(XOS_DEBUG) scripts/test-bash.sh

@@ -2,7 +2,7 @@
 # Start the single-process configurations as `make run` does (scripts/xosctl), each on a
 # temporary data directory and its own port, exercise them through the API, and stop them.
 #
-#   XOS_BIN=target/debug/xos scripts/test-configurations.sh [devel] [frontend-only] [openstack]
+#   XOS_BIN=target/debug/xos scripts/test-configurations.sh [devel] [frontend-only] [openstack] [cdn]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${XOS_BIN:?set XOS_BIN to the xos binary}
@@ -100,6 +100,22 @@ test_openstack() {
   scripts/xosctl stop "$config" "$BIN" >/dev/null
 }
 
+# The cdn configuration: DNS answers a cache, the cache serves the origin's bytes (MISS, then
+# HIT), make stop stops caches and DNS server. Its fixed ports (8880, 8890, 5353) must be free.
+cdn_answers() { dig @127.0.0.1 -p 5353 cdn.example.org A +short +time=1 +tries=1 2>/dev/null | grep -qE '^[0-9]+(\.[0-9]+){3}$'; }
+test_cdn() {
+  eventually 60 cdn_answers || fail "DNS does not answer cdn.example.org: $(api '/xos/requestrouterservices/')"
+  local addr
+  addr=$(dig @127.0.0.1 -p 5353 cdn.example.org A +short +time=1 +tries=1 | grep -E '^[0-9]+(\.[0-9]+){3}$' | head -1)
+  local one two
+  one=$(curl -s -D - -o /dev/null --resolve "cdn.example.org:8880:$addr" http://cdn.example.org:8880/config-test | tr -d '\r' | sed -n 's/^X-Cache-Status: //p')
+  two=$(curl -s -D - -o /dev/null --resolve "cdn.example.org:8880:$addr" http://cdn.example.org:8880/config-test | tr -d '\r' | sed -n 's/^X-Cache-Status: //p')
+  [ "$one $two" = "MISS HIT" ] || fail "the cache at $addr answered '$one' then '$two', not MISS then HIT"
+  scripts/xosctl stop "$config" "$BIN" >/dev/null
+  ! cdn_answers || fail "make stop left the DNS server running"
+  ! curl -s -o /dev/null "http://$addr:8880/" || fail "make stop left the cache at $addr running"
+}
+
 port=8791
 for config in "${configs[@]}"; do
   XOS_DATA=$(mktemp -d "${TMPDIR:-/tmp}/xos-config-$config.XXXXXX")
@@ -111,6 +127,7 @@ for config in "${configs[@]}"; do
     devel) test_devel ;;
     frontend-only) test_frontend_only ;;
     openstack) test_openstack ;;
+    cdn) test_cdn ;;
     *) fail "no test for this configuration" ;;
   esac
   rm -rf "$XOS_DATA"

@@ -128,6 +128,19 @@ mod tests {
         "userData",
         "versionNumber",
         "dashboardView",
+        // The CDN services' models (XOS's hpc and requestrouter apps).
+        "hpcService",
+        "serviceProvider",
+        "contentProvider",
+        "defaultOriginServer",
+        "cdnPrefix",
+        "behindNat",
+        "defaultTTL",
+        "defaultAction",
+        "lastResortAction",
+        "maxAnswers",
+        "siteMap",
+        "accessMap",
     ];
 
     #[test]
@@ -164,8 +177,11 @@ mod tests {
             "the parent's rules apply"
         );
         let children: Vec<&str> = reg.children("Service").map(|m| m.name.as_str()).collect();
-        assert_eq!(children, vec!["HelloWorldService"]);
-        assert_eq!(reg.services(), vec!["core", "helloworld"]);
+        assert_eq!(
+            children,
+            vec!["HelloWorldService", "HpcService", "RequestRouterService"]
+        );
+        assert_eq!(reg.services(), vec!["core", "helloworld", "hpc", "requestrouter"]);
     }
 
     #[test]

@@ -15,6 +15,14 @@ pub enum Validator {
     DashboardUrl,
     /// `tcp 80, udp 53, tcp 8000:8010`: a network's ports.
     PortList,
+    /// A DNS name (`cdn.example.org`): labels of letters, digits and `-`, at most 253 long.
+    DomainName,
+    /// `http://host[:port][/path]`: where a cache fetches from.
+    OriginUrl,
+    /// `allow|deny <subnet>|all` per line (a CDN access map; see `store::maps`).
+    AccessMap,
+    /// `<subnet> <cache> [<cache> …]` per line (a CDN site map; see `store::maps`).
+    SiteMap,
 }
 
 /// A model-level rule: it sees the whole object (and the database), fills in defaults or
@@ -51,6 +59,13 @@ pub enum Rule {
     ContentTypeModel,
     /// The named text field holds nothing or a JSON object (controller `settings`).
     JsonObject(String),
+    /// At most one of these foreign keys is set (a site map's owner).
+    AtMostOneOf(Vec<String>),
+    /// The origin server the named foreign key points at belongs to the row's own
+    /// `contentProvider` (a CDN prefix's default origin).
+    SameContentProvider(String),
+    /// One live row of the model in the whole system (XOS's `SingletonModel`).
+    Singleton,
 }
 
 impl Rule {

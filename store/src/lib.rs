@@ -25,6 +25,7 @@ mod decode;
 mod event;
 mod inherit;
 pub mod m2m;
+pub mod maps;
 pub mod migrations;
 pub mod password;
 pub mod permissions;

@@ -366,12 +366,64 @@ pub async fn before_write(
                     }
                 }
             }
+            // At most one owner (XOS's SiteMap.save).
+            Rule::AtMostOneOf(fields) => {
+                let set: Vec<&str> = fields
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|f| d.get(f).is_some())
+                    .collect();
+                if set.len() > 1 {
+                    err(
+                        "non_field_errors",
+                        format!("You may only set one of {}.", fields.join(", ")),
+                    );
+                }
+            }
+            // A CDN prefix's default origin is one of its own content provider's origins.
+            Rule::SameContentProvider(field) => {
+                let (Some(origin), Some(provider)) = (d.int(field), d.int("contentProvider")) else {
+                    continue;
+                };
+                let reg = unit.store().registry();
+                let Some(target) = model
+                    .field_named(field)
+                    .and_then(|f| f.fk_target())
+                    .and_then(|t| reg.model(t))
+                else {
+                    continue;
+                };
+                let column = target
+                    .field_named("contentProvider")
+                    .map(|f| f.column())
+                    .unwrap_or_default();
+                let owner = lookup(unit, &target.table(), &column, origin, SqlType::Int)
+                    .await?
+                    .and_then(|v| v.as_int());
+                if owner.is_some_and(|o| o != provider) {
+                    err(
+                        field,
+                        "The origin server belongs to another content provider.".into(),
+                    );
+                }
+            }
+            // One live row in the system (XOS's SingletonModel).
+            Rule::Singleton if creating => {
+                let sql = Sql::new(format!("SELECT id FROM {} WHERE NOT deleted", model.table()));
+                if scalar(unit, &sql, SqlType::Int).await?.is_some() {
+                    err(
+                        "non_field_errors",
+                        format!("There is already a {}; the system has one.", model.verbose_name),
+                    );
+                }
+            }
             // Rules whose condition (the guard above) does not hold.
             Rule::SliceNamePrefix
             | Rule::CreatorDefault
             | Rule::InstanceCreatorPrivilege
             | Rule::InstanceSliceQuota
-            | Rule::ApiTokenKey => {}
+            | Rule::ApiTokenKey
+            | Rule::Singleton => {}
         }
     }
     Ok(errors)

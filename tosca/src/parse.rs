@@ -735,10 +735,25 @@ fn requirement(
         ));
         return None;
     };
-    let fits = |s: &&'static ToscaRequirement| {
-        s.target == target.name && r.relationship.as_ref().is_none_or(|rel| *rel == s.relationship)
+    // A node of an extending model (an HpcService) also fits a requirement on its parent
+    // (a Service), as its row is one: the exact type is preferred.
+    let parent = target.extends.as_ref().map(|e| e.parent.as_str());
+    let (name, relationship) = (target.name.as_str(), r.relationship.as_deref());
+    let fits = |exact: bool| {
+        move |s: &&'static ToscaRequirement| {
+            let model_fits = if exact {
+                s.target == name
+            } else {
+                Some(s.target.as_str()) == parent
+            };
+            model_fits && relationship.is_none_or(|rel| rel == s.relationship)
+        }
     };
-    let candidates: Vec<&'static ToscaRequirement> = t.tosca.requirements.iter().filter(fits).collect();
+    let mut candidates: Vec<&'static ToscaRequirement> =
+        t.tosca.requirements.iter().filter(fits(true)).collect();
+    if candidates.is_empty() {
+        candidates = t.tosca.requirements.iter().filter(fits(false)).collect();
+    }
     let spec = match candidates.as_slice() {
         [one] => *one,
         [] => {

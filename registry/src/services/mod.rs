@@ -3,10 +3,15 @@
 //! (synchronizer steps) is registered in the server's `services` module.
 
 pub mod helloworld;
+pub mod hpc;
+pub mod requestrouter;
 
 use super::Model;
 
 /// Every service's models.
 pub fn models() -> Vec<Model> {
-    helloworld::models()
+    let mut models = helloworld::models();
+    models.extend(hpc::models());
+    models.extend(requestrouter::models());
+    models
 }

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod cdn;
 mod changes;
 mod crash;
 mod ec2;

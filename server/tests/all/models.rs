@@ -237,6 +237,89 @@ async fn fixture(app: &TestApp) -> BTreeMap<String, i64> {
         )
         .await,
     );
+    // The CDN services' models.
+    let hpc = make(
+        app,
+        "hpcservices",
+        json!({"name": "hpcsvc", "versionNumber": "1.0"}),
+    )
+    .await;
+    ids.insert("hpcservices".into(), hpc);
+    let sp = make(app, "serviceproviders", json!({"name": "sp", "hpcService": hpc})).await;
+    ids.insert("serviceproviders".into(), sp);
+    let cp = make(
+        app,
+        "contentproviders",
+        json!({"name": "cp", "serviceProvider": sp}),
+    )
+    .await;
+    ids.insert("contentproviders".into(), cp);
+    ids.insert(
+        "contentproviderusers".into(),
+        make(
+            app,
+            "contentproviderusers",
+            json!({"contentprovider": cp, "user": admin}),
+        )
+        .await,
+    );
+    let origin = make(
+        app,
+        "originservers",
+        json!({"url": "http://127.0.0.1:9/", "contentProvider": cp}),
+    )
+    .await;
+    ids.insert("originservers".into(), origin);
+    let prefix = make(
+        app,
+        "cdnprefixs",
+        json!({"prefix": "cdn.example.org", "contentProvider": cp, "defaultOriginServer": origin}),
+    )
+    .await;
+    ids.insert("cdnprefixs".into(), prefix);
+    ids.insert(
+        "accessmaps".into(),
+        make(
+            app,
+            "accessmaps",
+            json!({"name": "am", "contentProvider": cp, "map": "allow all"}),
+        )
+        .await,
+    );
+    ids.insert(
+        "sitemaps".into(),
+        make(
+            app,
+            "sitemaps",
+            json!({"name": "sm", "cdnPrefix": prefix, "map": "0.0.0.0/0 c1"}),
+        )
+        .await,
+    );
+    ids.insert(
+        "hpchealthchecks".into(),
+        make(
+            app,
+            "hpchealthchecks",
+            json!({"hpcService": hpc, "kind": "http", "resource_name": "/"}),
+        )
+        .await,
+    );
+    let rr = make(
+        app,
+        "requestrouterservices",
+        json!({"name": "rr", "versionNumber": "1.0"}),
+    )
+    .await;
+    ids.insert("requestrouterservices".into(), rr);
+    ids.insert(
+        "servicemaps".into(),
+        make(
+            app,
+            "servicemaps",
+            json!({"name": "cdn", "owner": hpc, "slice": ids["slices"], "prefix": "cdn.example.org"}),
+        )
+        .await,
+    );
     let (s, tok) = app.post("/xoslib/tokens/", json!({"name": "fixture"})).await;
     assert_eq!(s, StatusCode::CREATED, "{tok}");
     ids.insert("apitokens".into(), tok["id"].as_i64().unwrap());
@@ -286,6 +369,17 @@ both!(
         );
         // Delete everything, children before parents.
         let order = [
+            "servicemaps",
+            "requestrouterservices",
+            "hpchealthchecks",
+            "sitemaps",
+            "accessmaps",
+            "cdnprefixs",
+            "originservers",
+            "contentproviderusers",
+            "contentproviders",
+            "serviceproviders",
+            "hpcservices",
             "apitokens",
             "flavordeployments",
             "roles",

@@ -65,6 +65,13 @@ pub(crate) enum Command {
     /// $XOS_HELLO_MESSAGE.
     #[command(hide = true)]
     HelloworldServe,
+    /// A sample origin server for the CDN (`make run CONFIG=cdn`): answers every GET on
+    /// ADDRESS with generated content, cacheable for ten minutes, and logs each request.
+    #[command(hide = true)]
+    OriginServe {
+        /// Where to listen (`127.0.0.1:8890`).
+        address: String,
+    },
     /// Create an admin user.
     Createsuperuser {
         #[arg(long)]

@@ -47,9 +47,11 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     if let Command::BackendStop = &cli.command {
         let dir = std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone());
         let running = server::sync::local::running_of(&dir, "instances").len()
-            + server::sync::local::running_of(&dir, "helloworld").len();
+            + server::sync::local::running_of(&dir, "helloworld").len()
+            + server::sync::local::running_of(&dir, "requestrouter").len();
         server::sync::local::stop_all(&dir);
-        println!("stopped the local backend's processes of {running} object(s)");
+        let caches = server::services::stop_all(&dir);
+        println!("stopped the local backend's processes of {running} object(s) and {caches} cache(s)");
         return Ok(());
     }
     // A recipe is checked before the database is opened: a typo needs no database.
@@ -135,6 +137,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         | Command::Dmdot { .. }
         | Command::Workload { .. }
         | Command::HelloworldServe
+        | Command::OriginServe { .. }
         | Command::BackendStop => {
             unreachable!("handled above")
         }

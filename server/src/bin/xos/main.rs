@@ -60,6 +60,9 @@ fn main() -> ExitCode {
     if let Command::Workload { allocate_mb } = &cli.command {
         server::sync::local::workload(*allocate_mb);
     }
+    if let Command::OriginServe { address } = &cli.command {
+        server::services::hpc::origin::serve(address);
+    }
     if let Command::HelloworldServe = &cli.command {
         server::services::helloworld::serve();
     }

@@ -1,0 +1,375 @@
+//! HPC's synchronizer: the High-Performance Caches of the CDN, enacted as real nginx caches.
+//!
+//! The caches of an HPC service are the instances of its slices (`Slice.service`). For each the
+//! synchronizer renders one nginx configuration (`nginx.rs`): every enabled CDN prefix of the
+//! service's enabled content providers, proxied to the provider's enabled origin servers (the
+//! prefix's default origin first, the others as backups) through `proxy_cache`, with the
+//! provider's access maps as `allow`/`deny` rules. On this host each cache is an nginx process
+//! listening on its own loopback address (`cache_address`) and the service's `cache_port`; the
+//! configuration is the same a cache VM would get.
+//!
+//! Steps: a change to a CDN prefix, origin server, access map, content provider or service
+//! provider re-renders the caches of its service (`hpc_<model>` steps, internal); the service's
+//! own step (`hpc_services`) also runs on an interval and repairs drift: a cache instance that
+//! appeared or went, a cache process that died, a configuration edited by hand. A configuration
+//! is written to a temporary file, checked with `nginx -t`, then renamed over the old one and
+//! the cache reloaded (SIGHUP: graceful, no request dropped), so a synchronizer killed at any
+//! point leaves each cache with a whole configuration, old or new. Health checks: `health.rs`.
+
+mod health;
+pub mod nginx;
+pub mod origin;
+
+use crate::db::Value;
+use crate::store::{Actor, ListQuery, Record, Store};
+use crate::sync::{Enacted, Step, StepContext, SyncError, default_fetch_pending};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+use store::maps::{AccessRule, parse_access_map};
+
+pub use health::cache_health;
+
+/// How often the service step looks for drift.
+const DRIFT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The steps of the HPC service, sharing one set of caches.
+pub fn steps(ctx: &StepContext) -> Vec<Arc<dyn Step>> {
+    let caches = Arc::new(nginx::Caches::new(ctx));
+    let mut steps: Vec<Arc<dyn Step>> = vec![Arc::new(Services {
+        caches: caches.clone(),
+    })];
+    for (model, name) in [
+        ("ServiceProvider", "hpc_serviceproviders"),
+        ("ContentProvider", "hpc_contentproviders"),
+        ("OriginServer", "hpc_originservers"),
+        ("CDNPrefix", "hpc_cdnprefixes"),
+        ("AccessMap", "hpc_accessmaps"),
+    ] {
+        steps.push(Arc::new(Changes {
+            caches: caches.clone(),
+            model,
+            name,
+        }));
+    }
+    steps.push(Arc::new(health::HealthChecks::new(ctx)));
+    steps
+}
+
+/// One cache: an instance of the service's slices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cache {
+    pub instance: i64,
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// One prefix as the caches serve it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Site {
+    pub id: i64,
+    pub prefix: String,
+    pub provider: String,
+    /// Origin URLs, the default first.
+    pub origins: Vec<url::Url>,
+    pub access: Vec<AccessRule>,
+}
+
+/// What an HPC service's caches should be.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub service: i64,
+    pub caches: Vec<Cache>,
+    pub sites: Vec<Site>,
+    /// What could not be served, in words (a prefix without an origin).
+    pub problems: Vec<String>,
+}
+
+impl Plan {
+    /// The status of the service when its caches serve this plan.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} cache{} serving {} prefix{}",
+            self.caches.len(),
+            if self.caches.len() == 1 { "" } else { "s" },
+            self.sites.len(),
+            if self.sites.len() == 1 { "" } else { "es" },
+        );
+        for p in &self.problems {
+            s.push_str("; ");
+            s.push_str(p);
+        }
+        s
+    }
+}
+
+/// The address a cache serves on. An instance on this host (the local backend reports
+/// 127.0.0.1) gets a loopback address of its own, `127.1.<id / 256>.<id % 256>`, so several
+/// caches share one port and DNS can answer with plain addresses; an instance with an address
+/// of its own keeps it.
+pub fn cache_address(instance: &Record) -> Ipv4Addr {
+    match instance.get_str("ip").and_then(|s| s.parse::<Ipv4Addr>().ok()) {
+        Some(ip) if !ip.is_loopback() && !ip.is_unspecified() => ip,
+        _ => {
+            let id = instance.id().clamp(0, 0xffff) as u16;
+            Ipv4Addr::new(127, 1, (id >> 8) as u8, (id & 0xff) as u8)
+        }
+    }
+}
+
+/// Every live row of `model`, as the system sees it.
+pub(crate) async fn all(store: &Store, model: &str) -> Result<Vec<Record>, SyncError> {
+    let model = store.model(model);
+    Ok(store.list(&Actor::System, model, &ListQuery::default()).await?.0)
+}
+
+/// Whether an instance has been enacted by its backend (its VM, here its process, runs).
+fn is_up(instance: &Record) -> bool {
+    instance
+        .get_str("backend_status")
+        .is_some_and(|s| registry::BackendStatus::parse(s).is_ok())
+}
+
+/// The caches of HPC service `service`: the enacted instances of its slices.
+pub async fn caches_of(store: &Store, service: &Record) -> Result<Vec<Cache>, SyncError> {
+    let port = service
+        .get_int("cache_port")
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(8880);
+    let slices: Vec<i64> = all(store, "Slice")
+        .await?
+        .iter()
+        .filter(|s| s.get_int("service") == Some(service.id()))
+        .map(Record::id)
+        .collect();
+    Ok(all(store, "Instance")
+        .await?
+        .iter()
+        .filter(|i| i.get_int("slice").is_some_and(|s| slices.contains(&s)) && is_up(i))
+        .map(|i| Cache {
+            instance: i.id(),
+            name: i.get_str("name").unwrap_or_default().to_string(),
+            addr: cache_address(i),
+            port,
+        })
+        .collect())
+}
+
+/// The enabled prefixes of HPC service `service`, with their origins and access rules.
+pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<String>), SyncError> {
+    let providers: HashMap<i64, Record> = all(store, "ServiceProvider")
+        .await?
+        .into_iter()
+        .filter(|p| p.get_int("hpcService") == Some(service) && p.get_bool("enabled"))
+        .map(|p| (p.id(), p))
+        .collect();
+    let content: HashMap<i64, Record> = all(store, "ContentProvider")
+        .await?
+        .into_iter()
+        .filter(|c| {
+            c.get_bool("enabled")
+                && c.get_int("serviceProvider")
+                    .is_some_and(|p| providers.contains_key(&p))
+        })
+        .map(|c| (c.id(), c))
+        .collect();
+    let origins = all(store, "OriginServer").await?;
+    let maps = all(store, "AccessMap").await?;
+    let mut sites = Vec::new();
+    let mut problems = Vec::new();
+    for p in all(store, "CDNPrefix").await? {
+        let Some(cp) = p.get_int("contentProvider").and_then(|c| content.get(&c)) else {
+            continue;
+        };
+        if !p.get_bool("enabled") {
+            continue;
+        }
+        let prefix = p.get_str("prefix").unwrap_or_default().to_string();
+        let mut mine: Vec<&Record> = origins
+            .iter()
+            .filter(|o| o.get_int("contentProvider") == Some(cp.id()) && o.get_bool("enabled"))
+            .collect();
+        // The default origin first, the others in the order they were made.
+        let default = p.get_int("defaultOriginServer");
+        mine.sort_by_key(|o| (Some(o.id()) != default, o.id()));
+        let urls: Vec<url::Url> = mine
+            .iter()
+            .filter_map(|o| url::Url::parse(o.get_str("url").unwrap_or_default()).ok())
+            .collect();
+        if urls.is_empty() {
+            problems.push(format!("{prefix} has no enabled origin server"));
+            continue;
+        }
+        let mut access = Vec::new();
+        for m in maps
+            .iter()
+            .filter(|m| m.get_int("contentProvider") == Some(cp.id()))
+        {
+            // Stored maps were checked when written; a map that no longer parses is skipped.
+            if let Ok(rules) = parse_access_map(m.get_str("map").unwrap_or_default()) {
+                access.extend(rules);
+            }
+        }
+        sites.push(Site {
+            id: p.id(),
+            prefix,
+            provider: cp.get_str("name").unwrap_or_default().to_string(),
+            origins: urls,
+            access,
+        });
+    }
+    Ok((sites, problems))
+}
+
+/// The plan of HPC service `service`.
+pub async fn plan(store: &Store, service: &Record) -> Result<Plan, SyncError> {
+    let caches = caches_of(store, service).await?;
+    let (sites, problems) = sites_of(store, service.id()).await?;
+    Ok(Plan {
+        service: service.id(),
+        caches,
+        sites,
+        problems,
+    })
+}
+
+/// The HPC service of a CDN row (a prefix, origin, map, content or service provider), if it
+/// can still be reached (a row deleted with its parents cannot).
+async fn service_of(store: &Store, row: &Record) -> Option<i64> {
+    let mut rec = row.clone();
+    for _ in 0..3 {
+        if let Some(s) = rec.try_get("hpcService").and_then(Value::as_int) {
+            return Some(s);
+        }
+        let (field, model) = if rec.try_get("contentProvider").is_some() {
+            ("contentProvider", "ContentProvider")
+        } else if rec.try_get("serviceProvider").is_some() {
+            ("serviceProvider", "ServiceProvider")
+        } else {
+            return None;
+        };
+        let id = rec.get_int(field)?;
+        rec = store.get(&Actor::System, store.model(model), id).await.ok()?;
+    }
+    None
+}
+
+/// Render and apply the caches of every HPC service (or of `only`); the status line.
+async fn reconcile(caches: &nginx::Caches, store: &Store, only: Option<i64>) -> Result<String, SyncError> {
+    let services = all(store, "HpcService").await?;
+    let mut lines = Vec::new();
+    for s in services.iter().filter(|s| only.is_none_or(|o| o == s.id())) {
+        let plan = plan(store, s).await?;
+        lines.push(caches.apply(&plan).await?);
+    }
+    if only.is_none() {
+        let keep: Vec<i64> = {
+            let mut keep = Vec::new();
+            for s in &services {
+                keep.extend(caches_of(store, s).await?.iter().map(|c| c.instance));
+            }
+            keep
+        };
+        caches.stop_others(&keep).await;
+    }
+    Ok(lines.join("; "))
+}
+
+/// The service itself: its caches rendered and running (internal), and drift repaired on an
+/// interval (external): caches come and go with instances, a dead cache is restarted.
+struct Services {
+    caches: Arc<nginx::Caches>,
+}
+
+#[async_trait::async_trait]
+impl Step for Services {
+    fn name(&self) -> &'static str {
+        "hpc_services"
+    }
+    fn provides(&self) -> Vec<&'static str> {
+        vec!["HpcService"]
+    }
+    fn observes(&self) -> &'static str {
+        "HpcService"
+    }
+    fn requested_interval(&self) -> Duration {
+        DRIFT_INTERVAL
+    }
+    fn concurrency(&self) -> usize {
+        1
+    }
+    async fn fetch_pending(&self, ctx: &StepContext, deletion: bool) -> Result<Vec<Record>, SyncError> {
+        let mut pending = default_fetch_pending(&ctx.store, "HpcService", deletion, None).await?;
+        if deletion {
+            return Ok(pending);
+        }
+        // Drift: services whose caches differ from their plan (checked without writing).
+        for s in all(&ctx.store, "HpcService").await? {
+            if pending.iter().any(|p| p.id() == s.id()) {
+                continue;
+            }
+            let plan = plan(&ctx.store, &s).await?;
+            // Drifted, or served by another step's pass while this status kept an older plan.
+            let status = format!("1 - {}", plan.summary());
+            if self.caches.drifted(&plan).await || s.get_str("backend_status") != Some(status.as_str()) {
+                pending.push(s);
+            }
+        }
+        // Caches of instances that are gone.
+        let mut keep = Vec::new();
+        for s in all(&ctx.store, "HpcService").await? {
+            keep.extend(caches_of(&ctx.store, &s).await?.iter().map(|c| c.instance));
+        }
+        self.caches.stop_others(&keep).await;
+        Ok(pending)
+    }
+    async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
+        let status = reconcile(&self.caches, &ctx.store, Some(obj.id())).await?;
+        Ok(Enacted::with_status(status))
+    }
+    async fn delete_record(&self, ctx: &StepContext, _obj: &Record) -> Result<(), SyncError> {
+        // The service's slices may outlive it; its caches stop, as they serve nothing now (the
+        // deleted service is hidden already, so its caches are not kept).
+        reconcile(&self.caches, &ctx.store, None).await.map(|_| ())
+    }
+}
+
+/// A CDN row whose change reaches the caches of its service.
+struct Changes {
+    caches: Arc<nginx::Caches>,
+    model: &'static str,
+    name: &'static str,
+}
+
+#[async_trait::async_trait]
+impl Step for Changes {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn provides(&self) -> Vec<&'static str> {
+        vec![self.model]
+    }
+    fn observes(&self) -> &'static str {
+        self.model
+    }
+    fn concurrency(&self) -> usize {
+        1
+    }
+    async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
+        let service = service_of(&ctx.store, obj).await;
+        reconcile(&self.caches, &ctx.store, service).await?;
+        // The service's status tells how many caches serve what; this row is in their
+        // configuration now.
+        Ok(Enacted::with_status(match service {
+            Some(id) => format!("in the configuration of HPC service {id}'s caches"),
+            None => "in the configuration of the caches".to_string(),
+        }))
+    }
+    async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
+        // The row is hidden already: rendering the service again leaves it out.
+        let service = service_of(&ctx.store, obj).await;
+        reconcile(&self.caches, &ctx.store, service).await.map(|_| ())
+    }
+}
