@@ -237,7 +237,7 @@ mod tests {
             "http://u:p@x.org/",
             "http://x.org/?q=1",
             "not a url",
-            "http:///x",
+            "http://",
             "http://x.org/a;b",
             "http://x.org/$host",
         ] {

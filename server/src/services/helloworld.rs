@@ -9,7 +9,7 @@ use crate::db::Value;
 use crate::store::Record;
 use crate::sync::local::{LocalBackend, Spec};
 use crate::sync::{Enacted, Step, StepContext, SyncError};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,22 +165,8 @@ pub fn serve() -> ! {
 }
 
 fn answer(mut stream: TcpStream, body: &str) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    // Read the request head (up to 8 KiB); the answer does not depend on it.
-    let mut buf = [0u8; 8192];
-    let mut seen = 0;
-    while seen < buf.len() {
-        match stream.read(&mut buf[seen..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                seen += n;
-                if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-        }
-    }
+    // The answer does not depend on the request.
+    super::read_request_head(&mut stream, Duration::from_secs(2));
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

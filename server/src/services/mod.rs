@@ -11,6 +11,29 @@ pub mod requestrouter;
 use crate::sync::{Step, StepContext};
 use std::sync::Arc;
 
+/// The head of an HTTP request on `stream` (up to 8 KiB, until the blank line), with read and
+/// write timeouts set: what the small servers of services (a HelloWorld tenant, the sample
+/// origin) read before they answer.
+pub(crate) fn read_request_head(stream: &mut std::net::TcpStream, timeout: std::time::Duration) -> String {
+    use std::io::Read;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let mut buf = [0u8; 8192];
+    let mut seen = 0;
+    while seen < buf.len() {
+        match stream.read(&mut buf[seen..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                seen += n;
+                if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&buf[..seen]).into_owned()
+}
+
 /// Stop what services run on this host that the local backend cannot find by its markers (the
 /// HPC caches: nginx rewrites its environment); the number stopped.
 pub fn stop_all(state_dir: &std::path::Path) -> usize {

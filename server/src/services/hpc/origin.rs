@@ -4,7 +4,7 @@
 //! so what reached the origin through the caches can be counted. Runs without an async runtime:
 //! it is what a local instance runs.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
@@ -34,22 +34,7 @@ pub fn content(path: &str) -> String {
 }
 
 fn answer(mut stream: TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut buf = [0u8; 8192];
-    let mut seen = 0;
-    while seen < buf.len() {
-        match stream.read(&mut buf[seen..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                seen += n;
-                if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-        }
-    }
-    let head = String::from_utf8_lossy(&buf[..seen]);
+    let head = crate::services::read_request_head(&mut stream, Duration::from_secs(5));
     let mut words = head.lines().next().unwrap_or_default().split_whitespace();
     let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or("/"));
     // Plain characters only in the log and the page.
