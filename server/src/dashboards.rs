@@ -5,7 +5,7 @@
 //! - `/admin/dashboard/<name>/` shows one view alone, inside the navigation (the guide's
 //!   debugging path); `?embed=1` leaves the navigation out (the home page's tabs frame it).
 //! - Templates get the guide's context variables: `user`, `dashboards`, `unusedDashboards`,
-//!   `userSliceInfo`, `STATIC_URL`, plus the providers registered in [`providers`] (the guide's
+//!   `userSliceInfo`, `STATIC_URL`, `cdnData`, `cdnContentProviders`, plus the providers registered in [`providers`] (the guide's
 //!   `foobar`).
 //! - `/xoslib/dashboards/` tells the home page the caller's tabs and saves the Customize tab.
 //! - `/static/js/xoslib/xos-backbone.js` is the xoslib client (Backbone collections for every
@@ -290,10 +290,36 @@ async fn context(state: &AppState, p: &Principal) -> Result<Map<String, Json>, S
     );
     ctx.insert("userSliceInfo".into(), user_slice_info(state, p.id).await?);
     ctx.insert("STATIC_URL".into(), Json::String("/static".into()));
+    let (cdn_data, cdn_providers) = cdn_context(state, p).await;
+    ctx.insert("cdnData".into(), cdn_data);
+    ctx.insert("cdnContentProviders".into(), cdn_providers);
     for (name, provide) in providers() {
         ctx.insert(name.to_string(), provide(p));
     }
     Ok(ctx)
+}
+
+/// The guide's `cdnData` and `cdnContentProviders` (empty where the HPC service is not loaded);
+/// a failure to read them is logged and shows as empty, never as a broken page.
+async fn cdn_context(state: &AppState, p: &Principal) -> (Json, Json) {
+    use crate::services::hpc::stats;
+    let loaded = state
+        .store
+        .registry()
+        .model("HpcService")
+        .is_some_and(|m| state.store.is_loaded(m));
+    if !loaded {
+        return (json!({}), json!([]));
+    }
+    let data = stats::cdn_data(&state.store, &state.config.state_dir).await;
+    let providers = stats::cdn_content_providers(&state.store, &Actor::User(p.clone())).await;
+    match (data, providers) {
+        (Ok(d), Ok(c)) => (d, c),
+        (d, c) => {
+            tracing::warn!(error = ?d.err().or(c.err()), "the CDN's dashboard context could not be read");
+            (json!({}), json!([]))
+        }
+    }
 }
 
 /// Render `dashboards/<template>.html` with the context (auto-escaped).

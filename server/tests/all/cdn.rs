@@ -266,6 +266,54 @@ both!(
             1,
             "the origin served it once"
         );
+        // The views' context: cdnData counts the cache's requests and hits from its own log,
+        // cdnContentProviders lists the provider with its prefix and origin; the CDN view
+        // (registered by the recipe) shows both.
+        let data = server::services::hpc::stats::cdn_data(&app.store, &cdn.state.0)
+            .await
+            .unwrap();
+        let caches = data["MySite"]["caches"]
+            .as_array()
+            .expect("MySite's caches")
+            .clone();
+        let first = caches
+            .iter()
+            .find(|c| c["name"] == "mysite_hpc-1")
+            .expect("cache 1");
+        assert!(first["requests"].as_u64().unwrap() >= 2, "{first}");
+        assert!(first["hits"].as_u64().unwrap() >= 1, "{first}");
+        assert_eq!(data["MySite"]["numHPCInstances"], 2, "{data}");
+        let mut config = app.config.clone();
+        config.dashboards_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
+        config.state_dir = cdn.state.0.clone();
+        let router = server::router(server::app_state(app.store.clone(), config).unwrap())
+            .await
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(
+            router,
+            common::build(
+                axum::http::Method::GET,
+                "/admin/dashboard/CDN/?embed=1",
+                Some(common::ADMIN),
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let page = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let page = String::from_utf8_lossy(&page);
+        for want in [
+            "Sample Content",
+            "cdn.example.org",
+            "127.0.0.1:",
+            "mysite_hpc-1",
+            "mysite_hpc-2",
+            "healthy",
+        ] {
+            assert!(page.contains(want), "the CDN view lacks {want}: {page}");
+        }
+
         // A name the CDN does not serve: 404 from the cache.
         assert_eq!(cdn.get(&a1, "other.example.org", path).unwrap().0, 404);
 
@@ -310,6 +358,66 @@ both!(
             cdn.dig("cdn.example.org", None) == vec![a1.clone()]
         })
         .await;
+
+        // defaultTTL is the answers' TTL; maxAnswers bounds them.
+        let rr = one(app, "requestrouterservices", "name=request-router").await;
+        let ttl = std::process::Command::new("dig")
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &cdn.dns_port.to_string(),
+                "cdn.example.org",
+                "A",
+                "+noall",
+                "+answer",
+            ])
+            .output()
+            .unwrap();
+        let ttl = String::from_utf8_lossy(&ttl.stdout).to_string();
+        assert_eq!(ttl.split_whitespace().nth(1), Some("30"), "{ttl}");
+        let (s, v) = app
+            .patch(
+                &format!("/xos/requestrouterservices/{}/", rr["id"]),
+                json!({"maxAnswers": 2}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        cdn.until("two answers", Duration::from_secs(20), || {
+            let mut got = cdn.dig("cdn.example.org", None);
+            got.sort();
+            got == vec![a1.clone(), a2.clone()]
+        })
+        .await;
+
+        // dns and nameserver checks ask the DNS server; their outcome is their status.
+        let svc = one(app, "hpcservices", "name=hpc").await;
+        for (kind, contains) in [("dns", a1.as_str()), ("nameserver", "")] {
+            let (s, v) = app
+                .post(
+                    "/xos/hpchealthchecks/?no_hyperlinks=1",
+                    json!({"hpcService": svc["id"], "kind": kind, "resource_name": "cdn.example.org",
+                           "result_contains": contains, "interval": 1}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        let t0 = Instant::now();
+        loop {
+            cdn.engine.run_once().await.unwrap();
+            let (_, checks) = app.get("/xos/hpchealthchecks/?no_hyperlinks=1").await;
+            let statuses: Vec<&str> = checks
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["kind"] != "http")
+                .map(|c| c["backend_status"].as_str().unwrap_or_default())
+                .collect();
+            if statuses.len() == 2 && statuses.iter().all(|s| *s == "1 - 1 of 1 healthy") {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "{statuses:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
 
         // Deleting the prefix removes it from both caches and from DNS.
         let prefix = one(app, "cdnprefixs", "prefix=cdn.example.org").await;

@@ -19,6 +19,7 @@
 mod health;
 pub mod nginx;
 pub mod origin;
+pub mod stats;
 
 use crate::db::Value;
 use crate::store::{Actor, ListQuery, Record, Store};
