@@ -23,6 +23,9 @@ pub enum Validator {
     AccessMap,
     /// `<subnet> <cache> [<cache> …]` per line (a CDN site map; see `store::maps`).
     SiteMap,
+    /// An access map that is an allow list: `allow <subnet>|all` lines, then at most a final
+    /// `deny all` (what a DNS server's query ACL can hold).
+    AllowList,
 }
 
 /// A model-level rule: it sees the whole object (and the database), fills in defaults or

@@ -94,6 +94,27 @@ pub fn parse_access_map(text: &str) -> Result<Vec<AccessRule>, String> {
         .collect()
 }
 
+/// Parse an access map that is an allow list (`allow` lines, then at most a final `deny all`):
+/// the allowed subnets, or `None` when everyone is allowed (an empty map, or `allow all`).
+pub fn parse_allow_list(text: &str) -> Result<Option<Vec<IpNet>>, String> {
+    let rules = parse_access_map(text)?;
+    let mut nets = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        match (rule.allow, rule.clients) {
+            (true, Clients::All) => return Ok(None),
+            (true, Clients::Net(n)) => nets.push(n),
+            (false, Clients::All) if i + 1 == rules.len() => {}
+            (false, _) => {
+                return Err(format!(
+                    "rule {}: a DNS access map lists what is allowed (\"allow <subnet>\" lines), then at most \"deny all\"",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok((!rules.is_empty()).then_some(nets))
+}
+
 /// Whether a cache name is one a site map may hold (an instance name: letters, digits, `_`, `-`, `.`).
 fn is_cache_name(s: &str) -> bool {
     !s.is_empty()
@@ -196,6 +217,19 @@ mod tests {
         assert!(parse_access_map("allow 10.0.0.0/33").is_err());
         assert!(parse_access_map("allow").is_err());
         assert!(parse_access_map("deny 2001:db8::/32").is_ok());
+    }
+
+    #[test]
+    fn allow_lists_are_allow_lines_then_deny_all() {
+        assert_eq!(parse_allow_list("").unwrap(), None);
+        assert_eq!(parse_allow_list("allow all").unwrap(), None);
+        let nets = parse_allow_list("allow 10.0.0.0/8\nallow 127.0.0.0/8\ndeny all")
+            .unwrap()
+            .unwrap();
+        assert_eq!(nets.len(), 2);
+        assert_eq!(parse_allow_list("deny all").unwrap(), Some(vec![]));
+        assert!(parse_allow_list("deny 10.0.0.0/8\nallow all").is_err());
+        assert!(parse_allow_list("deny all\nallow 10.0.0.0/8").is_err());
     }
 
     #[test]

@@ -214,6 +214,7 @@ fn run_validator(v: Validator, s: &str) -> Option<String> {
         Validator::OriginUrl => crate::maps::origin_url_error(s),
         Validator::AccessMap => crate::maps::parse_access_map(s).err(),
         Validator::SiteMap => crate::maps::parse_site_map(s).err(),
+        Validator::AllowList => crate::maps::parse_allow_list(s).err(),
     }
 }
 

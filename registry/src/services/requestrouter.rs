@@ -7,7 +7,8 @@
 //! `defaultAction` is what answers a client no site-map line covers, `lastResortAction` what
 //! answers when the caches chosen for a client are all unhealthy: `best` (the healthy caches in
 //! the slice's order, the nearest first as the site map lists them) or `random` (healthy caches
-//! in a random order, re-drawn each time the answers are rendered).
+//! in a pseudo-random order, fixed per name and subnet). A service map's `accessMap` is its zone's
+//! query ACL, so it is an allow list.
 
 use crate::{Field, Model, OnDelete, Rule, ToscaEffect, Validator};
 
@@ -87,8 +88,8 @@ pub fn models() -> Vec<Model> {
             .field(
                 Field::text("accessMap", Some(65536))
                     .optional()
-                    .validator(Validator::AccessMap)
-                    .help("specifies which client requests are allowed: `allow|deny <subnet>|all` per line"),
+                    .validator(Validator::AllowList)
+                    .help("specifies which client requests are allowed: `allow <subnet>` per line, then `deny all`"),
             )
             .display("{name}")
             .search(&["name", "prefix"])

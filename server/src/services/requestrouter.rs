@@ -70,6 +70,15 @@ type Files = BTreeMap<String, String>;
 /// A zone's answers: per name, per subnet, the addresses.
 type Answers = BTreeMap<String, Vec<(IpNet, Vec<Ipv4Addr>)>>;
 
+/// One zone: its answers, and who may ask (`None`: everyone), from the service map's access map.
+struct Zone {
+    names: Answers,
+    acl: Option<Vec<IpNet>>,
+}
+
+/// The zones of a DNS server, by name.
+type Zones = BTreeMap<String, Zone>;
+
 struct Dns {
     root: PathBuf,
     knotd: PathBuf,
@@ -182,7 +191,7 @@ fn in_zone(name: &str, zone: &str) -> bool {
 }
 
 /// Everything the DNS server of Request Router `rr` should answer, zone by zone.
-async fn answers(store: &Store, rr: &Record) -> Result<BTreeMap<String, Answers>, SyncError> {
+async fn answers(store: &Store, rr: &Record) -> Result<Zones, SyncError> {
     let health = hpc::cache_health(store).await?;
     let instances = all(store, "Instance").await?;
     let prefixes = all(store, "CDNPrefix").await?;
@@ -236,14 +245,18 @@ async fn answers(store: &Store, rr: &Record) -> Result<BTreeMap<String, Answers>
                 names.insert(name.to_string(), answers_for(name, &lines, &targets, rr));
             }
         }
-        zones.insert(zone, names);
+        // Stored maps were checked when written; one that no longer parses allows everyone.
+        let acl = store::maps::parse_allow_list(map.get_str("accessMap").unwrap_or_default())
+            .ok()
+            .flatten();
+        zones.insert(zone, Zone { names, acl });
     }
     Ok(zones)
 }
 
 /// The status of a Request Router answering `zones`.
-fn summary(rr: &Record, zones: &BTreeMap<String, Answers>) -> String {
-    let names: usize = zones.values().map(BTreeMap::len).sum();
+fn summary(rr: &Record, zones: &Zones) -> String {
+    let names: usize = zones.values().map(|z| z.names.len()).sum();
     format!(
         "answering {} name{} in {} zone{} on {}@{}",
         names,
@@ -265,7 +278,7 @@ fn serial(text: &str) -> u32 {
 }
 
 /// The files of Request Router `rr`'s server in `dir`.
-fn render(rr: &Record, zones: &BTreeMap<String, Answers>, dir: &Path) -> Files {
+fn render(rr: &Record, zones: &Zones, dir: &Path) -> Files {
     let d = dir.display();
     let addr = rr.get_str("dns_address").unwrap_or("127.0.0.1");
     let port = rr.get_int("dns_port").unwrap_or(5353);
@@ -284,16 +297,37 @@ fn render(rr: &Record, zones: &BTreeMap<String, Answers>, dir: &Path) -> Files {
                 "  - id: map{i}\n    config-file: \"{d}/geo/{zone}.conf\"\n    ttl: {ttl}\n    mode: subnet"
             );
         }
+        // Who may ask a zone: Knot's query ACL (others get NOTAUTH), from the access map.
+        let acls: Vec<(usize, &Vec<IpNet>)> = zones
+            .values()
+            .enumerate()
+            .filter_map(|(i, z)| z.acl.as_ref().map(|a| (i, a)))
+            .collect();
+        if !acls.is_empty() {
+            conf.push_str("mod-queryacl:\n");
+            for (i, nets) in &acls {
+                let mut list: Vec<String> = nets.iter().map(IpNet::to_string).collect();
+                if list.is_empty() {
+                    // `deny all`: an address no query comes from (an empty list allows all).
+                    list.push("255.255.255.255/32".into());
+                }
+                let _ = writeln!(conf, "  - id: acl{i}\n    address: [{}]", list.join(", "));
+            }
+        }
         conf.push_str("zone:\n");
-        for (i, zone) in zones.keys().enumerate() {
+        for (i, (zone, z)) in zones.iter().enumerate() {
+            let modules = match z.acl {
+                Some(_) => format!("[mod-queryacl/acl{i}, mod-geoip/map{i}]"),
+                None => format!("mod-geoip/map{i}"),
+            };
             let _ = writeln!(
                 conf,
-                "  - domain: {zone}.\n    file: \"{d}/zones/{zone}.zone\"\n    zonefile-sync: -1\n    journal-content: none\n    module: mod-geoip/map{i}"
+                "  - domain: {zone}.\n    file: \"{d}/zones/{zone}.zone\"\n    zonefile-sync: -1\n    journal-content: none\n    module: {modules}"
             );
         }
     }
     files.insert("knot.conf".into(), conf);
-    for (zone, names) in zones {
+    for (zone, Zone { names, .. }) in zones {
         let ns_addr = addr.parse::<Ipv4Addr>().unwrap_or(Ipv4Addr::LOCALHOST);
         let body = format!("@ NS ns\nns A {ns_addr}\n");
         let text = format!(

@@ -162,6 +162,28 @@ impl Cdn {
             .collect()
     }
 
+    /// The response code of `dig … <name> A` (`NOERROR`, `REFUSED`, …).
+    fn dig_status(&self, name: &str) -> String {
+        let out = std::process::Command::new("dig")
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &self.dns_port.to_string(),
+                name,
+                "A",
+                "+time=1",
+                "+tries=1",
+            ])
+            .output()
+            .expect("dig");
+        String::from_utf8_lossy(&out.stdout)
+            .split("status: ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or("no answer")
+            .to_string()
+    }
+
     /// GET `path` from the cache at `addr` for `host`: (status, X-Cache-Status, body).
     fn get(&self, addr: &str, host: &str, path: &str) -> Option<(u16, String, String)> {
         let mut s = TcpStream::connect((addr, self.cache_port)).ok()?;
@@ -358,6 +380,48 @@ both!(
             cdn.dig("cdn.example.org", None) == vec![a1.clone()]
         })
         .await;
+
+        // The service map's access map is the DNS server's query ACL: a client it does not
+        // list is refused, and answered again once listed.
+        let smap = one(app, "servicemaps", "name=cdn").await;
+        for (text, answered) in [
+            ("allow 10.0.0.0/8\ndeny all", false),
+            ("allow 127.0.0.0/8\ndeny all", true),
+        ] {
+            let (s, v) = app
+                .patch(
+                    &format!("/xos/servicemaps/{}/", smap["id"]),
+                    json!({"accessMap": text}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            cdn.until(
+                &format!("DNS with the access map {text:?}"),
+                Duration::from_secs(20),
+                || {
+                    let status = cdn.dig_status("cdn.example.org");
+                    // Knot's query ACL answers a client it does not list with NOTAUTH.
+                    if answered {
+                        status == "NOERROR"
+                    } else {
+                        status == "NOTAUTH" || status == "REFUSED"
+                    }
+                },
+            )
+            .await;
+        }
+        let (s, v) = app
+            .patch(
+                &format!("/xos/servicemaps/{}/", smap["id"]),
+                json!({"accessMap": "deny 10.0.0.0/8\nallow all"}),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::BAD_REQUEST,
+            "a DNS access map is an allow list: {v}"
+        );
+        assert!(v["accessMap"].is_array(), "{v}");
 
         // defaultTTL is the answers' TTL; maxAnswers bounds them.
         let rr = one(app, "requestrouterservices", "name=request-router").await;
