@@ -34,6 +34,20 @@ pub(crate) fn read_request_head(stream: &mut std::net::TcpStream, timeout: std::
     String::from_utf8_lossy(&buf[..seen]).into_owned()
 }
 
+/// A server program services run (nginx, knotd): `$var` when set, else the first of the
+/// system directories that has it (Debian installs them in /usr/sbin, which a cleared `PATH`
+/// lacks), else the bare name for the `PATH` to find.
+pub fn sbin_binary(name: &str, var: &str) -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os(var) {
+        return p.into();
+    }
+    ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/local/nginx/sbin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| name.into())
+}
+
 /// Stop what services run on this host that the local backend cannot find by its markers (the
 /// HPC caches: nginx rewrites its environment); the number stopped.
 pub fn stop_all(state_dir: &std::path::Path) -> usize {

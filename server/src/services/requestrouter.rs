@@ -36,25 +36,12 @@ use store::maps::{SiteLine, parse_site_map};
 /// How often the service's step renders again (health and prefix changes reach DNS within it).
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where Knot may be installed (Debian: /usr/sbin).
-const SBIN: &[&str] = &["/usr/sbin", "/usr/local/sbin", "/sbin"];
-
-fn binary(name: &str, var: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(var) {
-        return PathBuf::from(p);
-    }
-    SBIN.iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(name))
-}
-
 /// The steps of the Request Router, sharing one DNS server table.
 pub fn steps(ctx: &StepContext) -> Vec<Arc<dyn Step>> {
     let dns = Arc::new(Dns {
         root: ctx.state_dir.join("requestrouter"),
-        knotd: binary("knotd", "XOS_KNOTD"),
-        knotc: binary("knotc", "XOS_KNOTC"),
+        knotd: super::sbin_binary("knotd", "XOS_KNOTD"),
+        knotc: super::sbin_binary("knotc", "XOS_KNOTC"),
         backend: Arc::new(LocalBackend::with_kind(&ctx.state_dir, "requestrouter").limits(&ctx.local)),
         lock: tokio::sync::Mutex::new(()),
     });
@@ -223,10 +210,7 @@ async fn answers(store: &Store, rr: &Record) -> Result<Zones, SyncError> {
         let targets: Vec<Target> = instances
             .iter()
             .filter(|i| i.get_int("slice") == map.get_int("slice"))
-            .filter(|i| {
-                i.get_str("backend_status")
-                    .is_some_and(|s| registry::BackendStatus::parse(s).is_ok())
-            })
+            .filter(|i| hpc::is_up(i))
             .map(|i| Target {
                 name: i.get_str("name").unwrap_or_default().to_string(),
                 addr: hpc::cache_address(i),

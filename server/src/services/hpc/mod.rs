@@ -127,7 +127,7 @@ pub(crate) async fn all(store: &Store, model: &str) -> Result<Vec<Record>, SyncE
 }
 
 /// Whether an instance has been enacted by its backend (its VM, here its process, runs).
-fn is_up(instance: &Record) -> bool {
+pub(crate) fn is_up(instance: &Record) -> bool {
     instance
         .get_str("backend_status")
         .is_some_and(|s| registry::BackendStatus::parse(s).is_ok())
@@ -135,27 +135,31 @@ fn is_up(instance: &Record) -> bool {
 
 /// The caches of HPC service `service`: the enacted instances of its slices.
 pub async fn caches_of(store: &Store, service: &Record) -> Result<Vec<Cache>, SyncError> {
+    let (slices, instances) = (all(store, "Slice").await?, all(store, "Instance").await?);
+    Ok(caches_in(service, &slices, &instances))
+}
+
+/// The caches of `service` among these slices and instances.
+fn caches_in(service: &Record, slices: &[Record], instances: &[Record]) -> Vec<Cache> {
     let port = service
         .get_int("cache_port")
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(8880);
-    let slices: Vec<i64> = all(store, "Slice")
-        .await?
+    let mine: Vec<i64> = slices
         .iter()
         .filter(|s| s.get_int("service") == Some(service.id()))
         .map(Record::id)
         .collect();
-    Ok(all(store, "Instance")
-        .await?
+    instances
         .iter()
-        .filter(|i| i.get_int("slice").is_some_and(|s| slices.contains(&s)) && is_up(i))
+        .filter(|i| i.get_int("slice").is_some_and(|s| mine.contains(&s)) && is_up(i))
         .map(|i| Cache {
             instance: i.id(),
             name: i.get_str("name").unwrap_or_default().to_string(),
             addr: cache_address(i),
             port,
         })
-        .collect())
+        .collect()
 }
 
 /// The enabled prefixes of HPC service `service`, with their origins and access rules.
@@ -224,16 +228,33 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Str
     Ok((sites, problems))
 }
 
-/// The plan of HPC service `service`.
-pub async fn plan(store: &Store, service: &Record) -> Result<Plan, SyncError> {
-    let caches = caches_of(store, service).await?;
-    let (sites, problems) = sites_of(store, service.id()).await?;
-    Ok(Plan {
-        service: service.id(),
-        caches,
-        sites,
-        problems,
-    })
+/// The plans of every HPC service (or of `only`), each with its service row; slices and
+/// instances are read once for all of them.
+pub async fn plans(store: &Store, only: Option<i64>) -> Result<Vec<(Record, Plan)>, SyncError> {
+    let (slices, instances) = (all(store, "Slice").await?, all(store, "Instance").await?);
+    let mut out = Vec::new();
+    for s in all(store, "HpcService").await? {
+        if only.is_some_and(|o| o != s.id()) {
+            continue;
+        }
+        let (sites, problems) = sites_of(store, s.id()).await?;
+        let plan = Plan {
+            service: s.id(),
+            caches: caches_in(&s, &slices, &instances),
+            sites,
+            problems,
+        };
+        out.push((s, plan));
+    }
+    Ok(out)
+}
+
+/// The caches every plan keeps (those of no plan are stopped).
+fn kept(plans: &[(Record, Plan)]) -> Vec<i64> {
+    plans
+        .iter()
+        .flat_map(|(_, p)| p.caches.iter().map(|c| c.instance))
+        .collect()
 }
 
 /// The HPC service of a CDN row (a prefix, origin, map, content or service provider), if it
@@ -259,21 +280,13 @@ async fn service_of(store: &Store, row: &Record) -> Option<i64> {
 
 /// Render and apply the caches of every HPC service (or of `only`); the status line.
 async fn reconcile(caches: &nginx::Caches, store: &Store, only: Option<i64>) -> Result<String, SyncError> {
-    let services = all(store, "HpcService").await?;
+    let plans = plans(store, only).await?;
     let mut lines = Vec::new();
-    for s in services.iter().filter(|s| only.is_none_or(|o| o == s.id())) {
-        let plan = plan(store, s).await?;
-        lines.push(caches.apply(&plan).await?);
+    for (_, plan) in &plans {
+        lines.push(caches.apply(plan).await?);
     }
     if only.is_none() {
-        let keep: Vec<i64> = {
-            let mut keep = Vec::new();
-            for s in &services {
-                keep.extend(caches_of(store, s).await?.iter().map(|c| c.instance));
-            }
-            keep
-        };
-        caches.stop_others(&keep).await;
+        caches.stop_others(&kept(&plans)).await;
     }
     Ok(lines.join("; "))
 }
@@ -306,24 +319,20 @@ impl Step for Services {
         if deletion {
             return Ok(pending);
         }
-        // Drift: services whose caches differ from their plan (checked without writing).
-        for s in all(&ctx.store, "HpcService").await? {
+        // Drift: services whose caches differ from their plan (checked without writing), or
+        // served by another step's pass while this status kept an older plan.
+        let plans = plans(&ctx.store, None).await?;
+        for (s, plan) in &plans {
             if pending.iter().any(|p| p.id() == s.id()) {
                 continue;
             }
-            let plan = plan(&ctx.store, &s).await?;
-            // Drifted, or served by another step's pass while this status kept an older plan.
             let status = format!("1 - {}", plan.summary());
-            if self.caches.drifted(&plan).await || s.get_str("backend_status") != Some(status.as_str()) {
-                pending.push(s);
+            if self.caches.drifted(plan).await || s.get_str("backend_status") != Some(status.as_str()) {
+                pending.push(s.clone());
             }
         }
         // Caches of instances that are gone.
-        let mut keep = Vec::new();
-        for s in all(&ctx.store, "HpcService").await? {
-            keep.extend(caches_of(&ctx.store, &s).await?.iter().map(|c| c.instance));
-        }
-        self.caches.stop_others(&keep).await;
+        self.caches.stop_others(&kept(&plans)).await;
         Ok(pending)
     }
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {

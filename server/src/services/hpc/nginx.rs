@@ -16,23 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::maps::Clients;
 
-/// Where nginx may be installed (Debian puts it in /usr/sbin, which services' PATH may lack).
-const NGINX_PATHS: &[&str] = &[
-    "/usr/sbin/nginx",
-    "/usr/local/sbin/nginx",
-    "/usr/local/nginx/sbin/nginx",
-];
-
-/// The nginx binary: `XOS_NGINX`, else the usual places, else `nginx` on the PATH.
+/// The nginx binary: `XOS_NGINX`, else where Debian puts it, else `nginx` on the PATH.
 pub fn nginx_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("XOS_NGINX") {
-        return PathBuf::from(p);
-    }
-    NGINX_PATHS
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("nginx"))
+    crate::services::sbin_binary("nginx", "XOS_NGINX")
 }
 
 /// The caches of this host.
