@@ -3,7 +3,8 @@ function updateHelloWorldData() {
     var html = "<table table table-bordered table-striped>";
     for (var slicekey in xos.slices.models) {
         slice = xos.slices.models[slicekey]
-        html = html + "<tr><td>" + slice.get("name") + "</td><td>" + slice.get("description") + "</td></tr>";
+        // Escaped: a slice's name and description are whatever its managers typed.
+        html = html + "<tr><td>" + _.escape(slice.get("name")) + "</td><td>" + _.escape(slice.get("description")) + "</td></tr>";
     }
     html = html + "</table>";
     $('#dynamicTableOfInterestingThings').html(html);

@@ -13,7 +13,7 @@
 # superuser, with a generated password kept in $XOS_DATA/pg-password), XOS_ADMIN_PASSWORD
 # (default: generated at the first start, printed once, kept in $XOS_DATA/admin-password),
 # TLS_CERT and TLS_KEY (default: a self-signed certificate for localhost made at the first
-# start), XOS_DATA (pids, logs, nginx files, backend state; default data/production),
+# start), SERVER_NAME (the name plain HTTP redirects to; 127.0.0.1), XOS_DATA (pids, logs, nginx files, backend state; default data/production),
 # NGINX_PORT (HTTPS, 8100), NGINX_HTTP_PORT (redirects to HTTPS, 8109), SYNC_WORKERS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,6 +24,9 @@ SITE=$(realpath "${XOS_SITE_ROOT:?set XOS_SITE_ROOT to the built UI (target/site
 DATA=$(realpath -m "${XOS_DATA:-data/production}")
 NGINX_PORT=${NGINX_PORT:-8100}
 NGINX_HTTP_PORT=${NGINX_HTTP_PORT:-8109}
+# The name users reach the site by: plain HTTP redirects there, whatever Host a request names.
+SERVER_NAME=${SERVER_NAME:-127.0.0.1}
+case $SERVER_NAME in *[!A-Za-z0-9.:-]*|'') echo "SERVER_NAME must be a host name or address" >&2; exit 1;; esac
 SERVE_PORTS=(8101 8102)
 SYNC_WORKERS=${SYNC_WORKERS:-2}
 # Worker N serves its /metrics, /healthz and /readyz on METRICS_BASE + N (8111, 8112, …).
@@ -44,9 +47,19 @@ secret() {
   cat "$1"
 }
 
+# A secret into a file only its owner reads: keep_secret FILE VALUE.
+keep_secret() { (umask 077; printf '%s\n' "$2" >"$1.new" && mv "$1.new" "$1"); }
+
 # The database, its role (no superuser, a password) and DATABASE_URL, unless one was given.
+# Either way the URL (it holds the password) reaches the processes as a file, DATABASE_URL_FILE,
+# never in their environment.
 database() {
-  if [ -n "${DATABASE_URL:-}" ]; then return; fi
+  if [ -n "${DATABASE_URL:-}" ]; then
+    keep_secret "$DATA/database-url" "$DATABASE_URL"
+    unset DATABASE_URL
+    export DATABASE_URL_FILE=$DATA/database-url
+    return
+  fi
   local db=$1 pw
   pw=$(secret "$DATA/pg-password")
   psql_ -d postgres <<SQL
@@ -71,7 +84,8 @@ DO \$\$ DECLARE r record; BEGIN
 END \$\$;
 SQL
   fi
-  export DATABASE_URL="postgres://$db:$pw@127.0.0.1:5432/$db"
+  keep_secret "$DATA/database-url" "postgres://$db:$pw@127.0.0.1:5432/$db"
+  export DATABASE_URL_FILE=$DATA/database-url
 }
 
 # The TLS certificate nginx serves: TLS_CERT/TLS_KEY, or a self-signed one made once.
@@ -110,15 +124,19 @@ cmd_start() {
   chmod 700 "$DATA"
   database "${DB_NAME:-xos_production}"
   certificate
-  if [ -z "${XOS_ADMIN_PASSWORD:-}" ]; then
+  if [ -n "${XOS_ADMIN_PASSWORD:-}" ]; then
+    keep_secret "$DATA/admin-password" "$XOS_ADMIN_PASSWORD"
+  else
     local fresh=
     [ -s "$DATA/admin-password" ] || fresh=1
-    XOS_ADMIN_PASSWORD=$(secret "$DATA/admin-password")
-    [ -n "$fresh" ] && echo "the admin padmin@vicci.org's password: $XOS_ADMIN_PASSWORD (shown once; kept in $DATA/admin-password)"
+    secret "$DATA/admin-password" >/dev/null
+    [ -n "$fresh" ] && echo "the admin padmin@vicci.org's password: $(cat "$DATA/admin-password") (shown once; kept in $DATA/admin-password)"
   fi
-  export XOS_ADMIN_PASSWORD
-  # One process migrates and loads the first data; the servers then start on a ready database.
-  "$BIN" --config "$CONF" setup >>"$DATA/logs/setup.log" 2>&1 || { tail -n 20 "$DATA/logs/setup.log" >&2; exit 1; }
+  unset XOS_ADMIN_PASSWORD
+  # One process migrates and loads the first data (the admin's password from its file); the
+  # servers then start on a ready database, with no admin password at all.
+  XOS_ADMIN_PASSWORD_FILE=$DATA/admin-password "$BIN" --config "$CONF" setup >>"$DATA/logs/setup.log" 2>&1 ||
+    { tail -n 20 "$DATA/logs/setup.log" >&2; exit 1; }
   local i=0
   for port in "${SERVE_PORTS[@]}"; do
     i=$((i + 1))
@@ -138,7 +156,7 @@ cmd_start() {
   [ "$(id -u)" = 0 ] && user="user root;"
   sed -e "s|@PREFIX@|$DATA/nginx|g" -e "s|@SITE@|$SITE|g" -e "s|@REPO@|$REPO|g" \
       -e "s|@PORT@|$NGINX_PORT|g" -e "s|@HTTP_PORT@|$NGINX_HTTP_PORT|g" -e "s|@USER@|$user|" \
-      -e "s|@CERT@|$CERT|g" -e "s|@KEY@|$KEY|g" \
+      -e "s|@CERT@|$CERT|g" -e "s|@KEY@|$KEY|g" -e "s|@SERVER_NAME@|$SERVER_NAME|g" \
       -e "/@UPSTREAMS@/{r /dev/stdin" -e "d}" configurations/production/nginx.conf.in \
       <<<"$upstreams" >"$DATA/nginx/nginx.conf"
   cp configurations/production/proxy_params configurations/production/static_headers "$DATA/nginx/"
@@ -179,13 +197,25 @@ cmd_check() {
   psql_ -d postgres -c "DROP ROLE IF EXISTS $db"
   fail() { echo "FAIL (production): $*" >&2; tail -n 5 "$DATA"/logs/*.log >&2 || true; cmd_stop >/dev/null 2>&1; exit 1; }
   trap 'cmd_stop >/dev/null 2>&1 || true' EXIT
-  # The well-known password is refused before anything starts.
+  # The well-known password, and weak ones, are refused before anything starts.
   mkdir -p "$DATA"
   # (A database that does not exist: it must stop before connecting anywhere.)
   if XOS_ADMIN_PASSWORD=letmein DATABASE_URL=postgres://nobody@127.0.0.1:1/none "$BIN" --config "$CONF" setup >"$DATA/letmein.log" 2>&1; then
     fail "setup accepted the well-known password"
   fi
   grep -q "refusing the well-known password" "$DATA/letmein.log" || fail "no reason given: $(cat "$DATA/letmein.log")"
+  for weak in password1234 short Qwertyuiop12; do
+    if XOS_ADMIN_PASSWORD=$weak DATABASE_URL=postgres://nobody@127.0.0.1:1/none "$BIN" --config "$CONF" setup >"$DATA/weak.log" 2>&1; then
+      fail "setup accepted the weak password $weak"
+    fi
+    grep -q "refusing a" "$DATA/weak.log" || fail "no reason given for $weak: $(cat "$DATA/weak.log")"
+  done
+  # A secret file others may read is refused.
+  (umask 022; echo "postgres://nobody@127.0.0.1:1/none" >"$DATA/open-url")
+  if DATABASE_URL_FILE=$DATA/open-url "$BIN" --config "$CONF" setup >"$DATA/open.log" 2>&1; then
+    fail "setup read a database URL from a file others may read"
+  fi
+  grep -q "readable by its owner only" "$DATA/open.log" || fail "no reason given: $(cat "$DATA/open.log")"
   cmd_start >"$DATA/start.log" || fail "did not start: $(tail -n 5 "$DATA/start.log")"
   grep -q "password: " "$DATA/start.log" || fail "the generated admin password was not shown"
   ADMIN="padmin@vicci.org:$(cat "$DATA/admin-password")"
@@ -197,7 +227,20 @@ cmd_check() {
   # nginx: TLS with the configuration's certificate, plain HTTP only redirects, no metrics.
   [ "$(http_code "http://127.0.0.1:$NGINX_HTTP_PORT/login")" = 301 ] || fail "plain HTTP does not redirect"
   curl -sI "http://127.0.0.1:$NGINX_HTTP_PORT/xos/sites/" | grep -qi "^location: https://127.0.0.1:$NGINX_PORT/xos/sites/" || fail "the redirect goes elsewhere"
+  curl -sI -H 'Host: evil.example' "http://127.0.0.1:$NGINX_HTTP_PORT/login" | grep -qi "^location: https://127.0.0.1:$NGINX_PORT/login" ||
+    fail "the redirect follows the request's Host"
   [ "$(https_code /metrics)" = 404 ] || fail "/metrics is public through nginx"
+  # No long-lived process holds a secret in its environment (children and /proc would see it).
+  local name pid pgpw
+  pgpw=$(cat "$DATA/pg-password")
+  for name in serve-1 serve-2 sync-1; do
+    pid=$(cat "$DATA/run/$name.pid")
+    if tr '\0' '\n' <"/proc/$pid/environ" | grep -Eq "^(DATABASE_URL|XOS_ADMIN_PASSWORD)=|$pgpw"; then
+      fail "$name has a secret in its environment"
+    fi
+    tr '\0' '\n' <"/proc/$pid/environ" | grep -q "^DATABASE_URL_FILE=" || fail "$name got no DATABASE_URL_FILE"
+  done
+  [ "$(stat -c %a "$DATA/database-url")" = 600 ] || fail "the database URL file is readable by others"
   local headers
   headers=$(curl -sI --cacert "$CERT" "https://127.0.0.1:$NGINX_PORT/login")
   for h in "strict-transport-security: max-age" "content-security-policy: default-src 'self'" \

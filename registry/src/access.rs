@@ -13,6 +13,9 @@ pub enum Read {
     /// Every user.
     #[default]
     All,
+    /// Admins only: rows that hold a backend's endpoints, account ids and tenants (a
+    /// Controller), which no tenant needs and any tenant could misuse.
+    Admins,
     /// The members of the slice reached from the row by this path of foreign keys (`["slice"]`,
     /// `["instance", "slice"]`; empty: the row is the slice): its creator, the PIs and admins of
     /// its site, the users holding a privilege on it.
@@ -27,6 +30,9 @@ pub enum Read {
     SlicePrivileges,
     /// Networks: open to all slices, owned by or joined to a slice one sees.
     Networks,
+    /// The users of the CDN content provider reached by this path of foreign keys (empty: the
+    /// row is the content provider), XOS's `ContentProvider.users`.
+    ContentProvider(Vec<String>),
 }
 
 /// Who writes a model's rows besides admins.
@@ -63,6 +69,11 @@ pub enum Write {
     SitePrivileges,
     /// Slice privileges: granted by slice managers, never to oneself.
     SlicePrivileges,
+    /// The users of the content provider reached by the path (as in [`Read::ContentProvider`]),
+    /// before and after the change: XOS's `ContentProvider.can_update`, which its origin
+    /// servers, prefixes and access maps defer to. Creating a content provider stays with
+    /// admins.
+    ContentProvider(Vec<String>),
 }
 
 /// A model's read and write rules.
@@ -149,6 +160,29 @@ impl Access {
                 add_remove,
             },
         }
+    }
+
+    /// Rows of a CDN content provider (`""`: the provider itself, `"contentProvider"`): its
+    /// users read and write them.
+    pub fn content_provider(path_to_provider: &str) -> Access {
+        Access {
+            read: Read::ContentProvider(path(path_to_provider)),
+            write: Write::ContentProvider(path(path_to_provider)),
+        }
+    }
+
+    /// Read and written by admins only.
+    pub fn admins_only() -> Access {
+        Access {
+            read: Read::Admins,
+            write: Write::Admins,
+        }
+    }
+
+    /// Replace the write rule.
+    pub fn write(mut self, write: Write) -> Access {
+        self.write = write;
+        self
     }
 
     /// Replace the read rule (a link row read like one end, written like the other).

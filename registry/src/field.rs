@@ -157,6 +157,13 @@ pub struct Field {
     pub secret: bool,
     /// Internal bookkeeping (version counters): never part of the API.
     pub hidden: bool,
+    /// Backend-owned: a cloud's id or address (an instance's uuid, a port's id, an ip) that
+    /// only the synchronizer writes. The synchronizer calls the cloud as its admin with these
+    /// values, so a user who could set one could point it at another tenant's objects: an API
+    /// write that changes one is refused (400 naming the field); sending back the value it
+    /// already has (Backbone's `save()`) is accepted.
+    #[serde(default)]
+    pub backend: bool,
     /// Trim surrounding whitespace on write (XOS's `StrippedCharField`).
     pub strip: bool,
     /// Overrides of the standard error messages, keyed like Django's (`blank`, `unique`, …).
@@ -181,6 +188,7 @@ impl Field {
             db_index: false,
             secret: false,
             hidden: false,
+            backend: false,
             strip: false,
             error_messages: Vec::new(),
             validators: Vec::new(),
@@ -307,6 +315,12 @@ impl Field {
     pub fn unique(mut self) -> Field {
         self.unique = true;
         self.db_index = true;
+        self
+    }
+    /// Written by the synchronizer only (see [`Field::backend`]).
+    pub fn backend_owned(mut self) -> Field {
+        self.backend = true;
+        self.editable = false;
         self
     }
     pub fn read_only(mut self) -> Field {

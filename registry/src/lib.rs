@@ -249,7 +249,8 @@ mod tests {
             match &m.access.read {
                 Read::Slice(p) => leads_to(m, p, "Slice"),
                 Read::Owner(f) => leads_to(m, std::slice::from_ref(f), "User"),
-                Read::All => {}
+                Read::ContentProvider(p) => leads_to(m, p, "ContentProvider"),
+                Read::All | Read::Admins => {}
                 Read::Users | Read::SitePrivileges | Read::SlicePrivileges | Read::Networks => special += 1,
             }
             match &m.access.write {
@@ -266,6 +267,7 @@ mod tests {
                     }
                     assert!(!roles.is_empty(), "{}", m.name);
                 }
+                Write::ContentProvider(p) => leads_to(m, p, "ContentProvider"),
                 Write::Admins => {}
                 Write::Users | Write::Slices | Write::SitePrivileges | Write::SlicePrivileges => special += 1,
             }

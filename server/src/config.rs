@@ -54,10 +54,11 @@ pub struct Config {
     /// are always allowed. Any other `Host` gets 400 before authentication (no DNS rebinding).
     /// `XOS_ALLOWED_HOSTS` (comma-separated) adds to it.
     pub allowed_hosts: Vec<String>,
-    /// The `Content-Security-Policy` of every answer (empty: none). The default keeps scripts,
-    /// styles, frames' parents and connections on this site, while letting user views do what
-    /// the guide's do (inline scripts, Backbone/underscore templates, iframes of http(s) views);
-    /// tighten it when your views need less.
+    /// The `Content-Security-Policy` of every answer (empty: none); `{nonce}` is replaced by
+    /// the answer's own script nonce (`crate::csp`). The default keeps scripts, styles, frames'
+    /// parents and connections on this site; inline scripts run only with the nonce the server
+    /// gives the `<script>` tags it writes (a view template's own tags included), never markup
+    /// from data, and there is no `eval`. `http(s)` views are sandboxed iframes.
     pub content_security_policy: String,
     /// `/metrics` answers loopback clients that are not proxied; with this set, also requests
     /// that carry `Authorization: Bearer <metrics_token>`.
@@ -72,6 +73,83 @@ pub struct Config {
     pub services: Option<Vec<String>>,
     pub bootstrap: Bootstrap,
     pub local_backend: LocalBackendConfig,
+    pub images: ImagesConfig,
+}
+
+/// Where image files uploaded to a cloud come from (`[images]`). An Image's `path` names a
+/// file under `dir` (relative, or absolute inside it); anything whose real path leaves the
+/// directory is refused, so no host file (a key, `/proc/self/environ`) can be sent to a cloud.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// The directory (empty: `<state_dir>/images`).
+    pub dir: PathBuf,
+    /// The largest file uploaded, in MiB.
+    pub max_size_mb: u64,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            dir: PathBuf::new(),
+            max_size_mb: 10 * 1024,
+        }
+    }
+}
+
+impl ImagesConfig {
+    /// The image directory of a configuration whose state lives in `state_dir`.
+    pub fn dir_in(&self, state_dir: &Path) -> PathBuf {
+        if self.dir.as_os_str().is_empty() {
+            state_dir.join("images")
+        } else {
+            self.dir.clone()
+        }
+    }
+
+    /// The file an Image's `path` names, and its size: a regular file whose canonical path is
+    /// inside the image directory, at most `max_size_mb`. The error says why not.
+    pub fn file(&self, state_dir: &Path, path: &str) -> Result<(PathBuf, u64), String> {
+        let dir = self.dir_in(state_dir);
+        let root = dir.canonicalize().map_err(|e| {
+            format!(
+                "the image directory {} cannot be read ({e}); set [images] dir in xos.toml",
+                dir.display()
+            )
+        })?;
+        let path = path.trim();
+        if path.is_empty() {
+            return Err("the image has no path".into());
+        }
+        let wanted = Path::new(path);
+        let joined = if wanted.is_absolute() {
+            wanted.to_path_buf()
+        } else {
+            root.join(wanted)
+        };
+        let real = joined
+            .canonicalize()
+            .map_err(|e| format!("the image's path {path:?} cannot be read ({e})"))?;
+        if !real.starts_with(&root) {
+            return Err(format!(
+                "the image's path {path:?} is outside the image directory {}",
+                root.display()
+            ));
+        }
+        let meta = std::fs::metadata(&real)
+            .map_err(|e| format!("the image's path {path:?} cannot be read ({e})"))?;
+        if !meta.is_file() {
+            return Err(format!("the image's path {path:?} is not a file"));
+        }
+        if meta.len() > self.max_size_mb.saturating_mul(1024 * 1024) {
+            return Err(format!(
+                "the image's file is {} MiB, more than the {} MiB allowed ([images] max_size_mb)",
+                meta.len() / (1024 * 1024),
+                self.max_size_mb
+            ));
+        }
+        Ok((real, meta.len()))
+    }
 }
 
 /// What the local backend may run and within which limits (`[local_backend]`).
@@ -156,13 +234,36 @@ impl Default for Config {
             services: None,
             bootstrap: Bootstrap::default(),
             local_backend: LocalBackendConfig::default(),
+            images: ImagesConfig::default(),
         }
     }
+}
+
+/// The secret in the file the environment variable `var` names (trailing newline dropped),
+/// if it names one. The file must be readable by its owner only.
+fn secret_file(var: &str) -> Result<Option<String>, ConfigError> {
+    let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(path);
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(&path).map_err(|e| ConfigError::Read(shown.clone(), e))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::SecretFile(var.to_string(), shown, mode & 0o777));
+        }
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(shown, e))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 /// Errors reading a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("{0}: {1} may be read by others (mode {2:o}); make it readable by its owner only (chmod 600)")]
+    SecretFile(String, String, u32),
     #[error("cannot read {0}: {1}")]
     Read(String, std::io::Error),
     #[error("{0}: {1}")]
@@ -196,6 +297,15 @@ impl Config {
             && !url.is_empty()
         {
             config.database_url = url;
+        }
+        // Secrets in files only their owner reads (`DATABASE_URL_FILE`, `XOS_ADMIN_PASSWORD_FILE`):
+        // long-lived processes then carry no secret in their environment, which their children
+        // and anyone reading /proc could see.
+        if let Some(url) = secret_file("DATABASE_URL_FILE")? {
+            config.database_url = url;
+        }
+        if let Some(pw) = secret_file("XOS_ADMIN_PASSWORD_FILE")? {
+            config.bootstrap.admin_password = pw;
         }
         if let Ok(port) = std::env::var("PORT")
             && !port.is_empty()
@@ -257,21 +367,53 @@ impl Config {
 }
 
 /// The default `Content-Security-Policy` (see [`Config::content_security_policy`]).
-pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' \
-     'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
      connect-src 'self'; frame-src 'self' http: https:; frame-ancestors 'self'; object-src 'none'; \
      base-uri 'self'; form-action 'self'";
 
 /// The password of the devel configurations, which everyone knows.
 pub const WELL_KNOWN_PASSWORD: &str = "letmein";
 
+/// Passwords people pick first: refused for a production admin whatever their length.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// The shortest admin password a production configuration takes.
+pub const MIN_ADMIN_PASSWORD: usize = 12;
+
+/// Why `password` is too weak for a production admin, if it is.
+pub fn weak_password(password: &str) -> Option<String> {
+    let lower = password.to_lowercase();
+    if password == WELL_KNOWN_PASSWORD {
+        return Some(format!("the well-known password \"{WELL_KNOWN_PASSWORD}\""));
+    }
+    if password.chars().count() < MIN_ADMIN_PASSWORD {
+        return Some(format!("a password shorter than {MIN_ADMIN_PASSWORD} characters"));
+    }
+    let common = COMMON_PASSWORDS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .any(|c| c == lower || (c.len() >= 6 && lower.contains(c) && lower.len() < c.len() + 4));
+    let distinct: std::collections::HashSet<char> = lower.chars().collect();
+    if common || distinct.len() < 4 {
+        return Some("a common password".into());
+    }
+    None
+}
+
 impl Config {
-    /// What a production configuration must not run with.
+    /// What a production configuration must not run with: a weak admin password (the
+    /// well-known one, a short one, a common one).
     pub fn check_production(&self) -> Result<(), String> {
-        if self.production && self.bootstrap.admin_password == WELL_KNOWN_PASSWORD {
+        let pw = &self.bootstrap.admin_password;
+        if self.production
+            && !pw.is_empty()
+            && let Some(why) = weak_password(pw)
+        {
             return Err(format!(
-                "refusing the well-known password \"{WELL_KNOWN_PASSWORD}\" in the production configuration \
-                 {}: set XOS_ADMIN_PASSWORD, or leave admin_password empty to have one generated",
+                "refusing {why} in the production configuration {}: set XOS_ADMIN_PASSWORD(_FILE) to \
+                 a long, uncommon one, or leave admin_password empty to have one generated",
                 self.name
             ));
         }
@@ -330,6 +472,62 @@ fn host_name(host: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn production_refuses_weak_admin_passwords() {
+        for weak in [
+            "letmein",
+            "short",
+            "password1234",
+            "Password123!",
+            "qwertyuiop12",
+            "aaaaaaaaaaaaaaaa",
+            "abababababababab",
+        ] {
+            assert!(weak_password(weak).is_some(), "{weak}");
+        }
+        for strong in ["kX9vQ2mLr7TzwP4e", "correct horse battery staple"] {
+            assert_eq!(weak_password(strong), None, "{strong}");
+        }
+        let mut c = Config {
+            production: true,
+            ..Config::default()
+        };
+        c.bootstrap.admin_password = "password1234".into();
+        assert!(c.check_production().unwrap_err().contains("common password"));
+        c.bootstrap.admin_password = String::new();
+        assert!(c.check_production().is_ok(), "empty: one is generated");
+        c.production = false;
+        c.bootstrap.admin_password = "letmein".into();
+        assert!(
+            c.check_production().is_ok(),
+            "devel keeps its well-known password"
+        );
+    }
+
+    #[test]
+    fn images_come_only_from_their_directory() {
+        let base = std::env::temp_dir().join(format!("xos-images-test-{}", std::process::id()));
+        let dir = base.join("images");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ok.raw"), vec![0u8; 2048]).unwrap();
+        std::fs::write(base.join("secret"), "s").unwrap();
+        let _ = std::os::unix::fs::symlink(base.join("secret"), dir.join("out"));
+        let images = ImagesConfig::default();
+        let (p, len) = images.file(&base, "ok.raw").unwrap();
+        assert_eq!((p.file_name().unwrap().to_str(), len), (Some("ok.raw"), 2048));
+        assert!(images.file(&base, dir.join("ok.raw").to_str().unwrap()).is_ok());
+        for bad in ["/proc/self/environ", "../secret", "out", "/etc/passwd", ""] {
+            assert!(images.file(&base, bad).is_err(), "{bad}");
+        }
+        assert!(images.file(&base, ".").unwrap_err().contains("not a file"));
+        let tiny = ImagesConfig {
+            max_size_mb: 0,
+            ..ImagesConfig::default()
+        };
+        assert!(tiny.file(&base, "ok.raw").unwrap_err().contains("MiB"));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn only_allowed_hosts_are_answered() {

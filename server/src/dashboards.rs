@@ -12,6 +12,7 @@
 //!   model of the registry, fed by the REST API and the event stream).
 
 use crate::auth::AuthContext;
+use crate::csp::{self, CspNonce};
 use crate::db::{Sql, Value};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -311,8 +312,9 @@ async fn cdn_context(state: &AppState, p: &Principal) -> (Json, Json) {
     if !loaded {
         return (json!({}), json!([]));
     }
-    let data = stats::cdn_data(&state.store, &state.config.state_dir).await;
-    let providers = stats::cdn_content_providers(&state.store, &Actor::User(p.clone())).await;
+    let reader = Actor::User(p.clone());
+    let data = stats::cdn_data(&state.store, &state.config.state_dir, &reader).await;
+    let providers = stats::cdn_content_providers(&state.store, &reader).await;
     match (data, providers) {
         (Ok(d), Ok(c)) => (d, c),
         (d, c) => {
@@ -322,8 +324,15 @@ async fn cdn_context(state: &AppState, p: &Principal) -> (Json, Json) {
     }
 }
 
-/// Render `dashboards/<template>.html` with the context (auto-escaped).
-fn render_template(dir: &std::path::Path, template: &str, ctx: &Map<String, Json>) -> Result<String, String> {
+/// Render `dashboards/<template>.html` with the context (auto-escaped). The `<script>` tags of
+/// the template files (the view's own and any it includes) get the answer's nonce in their
+/// source, before the data is filled in, so only the template's own scripts run.
+fn render_template(
+    dir: &std::path::Path,
+    template: &str,
+    ctx: &Map<String, Json>,
+    nonce: &CspNonce,
+) -> Result<String, String> {
     if template.is_empty()
         || !template
             .chars()
@@ -334,7 +343,9 @@ fn render_template(dir: &std::path::Path, template: &str, ctx: &Map<String, Json
         ));
     }
     let mut env = minijinja::Environment::new();
-    env.set_loader(minijinja::path_loader(dir));
+    let files = minijinja::path_loader(dir);
+    let nonce = nonce.clone();
+    env.set_loader(move |name| Ok(files(name)?.map(|src| csp::nonce_scripts(&src, &nonce))));
     let tmpl = env
         .get_template(&format!("{template}.html"))
         .map_err(|e| e.to_string())?;
@@ -395,9 +406,11 @@ async fn find_view(state: &AppState, p: &Principal, name: &str) -> Result<Option
 async fn standalone(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthContext>,
+    nonce: Option<Extension<CspNonce>>,
     Path(name): Path<String>,
     Query(q): Query<Embed>,
 ) -> Response {
+    let nonce = nonce.map(|Extension(n)| n).unwrap_or_default();
     let p = match page_user(&auth, &format!("/admin/dashboard/{name}/")) {
         Ok(p) => p,
         Err(redirect) => return redirect.into_response(),
@@ -412,11 +425,11 @@ async fn standalone(
             "<h1>No such view</h1><p>There is no dashboard view named {}.</p>",
             escape_html(&name)
         );
-        return (StatusCode::NOT_FOUND, Html(page(&p, &name, &body, embed))).into_response();
+        return (StatusCode::NOT_FOUND, Html(page(&p, &name, &body, embed, &nonce))).into_response();
     };
     let body = if let Some(template) = view.url.strip_prefix("template:") {
         match context(&state, &p).await {
-            Ok(ctx) => match render_template(&state.config.dashboards_dir, template, &ctx) {
+            Ok(ctx) => match render_template(&state.config.dashboards_dir, template, &ctx, &nonce) {
                 Ok(html) => html,
                 Err(e) => {
                     tracing::warn!(view = %view.name, error = %e, "a dashboard template failed to render");
@@ -444,12 +457,12 @@ async fn standalone(
             escape_html(&view.url)
         )
     };
-    Html(page(&p, &view.name, &body, embed)).into_response()
+    Html(page(&p, &view.name, &body, embed, &nonce)).into_response()
 }
 
 /// The page around a view: jQuery (the views' scripts expect it), the CSS, and unless embedded
 /// the title bar and navigation panel every page has.
-fn page(p: &Principal, title: &str, body: &str, embed: bool) -> String {
+fn page(p: &Principal, title: &str, body: &str, embed: bool, nonce: &CspNonce) -> String {
     let chrome_start = if embed {
         String::from("<main class=\"content view\">")
     } else {
@@ -472,9 +485,10 @@ fn page(p: &Principal, title: &str, body: &str, embed: bool) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · XOS</title><link rel=\"stylesheet\" href=\"/pkg/xos.css\"><link rel=\"icon\" href=\"/favicon.ico\">\
-         <script src=\"/static/js/vendor/jquery.min.js\"></script></head>\
+         <script nonce=\"{}\" src=\"/static/js/vendor/jquery.min.js\"></script></head>\
          <body class=\"{}\">{chrome_start}{body}{chrome_end}</body></html>",
         escape_html(title),
+        nonce.as_str(),
         if embed { "embedded" } else { "" }
     )
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod csp;
 pub mod dashboards;
 pub mod error;
 pub mod events;
@@ -119,6 +120,7 @@ pub async fn synchronizer_in(
     only: Option<&str>,
 ) -> Result<Arc<sync::engine::Engine>, ServerError> {
     ctx.local = config.local_backend.clone();
+    ctx.images = config.images.clone();
     let store = &ctx.store.clone();
     let loaded = store.services();
     if let Some(name) = only
@@ -202,13 +204,16 @@ async fn allowed_host(
 
 /// Middleware: the headers every answer carries unless a handler set its own: no MIME sniffing,
 /// the referrer only to this site, frames only by this site's pages (a view's same-origin
-/// iframe on the home page still works), and the configured Content-Security-Policy.
+/// iframe on the home page still works), and the configured Content-Security-Policy with this
+/// answer's script nonce (made here, handed to the handlers in the request's extensions).
 async fn security_headers(
     axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::http::{HeaderValue, header};
+    let nonce = csp::CspNonce::new();
+    req.extensions_mut().insert(nonce.clone());
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     let fixed = [
@@ -219,9 +224,9 @@ async fn security_headers(
     for (name, value) in fixed {
         h.entry(name).or_insert(HeaderValue::from_static(value));
     }
-    let csp = &state.config.content_security_policy;
-    if !csp.is_empty()
-        && let Ok(v) = HeaderValue::from_str(csp)
+    let configured = &state.config.content_security_policy;
+    if !configured.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&csp::policy(configured, &nonce))
     {
         h.entry(header::CONTENT_SECURITY_POLICY).or_insert(v);
     }

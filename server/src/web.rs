@@ -3,6 +3,7 @@
 //! signed-in user and redirect to `/login?next=…` otherwise.
 
 use crate::auth::{self, AuthContext};
+use crate::csp::CspNonce;
 use crate::state::AppState;
 use app::UserInfo;
 use axum::Router;
@@ -20,7 +21,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let routes = generate_route_list(app::App);
     let options = state.leptos.clone();
     let pages = Router::new()
-        .leptos_routes(state, routes, move || app::shell(options.clone()))
+        .leptos_routes_with_context(state, routes, provide_csp_nonce, move || {
+            app::shell(options.clone())
+        })
         .layer(middleware::from_fn_with_state(state.clone(), require_login));
     let site = &state.config.site_root;
     Router::new()
@@ -47,6 +50,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route_service("/favicon.ico", ServeFile::new(site.join("favicon.ico")))
         .merge(pages)
+}
+
+/// The answer's script nonce (`crate::csp`) for Leptos's own inline scripts (hydration and
+/// streamed resources), in place of the one leptos_axum would make, which the policy does not
+/// name.
+fn provide_csp_nonce() {
+    if let Some(n) = leptos::prelude::use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<CspNonce>().cloned())
+    {
+        leptos::prelude::provide_context(leptos::nonce::Nonce::from_value(n.0));
+    }
 }
 
 /// Send visitors without a session to the login page; hand the user to the pages.

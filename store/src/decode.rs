@@ -54,6 +54,21 @@ pub(crate) fn decode_fields(
                     Err(m) => errors.entry(key.clone()).or_default().push(m),
                 }
             }
+            // A backend-owned field: its current value may come back (a client saving what it
+            // read), a different one may not.
+            Some(i) if model.fields[i].backend => {
+                let f = &model.fields[i];
+                let same = match validate::parse_value(reg, f, v) {
+                    Ok(val) => match &draft[i] {
+                        Some(current) => same_backend_value(current, &val),
+                        None => matches!(val, Value::Null(_)),
+                    },
+                    Err(_) => false,
+                };
+                if !same {
+                    errors.entry(key.clone()).or_default().push(BACKEND_OWNED.into());
+                }
+            }
             Some(i) if !model.fields[i].hidden => {} // read-only fields the API emits
             _ if is_emitted_key(reg, model, key) => {}
             _ => errors
@@ -73,6 +88,21 @@ pub(crate) fn decode_fields(
         }
     }
     changed
+}
+
+/// The message of a write that changes a backend-owned field.
+pub const BACKEND_OWNED: &str =
+    "This field is set by the synchronizer from the backend and cannot be changed.";
+
+/// Whether a value sent for a backend-owned field is the one it holds (an empty text and no
+/// value are the same: the API shows an unset optional text either way).
+fn same_backend_value(current: &Value, sent: &Value) -> bool {
+    let blank = |v: &Value| match v {
+        Value::Null(_) => true,
+        Value::Text(t) => t.is_empty(),
+        _ => false,
+    };
+    current == sent || (blank(current) && blank(sent))
 }
 
 /// Decode a whole API body for `model` the way a create does before it reaches the database:

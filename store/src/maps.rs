@@ -95,7 +95,8 @@ pub fn parse_access_map(text: &str) -> Result<Vec<AccessRule>, String> {
 }
 
 /// Parse an access map that is an allow list (`allow` lines, then at most a final `deny all`):
-/// the allowed subnets, or `None` when everyone is allowed (an empty map, or `allow all`).
+/// the allowed subnets, or `None` when everyone is allowed (no map at all, or `allow all`). A
+/// map of comments only allows nobody: it denies by default.
 pub fn parse_allow_list(text: &str) -> Result<Option<Vec<IpNet>>, String> {
     let rules = parse_access_map(text)?;
     let mut nets = Vec::new();
@@ -112,7 +113,7 @@ pub fn parse_allow_list(text: &str) -> Result<Option<Vec<IpNet>>, String> {
             }
         }
     }
-    Ok((!rules.is_empty()).then_some(nets))
+    Ok((!text.trim().is_empty()).then_some(nets))
 }
 
 /// Whether a cache name is one a site map may hold (an instance name: letters, digits, `_`, `-`, `.`).
@@ -168,14 +169,30 @@ pub fn domain_name_error(s: &str) -> Option<String> {
 
 /// `http://host[:port][/path]` (or https): what a cache can proxy to.
 pub fn origin_url_error(s: &str) -> Option<String> {
+    // The text reaches cache configuration: nothing a configuration language reads as syntax,
+    // even where the URL parser would encode or accept it.
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "\"'{};$\\`<>|^".contains(*c))
+    {
+        return Some(format!("An origin URL may not hold {c:?}."));
+    }
     let Ok(u) = url::Url::parse(s) else {
         return Some("Enter a URL like http://origin.example.org:8080/path.".into());
     };
     if !matches!(u.scheme(), "http" | "https") {
         return Some("An origin is reached over http or https.".into());
     }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Some("The URL names no host.".into());
+    match u.host() {
+        None => return Some("The URL names no host.".into()),
+        Some(url::Host::Domain(d)) => {
+            if let Some(e) = domain_name_error(d.trim_end_matches('.')) {
+                return Some(format!(
+                    "The host is neither an IP address nor a domain name: {e}"
+                ));
+            }
+        }
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
     }
     if !u.username().is_empty() || u.password().is_some() || u.query().is_some() || u.fragment().is_some() {
         return Some("An origin URL has no user, query or fragment.".into());
@@ -228,6 +245,9 @@ mod tests {
             .unwrap();
         assert_eq!(nets.len(), 2);
         assert_eq!(parse_allow_list("deny all").unwrap(), Some(vec![]));
+        // Fail closed: a map of comments only allows nobody.
+        assert_eq!(parse_allow_list("# nobody yet\n").unwrap(), Some(vec![]));
+        assert_eq!(parse_allow_list("  \n").unwrap(), None);
         assert!(parse_allow_list("deny 10.0.0.0/8\nallow all").is_err());
         assert!(parse_allow_list("deny all\nallow 10.0.0.0/8").is_err());
     }
@@ -266,6 +286,7 @@ mod tests {
         assert!(domain_name_error(&"a".repeat(64)).is_some());
         assert!(origin_url_error("http://127.0.0.1:8080/video").is_none());
         assert!(origin_url_error("https://origin.example.org").is_none());
+        assert!(origin_url_error("http://[::1]:8080/").is_none());
         for bad in [
             "ftp://x.org/",
             "http://u:p@x.org/",
@@ -274,6 +295,14 @@ mod tests {
             "http://",
             "http://x.org/a;b",
             "http://x.org/$host",
+            // What reached nginx.conf before: text after the path, syntax in the host.
+            "http://127.0.0.1:8890/ }",
+            "http://a;b.org/",
+            "http://a}b.org/",
+            "http://a'b.org/",
+            "http://a\"b.org/",
+            "http://$host/",
+            "http://-bad-.org/",
         ] {
             assert!(origin_url_error(bad).is_some(), "{bad:?}");
         }

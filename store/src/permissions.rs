@@ -101,6 +101,13 @@ fn push_managed_slices(sql: &mut Sql, me: Me) {
     sql.push(")))");
 }
 
+/// `(SELECT contentprovider_id …)`: the CDN content providers `me` is a user of.
+fn push_provided_content(sql: &mut Sql, me: Me) {
+    sql.push("(SELECT cpu.contentprovider_id FROM hpc_contentprovideruser cpu WHERE NOT cpu.deleted AND cpu.user_id = ");
+    push_me(sql, me);
+    sql.push(")");
+}
+
 /// Restrict a query on `model` (aliased `t`) to rows the actor may see.
 pub fn visible(actor: &Actor, model: &Model, sql: &mut Sql) {
     let Actor::User(p) = actor else { return };
@@ -122,6 +129,9 @@ pub fn visible_to_all(model: &Model) -> bool {
 fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
     match &model.access.read {
         Read::All => {}
+        Read::Admins => {
+            sql.push(" AND 1 = 0");
+        }
         Read::Slice(path) => {
             sql.push(" AND ");
             push_path_in(sql, model, path, |sql| push_visible_slices(sql, me));
@@ -155,6 +165,10 @@ fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
             push_managed_slices(sql, me);
             sql.push(")");
         }
+        Read::ContentProvider(path) => {
+            sql.push(" AND ");
+            push_path_in(sql, model, path, |sql| push_provided_content(sql, me));
+        }
         Read::Networks => {
             sql.push(" AND (t.permit_all_slices OR t.owner_id IN ");
             push_visible_slices(sql, me);
@@ -167,12 +181,13 @@ fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
     }
 }
 
-/// The column of `model`'s field `name` (a declaration error if there is none).
+/// The column of `model`'s field `name`, quoted (a declaration error if there is none): some
+/// keep their camelCase (`"contentProvider_id"`), which Postgres would fold unquoted.
 fn column(model: &Model, name: &str) -> String {
     model
         .field_named(name)
         .unwrap_or_else(|| panic!("{}.{name}: access path names no field", model.name))
-        .column_name()
+        .column()
 }
 
 /// The model a foreign key of `model` points at.
@@ -282,7 +297,7 @@ async fn is_slice_member(unit: &mut Unit, me: i64, slice: Option<i64>) -> Result
     slice_in(unit, me, slice, push_visible_slices).await
 }
 
-/// Whether `slice` is in the set of slices `push` writes for `me`.
+/// Whether `slice` (or another row id) is in the set `push` writes for `me`.
 async fn slice_in(
     unit: &mut Unit,
     me: i64,
@@ -446,6 +461,17 @@ pub async fn check_write(
             if changed_names.contains(&"creator") && op == Op::Update {
                 return Err(deny("change the creator of a slice"));
             }
+            // A slice of a service is run by the service's synchronizer (the HPC service starts
+            // caches for its slices): only an admin attaches a slice to a service, or moves it
+            // to another one.
+            let service_set = match op {
+                Op::Create => after.get_int("service").is_some(),
+                Op::Update => changed_names.contains(&"service"),
+                Op::Delete => false,
+            };
+            if service_set {
+                return Err(deny("attach a slice to a service"));
+            }
             match op {
                 Op::Create => {
                     allowed = has_site_role(unit, me, after.get_int("site"), &["admin", "pi"]).await?
@@ -474,6 +500,17 @@ pub async fn check_write(
                 for (field, model) in sees {
                     allowed &= self::sees(unit, model, r.get_int(field)).await?;
                 }
+            }
+        }
+        // Rows of a content provider: its users, on both sides of the change. The provider
+        // itself is created by admins (a new row has no users yet).
+        Write::ContentProvider(path) => {
+            if path.is_empty() && op != Op::Update {
+                allowed = false;
+            }
+            for r in &rows {
+                let cp = follow(unit, r, path).await?;
+                allowed &= slice_in(unit, me, cp, push_provided_content).await?;
             }
         }
         // A user's own rows (tokens: made at /xoslib/tokens/, which shows the key once; never
@@ -699,6 +736,8 @@ pub async fn may_create(unit: &mut Unit, model: &Model) -> Result<bool, StoreErr
             push_sites_with_role(&mut probe, Me::Id(me), &["admin", "pi"])
         }
         Write::Slice { members: true, .. } => push_visible_slices(&mut probe, Me::Id(me)),
+        Write::ContentProvider(path) if path.is_empty() => return Ok(false),
+        Write::ContentProvider(_) => push_provided_content(&mut probe, Me::Id(me)),
         Write::Slice { members: false, .. } | Write::SlicePrivileges => {
             push_managed_slices(&mut probe, Me::Id(me))
         }

@@ -255,12 +255,14 @@ fn instance() -> Model {
         .field(
             Field::schar("instance_id", 200)
                 .optional()
+                .backend_owned()
                 .verbose("Instance ID")
                 .help("Backend id of the instance"),
         )
         .field(
             Field::schar("instance_uuid", 200)
                 .optional()
+                .backend_owned()
                 .verbose("Instance UUID"),
         )
         .field(
@@ -271,9 +273,15 @@ fn instance() -> Model {
         .field(
             Field::schar("instance_name", 200)
                 .optional()
+                .backend_owned()
                 .help("Name the backend gave the instance"),
         )
-        .field(Field::ip("ip").optional().verbose("Instance ip address"))
+        .field(
+            Field::ip("ip")
+                .optional()
+                .backend_owned()
+                .verbose("Instance ip address"),
+        )
         .field(Field::fk("image", "Image", "instances", OnDelete::Protect))
         .field(Field::fk("creator", "User", "instances", OnDelete::SetNull).optional())
         .field(Field::fk("slice", "Slice", "instances", OnDelete::Cascade))

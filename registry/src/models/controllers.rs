@@ -5,6 +5,7 @@ use crate::{Access, Field, Model, OnDelete, Rule, ToscaEffect};
 pub fn models() -> Vec<Model> {
     vec![
         Model::new("Controller", "controllers")
+            .access(Access::admins_only())
             .verbose("controller", "controllers")
             .help("A backend that manages a deployment (e.g. `local`, `EC2`, an OpenStack endpoint)")
             .no_sync_by_default()
@@ -75,12 +76,14 @@ pub fn models() -> Vec<Model> {
                 ToscaEffect::Field("deployment".into()),
             ),
         Model::new("ControllerSite", "controllersites")
+            .access(Access::admins_only())
             .verbose("controller site", "controller sites")
             .field(Field::fk("site", "Site", "controllersite", OnDelete::Cascade))
             .field(Field::fk("controller", "Controller", "controllersite", OnDelete::Cascade).optional())
             .field(
                 Field::schar("tenant_id", 200)
                     .optional()
+                    .backend_owned()
                     .db_index()
                     .help("Keystone tenant id"),
             )
@@ -100,6 +103,7 @@ pub fn models() -> Vec<Model> {
             .field(
                 Field::schar("tenant_id", 200)
                     .optional()
+                    .backend_owned()
                     .help("Keystone tenant id"),
             )
             .unique_together(&["controller", "slice"])
@@ -115,11 +119,12 @@ pub fn models() -> Vec<Model> {
                 "controllersusers",
                 OnDelete::Cascade,
             ))
-            .field(Field::schar("kuser_id", 200).optional().help("Keystone user id"))
+            .field(Field::schar("kuser_id", 200).optional().backend_owned().help("Keystone user id"))
             .unique_together(&["user", "controller"])
             .display("{user} {controller}")
             .list(&["user", "controller", "kuser_id", "backend_status"]),
         Model::new("ControllerImages", "controllerimages")
+            .access(Access::admins_only())
             .verbose("controller image", "controller images")
             .field(Field::fk("image", "Image", "controllerimages", OnDelete::Cascade))
             .field(Field::fk(
@@ -131,6 +136,7 @@ pub fn models() -> Vec<Model> {
             .field(
                 Field::schar("glance_image_id", 200)
                     .optional()
+                    .backend_owned()
                     .help("Glance image id"),
             )
             .unique_together(&["image", "controller"])
@@ -151,9 +157,9 @@ pub fn models() -> Vec<Model> {
                 "controllernetworks",
                 OnDelete::Cascade,
             ))
-            .field(Field::char("net_id", 256).optional().help("Neutron network"))
-            .field(Field::char("router_id", 256).optional().help("Neutron router id"))
-            .field(Field::char("subnet_id", 256).optional().help("Neutron subnet id"))
+            .field(Field::char("net_id", 256).optional().backend_owned().help("Neutron network"))
+            .field(Field::char("router_id", 256).optional().backend_owned().help("Neutron router id"))
+            .field(Field::char("subnet_id", 256).optional().backend_owned().help("Neutron subnet id"))
             .field(Field::char("subnet", 32).blank().default_str(""))
             .unique_together(&["network", "controller"])
             .display("{network} {controller}")

@@ -29,6 +29,7 @@ pub fn models() -> Vec<Model> {
             .field(
                 Field::char("shared_network_id", 256)
                     .optional()
+                    .backend_owned()
                     .help("Quantum network"),
             )
             .field(
@@ -81,9 +82,24 @@ pub fn models() -> Vec<Model> {
                     .verbose("controller URL"),
             )
             .field(Field::text("controller_parameters", None).optional())
-            .field(Field::char("network_id", 256).optional().help("Quantum network"))
-            .field(Field::char("router_id", 256).optional().help("Quantum router id"))
-            .field(Field::char("subnet_id", 256).optional().help("Quantum subnet id"))
+            .field(
+                Field::char("network_id", 256)
+                    .optional()
+                    .backend_owned()
+                    .help("Quantum network"),
+            )
+            .field(
+                Field::char("router_id", 256)
+                    .optional()
+                    .backend_owned()
+                    .help("Quantum router id"),
+            )
+            .field(
+                Field::char("subnet_id", 256)
+                    .optional()
+                    .backend_owned()
+                    .help("Quantum subnet id"),
+            )
             .field(
                 Field::boolean("autoconnect", true)
                     .help("This network can be autoconnected to the slice that owns it"),
@@ -156,11 +172,22 @@ pub fn models() -> Vec<Model> {
             .help("An instance's attachment to a network")
             .field(Field::fk("network", "Network", "links", OnDelete::Cascade))
             .field(Field::fk("instance", "Instance", "ports", OnDelete::Cascade).optional())
-            .field(Field::ip("ip").optional().help("Instance ip address"))
-            .field(Field::char("port_id", 256).optional().help("Quantum port id"))
+            .field(
+                Field::ip("ip")
+                    .optional()
+                    .backend_owned()
+                    .help("Instance ip address"),
+            )
+            .field(
+                Field::char("port_id", 256)
+                    .optional()
+                    .backend_owned()
+                    .help("Quantum port id"),
+            )
             .field(
                 Field::char("mac", 256)
                     .optional()
+                    .backend_owned()
                     .help("MAC address associated with this port"),
             )
             .unique_together(&["network", "instance"])

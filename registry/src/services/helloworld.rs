@@ -47,13 +47,13 @@ pub fn models() -> Vec<Model> {
             .field(
                 Field::positive_integer("port")
                     .optional()
-                    .read_only()
+                    .backend_owned()
                     .help("The loopback port the tenant's server listens on (set by the synchronizer)"),
             )
             .field(
                 Field::integer("pid")
                     .optional()
-                    .read_only()
+                    .backend_owned()
                     .help("The process id of the tenant's server (set by the synchronizer)"),
             )
             .display("{name}")

@@ -15,7 +15,7 @@
 //! - a site map: one line per client subnet, `<subnet> <cache> [<cache> …]`, the caches named by
 //!   their instance names; the longest matching subnet chooses.
 
-use crate::{Field, Model, OnDelete, Rule, ToscaEffect, Validator};
+use crate::{Access, Field, Model, OnDelete, Rule, ToscaEffect, Validator, Write};
 
 /// Every model of the HPC service.
 pub fn models() -> Vec<Model> {
@@ -72,6 +72,7 @@ pub fn models() -> Vec<Model> {
             .tosca_required("MemberOfService", "HpcService", ToscaEffect::Field("hpcService".into())),
         Model::new("ContentProvider", "contentproviders")
             .in_app("hpc")
+            .access(Access::content_provider(""))
             .verbose("content provider", "content providers")
             .help("A customer of the CDN: its origin servers, prefixes and maps")
             .field(Field::integer("content_provider_id").optional())
@@ -101,6 +102,7 @@ pub fn models() -> Vec<Model> {
         // XOS's implicit many-to-many table, named so the write path can check it.
         Model::new("ContentProviderUser", "contentproviderusers")
             .in_app("hpc")
+            .access(Access::content_provider("contentprovider").write(Write::Admins))
             .verbose("content provider user", "content provider users")
             .field(Field::fk(
                 "contentprovider",
@@ -114,6 +116,7 @@ pub fn models() -> Vec<Model> {
             .display("{contentprovider} {user}"),
         Model::new("OriginServer", "originservers")
             .in_app("hpc")
+            .access(Access::content_provider("contentProvider"))
             .verbose("origin server", "origin servers")
             .help("Where a content provider's content comes from")
             .field(Field::integer("origin_server_id").optional())
@@ -155,6 +158,7 @@ pub fn models() -> Vec<Model> {
             ),
         Model::new("CDNPrefix", "cdnprefixs")
             .in_app("hpc")
+            .access(Access::content_provider("contentProvider"))
             .verbose("CDN prefix", "CDN prefixes")
             .help("A domain name a content provider's content is served under")
             .field(Field::integer("cdn_prefix_id").optional())
@@ -202,6 +206,7 @@ pub fn models() -> Vec<Model> {
             ),
         Model::new("AccessMap", "accessmaps")
             .in_app("hpc")
+            .access(Access::content_provider("contentProvider"))
             .verbose("access map", "access maps")
             .help("Which clients may fetch a content provider's content")
             .field(Field::fk(
@@ -229,6 +234,7 @@ pub fn models() -> Vec<Model> {
             ),
         Model::new("SiteMap", "sitemaps")
             .in_app("hpc")
+            .access(Access::admins_only())
             .verbose("site map", "site maps")
             .help("Which caches serve which clients (one of its four owners, or none)")
             .field(
@@ -284,6 +290,7 @@ pub fn models() -> Vec<Model> {
             .tosca_requirement("MemberOfService", "HpcService", ToscaEffect::Field("hpcService".into())),
         Model::new("HpcHealthCheck", "hpchealthchecks")
             .in_app("hpc")
+            .access(Access::admins_only())
             .verbose("HPC health check", "HPC health checks")
             .help("A check run against every cache (http), the DNS server (dns) or its name server (nameserver)")
             .field(Field::fk("hpcService", "HpcService", "healthchecks", OnDelete::Cascade).optional())

@@ -229,10 +229,10 @@ async fn answers(store: &Store, rr: &Record) -> Result<Zones, SyncError> {
                 names.insert(name.to_string(), answers_for(name, &lines, &targets, rr));
             }
         }
-        // Stored maps were checked when written; one that no longer parses allows everyone.
+        // Stored maps were checked when written; one that no longer parses allows nobody
+        // (fail closed), as does one of comments only.
         let acl = store::maps::parse_allow_list(map.get_str("accessMap").unwrap_or_default())
-            .ok()
-            .flatten();
+            .unwrap_or_else(|_| Some(Vec::new()));
         zones.insert(zone, Zone { names, acl });
     }
     Ok(zones)

@@ -35,6 +35,8 @@ pub struct StepContext {
     pub xos_binary: PathBuf,
     /// What the local backend may run, and its limits.
     pub local: crate::config::LocalBackendConfig,
+    /// Where image files uploaded to clouds come from.
+    pub images: crate::config::ImagesConfig,
 }
 
 impl StepContext {
@@ -45,6 +47,7 @@ impl StepContext {
             state_dir,
             xos_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xos")),
             local: Default::default(),
+            images: Default::default(),
         }
     }
 }

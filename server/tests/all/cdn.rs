@@ -291,7 +291,7 @@ both!(
         // The views' context: cdnData counts the cache's requests and hits from its own log,
         // cdnContentProviders lists the provider with its prefix and origin; the CDN view
         // (registered by the recipe) shows both.
-        let data = server::services::hpc::stats::cdn_data(&app.store, &cdn.state.0)
+        let data = server::services::hpc::stats::cdn_data(&app.store, &cdn.state.0, &Actor::System)
             .await
             .unwrap();
         let caches = data["MySite"]["caches"]

@@ -166,11 +166,22 @@ both!(bad_tenants_are_refused, async |app: &TestApp| {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["provider_service"].is_array(), "{v}");
-    // The port is the synchronizer's to set; the kind is the service's.
+    // The port is the synchronizer's to set (a 400 naming it); the kind is the service's.
+    let (s, v) = app
+        .post(
+            "/xos/helloworldtenants/",
+            json!({"name": "t", "provider_service": hw, "port": 80}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["port"][0].as_str().unwrap_or_default().contains("synchronizer"),
+        "{v}"
+    );
     let v = created(
         app,
         "helloworldtenants",
-        json!({"name": "t", "provider_service": hw, "port": 80, "kind": "other"}),
+        json!({"name": "t", "provider_service": hw, "port": null, "kind": "other"}),
     )
     .await;
     assert_eq!(v["port"], Value::Null, "{v}");

@@ -9,6 +9,7 @@ use std::path::Path;
 
 /// The layers, lowest first. `db` and `store` are the store crate, below all of them.
 const LAYERS: &[&[&str]] = &[
+    &["csp"],
     &["config", "cache", "error"],
     &["events"],
     &["auth"],

@@ -22,6 +22,7 @@ mod rest;
 mod session;
 mod store;
 mod sync;
+mod tenant_input;
 mod tokens;
 mod tosca;
 mod xoslib;

@@ -123,12 +123,7 @@ async fn fixture(app: &TestApp) -> BTreeMap<String, i64> {
     );
     ids.insert(
         "ports".into(),
-        make(
-            app,
-            "ports",
-            json!({"network": net, "instance": inst, "ip": "10.0.0.2"}),
-        )
-        .await,
+        make(app, "ports", json!({"network": net, "instance": inst})).await,
     );
     let other = make(app, "slices", json!({"name": "mysite_other", "site": site})).await;
     ids.insert(

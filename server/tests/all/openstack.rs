@@ -294,8 +294,11 @@ both!(
             .unwrap();
         assert_eq!(quota["quota_set"]["instances"], 5);
 
-        // An image of XOS's own: uploaded to Glance from its path.
-        let file = std::env::temp_dir().join(format!(
+        // An image of XOS's own: uploaded to Glance from its path in the image directory
+        // (`<state_dir>/images` by default; the state directory here is the temp dir).
+        let images = std::env::temp_dir().join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        let file = images.join(format!(
             "xos-os-image-{}-{:?}.raw",
             std::process::id(),
             app.backend
@@ -349,6 +352,49 @@ both!(
             "{img}"
         );
         assert_eq!(img["name"], image_name.as_str());
+        assert_eq!(img["visibility"], "shared", "never public: {img}");
+        // Host files outside the image directory are never read: the process's environment,
+        // a path climbing out, a link pointing out. Each fails with the reason; Glance gets none.
+        let outside =
+            std::env::temp_dir().join(format!("xos-secret-{}-{:?}", std::process::id(), app.backend));
+        std::fs::write(&outside, "DATABASE_URL=postgres://xos:secret@db/xos").unwrap();
+        let link = images.join(format!("link-{}-{:?}", std::process::id(), app.backend));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let climbing = format!("../{}", outside.file_name().unwrap().to_str().unwrap());
+        for (i, path) in ["/proc/self/environ", climbing.as_str(), link.to_str().unwrap()]
+            .into_iter()
+            .enumerate()
+        {
+            let name = format!("xos-steal-{i}-{:06x}", rand_suffix());
+            let bad = make(
+                app,
+                "Image",
+                json!({"name": name, "kind": "vm", "disk_format": "raw", "container_format": "bare", "path": path}),
+            )
+            .await;
+            make(
+                app,
+                "ImageDeployments",
+                json!({"image": bad, "deployment": deployment}),
+            )
+            .await;
+            settle(app, &w, Duration::from_secs(30), "the image refused", || async {
+                let ci = get(app, &format!("/xos/controllerimages/?image={bad}")).await;
+                ci.as_array().is_some_and(|a| !a.is_empty())
+                    && status(&ci[0]).starts_with("2 -")
+                    && status(&ci[0]).contains("outside the image directory")
+            })
+            .await;
+            let found = os
+                .list(None, Service::Image, &format!("/images?name={name}"), "images")
+                .await
+                .unwrap();
+            assert!(found.is_empty(), "{path}: {found:?}");
+            app.delete(&format!("/xos/images/{bad}/")).await;
+        }
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_file(&outside);
         // Images stay in Glance when XOS forgets them (they are shared): the test removes its own.
         os.delete(None, Service::Image, &format!("/images/{glance_id}"))
             .await

@@ -196,6 +196,7 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
                     </div>
                 </form>
             </Show>
+            {id.is_some().then(|| view! { <BackendFields model draft/> })}
             {(model.name == "Instance").then(|| view! { <SshLine draft/> })}
             {id.map(|id| view! { <Inlines model id reload=saved/> })}
             {id.map(|id| view! { <History model id reload=saved/> })}
@@ -208,6 +209,35 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
             })}
         </section>
     }
+}
+
+/// The backend-owned fields (ids and addresses the synchronizer writes), shown read-only: the
+/// API refuses a change to them.
+#[component]
+fn BackendFields(model: &'static Model, draft: RwSignal<Object>) -> impl IntoView {
+    let fields: Vec<&'static Field> = model.fields.iter().filter(|f| f.backend).collect();
+    (!fields.is_empty()).then(|| {
+        let none = HashMap::new();
+        view! {
+            <section class="backend-fields" aria-labelledby="backend-fields-title">
+                <h2 id="backend-fields-title">"Set by the backend"</h2>
+                <dl>
+                    {fields
+                        .into_iter()
+                        .map(|f| {
+                            let none = none.clone();
+                            view! {
+                                <dt>{capitalize(&f.verbose_name)}</dt>
+                                <dd data-field=f.name.clone()>
+                                    {move || draft.with(|d| cell_text(f, d.get(&f.name).unwrap_or(&Value::Null), &none))}
+                                </dd>
+                            }
+                        })
+                        .collect_view()}
+                </dl>
+            </section>
+        }
+    })
 }
 
 /// How to reach an instance: XOS's ssh command line (through the node, as the Developer view

@@ -75,7 +75,9 @@ pub struct Site {
     pub provider: String,
     /// Origin URLs, the default first.
     pub origins: Vec<url::Url>,
-    pub access: Vec<AccessRule>,
+    /// The content provider's access rules, then "deny all": `None` when it has no access map
+    /// (everyone may fetch). A map with no rule denies everyone.
+    pub access: Option<Vec<AccessRule>>,
 }
 
 /// What an HPC service's caches should be.
@@ -118,6 +120,11 @@ pub fn cache_address(instance: &Record) -> Ipv4Addr {
             Ipv4Addr::new(127, 1, (id >> 8) as u8, (id & 0xff) as u8)
         }
     }
+}
+
+/// Text from a row shown in a status: printable characters only, at most 200.
+fn plain_text(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// Every live row of `model`, as the system sees it.
@@ -199,23 +206,43 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Str
         // The default origin first, the others in the order they were made.
         let default = p.get_int("defaultOriginServer");
         mine.sort_by_key(|o| (Some(o.id()) != default, o.id()));
-        let urls: Vec<url::Url> = mine
-            .iter()
-            .filter_map(|o| url::Url::parse(o.get_str("url").unwrap_or_default()).ok())
-            .collect();
+        // A prefix whose configuration cannot be written safely is left out on its own (the
+        // service's status says why); the others keep being served and changed. Stored values
+        // were checked when written, and are checked again here, before they reach nginx.
+        if let Some(e) = store::maps::domain_name_error(&prefix) {
+            problems.push(format!("prefix {:?} is not served: {e}", plain_text(&prefix)));
+            continue;
+        }
+        let mut urls: Vec<url::Url> = Vec::new();
+        for o in &mine {
+            let text = o.get_str("url").unwrap_or_default();
+            match store::maps::origin_url_error(text)
+                .map_or_else(|| url::Url::parse(text).map_err(|e| e.to_string()), Err)
+            {
+                Ok(u) => urls.push(u),
+                Err(e) => problems.push(format!("origin server {} of {prefix} is left out: {e}", o.id())),
+            }
+        }
         if urls.is_empty() {
             problems.push(format!("{prefix} has no enabled origin server"));
             continue;
         }
-        let mut access = Vec::new();
+        // Access maps fail closed: a provider with maps allows only what they allow, and a map
+        // that no longer parses stops its prefixes from being served at all.
+        let mut access: Option<Vec<AccessRule>> = None;
+        let mut unreadable = None;
         for m in maps
             .iter()
             .filter(|m| m.get_int("contentProvider") == Some(cp.id()))
         {
-            // Stored maps were checked when written; a map that no longer parses is skipped.
-            if let Ok(rules) = parse_access_map(m.get_str("map").unwrap_or_default()) {
-                access.extend(rules);
+            match parse_access_map(m.get_str("map").unwrap_or_default()) {
+                Ok(rules) => access.get_or_insert_with(Vec::new).extend(rules),
+                Err(e) => unreadable = Some(format!("access map {} does not parse ({e})", m.id())),
             }
+        }
+        if let Some(e) = unreadable {
+            problems.push(format!("{prefix} is not served: its {e}"));
+            continue;
         }
         sites.push(Site {
             id: p.id(),

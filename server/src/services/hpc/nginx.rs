@@ -93,19 +93,20 @@ pub fn render(cache: &Cache, sites: &[Site], dir: &Path, run_as_root: bool) -> S
             "    server {{\n        listen {listen};\n        server_name {};",
             site.prefix
         );
-        for rule in &site.access {
-            let verb = if rule.allow { "allow" } else { "deny" };
-            match rule.clients {
-                Clients::All => {
-                    let _ = writeln!(c, "        {verb} all;");
-                }
-                Clients::Net(n) => {
-                    let _ = writeln!(c, "        {verb} {n};");
+        if let Some(rules) = &site.access {
+            for rule in rules {
+                let verb = if rule.allow { "allow" } else { "deny" };
+                match rule.clients {
+                    Clients::All => {
+                        let _ = writeln!(c, "        {verb} all;");
+                    }
+                    Clients::Net(n) => {
+                        let _ = writeln!(c, "        {verb} {n};");
+                    }
                 }
             }
-        }
-        if !site.access.is_empty() {
-            // What no line of the access map allows is refused.
+            // What no line of the access maps allows is refused (a map of comments only
+            // allows nobody).
             c.push_str("        deny all;\n");
         }
         let path = match first.path() {
@@ -339,4 +340,67 @@ fn install(nginx: &Path, dir: &Path, text: &str) -> Result<(), SyncError> {
         let _ = f.sync_all();
     }
     std::fs::rename(&new, dir.join("nginx.conf")).map_err(|e| io("cannot replace the configuration in", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::maps::parse_access_map;
+
+    fn site(access: Option<&str>) -> Site {
+        Site {
+            id: 7,
+            prefix: "cdn.example.org".into(),
+            provider: "cp".into(),
+            origins: vec![url::Url::parse("http://127.0.0.1:8890/video").unwrap()],
+            access: access.map(|m| parse_access_map(m).unwrap()),
+        }
+    }
+
+    /// The lines of the prefix's own `server` block.
+    fn prefix_block(conf: &str) -> String {
+        let start = conf
+            .find("server_name cdn.example.org;")
+            .expect("the prefix's server");
+        conf[start..]
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with("location"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn access_maps_deny_what_they_do_not_allow_and_an_empty_map_denies_all() {
+        let cache = Cache {
+            instance: 1,
+            name: "c".into(),
+            addr: std::net::Ipv4Addr::new(127, 1, 0, 1),
+            port: 8880,
+        };
+        let dir = Path::new("/tmp/x");
+        let open = render(&cache, &[site(None)], dir, false);
+        assert!(
+            !prefix_block(&open).contains("deny"),
+            "no map: everyone may fetch"
+        );
+        let comments = render(&cache, &[site(Some("# nobody yet\n"))], dir, false);
+        assert_eq!(
+            prefix_block(&comments).matches("deny all;").count(),
+            1,
+            "{comments}"
+        );
+        assert!(!prefix_block(&comments).contains("allow"));
+        let some = render(
+            &cache,
+            &[site(Some("allow 10.0.0.0/8\ndeny 10.66.0.0/16"))],
+            dir,
+            false,
+        );
+        let block = prefix_block(&some);
+        let (allow, deny) = (
+            block.find("allow 10.0.0.0/8;").unwrap(),
+            block.find("deny all;").unwrap(),
+        );
+        assert!(allow < deny, "{block}");
+    }
 }

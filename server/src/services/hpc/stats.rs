@@ -63,9 +63,18 @@ pub fn log_stats(path: &Path) -> LogStats {
     stats
 }
 
-/// `cdnData`: per site with caches, XOS's figures and each cache's.
-pub async fn cdn_data(store: &Store, state_dir: &Path) -> Result<Json, SyncError> {
+/// `cdnData`: per site with caches, XOS's figures and each cache's, for `reader`: only the
+/// caches whose instance the reader may see (an admin sees them all).
+pub async fn cdn_data(store: &Store, state_dir: &Path, reader: &Actor) -> Result<Json, SyncError> {
     let health = cache_health(store).await?;
+    let instance_model = store.model("Instance");
+    let readable: std::collections::HashSet<i64> = store
+        .list(reader, instance_model, &ListQuery::default())
+        .await?
+        .0
+        .iter()
+        .map(Record::id)
+        .collect();
     let nodes: HashMap<i64, Record> = all(store, "Node")
         .await?
         .into_iter()
@@ -84,6 +93,9 @@ pub async fn cdn_data(store: &Store, state_dir: &Path) -> Result<Json, SyncError
         .collect();
     for service in all(store, "HpcService").await? {
         for cache in caches_of(store, &service).await? {
+            if !readable.contains(&cache.instance) {
+                continue;
+            }
             let site = instances
                 .get(&cache.instance)
                 .and_then(|i| i.get_int("node"))

@@ -203,9 +203,58 @@ fn error_message(body: &str) -> String {
     text.chars().take(300).collect()
 }
 
+/// What a request sends.
+enum Payload {
+    Bytes(Vec<u8>),
+    /// A file streamed from disk, and its length.
+    File(std::path::PathBuf, u64),
+}
+
 /// A URL query component.
 pub fn q(v: &str) -> String {
     url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// A URL path segment from a value (an id): everything but letters, digits, `-` and `_` is
+/// percent-encoded, so a stored `../networks/<id>` stays one segment and names nothing.
+pub fn seg(v: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+    percent_encoding::utf8_percent_encode(v, SEGMENT).to_string()
+}
+
+/// Whether a request path is one the client may send: no empty, `.` or `..` segment (also
+/// percent-encoded), no backslash or fragment. The last guard should a value reach a path
+/// without [`seg`].
+fn safe_path(path: &str) -> bool {
+    let (p, _query) = path.split_once('?').unwrap_or((path, ""));
+    p.starts_with('/')
+        && !p.contains(['\\', '#'])
+        && p[1..].split('/').all(|segment| {
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            !segment.is_empty() && decoded != "." && decoded != ".." && !decoded.contains(['/', '\\'])
+        })
+}
+
+/// The environment variable naming a PEM file of CA certificates the OpenStack clients trust
+/// besides the system's (a private cloud's own CA).
+pub const CA_BUNDLE_ENV: &str = "XOS_OPENSTACK_CA_BUNDLE";
+
+/// The certificates of a PEM bundle (at least one).
+fn ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, OsError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| OsError::Config(format!("{CA_BUNDLE_ENV}: cannot read {}: {e}", path.display())))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        Ok(_) => Err(OsError::Config(format!(
+            "{CA_BUNDLE_ENV}: {} holds no PEM certificate",
+            path.display()
+        ))),
+        Err(e) => Err(OsError::Config(format!(
+            "{CA_BUNDLE_ENV}: {} is not a PEM bundle: {e}",
+            path.display()
+        ))),
+    }
 }
 
 impl OsClient {
@@ -228,9 +277,18 @@ impl OsClient {
         if config.domain.trim().is_empty() {
             config.domain = "Default".into();
         }
-        let http = reqwest::Client::builder()
+        // No redirects: a redirect would carry the token (or, as a 307, the password) to
+        // wherever the answer points. A cloud whose endpoints redirect is misconfigured.
+        let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(60));
+        if let Some(path) = std::env::var_os(CA_BUNDLE_ENV).filter(|p| !p.is_empty()) {
+            for cert in ca_bundle(std::path::Path::new(&path))? {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
             .build()
             .map_err(|e| OsError::Config(format!("HTTP client: {e}")))?;
         Ok(OsClient {
@@ -375,7 +433,7 @@ impl OsClient {
             service,
             method,
             path,
-            body.map(|b| (b.to_string().into_bytes(), "application/json")),
+            body.map(|b| (Payload::Bytes(b.to_string().into_bytes()), "application/json")),
         )
         .await
     }
@@ -386,9 +444,14 @@ impl OsClient {
         service: Service,
         method: reqwest::Method,
         path: &str,
-        body: Option<(Vec<u8>, &'static str)>,
+        body: Option<(Payload, &'static str)>,
     ) -> Result<Json, OsError> {
         let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        if !safe_path(path) {
+            return Err(OsError::Config(format!(
+                "refusing to call {what}: not a plain path"
+            )));
+        }
         for attempt in 0..2 {
             let token = self.token(scope).await?;
             let base = token
@@ -410,8 +473,19 @@ impl OsClient {
             if service == Service::Compute {
                 req = req.header("OpenStack-API-Version", format!("compute {NOVA_MICROVERSION}"));
             }
-            if let Some((bytes, ctype)) = &body {
-                req = req.header("Content-Type", *ctype).body(bytes.clone());
+            if let Some((payload, ctype)) = &body {
+                req = req.header("Content-Type", *ctype);
+                req = match payload {
+                    Payload::Bytes(bytes) => req.body(bytes.clone()),
+                    // Opened anew for each attempt; its length is sent (not chunked).
+                    Payload::File(path, len) => {
+                        let f = tokio::fs::File::open(path)
+                            .await
+                            .map_err(|e| OsError::Config(format!("cannot read {}: {e}", path.display())))?;
+                        req.header("Content-Length", len.to_string())
+                            .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f)))
+                    }
+                };
             }
             self.calls.fetch_add(1, Ordering::Relaxed);
             let resp = req.send().await.map_err(|e| OsError::Unreachable {
@@ -590,7 +664,12 @@ impl OsClient {
         self.put(
             None,
             Service::Identity,
-            &format!("/projects/{project}/users/{user}/roles/{role}"),
+            &format!(
+                "/projects/{}/users/{}/roles/{}",
+                seg(project),
+                seg(user),
+                seg(role)
+            ),
             None,
         )
         .await
@@ -607,7 +686,12 @@ impl OsClient {
         self.delete(
             None,
             Service::Identity,
-            &format!("/projects/{project}/users/{user}/roles/{role}"),
+            &format!(
+                "/projects/{}/users/{}/roles/{}",
+                seg(project),
+                seg(user),
+                seg(role)
+            ),
         )
         .await
     }
@@ -618,7 +702,7 @@ impl OsClient {
             .list(
                 None,
                 Service::Identity,
-                &format!("/projects/{project}/users/{user}/roles"),
+                &format!("/projects/{}/users/{}/roles", seg(project), seg(user)),
                 "roles",
             )
             .await?
@@ -645,24 +729,46 @@ impl OsClient {
     }
 
     pub async fn server(&self, scope: Option<&str>, id: &str) -> Result<Option<Server>, OsError> {
-        match self.get(scope, Service::Compute, &format!("/servers/{id}")).await {
+        match self
+            .get(scope, Service::Compute, &format!("/servers/{}", seg(id)))
+            .await
+        {
             Ok(v) => Ok(Some(Server::from_json(&v["server"]))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Upload image bytes to a Glance image.
-    pub async fn upload_image(&self, id: &str, data: Vec<u8>) -> Result<(), OsError> {
+    /// Upload a file to a Glance image, streamed from disk (its `len` bytes, as read before).
+    pub async fn upload_image(&self, id: &str, file: &std::path::Path, len: u64) -> Result<(), OsError> {
         self.send(
             None,
             Service::Image,
             reqwest::Method::PUT,
-            &format!("/images/{id}/file"),
-            Some((data, "application/octet-stream")),
+            &format!("/images/{}/file", seg(id)),
+            Some((Payload::File(file.to_path_buf(), len), "application/octet-stream")),
         )
         .await
         .map(|_| ())
+    }
+
+    /// Share image `id` with `project` (an image XOS uploaded is `shared`: only the projects of
+    /// the slices that boot it see it). Already a member is fine.
+    pub async fn share_image(&self, id: &str, project: &str) -> Result<(), OsError> {
+        match self
+            .post(
+                None,
+                Service::Image,
+                &format!("/images/{}/members", seg(id)),
+                json!({"member": project}),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // 409: a member already. 403: not a shared image (a public one, adopted by name).
+            Err(e) if matches!(e.status(), Some(409 | 403)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -678,6 +784,78 @@ fn root_cause(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_values_stay_one_path_segment() {
+        assert_eq!(seg("../networks/5f1c"), "%2E%2E%2Fnetworks%2F5f1c");
+        assert_eq!(seg("2f6e3c1a-0b7d_4a61"), "2f6e3c1a-0b7d_4a61");
+        assert_eq!(seg("a?b#c d"), "a%3Fb%23c%20d");
+        assert!(safe_path("/ports/2f6e?network_id=a/b"));
+        // Encoded, the value is one segment; a server that decodes before routing would still
+        // see the slashes, so a value holding one is refused outright.
+        assert!(!safe_path(&format!("/ports/{}", seg("../networks/x"))));
+        assert!(safe_path(&format!("/ports/{}", seg("a.b:c"))));
+        for bad in [
+            "/ports/../networks/x",
+            "/ports/%2e%2e/networks/x",
+            "/ports/./x",
+            "/ports//x",
+            "/ports/a\\b",
+            "/ports/x#frag",
+            "ports/x",
+            "/ports/%2E%2E",
+        ] {
+            assert!(!safe_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_ca_bundle_that_is_not_there_or_not_pem_is_a_clear_error() {
+        let e = ca_bundle(std::path::Path::new("/nonexistent/ca.pem")).unwrap_err();
+        assert!(e.to_string().contains("cannot read /nonexistent/ca.pem"), "{e}");
+        let f = std::env::temp_dir().join(format!("xos-ca-{}.pem", std::process::id()));
+        std::fs::write(&f, "not a certificate").unwrap();
+        let e = ca_bundle(&f);
+        std::fs::remove_file(&f).ok();
+        assert!(e.unwrap_err().to_string().contains("no PEM certificate"));
+        // Debian's bundle (ca-certificates, always on these machines) is read whole.
+        let system = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+        assert!(ca_bundle(system).unwrap().len() > 10);
+    }
+
+    /// A Keystone that answers the password login with a redirect elsewhere: the client stops
+    /// there, and the other listener never sees the password or a token.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use std::io::{Read, Write};
+        let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        elsewhere.set_nonblocking(true).unwrap();
+        let there = elsewhere.local_addr().unwrap();
+        let keystone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let here = keystone.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = keystone.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{there}/v3/auth/tokens\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            conn.write_all(answer.as_bytes()).unwrap();
+        });
+        let client = OsClient::new(OsConfig {
+            auth_url: format!("http://{here}/v3"),
+            user: "admin".into(),
+            password: "secret-password".into(),
+            project: "admin".into(),
+            domain: String::new(),
+        })
+        .unwrap();
+        let e = client.login().await.unwrap_err();
+        server.join().unwrap();
+        assert_eq!(e.status(), Some(307), "{e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(elsewhere.accept().is_err(), "the redirect target was called");
+    }
 
     #[test]
     fn error_messages_are_read_from_each_service_shape() {

@@ -36,7 +36,7 @@ use super::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pend
 use crate::db::{Sql, Value};
 use crate::store::{Actor, Record, Store, StoreError, select_sql, types};
 use app::registry::{BackendStatus, Model, SqlType};
-use client::{OsClient, OsConfig, OsError, Server, Service, q};
+use client::{OsClient, OsConfig, OsError, Server, Service, q, seg};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -249,11 +249,24 @@ fn openstack_instances(column: &str) -> Sql {
 
 /// The Keystone project of slice `slice` on controller `controller`, if made yet.
 async fn slice_project(store: &Store, slice: i64, controller: i64) -> Result<Option<String>, StoreError> {
+    project_of_slice(store, slice, controller, false).await
+}
+
+/// [`slice_project`], or with `even_deleted` also the project of a slice row being deleted
+/// (the clean-up of what the slice had still runs inside its project).
+async fn project_of_slice(
+    store: &Store,
+    slice: i64,
+    controller: i64,
+    even_deleted: bool,
+) -> Result<Option<String>, StoreError> {
+    let live = if even_deleted { "" } else { "NOT deleted AND " };
     let mut sql = by_id(
-        "SELECT tenant_id FROM core_controllerslice WHERE NOT deleted AND slice_id = ",
+        &format!("SELECT tenant_id FROM core_controllerslice WHERE {live}slice_id = "),
         slice,
     );
     sql.push(" AND controller_id = ").bind(Value::Int(controller));
+    sql.push(" ORDER BY deleted, id DESC");
     Ok(rows(store, &sql, &[SqlType::Text])
         .await?
         .first()
@@ -261,9 +274,11 @@ async fn slice_project(store: &Store, slice: i64, controller: i64) -> Result<Opt
         .filter(|t| !t.is_empty()))
 }
 
-/// The role name in OpenStack of an XOS role (`admin` stays admin, every other is a member).
-fn keystone_role(xos_role: &str) -> &'static str {
-    if xos_role == "admin" { "admin" } else { "member" }
+/// The role name in OpenStack of an XOS role: a slice or site `admin` is the project's
+/// `manager` (a role without cloud-wide powers: Keystone's `admin` is cloud-wide under the
+/// legacy policies many clouds still run), every other role a `member`. Never `admin`.
+pub fn keystone_role(xos_role: &str) -> &'static str {
+    if xos_role == "admin" { "manager" } else { "member" }
 }
 
 // ---- controllers ----------------------------------------------------------------------------
@@ -303,8 +318,8 @@ impl Step for OsControllers {
         let c = self.backend.controller(obj)?;
         c.client.login().await.map_err(failed)?;
         // The roles XOS hands out exist (made once, found afterwards).
-        c.client.role_id("admin").await.map_err(failed)?;
-        c.client.role_id("member").await.map_err(failed)?;
+        c.client.role_id(keystone_role("admin")).await.map_err(failed)?;
+        c.client.role_id(keystone_role("access")).await.map_err(failed)?;
         Ok(Enacted::with_status(format!(
             "OK, logged in to {} as {}",
             c.client.auth_url(),
@@ -355,7 +370,7 @@ async fn purge_project(c: &Controller, project: &str) -> Result<(), SyncError> {
         .filter(|s| s.project_id == project)
         .collect();
     for s in &servers {
-        cl.delete(None, Service::Compute, &format!("/servers/{}", s.id))
+        cl.delete(None, Service::Compute, &format!("/servers/{}", seg(&s.id)))
             .await
             .map_err(failed)?;
     }
@@ -390,7 +405,7 @@ async fn purge_project(c: &Controller, project: &str) -> Result<(), SyncError> {
         cl.delete(
             None,
             Service::Network,
-            &format!("/ports/{}", port["id"].as_str().unwrap_or_default()),
+            &format!("/ports/{}", seg(port["id"].as_str().unwrap_or_default())),
         )
         .await
         .map_err(failed)?;
@@ -408,12 +423,12 @@ async fn purge_project(c: &Controller, project: &str) -> Result<(), SyncError> {
         cl.delete(
             None,
             Service::Network,
-            &format!("/networks/{}", n["id"].as_str().unwrap_or_default()),
+            &format!("/networks/{}", seg(n["id"].as_str().unwrap_or_default())),
         )
         .await
         .map_err(failed)?;
     }
-    cl.delete(None, Service::Identity, &format!("/projects/{project}"))
+    cl.delete(None, Service::Identity, &format!("/projects/{}", seg(project)))
         .await
         .map_err(failed)
 }
@@ -448,7 +463,7 @@ async fn delete_router(cl: &OsClient, id: &str) -> Result<(), SyncError> {
                 .put(
                     None,
                     Service::Network,
-                    &format!("/routers/{id}/remove_router_interface"),
+                    &format!("/routers/{}/remove_router_interface", seg(id)),
                     Some(json!({"subnet_id": subnet})),
                 )
                 .await
@@ -459,7 +474,7 @@ async fn delete_router(cl: &OsClient, id: &str) -> Result<(), SyncError> {
             }
         }
     }
-    cl.delete(None, Service::Network, &format!("/routers/{id}"))
+    cl.delete(None, Service::Network, &format!("/routers/{}", seg(id)))
         .await
         .map_err(failed)
 }
@@ -570,7 +585,7 @@ impl Step for OsSlices {
             .put(
                 None,
                 Service::Compute,
-                &format!("/os-quota-sets/{project}"),
+                &format!("/os-quota-sets/{}", seg(&project)),
                 Some(json!({"quota_set": {"instances": max_instances}})),
             )
             .await
@@ -783,7 +798,7 @@ async fn ensure_key_pair(
         .get(
             None,
             Service::Compute,
-            &format!("/os-keypairs/{}{suffix}", q(name)),
+            &format!("/os-keypairs/{}{suffix}", seg(name)),
         )
         .await
     {
@@ -884,7 +899,7 @@ impl Step for OsUsers {
                     .delete(
                         None,
                         Service::Identity,
-                        &format!("/users/{}", u["id"].as_str().unwrap_or_default()),
+                        &format!("/users/{}", seg(u["id"].as_str().unwrap_or_default())),
                     )
                     .await
                     .map_err(failed)?;
@@ -934,7 +949,7 @@ impl Step for OsUsers {
             .await?;
         if let Some(u) = obj.get_str("kuser_id").filter(|u| !u.is_empty()) {
             c.client
-                .delete(None, Service::Identity, &format!("/users/{u}"))
+                .delete(None, Service::Identity, &format!("/users/{}", seg(u)))
                 .await
                 .map_err(failed)?;
         }
@@ -1004,15 +1019,11 @@ impl Step for OsImages {
         let ours = found
             .iter()
             .find(|i| i["xos_image_id"] == image.to_string().as_str() && i["status"] == "queued");
-        let file = std::path::Path::new(path.trim());
-        if path.trim().is_empty() || !file.is_file() {
-            return Err(SyncError::Failed(format!(
-                "no Glance image named {name}, and the image's path {path:?} is not a file to upload"
-            )));
-        }
-        let data = tokio::fs::read(file)
-            .await
-            .map_err(|e| SyncError::Failed(format!("reading {path}: {e}")))?;
+        // Only a file of the image directory, of a bounded size, is ever sent to the cloud.
+        let (file, len) = ctx
+            .images
+            .file(&ctx.state_dir, &path)
+            .map_err(|e| SyncError::Failed(format!("no Glance image named {name}, and {e}")))?;
         let id = match ours {
             Some(i) => i["id"].as_str().unwrap_or_default().to_string(),
             None => {
@@ -1023,20 +1034,22 @@ impl Step for OsImages {
                         None,
                         Service::Image,
                         "/images",
+                        // Shared, not public: the projects of the slices that boot it are
+                        // made members (`server_spec`); nobody else sees it.
                         json!({"name": name, "disk_format": or(disk, "raw"), "container_format": or(container, "bare"),
-                               "visibility": "public", "xos_image_id": image.to_string()}),
+                               "visibility": "shared", "xos_image_id": image.to_string()}),
                     )
                     .await
                     .map_err(failed)?;
                 created["id"].as_str().unwrap_or_default().to_string()
             }
         };
-        c.client.upload_image(&id, data).await.map_err(failed)?;
+        c.client.upload_image(&id, &file, len).await.map_err(failed)?;
         Ok(Enacted::with_status(format!("OK, uploaded as Glance image {id}"))
             .field("glance_image_id", Value::Text(id)))
     }
     async fn delete_record(&self, _ctx: &StepContext, _obj: &Record) -> Result<(), SyncError> {
-        // Images are shared (public) and may be used by other clouds' users: left in Glance.
+        // Images may be in use by servers XOS does not know (an adopted one): left in Glance.
         Ok(())
     }
 }
@@ -1245,7 +1258,7 @@ async fn enact_network(
             cl.put(
                 None,
                 Service::Network,
-                &format!("/routers/{router_id}/add_router_interface"),
+                &format!("/routers/{}/add_router_interface", seg(&router_id)),
                 Some(json!({"subnet_id": subnet_id})),
             )
             .await
@@ -1304,13 +1317,21 @@ impl Step for OsNetworks {
         .await?
         .first()
         .and_then(|r| r[0].as_int());
-        let scope = match owner {
-            Some(o) => slice_project(&ctx.store, o, c.id)
-                .await?
-                .map(|p| format!("&project_id={}", q(&p)))
-                .unwrap_or_default(),
-            None => String::new(),
+        // Never unscoped: without the owner's project there is nothing XOS made to find, and
+        // a search across projects could match another tenant's network by its description.
+        let project = match owner {
+            Some(o) => project_of_slice(&ctx.store, o, c.id, true).await?,
+            None => None,
         };
+        let Some(project) = project else {
+            tracing::warn!(
+                network,
+                "no project is known for the network's slice: nothing is deleted in Neutron"
+            );
+            return Ok(());
+        };
+        let scope = format!("&project_id={}", q(&project));
+        let in_project = |v: &serde_json::Value| v["project_id"] == project.as_str();
         for r in cl
             .list(
                 None,
@@ -1320,6 +1341,8 @@ impl Step for OsNetworks {
             )
             .await
             .map_err(failed)?
+            .into_iter()
+            .filter(in_project)
         {
             delete_router(cl, r["id"].as_str().unwrap_or_default()).await?;
         }
@@ -1332,6 +1355,8 @@ impl Step for OsNetworks {
             )
             .await
             .map_err(failed)?
+            .into_iter()
+            .filter(in_project)
         {
             let id = n["id"].as_str().unwrap_or_default();
             // Ports of servers still on it (their instances are deleted first) would block it.
@@ -1353,13 +1378,13 @@ impl Step for OsNetworks {
                     cl.delete(
                         None,
                         Service::Network,
-                        &format!("/ports/{}", port["id"].as_str().unwrap_or_default()),
+                        &format!("/ports/{}", seg(port["id"].as_str().unwrap_or_default())),
                     )
                     .await
                     .map_err(failed)?;
                 }
             }
-            cl.delete(None, Service::Network, &format!("/networks/{id}"))
+            cl.delete(None, Service::Network, &format!("/networks/{}", seg(id)))
                 .await
                 .map_err(failed)?;
         }
@@ -1425,6 +1450,8 @@ async fn server_spec(c: &Controller, store: &Store, obj: &Record) -> Result<Serv
     if image.is_empty() {
         return Err(deferred(format!("waiting for image {} in Glance", text(&r[1]))));
     }
+    // An image XOS uploaded is shared with the projects that boot it, and only with them.
+    c.client.share_image(&image, &project).await.map_err(failed)?;
     let flavor = c
         .client
         .flavor_id(&flavor_name)
@@ -1515,7 +1542,7 @@ async fn enact_instance(
         cl.delete(
             Some(&spec.project),
             Service::Compute,
-            &format!("/servers/{}", extra.id),
+            &format!("/servers/{}", seg(&extra.id)),
         )
         .await
         .map_err(failed)?;
@@ -1526,7 +1553,7 @@ async fn enact_instance(
             cl.delete(
                 Some(&spec.project),
                 Service::Compute,
-                &format!("/servers/{}", s.id),
+                &format!("/servers/{}", seg(&s.id)),
             )
             .await
             .map_err(failed)?;
@@ -1655,7 +1682,11 @@ impl Step for OsInstances {
         };
         for s in &servers {
             c.client
-                .delete(Some(&project), Service::Compute, &format!("/servers/{}", s.id))
+                .delete(
+                    Some(&project),
+                    Service::Compute,
+                    &format!("/servers/{}", seg(&s.id)),
+                )
                 .await
                 .map_err(failed)?;
         }
@@ -1697,28 +1728,92 @@ impl Step for OsPorts {
         enact_port(&self.backend, &ctx.store, obj, None).await
     }
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
-        let Some(port) = obj.get_str("port_id").filter(|p| !p.is_empty()) else {
+        // The port is found by what XOS made (the instance's server on the network, in the
+        // slice's project), never taken from a stored id alone: only a port of that server, in
+        // that project, is deleted.
+        let Some(port) = find_port(&self.backend, &ctx.store, obj).await? else {
             return Ok(());
         };
-        // Find the controller through any OpenStack controller that knows the port.
-        for rec in OsBackend::controllers(&ctx.store).await? {
-            let c = self.backend.controller(&rec)?;
-            c.client
-                .delete(None, Service::Network, &format!("/ports/{port}"))
+        let (c, found) = port;
+        for p in found {
+            let id = p["id"].as_str().unwrap_or_default();
+            match c
+                .client
+                .delete(None, Service::Network, &format!("/ports/{}", seg(id)))
                 .await
-                .map_err(failed)?;
+            {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(failed(e)),
+            }
         }
         Ok(())
     }
 }
 
-/// A Port: the server's Neutron port on the network, found, or attached as a new interface.
-async fn enact_port(
+/// The Neutron ports of a Port row: those of its instance's server on its network, in its
+/// slice's project (with the controller). `None` when there is nothing to look in (no server,
+/// network or project yet: nothing was made).
+async fn find_port(
     backend: &OsBackend,
     store: &Store,
     obj: &Record,
-    note: Option<&str>,
-) -> Result<Enacted, SyncError> {
+) -> Result<Option<(Controller, Vec<serde_json::Value>)>, SyncError> {
+    let Some(ctx) = port_context(backend, store, obj).await? else {
+        return Ok(None);
+    };
+    let PortContext {
+        c,
+        server,
+        net,
+        project,
+    } = ctx;
+    let (Some(server), Some(net), Some(project)) = (server, net, project) else {
+        return Ok(None);
+    };
+    let ports = c
+        .client
+        .list(
+            None,
+            Service::Network,
+            &format!(
+                "/ports?device_id={}&network_id={}&project_id={}",
+                q(&server),
+                q(&net),
+                q(&project)
+            ),
+            "ports",
+        )
+        .await
+        .map_err(failed)?;
+    // Neutron filtered on them; checked again, since they are the whole point.
+    let ports = ports
+        .into_iter()
+        .filter(|p| {
+            p["device_id"] == server.as_str()
+                && p["network_id"] == net.as_str()
+                && p["project_id"] == project.as_str()
+        })
+        .collect();
+    Ok(Some((c, ports)))
+}
+
+/// What a Port row's Neutron port is found by.
+struct PortContext {
+    c: Controller,
+    /// The instance's server (its `instance_uuid`, written by the synchronizer).
+    server: Option<String>,
+    /// The network's id in Neutron on this controller.
+    net: Option<String>,
+    /// The slice's project on this controller.
+    project: Option<String>,
+}
+
+async fn port_context(
+    backend: &OsBackend,
+    store: &Store,
+    obj: &Record,
+) -> Result<Option<PortContext>, SyncError> {
     let instance = obj.get_int("instance").unwrap_or_default();
     let r = rows(
         store,
@@ -1729,16 +1824,11 @@ async fn enact_port(
         &[SqlType::Int, SqlType::Text, SqlType::Int],
     )
     .await?;
-    let r = r
-        .first()
-        .ok_or_else(|| SyncError::Failed("the instance is gone".into()))?;
+    let Some(r) = r.first() else { return Ok(None) };
     let c = backend
         .controller_of_deployment(store, r[0].as_int().unwrap_or_default())
         .await?;
-    let server = text(&r[1]);
-    if server.is_empty() {
-        return Err(deferred("waiting for the instance's server"));
-    }
+    let server = Some(text(&r[1])).filter(|s| !s.is_empty());
     let mut sql = by_id(
         "SELECT net_id FROM core_controllernetwork WHERE NOT deleted AND network_id = ",
         obj.get_int("network").unwrap_or_default(),
@@ -1748,29 +1838,75 @@ async fn enact_port(
         .await?
         .first()
         .map(|r| text(&r[0]))
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| deferred("waiting for the network in Neutron"))?;
+        .filter(|n| !n.is_empty());
+    let project = slice_project(store, r[2].as_int().unwrap_or_default(), c.id).await?;
+    Ok(Some(PortContext {
+        c,
+        server,
+        net,
+        project,
+    }))
+}
+
+/// A Port: the server's Neutron port on the network, found, or attached as a new interface.
+/// The server must be one of the slice's project before anything is attached to it.
+async fn enact_port(
+    backend: &OsBackend,
+    store: &Store,
+    obj: &Record,
+    note: Option<&str>,
+) -> Result<Enacted, SyncError> {
+    let ctx = port_context(backend, store, obj)
+        .await?
+        .ok_or_else(|| SyncError::Failed("the instance is gone".into()))?;
+    let PortContext {
+        c,
+        server,
+        net,
+        project,
+    } = ctx;
+    let server = server.ok_or_else(|| deferred("waiting for the instance's server"))?;
+    let net = net.ok_or_else(|| deferred("waiting for the network in Neutron"))?;
+    let project = project.ok_or_else(|| deferred("waiting for the slice's project"))?;
     let cl = &c.client;
+    match cl.server(None, &server).await.map_err(failed)? {
+        Some(s) if s.project_id == project => {}
+        Some(_) => {
+            return Err(SyncError::Failed(format!(
+                "server {server} is not in the slice's project: nothing is attached to it"
+            )));
+        }
+        None => return Err(deferred("waiting for the instance's server")),
+    }
     let find = || async {
-        cl.list(
-            None,
-            Service::Network,
-            &format!("/ports?device_id={}&network_id={}", q(&server), q(&net)),
-            "ports",
+        let ports = cl
+            .list(
+                None,
+                Service::Network,
+                &format!(
+                    "/ports?device_id={}&network_id={}&project_id={}",
+                    q(&server),
+                    q(&net),
+                    q(&project)
+                ),
+                "ports",
+            )
+            .await
+            .map_err(failed)?;
+        Ok::<_, SyncError>(
+            ports
+                .into_iter()
+                .filter(|p| p["device_id"] == server.as_str() && p["project_id"] == project.as_str())
+                .collect::<Vec<_>>(),
         )
-        .await
-        .map_err(failed)
     };
     let mut ports = find().await?;
     if ports.is_empty() {
         // A network the slice gained after the server booted: attach an interface.
-        let project = slice_project(store, r[2].as_int().unwrap_or_default(), c.id)
-            .await?
-            .ok_or_else(|| deferred("waiting for the slice's project"))?;
         cl.post(
             Some(&project),
             Service::Compute,
-            &format!("/servers/{server}/os-interface"),
+            &format!("/servers/{}/os-interface", seg(&server)),
             json!({"interfaceAttachment": {"net_id": net}}),
         )
         .await
