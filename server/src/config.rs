@@ -164,6 +164,9 @@ pub struct LocalBackendConfig {
     pub max_open_files: u64,
     pub max_file_size_mb: u64,
     pub max_processes: u64,
+    /// Instances one site may run on this host at once (0: no cap): a site's PIs create slices
+    /// and instances at will, and each is a process here.
+    pub max_instances_per_site: u64,
 }
 
 impl Default for LocalBackendConfig {
@@ -173,6 +176,7 @@ impl Default for LocalBackendConfig {
             max_open_files: 1024,
             max_file_size_mb: 1024,
             max_processes: 4096,
+            max_instances_per_site: 50,
         }
     }
 }

@@ -382,6 +382,24 @@ async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
     })
 }
 
+/// The other live instances of the site of `obj`'s slice.
+async fn site_instances(ctx: &StepContext, obj: &Record) -> Result<Vec<i64>, SyncError> {
+    let mut sql = Sql::new(
+        "SELECT i.id FROM core_instance i JOIN core_slice s ON s.id = i.slice_id WHERE NOT i.deleted \
+         AND s.site_id = (SELECT site_id FROM core_slice WHERE id = ",
+    );
+    sql.bind(Value::Int(obj.get_int("slice").unwrap_or(0)));
+    sql.push(") AND i.id <> ").bind(Value::Int(obj.id()));
+    Ok(ctx
+        .store
+        .db()
+        .fetch(&sql, &[SqlType::Int])
+        .await?
+        .iter()
+        .filter_map(|r| r[0].as_int())
+        .collect())
+}
+
 /// Whether `argv` starts with one of the allowed command lines, word by word (a first word that
 /// is this binary counts as `xos`).
 pub fn command_allowed(argv: &[String], xos: &Path, allowed: &[String]) -> bool {
@@ -431,6 +449,12 @@ impl Step for LocalInstances {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let spec = spec_of(ctx, obj).await?;
         let id = obj.id();
+        let cap = ctx.local.max_instances_per_site;
+        let siblings = if cap > 0 {
+            site_instances(ctx, obj).await?
+        } else {
+            Vec::new()
+        };
         let backend = self.backend.clone();
         tokio::task::spawn_blocking(move || {
             let running = backend.scan().remove(&id).unwrap_or_default();
@@ -445,6 +469,16 @@ impl Step for LocalInstances {
                     backend.stop(&same[1..].iter().map(|f| f.pid).collect::<Vec<_>>());
                 }
                 return Ok(enacted(f.pid, id, format!("OK, running as pid {}", f.pid)));
+            }
+            if cap > 0 {
+                let all = backend.scan();
+                let running = siblings.iter().filter(|i| all.contains_key(i)).count() as u64;
+                if running >= cap {
+                    return Err(SyncError::Failed(format!(
+                        "the site already runs {running} instances on this host, its cap \
+                         ([local_backend] max_instances_per_site)"
+                    )));
+                }
             }
             let pid = backend.spawn(id, &spec)?;
             let what = if other.is_empty() {
@@ -542,6 +576,12 @@ impl Step for LocalInstanceDrift {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let spec = spec_of(ctx, obj).await?;
         let id = obj.id();
+        let cap = ctx.local.max_instances_per_site;
+        let siblings = if cap > 0 {
+            site_instances(ctx, obj).await?
+        } else {
+            Vec::new()
+        };
         let backend = self.backend.clone();
         tokio::task::spawn_blocking(move || {
             let pid = backend.spawn(id, &spec).map_err(|e| {

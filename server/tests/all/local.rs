@@ -293,3 +293,65 @@ both!(
         local::stop_all(&l.state);
     }
 );
+
+both!(
+    a_site_runs_at_most_its_cap_of_local_instances,
+    async |app: &TestApp| {
+        let l = setup(app, "cap").await;
+        let mut ctx = StepContext::new(app.store.clone(), l.state.clone());
+        ctx.xos_binary = XOS.into();
+        ctx.local.max_instances_per_site = 1;
+        let steps = local::steps(&ctx, Duration::ZERO);
+        let opts = EngineOptions {
+            backoff_base: Duration::from_millis(200),
+            model_policies: false,
+            ..Default::default()
+        };
+        let e = Engine::new(ctx, steps, opts).await.unwrap();
+        let first = make(
+            app,
+            "instances",
+            json!({"slice": l.slice, "node": l.node, "image": l.image}),
+        )
+        .await;
+        e.run_once().await.unwrap();
+        // Another slice of the same site: the site's cap counts every slice's instances.
+        let other = app.make_slice("cap2").await["id"].as_i64().unwrap();
+        let second = make(
+            app,
+            "instances",
+            json!({"slice": other, "node": l.node, "image": l.image}),
+        )
+        .await;
+        e.run_once().await.unwrap();
+        assert!(
+            instance(app, first).await["backend_status"]
+                .as_str()
+                .unwrap()
+                .starts_with("1 - OK"),
+            "the first runs"
+        );
+        let v = instance(app, second).await;
+        let status = v["backend_status"].as_str().unwrap();
+        assert!(
+            status.starts_with("2 - ") && status.contains("max_instances_per_site"),
+            "{v}"
+        );
+        assert!(v["instance_id"].is_null(), "{v}");
+        // Room again once the first goes.
+        app.delete(&format!("/xos/instances/{first}/")).await;
+        for _ in 0..20 {
+            e.run_once().await.unwrap();
+            if instance(app, second).await["backend_status"]
+                .as_str()
+                .unwrap()
+                .starts_with("1 - OK")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let v = instance(app, second).await;
+        assert!(v["backend_status"].as_str().unwrap().starts_with("1 - OK"), "{v}");
+    }
+);
