@@ -576,13 +576,8 @@ impl Step for LocalInstanceDrift {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let spec = spec_of(ctx, obj).await?;
         let id = obj.id();
-        let cap = ctx.local.max_instances_per_site;
-        let siblings = if cap > 0 {
-            site_instances(ctx, obj).await?
-        } else {
-            Vec::new()
-        };
         let backend = self.backend.clone();
+        // A restart takes back the place the process had (the site's cap counted it).
         tokio::task::spawn_blocking(move || {
             let pid = backend.spawn(id, &spec).map_err(|e| {
                 SyncError::Failed(format!("the process had exited and could not be restarted: {e}"))
