@@ -157,6 +157,11 @@ fn rand_suffix() -> u32 {
 }
 
 async fn new_instance(app: &TestApp, w: &World, name: &str) -> i64 {
+    instance_in(app, w, w.slice, name).await
+}
+
+/// A new instance of `slice` on the world's node, image and flavor.
+async fn instance_in(app: &TestApp, w: &World, slice: i64, name: &str) -> i64 {
     let (_, admin) = app.get("/xos/users/?email=padmin@vicci.org").await;
     let deployment = get(
         app,
@@ -168,7 +173,7 @@ async fn new_instance(app: &TestApp, w: &World, name: &str) -> i64 {
     make(
         app,
         "Instance",
-        json!({"name": name, "slice": w.slice, "node": w.node, "image": w.image, "flavor": w.flavor,
+        json!({"name": name, "slice": slice, "node": w.node, "image": w.image, "flavor": w.flavor,
                "deployment": deployment, "creator": admin[0]["id"]}),
     )
     .await
@@ -191,8 +196,9 @@ where
             let nets = get(app, "/xos/controllernetworks/?no_hyperlinks=1").await;
             let slices = get(app, "/xos/controllerslices/?no_hyperlinks=1").await;
             let ctl = get(app, "/xos/controllers/?no_hyperlinks=1").await;
+            let ports = get(app, "/xos/ports/?no_hyperlinks=1").await;
             panic!(
-                "{what}: not after {limit:?}\ninstances {inst}\nnetworks {nets}\nslices {slices}\ncontrollers {ctl}"
+                "{what}: not after {limit:?}\ninstances {inst}\nnetworks {nets}\nslices {slices}\ncontrollers {ctl}\nports {ports}"
             );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -992,6 +998,277 @@ both!(
                 .await
                 .is_ok()
         );
+    }
+);
+
+both!(
+    a_slice_manager_cannot_steer_the_synchronizer_at_another_projects_objects,
+    async |app: &TestApp| {
+        if !reachable() {
+            return;
+        }
+        let _cloud = CLOUD.lock().await;
+        let w = world(app, "adminpass").await;
+        // The attacker: an admin of slice B (its manager), in a project of its own; the victim's
+        // slice is the world's, in another project.
+        let site = app.site_id().await;
+        let b_name = format!("{}b", w.slice_name);
+        let b = make(
+            app,
+            "Slice",
+            json!({"name": b_name, "site": site, "max_instances": 5}),
+        )
+        .await;
+        let attacker = app
+            .make_user(
+                &format!("attacker{:06x}@mysite.org", rand_suffix()),
+                "attacker-password",
+            )
+            .await;
+        let (_, roles) = app.get("/xos/slice_roles/?role=admin").await;
+        make(
+            app,
+            "SlicePrivilege",
+            json!({"user": attacker, "slice": b, "role": roles[0]["id"]}),
+        )
+        .await;
+        let (_, me) = app.get(&format!("/xos/users/{attacker}/")).await;
+        let who = (me["email"].as_str().unwrap().to_string(), "attacker-password");
+        let victim = new_instance(app, &w, "os-victim").await;
+        let mine = instance_in(app, &w, b, "os-attacker").await;
+        let active = |id: i64| async move {
+            status(&get(app, &format!("/xos/instances/{id}/")).await).starts_with("1 - OK: ACTIVE")
+        };
+        let ported = |id: i64| async move {
+            let p = get(app, &format!("/xos/ports/?instance={id}&no_hyperlinks=1")).await;
+            p.as_array().is_some_and(|a| !a.is_empty()) && status(&p[0]).starts_with("1 - OK")
+        };
+        settle(
+            app,
+            &w,
+            Duration::from_secs(240),
+            "both servers ACTIVE with their ports",
+            || async {
+                active(victim).await && active(mine).await && ported(victim).await && ported(mine).await
+            },
+        )
+        .await;
+        let os = admin_client();
+        let v = get(app, &format!("/xos/instances/{victim}/?no_hyperlinks=1")).await;
+        let victim_server = v["instance_uuid"].as_str().unwrap().to_string();
+        let m = get(app, &format!("/xos/instances/{mine}/?no_hyperlinks=1")).await;
+        let mine_server = m["instance_uuid"].as_str().unwrap().to_string();
+        let nets = get(app, &format!("/xos/networks/?owner={}&no_hyperlinks=1", w.slice)).await;
+        let cn = get(
+            app,
+            &format!(
+                "/xos/controllernetworks/?network={}&no_hyperlinks=1",
+                nets[0]["id"]
+            ),
+        )
+        .await;
+        let victim_net = cn[0]["net_id"].as_str().unwrap().to_string();
+        let victim_ports = |os: OsClient, server: String| async move {
+            os.list(
+                None,
+                Service::Network,
+                &format!("/ports?device_id={server}"),
+                "ports",
+            )
+            .await
+            .unwrap()
+            .len()
+        };
+        let ports_before = victim_ports(os.clone(), victim_server.clone()).await;
+        let port = get(app, &format!("/xos/ports/?instance={mine}&no_hyperlinks=1")).await[0]["id"]
+            .as_i64()
+            .unwrap();
+
+        // Through the API: refused, whatever the value.
+        let who = Some((who.0.as_str(), who.1));
+        for (path, body) in [
+            (
+                format!("/xos/ports/{port}/"),
+                json!({"port_id": format!("../networks/{victim_net}")}),
+            ),
+            (
+                format!("/xos/instances/{mine}/"),
+                json!({"instance_uuid": victim_server}),
+            ),
+            (
+                format!("/xos/instances/{mine}/"),
+                json!({"instance_id": victim_server}),
+            ),
+        ] {
+            let (s, v) = app
+                .req(axum::http::Method::PATCH, &path, who, Some(body.clone()))
+                .await;
+            assert_eq!(s, axum::http::StatusCode::BAD_REQUEST, "{path} {body}: {v}");
+        }
+        // Stored anyway (a database from before this rule, a restored backup): the synchronizer
+        // still touches nothing of the victim's.
+        app.store
+            .update(
+                Actor::System,
+                app.store.model("Port"),
+                port,
+                json!({"port_id": format!("../networks/{victim_net}")})
+                    .as_object()
+                    .unwrap(),
+                true,
+            )
+            .await
+            .unwrap();
+        app.store
+            .update(
+                Actor::System,
+                app.store.model("Instance"),
+                mine,
+                json!({"instance_uuid": victim_server}).as_object().unwrap(),
+                true,
+            )
+            .await
+            .unwrap();
+        // A new network of the attacker's slice: its port goes on the attacker's own server,
+        // never on the victim's named by the stored id (the instance step finds its server by
+        // name in the slice's project and writes the id back; the port step checks the project).
+        let (_, t) = app.get("/xos/networktemplates/?name=Private").await;
+        let (s, extra) = app
+            .req(
+                axum::http::Method::POST,
+                "/xos/networks/?no_hyperlinks=1",
+                who,
+                Some(json!({"name": format!("{b_name}-extra"), "template": t[0]["id"], "owner": b})),
+            )
+            .await;
+        assert_eq!(s, axum::http::StatusCode::CREATED, "{extra}");
+        // (The policy gives the slice's instances a port on it.)
+        let extra_port = || async {
+            get(
+                app,
+                &format!(
+                    "/xos/ports/?instance={mine}&network={}&no_hyperlinks=1",
+                    extra["id"]
+                ),
+            )
+            .await
+        };
+        settle(
+            app,
+            &w,
+            Duration::from_secs(120),
+            "the new network's port settled",
+            || async {
+                let p = extra_port().await;
+                p.as_array().is_some_and(|a| !a.is_empty())
+                    && (status(&p[0]).starts_with("1 - OK")
+                        || status(&p[0]).contains("is not in the slice's project"))
+            },
+        )
+        .await;
+        let p = extra_port().await;
+        if let Some(id) = p[0]["port_id"].as_str().filter(|s| !s.is_empty()) {
+            let neutron = os
+                .get(None, Service::Network, &format!("/ports/{id}"))
+                .await
+                .unwrap();
+            assert_eq!(
+                neutron["port"]["device_id"], mine_server,
+                "the new port is on the attacker's own server"
+            );
+        }
+        let again = get(app, &format!("/xos/instances/{mine}/?no_hyperlinks=1")).await;
+        assert_ne!(again["instance_uuid"], victim_server.as_str());
+        let again = get(app, &format!("/xos/ports/{port}/?no_hyperlinks=1")).await;
+        assert_ne!(again["port_id"], format!("../networks/{victim_net}").as_str());
+        // Written behind the store's back (no change recorded, nothing for the instance step
+        // to redo): the port step itself refuses to attach a network to a server of another
+        // project.
+        let mut sql = server::db::Sql::new("UPDATE core_instance SET instance_uuid = ");
+        sql.bind(server::db::Value::Text(victim_server.clone()));
+        sql.push(" WHERE id = ").bind(server::db::Value::Int(mine));
+        app.store.db().execute(&sql).await.unwrap();
+        let (s, extra2) = app
+            .req(
+                axum::http::Method::POST,
+                "/xos/networks/?no_hyperlinks=1",
+                who,
+                Some(json!({"name": format!("{b_name}-x2"), "template": t[0]["id"], "owner": b})),
+            )
+            .await;
+        assert_eq!(s, axum::http::StatusCode::CREATED, "{extra2}");
+        settle(
+            app,
+            &w,
+            Duration::from_secs(120),
+            "the attach to the victim's server refused",
+            || async {
+                let p = get(
+                    app,
+                    &format!(
+                        "/xos/ports/?instance={mine}&network={}&no_hyperlinks=1",
+                        extra2["id"]
+                    ),
+                )
+                .await;
+                p.as_array().is_some_and(|a| !a.is_empty())
+                    && status(&p[0]).contains("is not in the slice's project")
+            },
+        )
+        .await;
+        // Deleting the port, then the instance and the slice.
+        let (s, _) = app
+            .req(
+                axum::http::Method::DELETE,
+                &format!("/xos/ports/{port}/"),
+                who,
+                None,
+            )
+            .await;
+        assert_eq!(s, axum::http::StatusCode::NO_CONTENT);
+        let (s, _) = app
+            .req(
+                axum::http::Method::DELETE,
+                &format!("/xos/instances/{mine}/"),
+                who,
+                None,
+            )
+            .await;
+        assert_eq!(s, axum::http::StatusCode::NO_CONTENT);
+        settle(
+            app,
+            &w,
+            Duration::from_secs(120),
+            "the attacker's instance gone",
+            || async {
+                get(app, &format!("/xos/instances/?id={mine}"))
+                    .await
+                    .as_array()
+                    .is_some_and(Vec::is_empty)
+            },
+        )
+        .await;
+        for _ in 0..5 {
+            w.engine.run_once().await.unwrap();
+        }
+        // The victim's network, server and ports are as they were.
+        os.get(None, Service::Network, &format!("/networks/{victim_net}"))
+            .await
+            .expect("the victim's network is still there");
+        let server = os
+            .server(None, &victim_server)
+            .await
+            .unwrap()
+            .expect("the victim's server is still there");
+        assert_eq!(server.status, "ACTIVE");
+        assert_eq!(
+            victim_ports(os.clone(), victim_server.clone()).await,
+            ports_before,
+            "no interface was added or removed"
+        );
+        assert!(status(&get(app, &format!("/xos/instances/{victim}/")).await).starts_with("1 - OK"));
+        app.delete(&format!("/xos/slices/{b}/")).await;
+        cleanup(app, &w).await;
     }
 );
 
