@@ -637,6 +637,143 @@ both!(
     }
 );
 
+both!(
+    a_prefix_the_caches_cannot_take_fails_alone,
+    async |app: &TestApp| {
+        if !parts_installed() {
+            return;
+        }
+        let cdn = start(app, "alone").await;
+        let c1 = one(app, "instances", "name=mysite_hpc-1").await;
+        let (i1, a1) = (c1["id"].as_i64().unwrap(), addr_of(&c1));
+        let serves = |prefix: &str| cdn.cache_conf(i1).contains(&format!("server_name {prefix};"));
+        cdn.until("the sample prefix served", Duration::from_secs(60), || {
+            serves("cdn.example.org")
+        })
+        .await;
+        // A second content provider of the same service, with its own origin and prefix.
+        let sp = one(app, "serviceproviders", "name=cdn-operator").await;
+        let (s, cp) = app
+            .post(
+                "/xos/contentproviders/?no_hyperlinks=1",
+                json!({"name": "Second Content", "serviceProvider": sp["id"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{cp}");
+        let (s, o) = app
+            .post(
+                "/xos/originservers/?no_hyperlinks=1",
+                json!({"url": "http://127.0.0.1:9/", "contentProvider": cp["id"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{o}");
+        let (s, p) = app
+            .post(
+                "/xos/cdnprefixs/?no_hyperlinks=1",
+                json!({"prefix": "second.example.org", "contentProvider": cp["id"],
+                       "defaultOriginServer": o["id"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        cdn.until("the second prefix served", Duration::from_secs(30), || {
+            serves("second.example.org") && serves("cdn.example.org")
+        })
+        .await;
+        // The API refuses an origin that would break the caches' configuration…
+        let bad = "http://127.0.0.1:9/ }";
+        let (s, v) = app
+            .patch(&format!("/xos/originservers/{}/", o["id"]), json!({"url": bad}))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        // …and one stored anyway (written before the rule) leaves out its prefix alone.
+        let mut sql =
+            server::db::Sql::new("UPDATE hpc_originserver SET row_version = row_version + 1, url = ");
+        sql.bind(server::db::Value::Text(bad.into()));
+        sql.push(" WHERE id = ")
+            .bind(server::db::Value::Int(o["id"].as_i64().unwrap()));
+        app.store.db().execute(&sql).await.unwrap();
+        cdn.until(
+            "the second prefix left out, alone",
+            Duration::from_secs(30),
+            || !serves("second.example.org") && serves("cdn.example.org"),
+        )
+        .await;
+        assert!(
+            !cdn.cache_conf(i1).contains(bad),
+            "the bad URL reached nginx.conf"
+        );
+        // The rows at fault say why; the service too.
+        let (s, v) = app
+            .patch(
+                &format!("/xos/cdnprefixs/{}/", p["id"]),
+                json!({"description": "touched"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let t0 = Instant::now();
+        loop {
+            cdn.engine.run_once().await.unwrap();
+            let origin = one(app, "originservers", &format!("id={}", o["id"])).await;
+            let prefix = one(app, "cdnprefixs", "prefix=second.example.org").await;
+            let svc = one(app, "hpcservices", "name=hpc").await;
+            let says = |v: &Value| {
+                let st = v["backend_status"].as_str().unwrap_or_default();
+                st.starts_with("2 - ") && st.contains("second.example.org is not served")
+            };
+            let svc_says = svc["backend_status"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("second.example.org is not served");
+            if says(&origin) && says(&prefix) && svc_says {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "origin {origin}\nprefix {prefix}\nservice {svc}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The other provider's changes still reach the caches.
+        let map = one(app, "accessmaps", "name=sample-access").await;
+        let (s, v) = app
+            .patch(
+                &format!("/xos/accessmaps/{}/", map["id"]),
+                json!({"map": "deny all"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        cdn.until("the sample map applied", Duration::from_secs(20), || {
+            cdn.get(&a1, "cdn.example.org", "/video/clip.mp4").map(|r| r.0) == Some(403)
+        })
+        .await;
+        // Mended: served again, and the rows are OK.
+        let (s, v) = app
+            .patch(
+                &format!("/xos/originservers/{}/", o["id"]),
+                json!({"url": "http://127.0.0.1:9/"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        cdn.until("the second prefix served again", Duration::from_secs(30), || {
+            serves("second.example.org")
+        })
+        .await;
+        let t0 = Instant::now();
+        loop {
+            cdn.engine.run_once().await.unwrap();
+            let prefix = one(app, "cdnprefixs", "prefix=second.example.org").await;
+            if prefix["backend_status"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("1 - "))
+            {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "{prefix}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+);
+
 /// Every configuration on disk is whole: each cache's passes `nginx -t`, each DNS server's
 /// passes `knotc conf-check`, and every file a configuration names exists.
 fn configurations_are_whole(state: &Path) -> usize {

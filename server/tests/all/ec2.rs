@@ -143,16 +143,8 @@ async fn world(app: &TestApp, settings: Value) -> Option<World> {
         .await
         .unwrap()[0]
         .id();
-    app.store
-        .update(
-            Actor::System,
-            app.store.model("User"),
-            admin,
-            json!({"public_key": PUBLIC_KEY}).as_object().unwrap(),
-            true,
-        )
-        .await
-        .unwrap();
+    app.system_update("User", admin, json!({"public_key": PUBLIC_KEY}))
+        .await;
     Some(World {
         moto,
         backend,
@@ -289,16 +281,8 @@ both!(
         assert_eq!(r.enacted, 0, "{r:?}");
         let before = app.count("core_site").await;
         let settings = json!({"public_images": [UBUNTU, WINDOWS]}).to_string();
-        app.store
-            .update(
-                Actor::System,
-                app.store.model("Controller"),
-                w.controller,
-                json!({"settings": settings}).as_object().unwrap(),
-                true,
-            )
-            .await
-            .unwrap();
+        app.system_update("Controller", w.controller, json!({"settings": settings}))
+            .await;
         let r = w.engine.run_once().await.unwrap();
         assert_eq!(r.enacted, 1, "{r:?}");
         assert_eq!(

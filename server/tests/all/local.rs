@@ -3,8 +3,7 @@
 
 use crate::common;
 
-use axum::http::StatusCode;
-use common::TestApp;
+use common::{TestApp, make};
 use serde_json::{Value, json};
 use server::sync::engine::{Engine, EngineOptions};
 use server::sync::{StepContext, local};
@@ -25,14 +24,6 @@ impl Drop for Local {
         local::stop_all(&self.state);
         let _ = std::fs::remove_dir_all(&self.state);
     }
-}
-
-async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
-    let (s, v) = app
-        .post(&format!("/xos/{plural}/?no_hyperlinks=1"), body.clone())
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{plural} {body}: {v}");
-    v["id"].as_i64().unwrap()
 }
 
 async fn setup(app: &TestApp, tag: &str) -> Local {

@@ -4,19 +4,11 @@
 use crate::common;
 
 use axum::http::StatusCode;
-use common::TestApp;
+use common::{TestApp, make};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Create an object as admin (ids form), panicking with the answer when refused.
-async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
-    let (s, v) = app
-        .post(&format!("/xos/{plural}/?no_hyperlinks=1"), body.clone())
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "POST /xos/{plural}/ {body} → {v}");
-    v["id"].as_i64().unwrap()
-}
-
 async fn id_of(app: &TestApp, plural: &str, query: &str) -> i64 {
     let (_, v) = app.get(&format!("/xos/{plural}/?{query}")).await;
     v[0]["id"]

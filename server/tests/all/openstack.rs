@@ -410,16 +410,8 @@ both!(
         // A member of the slice: a Keystone user with its key pair, the role on the project.
         let email = format!("member{:06x}@mysite.org", rand_suffix());
         let member = app.make_user(&email, "member-password").await;
-        app.store
-            .update(
-                Actor::System,
-                app.store.model("User"),
-                member,
-                json!({"public_key": PUBLIC_KEY}).as_object().unwrap(),
-                true,
-            )
-            .await
-            .unwrap();
+        app.system_update("User", member, json!({"public_key": PUBLIC_KEY}))
+            .await;
         let (_, roles) = app.get("/xos/slice_roles/?role=access").await;
         let privilege = make(
             app,
@@ -1107,28 +1099,14 @@ both!(
         }
         // Stored anyway (a database from before this rule, a restored backup): the synchronizer
         // still touches nothing of the victim's.
-        app.store
-            .update(
-                Actor::System,
-                app.store.model("Port"),
-                port,
-                json!({"port_id": format!("../networks/{victim_net}")})
-                    .as_object()
-                    .unwrap(),
-                true,
-            )
-            .await
-            .unwrap();
-        app.store
-            .update(
-                Actor::System,
-                app.store.model("Instance"),
-                mine,
-                json!({"instance_uuid": victim_server}).as_object().unwrap(),
-                true,
-            )
-            .await
-            .unwrap();
+        app.system_update(
+            "Port",
+            port,
+            json!({"port_id": format!("../networks/{victim_net}")}),
+        )
+        .await;
+        app.system_update("Instance", mine, json!({"instance_uuid": victim_server}))
+            .await;
         // A new network of the attacker's slice: its port goes on the attacker's own server,
         // never on the victim's named by the stored id (the instance step finds its server by
         // name in the slice's project and writes the id back; the port step checks the project).

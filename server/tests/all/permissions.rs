@@ -4,7 +4,7 @@
 use crate::common;
 
 use axum::http::{Method, StatusCode};
-use common::TestApp;
+use common::{TestApp, make};
 use serde_json::{Value, json};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,14 +39,6 @@ struct World {
     slice_user: i64,
     plain: i64,
     access_role: i64,
-}
-
-async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
-    let (s, v) = app
-        .post(&format!("/xos/{plural}/?no_hyperlinks=1"), body.clone())
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{plural} {body}: {v}");
-    v["id"].as_i64().unwrap()
 }
 
 async fn world(app: &TestApp) -> World {

@@ -6,21 +6,13 @@ use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::TestApp;
+use common::{TestApp, make};
 use serde_json::{Value, json};
 use server::store::Actor;
 use tower::ServiceExt;
 
 const PI: (&str, &str) = ("pi@mysite.org", "pi-password");
 const OTHER: (&str, &str) = ("other@mysite.org", "other-password");
-
-async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
-    let (s, v) = app
-        .post(&format!("/xos/{plural}/?no_hyperlinks=1"), body.clone())
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{plural} {body}: {v}");
-    v["id"].as_i64().unwrap()
-}
 
 /// A PI of the bootstrap site.
 async fn pi(app: &TestApp) -> i64 {

@@ -3,16 +3,8 @@
 use crate::common;
 
 use axum::http::{Method, StatusCode};
-use common::TestApp;
+use common::{TestApp, make};
 use serde_json::{Value, json};
-
-async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
-    let (s, v) = app
-        .post(&format!("/xos/{plural}/?no_hyperlinks=1"), body.clone())
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{plural} {body}: {v}");
-    v["id"].as_i64().unwrap()
-}
 
 struct Setup {
     slice: i64,

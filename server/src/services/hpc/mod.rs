@@ -86,8 +86,31 @@ pub struct Plan {
     pub service: i64,
     pub caches: Vec<Cache>,
     pub sites: Vec<Site>,
-    /// What could not be served, in words (a prefix without an origin).
-    pub problems: Vec<String>,
+    /// What could not be served (a prefix without an origin).
+    pub problems: Vec<Problem>,
+}
+
+/// A prefix or origin left out of the caches' configuration: why, and the rows it concerns
+/// (their own status says so, not only the service's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// The rows at fault, by model name and id.
+    pub rows: Vec<(&'static str, i64)>,
+    pub text: String,
+}
+
+impl Problem {
+    fn new(rows: &[(&'static str, i64)], text: String) -> Problem {
+        Problem {
+            rows: rows.to_vec(),
+            text,
+        }
+    }
+
+    /// Whether it concerns this row.
+    pub fn names(&self, model: &str, id: i64) -> bool {
+        self.rows.iter().any(|&(m, i)| m == model && i == id)
+    }
 }
 
 impl Plan {
@@ -102,7 +125,7 @@ impl Plan {
         );
         for p in &self.problems {
             s.push_str("; ");
-            s.push_str(p);
+            s.push_str(&p.text);
         }
         s
     }
@@ -170,7 +193,7 @@ fn caches_in(service: &Record, slices: &[Record], instances: &[Record]) -> Vec<C
 }
 
 /// The enabled prefixes of HPC service `service`, with their origins and access rules.
-pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<String>), SyncError> {
+pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Problem>), SyncError> {
     let providers: HashMap<i64, Record> = all(store, "ServiceProvider")
         .await?
         .into_iter()
@@ -199,6 +222,7 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Str
             continue;
         }
         let prefix = p.get_str("prefix").unwrap_or_default().to_string();
+        let at = ("CDNPrefix", p.id());
         let mut mine: Vec<&Record> = origins
             .iter()
             .filter(|o| o.get_int("contentProvider") == Some(cp.id()) && o.get_bool("enabled"))
@@ -210,22 +234,39 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Str
         // service's status says why); the others keep being served and changed. Stored values
         // were checked when written, and are checked again here, before they reach nginx.
         if let Some(e) = store::maps::domain_name_error(&prefix) {
-            problems.push(format!("prefix {:?} is not served: {e}", plain_text(&prefix)));
+            problems.push(Problem::new(
+                &[at],
+                format!("prefix {:?} is not served: {e}", plain_text(&prefix)),
+            ));
             continue;
         }
         let mut urls: Vec<url::Url> = Vec::new();
+        let mut bad = Vec::new();
         for o in &mine {
             let text = o.get_str("url").unwrap_or_default();
             match store::maps::origin_url_error(text)
                 .map_or_else(|| url::Url::parse(text).map_err(|e| e.to_string()), Err)
             {
                 Ok(u) => urls.push(u),
-                Err(e) => problems.push(format!("origin server {} of {prefix} is left out: {e}", o.id())),
+                Err(e) => bad.push((o.id(), e)),
             }
         }
         if urls.is_empty() {
-            problems.push(format!("{prefix} has no enabled origin server"));
+            // Not served at all: the prefix and its origins say why.
+            let mut rows = vec![at];
+            rows.extend(bad.iter().map(|(o, _)| ("OriginServer", *o)));
+            let why = match bad.first() {
+                Some((o, e)) => format!("origin server {o} cannot be used: {e}"),
+                None => "no enabled origin server".to_string(),
+            };
+            problems.push(Problem::new(&rows, format!("{prefix} is not served: {why}")));
             continue;
+        }
+        for (o, e) in bad {
+            problems.push(Problem::new(
+                &[("OriginServer", o)],
+                format!("origin server {o} of {prefix} is left out: {e}"),
+            ));
         }
         // Access maps fail closed: a provider with maps allows only what they allow, and a map
         // that no longer parses stops its prefixes from being served at all.
@@ -237,11 +278,14 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Str
         {
             match parse_access_map(m.get_str("map").unwrap_or_default()) {
                 Ok(rules) => access.get_or_insert_with(Vec::new).extend(rules),
-                Err(e) => unreadable = Some(format!("access map {} does not parse ({e})", m.id())),
+                Err(e) => unreadable = Some((m.id(), format!("access map {} does not parse ({e})", m.id()))),
             }
         }
-        if let Some(e) = unreadable {
-            problems.push(format!("{prefix} is not served: its {e}"));
+        if let Some((m, e)) = unreadable {
+            problems.push(Problem::new(
+                &[at, ("AccessMap", m)],
+                format!("{prefix} is not served: its {e}"),
+            ));
             continue;
         }
         sites.push(Site {
@@ -305,8 +349,13 @@ async fn service_of(store: &Store, row: &Record) -> Option<i64> {
     None
 }
 
-/// Render and apply the caches of every HPC service (or of `only`); the status line.
-async fn reconcile(caches: &nginx::Caches, store: &Store, only: Option<i64>) -> Result<String, SyncError> {
+/// Render and apply the caches of every HPC service (or of `only`); the status line, and what
+/// was left out.
+async fn reconcile(
+    caches: &nginx::Caches,
+    store: &Store,
+    only: Option<i64>,
+) -> Result<(String, Vec<Problem>), SyncError> {
     let plans = plans(store, only).await?;
     let mut lines = Vec::new();
     for (_, plan) in &plans {
@@ -315,7 +364,8 @@ async fn reconcile(caches: &nginx::Caches, store: &Store, only: Option<i64>) -> 
     if only.is_none() {
         caches.stop_others(&kept(&plans)).await;
     }
-    Ok(lines.join("; "))
+    let problems = plans.into_iter().flat_map(|(_, p)| p.problems).collect();
+    Ok((lines.join("; "), problems))
 }
 
 /// The service itself: its caches rendered and running (internal), and drift repaired on an
@@ -363,7 +413,7 @@ impl Step for Services {
         Ok(pending)
     }
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
-        let status = reconcile(&self.caches, &ctx.store, Some(obj.id())).await?;
+        let (status, _) = reconcile(&self.caches, &ctx.store, Some(obj.id())).await?;
         Ok(Enacted::with_status(status))
     }
     async fn delete_record(&self, ctx: &StepContext, _obj: &Record) -> Result<(), SyncError> {
@@ -396,7 +446,12 @@ impl Step for Changes {
     }
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let service = service_of(&ctx.store, obj).await;
-        reconcile(&self.caches, &ctx.store, service).await?;
+        let (_, problems) = reconcile(&self.caches, &ctx.store, service).await?;
+        // A row the caches could not take fails on its own, saying why (it is tried again, and
+        // taken once what it lacked is mended); the others were applied all the same.
+        if let Some(p) = problems.iter().find(|p| p.names(self.model, obj.id())) {
+            return Err(SyncError::Failed(p.text.clone()));
+        }
         // The service's status tells how many caches serve what; this row is in their
         // configuration now.
         Ok(Enacted::with_status(match service {

@@ -1771,31 +1771,36 @@ async fn find_port(
     let (Some(server), Some(net), Some(project)) = (server, net, project) else {
         return Ok(None);
     };
-    let ports = c
-        .client
+    let ports = ports_of(&c.client, &server, &net, &project).await?;
+    Ok(Some((c, ports)))
+}
+
+/// The Neutron ports of `server` on `net` in `project`.
+async fn ports_of(
+    cl: &OsClient,
+    server: &str,
+    net: &str,
+    project: &str,
+) -> Result<Vec<serde_json::Value>, SyncError> {
+    let ports = cl
         .list(
             None,
             Service::Network,
             &format!(
                 "/ports?device_id={}&network_id={}&project_id={}",
-                q(&server),
-                q(&net),
-                q(&project)
+                q(server),
+                q(net),
+                q(project)
             ),
             "ports",
         )
         .await
         .map_err(failed)?;
     // Neutron filtered on them; checked again, since they are the whole point.
-    let ports = ports
+    Ok(ports
         .into_iter()
-        .filter(|p| {
-            p["device_id"] == server.as_str()
-                && p["network_id"] == net.as_str()
-                && p["project_id"] == project.as_str()
-        })
-        .collect();
-    Ok(Some((c, ports)))
+        .filter(|p| p["device_id"] == server && p["network_id"] == net && p["project_id"] == project)
+        .collect())
 }
 
 /// What a Port row's Neutron port is found by.
@@ -1878,28 +1883,7 @@ async fn enact_port(
         }
         None => return Err(deferred("waiting for the instance's server")),
     }
-    let find = || async {
-        let ports = cl
-            .list(
-                None,
-                Service::Network,
-                &format!(
-                    "/ports?device_id={}&network_id={}&project_id={}",
-                    q(&server),
-                    q(&net),
-                    q(&project)
-                ),
-                "ports",
-            )
-            .await
-            .map_err(failed)?;
-        Ok::<_, SyncError>(
-            ports
-                .into_iter()
-                .filter(|p| p["device_id"] == server.as_str() && p["project_id"] == project.as_str())
-                .collect::<Vec<_>>(),
-        )
-    };
+    let find = || ports_of(cl, &server, &net, &project);
     let mut ports = find().await?;
     if ports.is_empty() {
         // A network the slice gained after the server booted: attach an interface.

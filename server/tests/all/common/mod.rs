@@ -255,6 +255,22 @@ impl TestApp {
         v
     }
 
+    /// Write `body` into row `id` of `model` as the system (what no API caller may write:
+    /// backend-owned fields, a row as an older version stored it).
+    pub async fn system_update(&self, model: &str, id: i64, body: Value) {
+        let input = body.as_object().expect("an object");
+        self.store
+            .update(
+                server::store::Actor::System,
+                self.store.model(model),
+                id,
+                input,
+                true,
+            )
+            .await
+            .expect("the system's update");
+    }
+
     /// Create a non-admin user with a password, returning its id.
     pub async fn make_user(&self, email: &str, password: &str) -> i64 {
         let site = self.site_id().await;
@@ -267,6 +283,15 @@ impl TestApp {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v["id"].as_i64().unwrap()
     }
+}
+
+/// POST `body` to `/xos/<plural>/` as admin, expecting 201; the new row's id.
+pub async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
+    let (s, v) = app
+        .post(&format!("/xos/{plural}/?no_hyperlinks=1"), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "POST /xos/{plural}/ {body}: {v}");
+    v["id"].as_i64().unwrap()
 }
 
 /// Log in through the form as `who`; the cookie jar (`sessionid=…; xoscsrftoken=…`) and the
