@@ -167,6 +167,11 @@ pub struct LocalBackendConfig {
     /// Instances one site may run on this host at once (0: no cap): a site's PIs create slices
     /// and instances at will, and each is a process here.
     pub max_instances_per_site: u64,
+    /// The user workloads run as when XOS runs as root (its primary group too): an image is a
+    /// command a tenant chose, and root's is the whole host. Caches (nginx's workers) and the
+    /// DNS server drop to it themselves. Ignored when XOS is not root: it cannot switch users,
+    /// and runs everything as itself.
+    pub run_as: String,
 }
 
 impl Default for LocalBackendConfig {
@@ -177,6 +182,7 @@ impl Default for LocalBackendConfig {
             max_file_size_mb: 1024,
             max_processes: 4096,
             max_instances_per_site: 50,
+            run_as: "nobody".into(),
         }
     }
 }

@@ -408,6 +408,8 @@ impl Dns {
                         "-c".into(),
                         dir.join("knot.conf").display().to_string(),
                     ],
+                    // Its control socket, pid file, journal and timers.
+                    writable: vec![dir.join("run"), dir.join("storage")],
                     ..Spec::default()
                 };
                 backend

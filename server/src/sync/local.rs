@@ -42,6 +42,82 @@ pub struct Spec {
     pub memory_mb: i64,
     /// CPUs it may run on (0: all).
     pub vcpus: i64,
+    /// The program switches to the unprivileged user itself once it has set up (nginx's `user`,
+    /// Knot's `server.user`), so it starts as XOS's user.
+    pub drops_privileges: bool,
+    /// Directories the process writes besides its home (a server's state), handed to the user
+    /// it runs as.
+    pub writable: Vec<PathBuf>,
+}
+
+/// The unprivileged user workloads run as when XOS is root.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    /// The name of its primary group.
+    pub group: String,
+}
+
+/// The user processes are switched to: `None` unless XOS runs as root; an error when the
+/// configured user does not exist (nothing runs as root in its place).
+pub fn run_as(config: &crate::config::LocalBackendConfig) -> Result<Option<RunAs>, SyncError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    lookup_user(&config.run_as).map(Some).ok_or_else(|| {
+        SyncError::Failed(format!(
+            "the user {:?} to run workloads as (local_backend.run_as) does not exist",
+            config.run_as
+        ))
+    })
+}
+
+/// Whether two paths name the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// The uid, gid and group name of user `name`, from the system's user database.
+fn lookup_user(name: &str) -> Option<RunAs> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getpwnam_r writes the entry into `pw` and the strings it points to into `buf`,
+    // both owned here and larger than it is told; `out` is null or `&mut pw` afterwards.
+    let (uid, gid) = unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut out);
+        if rc != 0 || out.is_null() {
+            return None;
+        }
+        (pw.pw_uid, pw.pw_gid)
+    };
+    // SAFETY: as above, for the group entry; its name is copied out before `buf` is reused.
+    let group = unsafe {
+        let mut gr: libc::group = std::mem::zeroed();
+        let mut out: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr(), buf.len(), &mut out);
+        if rc != 0 || out.is_null() {
+            gid.to_string()
+        } else {
+            std::ffi::CStr::from_ptr(gr.gr_name)
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    Some(RunAs {
+        uid,
+        gid,
+        user: name.to_string(),
+        group,
+    })
 }
 
 impl Spec {
@@ -181,15 +257,33 @@ impl LocalBackend {
             .argv
             .split_first()
             .ok_or_else(|| SyncError::Failed("the image has no command".into()))?;
-        let program = if program == "xos" {
-            self.xos.clone()
+        // As root, a workload runs as the unprivileged user, in a home it owns, from a copy of
+        // this binary it can reach (ours may sit in a home only root may enter).
+        let user = if spec.drops_privileges {
+            None
         } else {
-            PathBuf::from(program)
+            run_as(&self.limits)?
+        };
+        let home = self.dir.join(self.kind);
+        // `xos`, or this binary named by its path.
+        let is_xos = program == "xos" || same_file(Path::new(program), &self.xos);
+        let program = match (is_xos, &user) {
+            (true, Some(_)) => self.reachable_xos()?,
+            (true, None) => self.xos.clone(),
+            (false, _) => PathBuf::from(program),
         };
         let mut cmd = Command::new(&program);
+        if let Some(u) = &user {
+            for dir in std::iter::once(&home).chain(&spec.writable) {
+                std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid)).map_err(|e| {
+                    SyncError::Failed(format!("cannot hand {} to {}: {e}", dir.display(), u.user))
+                })?;
+            }
+            // (std drops the supplementary groups too when root switches.)
+            cmd.uid(u.uid).gid(u.gid);
+        }
         // A cleared environment: the workload gets what it needs, never the server's own
         // (database URL, passwords, tokens).
-        let home = self.dir.join(self.kind);
         cmd.args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -264,6 +358,39 @@ impl LocalBackend {
         }
         self.children.lock().expect("children lock").insert(pid, child);
         Ok(pid)
+    }
+
+    /// This binary at `<state_dir>/bin/xos`, where the unprivileged user can run it: a hard
+    /// link (a copy across file systems), made again when the binary changed.
+    fn reachable_xos(&self) -> Result<PathBuf, SyncError> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let fail = |what: &str, p: &Path, e: std::io::Error| {
+            SyncError::Failed(format!("cannot {what} {}: {e}", p.display()))
+        };
+        let bin = self.dir.join("bin");
+        let dst = bin.join("xos");
+        let src = std::fs::metadata(&self.xos).map_err(|e| fail("read", &self.xos, e))?;
+        if let Ok(d) = std::fs::metadata(&dst)
+            && ((d.dev(), d.ino()) == (src.dev(), src.ino())
+                || (d.len() == src.len() && d.mtime() >= src.mtime()))
+        {
+            return Ok(dst);
+        }
+        std::fs::create_dir_all(&bin).map_err(|e| fail("create", &bin, e))?;
+        let _ = std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755));
+        // Made aside and renamed: a concurrent start sees the old binary or the new one.
+        let tmp = bin.join(format!(
+            ".xos.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        if std::fs::hard_link(&self.xos, &tmp).is_err() {
+            std::fs::copy(&self.xos, &tmp).map_err(|e| fail("copy the binary to", &tmp, e))?;
+        }
+        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755));
+        std::fs::rename(&tmp, &dst).map_err(|e| fail("install", &dst, e))?;
+        Ok(dst)
     }
 
     /// The last line the process wrote since `from`, with the memory limit when it ran out.
@@ -379,6 +506,7 @@ async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
         env: Vec::new(),
         memory_mb: r[1].as_int().unwrap_or(0),
         vcpus: r[2].as_int().unwrap_or(0),
+        ..Spec::default()
     })
 }
 

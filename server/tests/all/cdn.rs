@@ -274,6 +274,37 @@ both!(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
+        // XOS as root: what talks to clients and origins runs as nobody (nginx's workers, the
+        // DNS server, the origin workload); nginx's master stays root to open its logs.
+        if common::root() {
+            let master = nginx::master_pid(&nginx::cache_dir(
+                &cdn.state.0.join("hpc"),
+                c1["id"].as_i64().unwrap(),
+            ))
+            .expect("the cache runs");
+            assert_eq!(common::uid_of(master), 0);
+            let workers: Vec<i32> = std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/status"))
+                        .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{master}")))
+                })
+                .collect();
+            assert!(!workers.is_empty(), "nginx has workers");
+            for w in workers {
+                assert_eq!(common::uid_of(w), common::nobody(), "worker {w}");
+            }
+            for kind in ["requestrouter", "instances"] {
+                let procs = local::running_of(&cdn.state.0, kind);
+                assert!(!procs.is_empty(), "{kind} runs");
+                for pid in procs.values().flatten() {
+                    assert_eq!(common::uid_of(*pid), common::nobody(), "{kind} {pid}");
+                }
+            }
+        }
+
         // HTTP through the answered cache: the origin's bytes, a MISS then a HIT, the origin
         // asked once.
         let path = "/video/clip.mp4";

@@ -267,6 +267,10 @@ both!(
             vars.contains(&"PATH".to_string()) && vars.contains(&"XOS_OBJECT_ID".to_string()),
             "{vars:?}"
         );
+        // XOS as root: the workload runs as nobody, not root (the image is a tenant's command).
+        if common::root() {
+            assert_eq!(common::uid_of(pid), common::nobody());
+        }
         let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
         let line = |name: &str| limits.lines().find(|l| l.starts_with(name)).unwrap().to_string();
         assert!(line("Max open files").contains("1024"), "{limits}");
@@ -281,6 +285,47 @@ both!(
         app.delete(&format!("/xos/instances/{id}/")).await;
         app.delete(&format!("/xos/instances/{bad}/")).await;
         e.run_once().await.unwrap();
+        local::stop_all(&l.state);
+    }
+);
+
+both!(
+    a_missing_user_to_run_as_fails_the_instance_rather_than_run_it_as_root,
+    async |app: &TestApp| {
+        if !common::root() {
+            return; // Not root: workloads run as the tests' user, and run_as is not used.
+        }
+        let l = setup(app, "runas").await;
+        let mut ctx = StepContext::new(app.store.clone(), l.state.clone());
+        ctx.xos_binary = XOS.into();
+        ctx.local.run_as = "no-such-user-xos".into();
+        let steps = local::steps(&ctx, Duration::ZERO);
+        let e = Engine::new(
+            ctx,
+            steps,
+            EngineOptions {
+                model_policies: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let id = make(
+            app,
+            "instances",
+            json!({"slice": l.slice, "node": l.node, "image": l.image}),
+        )
+        .await;
+        e.run_once().await.unwrap();
+        let v = instance(app, id).await;
+        let status = v["backend_status"].as_str().unwrap();
+        assert!(
+            status.starts_with("2 - ")
+                && status.contains("no-such-user-xos")
+                && status.contains("does not exist"),
+            "{v}"
+        );
+        assert!(!local::running_processes(&l.state).contains_key(&id));
         local::stop_all(&l.state);
     }
 );

@@ -8,7 +8,7 @@
 //! directory.
 
 use super::{Cache, Plan, Site};
-use crate::sync::local::{LocalBackend, Spec};
+use crate::sync::local::{self, LocalBackend, RunAs, Spec};
 use crate::sync::{StepContext, SyncError};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,8 @@ pub struct Caches {
     root: PathBuf,
     nginx: PathBuf,
     backend: Arc<LocalBackend>,
+    /// The user nginx's workers run as (XOS as root), or why there is none to be had.
+    user: Result<Option<RunAs>, String>,
     /// One reconcile at a time: steps of several models render the same files.
     lock: tokio::sync::Mutex<()>,
 }
@@ -43,7 +45,7 @@ fn plain(s: &str) -> String {
 }
 
 /// The configuration of `cache` serving `sites`.
-pub fn render(cache: &Cache, sites: &[Site], dir: &Path, run_as_root: bool) -> String {
+pub fn render(cache: &Cache, sites: &[Site], dir: &Path, user: Option<&RunAs>) -> String {
     let d = dir.display();
     let listen = format!("{}:{}", cache.addr, cache.port);
     let mut c = String::new();
@@ -54,9 +56,11 @@ pub fn render(cache: &Cache, sites: &[Site], dir: &Path, run_as_root: bool) -> S
         cache.instance
     );
     c.push_str("daemon off;\nworker_processes 1;\n");
-    if run_as_root {
-        // Workers of a root master would run as nobody, who cannot write this directory.
-        c.push_str("user root root;\n");
+    if let Some(u) = user {
+        // The master (root) opens the logs and listening sockets and hands the cache and temp
+        // directories to the workers' user; the workers, which talk to clients and origins,
+        // run as that user.
+        let _ = writeln!(c, "user {} {};", plain(&u.user), plain(&u.group));
     }
     let _ = writeln!(c, "pid {d}/nginx.pid;\nerror_log {d}/error.log warn;");
     c.push_str("events {\n    worker_connections 512;\n}\nhttp {\n");
@@ -129,12 +133,6 @@ pub fn render(cache: &Cache, sites: &[Site], dir: &Path, run_as_root: bool) -> S
     c
 }
 
-/// Whether this process runs as root.
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// The pid of the nginx master serving `dir`, if one runs.
 pub fn master_pid(dir: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(dir.join("nginx.pid"))
@@ -162,6 +160,7 @@ impl Caches {
             root: ctx.state_dir.join("hpc"),
             nginx: nginx_binary(),
             backend: Arc::new(LocalBackend::with_kind(&ctx.state_dir, "hpc").limits(&ctx.local)),
+            user: local::run_as(&ctx.local).map_err(|e| e.to_string()),
             lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -171,11 +170,11 @@ impl Caches {
     pub async fn drifted(&self, plan: &Plan) -> bool {
         let root = self.root.clone();
         let plan = plan.clone();
+        let user = self.user.clone().ok().flatten();
         tokio::task::spawn_blocking(move || {
-            let root_user = is_root();
             plan.caches.iter().any(|cache| {
                 let dir = cache_dir(&root, cache.instance);
-                let want = render(cache, &plan.sites, &dir, root_user);
+                let want = render(cache, &plan.sites, &dir, user.as_ref());
                 std::fs::read_to_string(dir.join("nginx.conf")).ok().as_deref() != Some(want.as_str())
                     || master_pid(&dir).is_none()
             })
@@ -187,11 +186,12 @@ impl Caches {
     /// Make every cache of `plan` serve it; the status line.
     pub async fn apply(&self, plan: &Plan) -> Result<String, SyncError> {
         let _guard = self.lock.lock().await;
+        let user = self.user.clone().map_err(SyncError::Failed)?;
         let mut reloaded = 0;
         let mut started = 0;
         for cache in &plan.caches {
             let dir = cache_dir(&self.root, cache.instance);
-            let text = render(cache, &plan.sites, &dir, is_root());
+            let text = render(cache, &plan.sites, &dir, user.as_ref());
             match self.apply_one(cache, dir, text).await? {
                 Applied::Unchanged => {}
                 Applied::Reloaded => reloaded += 1,
@@ -237,6 +237,7 @@ impl Caches {
                         "-c".into(),
                         conf.display().to_string(),
                     ],
+                    drops_privileges: true,
                     ..Spec::default()
                 };
                 let id = cache.instance;
@@ -378,12 +379,12 @@ mod tests {
             port: 8880,
         };
         let dir = Path::new("/tmp/x");
-        let open = render(&cache, &[site(None)], dir, false);
+        let open = render(&cache, &[site(None)], dir, None);
         assert!(
             !prefix_block(&open).contains("deny"),
             "no map: everyone may fetch"
         );
-        let comments = render(&cache, &[site(Some("# nobody yet\n"))], dir, false);
+        let comments = render(&cache, &[site(Some("# nobody yet\n"))], dir, None);
         assert_eq!(
             prefix_block(&comments).matches("deny all;").count(),
             1,
@@ -394,7 +395,7 @@ mod tests {
             &cache,
             &[site(Some("allow 10.0.0.0/8\ndeny 10.66.0.0/16"))],
             dir,
-            false,
+            None,
         );
         let block = prefix_block(&some);
         let (allow, deny) = (

@@ -285,6 +285,34 @@ impl TestApp {
     }
 }
 
+/// The effective uid of process `pid`.
+pub fn uid_of(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+        .expect("a Uid line")
+}
+
+/// Whether the tests run as root (then workloads must run as `nobody`).
+pub fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid of `nobody`, whom workloads run as when XOS is root.
+pub fn nobody() -> u32 {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("nobody:"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|u| u.parse().ok())
+        .expect("nobody in /etc/passwd")
+}
+
 /// POST `body` to `/xos/<plural>/` as admin, expecting 201; the new row's id.
 pub async fn make(app: &TestApp, plural: &str, body: Value) -> i64 {
     let (s, v) = app
