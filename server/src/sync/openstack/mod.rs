@@ -1110,6 +1110,44 @@ fn cidr_of(spec: &NetworkSpec) -> String {
     }
 }
 
+/// The oldest of the Neutron `kind` (networks, subnets) matching `query`, the others deleted.
+///
+/// Neutron has no idempotent create: a run killed while its create was in flight leaves the
+/// object being made after the next run looked and made its own. Looking again after a create
+/// (and whenever several are found) keeps one; the drift check removes a straggler that
+/// appears later still.
+async fn keep_oldest(cl: &OsClient, kind: &str, query: &str) -> Result<String, SyncError> {
+    let mut found = cl
+        .list(None, Service::Network, &format!("/{kind}?{query}"), kind)
+        .await
+        .map_err(failed)?;
+    found.sort_by(|a, b| {
+        let key = |v: &serde_json::Value| {
+            (
+                v["created_at"].as_str().unwrap_or_default().to_string(),
+                v["id"].as_str().unwrap_or_default().to_string(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let keep = found
+        .first()
+        .and_then(|v| v["id"].as_str())
+        .ok_or_else(|| deferred(format!("waiting for the new {kind} to be listed")))?
+        .to_string();
+    for extra in found.iter().skip(1) {
+        let id = extra["id"].as_str().unwrap_or_default();
+        tracing::info!(kind, id, kept = %keep, "deleting a duplicate a killed run left");
+        if let Err(e) = cl
+            .delete(None, Service::Network, &format!("/{kind}/{}", seg(id)))
+            .await
+        {
+            tracing::warn!(kind, id, error = %e, "could not delete a duplicate");
+        }
+    }
+    Ok(keep)
+}
+
 async fn enact_network(
     c: &Controller,
     store: &Store,
@@ -1161,20 +1199,21 @@ async fn enact_network(
         )
         .await
         .map_err(failed)?;
-    let net_id = match nets.first() {
-        Some(n) => n["id"].as_str().unwrap_or_default().to_string(),
-        None => {
-            let n = cl
-                .post(
-                    None,
-                    Service::Network,
-                    "/networks",
-                    json!({"network": {"name": spec.name, "description": marker, "project_id": project}}),
-                )
-                .await
-                .map_err(failed)?;
-            n["network"]["id"].as_str().unwrap_or_default().to_string()
+    let net_query = format!("description={}&project_id={}", q(&marker), q(&project));
+    let net_id = match nets.len() {
+        1 => nets[0]["id"].as_str().unwrap_or_default().to_string(),
+        0 => {
+            cl.post(
+                None,
+                Service::Network,
+                "/networks",
+                json!({"network": {"name": spec.name, "description": marker, "project_id": project}}),
+            )
+            .await
+            .map_err(failed)?;
+            keep_oldest(cl, "networks", &net_query).await?
         }
+        _ => keep_oldest(cl, "networks", &net_query).await?,
     };
     let cidr = cidr_of(&spec);
     let subnets = cl
@@ -1186,21 +1225,22 @@ async fn enact_network(
         )
         .await
         .map_err(failed)?;
-    let subnet_id = match subnets.first() {
-        Some(s) => s["id"].as_str().unwrap_or_default().to_string(),
-        None => {
-            let s = cl
-                .post(
-                    None,
-                    Service::Network,
-                    "/subnets",
-                    json!({"subnet": {"network_id": net_id, "project_id": project, "ip_version": 4, "cidr": cidr,
-                                      "name": format!("{}-subnet", spec.name), "description": marker}}),
-                )
-                .await
-                .map_err(failed)?;
-            s["subnet"]["id"].as_str().unwrap_or_default().to_string()
+    let subnet_query = format!("network_id={}", q(&net_id));
+    let subnet_id = match subnets.len() {
+        1 => subnets[0]["id"].as_str().unwrap_or_default().to_string(),
+        0 => {
+            cl.post(
+                None,
+                Service::Network,
+                "/subnets",
+                json!({"subnet": {"network_id": net_id, "project_id": project, "ip_version": 4, "cidr": cidr,
+                                  "name": format!("{}-subnet", spec.name), "description": marker}}),
+            )
+            .await
+            .map_err(failed)?;
+            keep_oldest(cl, "subnets", &subnet_query).await?
         }
+        _ => keep_oldest(cl, "subnets", &subnet_query).await?,
     };
     let mut router_id = String::new();
     if spec.nat {
@@ -2131,26 +2171,49 @@ async fn repair_ports(
 async fn repair_networks(c: &Controller, store: &Store) {
     let result: Result<(), SyncError> = async {
         let mut sql = by_id(
-            "SELECT id, net_id FROM core_controllernetwork WHERE NOT deleted AND row_version = enacted_version \
-             AND net_id IS NOT NULL AND controller_id = ",
+            "SELECT id, net_id, network_id FROM core_controllernetwork WHERE NOT deleted \
+             AND row_version = enacted_version AND net_id IS NOT NULL AND controller_id = ",
             c.id,
         );
         sql.push(" ORDER BY id");
-        let enacted = rows(store, &sql, &[SqlType::Int, SqlType::Text]).await?;
+        let enacted = rows(store, &sql, &[SqlType::Int, SqlType::Text, SqlType::Int]).await?;
         if enacted.is_empty() {
             return Ok(());
         }
-        let nets: HashSet<String> = c
+        let listed = c
             .client
-            .list(None, Service::Network, "/networks?fields=id", "networks")
+            .list(
+                None,
+                Service::Network,
+                "/networks?fields=id&fields=description&fields=project_id",
+                "networks",
+            )
             .await
-            .map_err(failed)?
+            .map_err(failed)?;
+        let field = |n: &serde_json::Value, f: &str| n[f].as_str().unwrap_or_default().to_string();
+        let nets: HashMap<String, String> = listed
             .iter()
-            .filter_map(|n| n["id"].as_str().map(str::to_string))
+            .map(|n| (field(n, "id"), field(n, "project_id")))
             .collect();
         for r in enacted {
             let (id, net) = (r[0].as_int().unwrap_or_default(), text(&r[1]));
-            if nets.contains(&net) {
+            if let Some(project) = nets.get(&net) {
+                // A straggler: made by a killed run's create after the next run made this one
+                // (the same marker, in the same project).
+                let marker = format!("xos network {}", r[2].as_int().unwrap_or_default());
+                for n in &listed {
+                    let other = field(n, "id");
+                    if other != net && field(n, "description") == marker && &field(n, "project_id") == project {
+                        tracing::info!(controller_network = id, network = %other, kept = %net, "deleting a duplicate network a killed run left");
+                        if let Err(e) = c
+                            .client
+                            .delete(None, Service::Network, &format!("/networks/{}", seg(&other)))
+                            .await
+                        {
+                            tracing::warn!(network = %other, error = %e, "could not delete a duplicate network");
+                        }
+                    }
+                }
                 continue;
             }
             tracing::info!(controller_network = id, network = %net, "re-creating a network deleted outside XOS");
