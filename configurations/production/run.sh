@@ -121,7 +121,10 @@ cmd_start() {
   command -v nginx >/dev/null || { echo "nginx is not installed (make production-check installs Debian's)" >&2; exit 1; }
   mkdir -p "$DATA/run" "$DATA/logs" "$DATA/nginx/tmp" "$XOS_STATE_DIR"
   mkdir -p "$DATA"
-  chmod 700 "$DATA"
+  # Others may pass through (the local backend's workloads run as nobody, from the state
+  # directory) but not list it; what holds secrets or logs stays the owner's.
+  chmod 711 "$DATA"
+  chmod 700 "$DATA/run" "$DATA/logs" "$DATA/nginx"
   database "${DB_NAME:-xos_production}"
   certificate
   if [ -n "${XOS_ADMIN_PASSWORD:-}" ]; then

@@ -33,9 +33,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Keep rendered GET responses until the next change (`XOS_RESPONSE_CACHE=0` turns it off).
     pub response_cache: bool,
-    /// Where the synchronizer runs: `embedded` (in `xos serve`), `external` (separate `xos sync`
-    /// workers; deletes here are still soft) or `none` (frontend-only: deletes are immediate).
-    pub synchronizer: String,
+    /// Where the synchronizer runs (a misspelt value is an error, not another mode).
+    pub synchronizer: SynchronizerMode,
     /// Run model policies (with the synchronizer).
     pub model_policies: bool,
     /// Backend state on this host (the local backend's process logs).
@@ -152,6 +151,19 @@ impl ImagesConfig {
     }
 }
 
+/// Where the synchronizer runs (`synchronizer = "…"`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SynchronizerMode {
+    /// In `xos serve`'s own process.
+    #[default]
+    Embedded,
+    /// In separate `xos sync` workers; deletes here are still soft.
+    External,
+    /// Nowhere (frontend-only): deletes are immediate.
+    None,
+}
+
 /// What the local backend may run and within which limits (`[local_backend]`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -229,7 +241,7 @@ impl Default for Config {
             dashboards_dir: PathBuf::from("dashboards"),
             secure_cookies: false,
             response_cache: true,
-            synchronizer: "embedded".into(),
+            synchronizer: SynchronizerMode::Embedded,
             model_policies: true,
             state_dir: PathBuf::from("data"),
             recipes: Vec::new(),
@@ -482,6 +494,19 @@ fn host_name(host: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_synchronizer_mode_is_an_error_with_its_line() {
+        let ok: Config = toml::from_str("synchronizer = \"external\"").unwrap();
+        assert_eq!(ok.synchronizer, SynchronizerMode::External);
+        let e = toml::from_str::<Config>("name = \"x\"\nsynchronizer = \"embeded\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("embeded") && e.contains("embedded"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn production_refuses_weak_admin_passwords() {

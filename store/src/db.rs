@@ -139,6 +139,23 @@ pub enum Db {
     Postgres(PgPool),
 }
 
+/// Make a SQLite database readable by its owner only (its WAL and shared-memory files follow
+/// the database's mode): it holds password hashes and sessions, and the local backend's
+/// workloads run on this host. A file of someone else's is left as it is.
+fn owner_only(path: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [path.to_string(), format!("{path}-wal"), format!("{path}-shm")] {
+            if let Ok(m) = std::fs::metadata(&p)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+}
+
 impl Db {
     /// Connect to `url` (`sqlite://path` or `postgres://…`), creating a SQLite file if missing.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
@@ -174,6 +191,7 @@ impl Db {
                 .max_connections(1)
                 .connect_with(opts.clone())
                 .await?;
+            owner_only(path);
             let readers = SqlitePoolOptions::new()
                 .max_connections(8)
                 .connect_with(opts.read_only(false))

@@ -1,7 +1,8 @@
 //! Declarations of the XOS core models (facts from `xos/core/models/*.py`, Burwell era; see
-//! `shared/reference/xos-core-model.md`). Out of scope for now: billing (accounts, invoices,
-//! charges, payments), HPC/CDN and CORD subscriber models, reservations, credentials, routers,
-//! network parameters, projects/programs, service classes and tenant roots.
+//! `shared/reference/xos-core-model.md`). HPC/CDN are services (`registry/src/services/`). Out
+//! of scope for now: billing (accounts, invoices, charges, payments), CORD subscriber models,
+//! reservations, credentials, routers, network parameters, projects/programs, service classes
+//! and tenant roots.
 
 mod compute;
 mod controllers;

@@ -18,6 +18,7 @@ use crate::store::{Record, select_sql, types};
 use app::registry::{BackendStatus, SqlType};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -246,9 +247,11 @@ impl LocalBackend {
             std::fs::create_dir_all(dir)
                 .map_err(|e| SyncError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // Output is for XOS to read, not for the other workloads.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .map_err(|e| SyncError::Failed(format!("cannot open {}: {e}", log_path.display())))?;
         let err_log = log.try_clone().map_err(|e| SyncError::Failed(e.to_string()))?;
@@ -274,6 +277,7 @@ impl LocalBackend {
         };
         let mut cmd = Command::new(&program);
         if let Some(u) = &user {
+            self.enterable_by(u)?;
             for dir in std::iter::once(&home).chain(&spec.writable) {
                 std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid)).map_err(|e| {
                     SyncError::Failed(format!("cannot hand {} to {}: {e}", dir.display(), u.user))
@@ -358,6 +362,33 @@ impl LocalBackend {
         }
         self.children.lock().expect("children lock").insert(pid, child);
         Ok(pid)
+    }
+
+    /// Whether `user` can reach the state directory: XOS's own is opened to it (search only,
+    /// not listing: `o+x`); a directory above it that is closed is an error saying which.
+    fn enterable_by(&self, user: &RunAs) -> Result<(), SyncError> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        if let Ok(m) = std::fs::metadata(&dir)
+            && m.mode() & 0o001 == 0
+        {
+            let _ =
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode((m.mode() | 0o001) & 0o7777));
+        }
+        for d in dir.ancestors() {
+            let m = std::fs::metadata(d)
+                .map_err(|e| SyncError::Failed(format!("cannot read {}: {e}", d.display())))?;
+            if m.mode() & 0o001 == 0 && m.uid() != user.uid {
+                return Err(SyncError::Failed(format!(
+                    "{} (mode {:o}) cannot be entered by {}, who runs the workloads: allow it (chmod o+x) \
+                     or set local_backend.run_as",
+                    d.display(),
+                    m.mode() & 0o7777,
+                    user.user
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// This binary at `<state_dir>/bin/xos`, where the unprivileged user can run it: a hard

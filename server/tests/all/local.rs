@@ -331,6 +331,71 @@ both!(
 );
 
 both!(
+    a_state_directory_the_workloads_user_cannot_enter_is_opened_or_named,
+    async |app: &TestApp| {
+        use std::os::unix::fs::PermissionsExt;
+        if !common::root() {
+            return;
+        }
+        // XOS's own state directory, closed (as mkdtemp makes it): opened to search, and the
+        // workload runs as nobody.
+        let l = setup(app, "closed").await;
+        std::fs::create_dir_all(&l.state).unwrap();
+        std::fs::set_permissions(&l.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let e = engine(app, &l).await;
+        let id = make(
+            app,
+            "instances",
+            json!({"slice": l.slice, "node": l.node, "image": l.image}),
+        )
+        .await;
+        e.run_once().await.unwrap();
+        let v = instance(app, id).await;
+        assert!(v["backend_status"].as_str().unwrap().starts_with("1 - "), "{v}");
+        let mode = std::fs::metadata(&l.state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o701, "search only, no listing");
+        let pid = local::running_processes(&l.state)[&id][0];
+        assert_eq!(common::uid_of(pid), common::nobody());
+        app.delete(&format!("/xos/instances/{id}/")).await;
+        e.run_once().await.unwrap();
+        // One above it that is closed: an error naming it, nothing runs.
+        let outer = l.state.join("outer");
+        let inner = outer.join("state");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mut ctx = StepContext::new(app.store.clone(), inner.clone());
+        ctx.xos_binary = XOS.into();
+        let steps = local::steps(&ctx, Duration::ZERO);
+        let e = Engine::new(
+            ctx,
+            steps,
+            EngineOptions {
+                model_policies: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let id = make(
+            app,
+            "instances",
+            json!({"slice": l.slice, "node": l.node, "image": l.image}),
+        )
+        .await;
+        e.run_once().await.unwrap();
+        let v = instance(app, id).await;
+        let status = v["backend_status"].as_str().unwrap();
+        assert!(
+            status.starts_with("2 - ")
+                && status.contains(&outer.display().to_string())
+                && status.contains("cannot be entered by nobody"),
+            "{v}"
+        );
+        assert!(!local::running_processes(&inner).contains_key(&id));
+    }
+);
+
+both!(
     a_site_runs_at_most_its_cap_of_local_instances,
     async |app: &TestApp| {
         let l = setup(app, "cap").await;

@@ -274,3 +274,29 @@ both!(
         assert!(app.store.db().migrations_current().await.unwrap());
     }
 );
+
+/// The embedded database holds password hashes and sessions, and workloads run on this host:
+/// its file (and its WAL) is readable by its owner only, also when it was made readable before.
+#[tokio::test]
+async fn the_sqlite_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("xos-db-mode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("xos.db");
+    let url = format!("sqlite://{}", path.display());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let db = server::db::Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    drop(db);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let db = server::db::Db::connect(&url).await.unwrap();
+    assert_eq!(mode(&path), 0o600, "an older, readable file is closed");
+    let wal = dir.join("xos.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600);
+    }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}

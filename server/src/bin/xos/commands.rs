@@ -2,6 +2,7 @@
 
 use crate::cli::{Cli, Command, ToscaCommand};
 use serde_json::json;
+use server::config::SynchronizerMode;
 use server::migrations::{Outcome, make_migrations};
 use server::state::Config;
 use server::store::{Actor, StoreError};
@@ -345,15 +346,15 @@ async fn serve(store: server::store::Store, config: Config) -> Result<(), String
     let addr = format!("{}:{}", config.bind, config.port);
     let name = config.name.clone();
     let db = redact(&config.database_url);
-    let engine = match config.synchronizer.as_str() {
-        "none" => None,
-        _ => Some(
+    let engine = match config.synchronizer {
+        SynchronizerMode::None => None,
+        SynchronizerMode::Embedded | SynchronizerMode::External => Some(
             server::synchronizer(&store, &config)
                 .await
                 .map_err(|e| e.to_string())?,
         ),
     };
-    let embedded = config.synchronizer == "embedded";
+    let embedded = config.synchronizer == SynchronizerMode::Embedded;
     let state = server::app_state(store, config).map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if let Some(engine) = engine.filter(|_| embedded) {
