@@ -14,6 +14,7 @@ CONN=32
 AUTH="Authorization: Basic $(printf 'padmin@vicci.org:letmein' | base64)"
 PG_URL=${XOS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 WORK=$(mktemp -d /tmp/xos-bench.XXXXXX)
+chmod 711 "$WORK"  # the local backend's workloads run as nobody when we are root
 NCPU=$(nproc)
 SERVER_CPU=0
 LOAD_CPU=$(( NCPU > 1 ? 1 : 0 ))

@@ -18,6 +18,7 @@ XOS_BIN=${XOS_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/xos/target}/debug/xos}
 ST=${ST:-$HOME/.cache/xos/st-venv/bin/st}
 ST_EXAMPLES=${ST_EXAMPLES:-10}
 WORK=$(mktemp -d /tmp/xos-schemathesis.XXXXXX)
+chmod 711 "$WORK"  # the local backend's workloads run as nobody when we are root
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export PORT
 

@@ -10,6 +10,7 @@ XOS=${XOS_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/xos/target}/release/xos}
 XOS_DEV=${XOS_DEV_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/xos/target}/release/xos-dev}
 MINUTES=${SOAK_MINUTES:-30}
 WORK=$(mktemp -d /tmp/xos-soak.XXXXXX)
+chmod 711 "$WORK"  # the local backend's workloads run as nobody when we are root
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 sed -e "s|^database_url = .*|database_url = \"sqlite://$WORK/xos.db\"|" \

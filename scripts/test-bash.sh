@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${XOS_BIN:?set XOS_BIN to the xos binary}
 work=$(mktemp -d "${TMPDIR:-/tmp}/xos-bash.XXXXXX")
+chmod 711 "$work"  # the local backend's workloads run as nobody when we are root
 trap 'XOS_STATE_DIR=$work "$BIN" --config configurations/bash/xos.toml backend-stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 export DATABASE_URL="sqlite://$work/bash.db" XOS_STATE_DIR=$work
 out=$(configurations/bash/shell.sh "$BIN" 2>&1 <<'CMDS'

@@ -119,6 +119,7 @@ test_cdn() {
 port=8791
 for config in "${configs[@]}"; do
   XOS_DATA=$(mktemp -d "${TMPDIR:-/tmp}/xos-config-$config.XXXXXX")
+  chmod 711 "$XOS_DATA"  # the local backend's workloads run as nobody when we are root
   export XOS_DATA PORT=$port
   port=$((port + 1))
   start=$(date +%s)

@@ -133,6 +133,7 @@ $(api '/xos/helloworldtenants/' | jq_ '[(o["name"], o["backend_status"]) for o i
 
 for backend in "${backends[@]}"; do
   work=$(mktemp -d "${TMPDIR:-/tmp}/xos-regression.XXXXXX")
+  chmod 711 "$work"  # the local backend's workloads run as nobody when we are root
   start=$(date +%s)
   echo "regression on $backend"
   phase1
