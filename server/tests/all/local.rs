@@ -7,7 +7,7 @@ use common::{TestApp, make};
 use serde_json::{Value, json};
 use server::sync::engine::{Engine, EngineOptions};
 use server::sync::{StepContext, local};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const XOS: &str = env!("CARGO_BIN_EXE_xos");
@@ -54,8 +54,14 @@ async fn setup(app: &TestApp, tag: &str) -> Local {
 }
 
 async fn engine(app: &TestApp, l: &Local) -> Engine {
-    let mut ctx = StepContext::new(app.store.clone(), l.state.clone());
+    engine_in(app, &l.state, |_| {}).await
+}
+
+/// An engine of the local backend on `state`, its settings changed by `tweak`.
+async fn engine_in(app: &TestApp, state: &Path, tweak: impl FnOnce(&mut StepContext)) -> Engine {
+    let mut ctx = StepContext::new(app.store.clone(), state.to_path_buf());
     ctx.xos_binary = XOS.into();
+    tweak(&mut ctx);
     let steps = local::steps(&ctx, Duration::ZERO);
     let opts = EngineOptions {
         backoff_base: Duration::from_millis(200),
@@ -296,20 +302,7 @@ both!(
             return; // Not root: workloads run as the tests' user, and run_as is not used.
         }
         let l = setup(app, "runas").await;
-        let mut ctx = StepContext::new(app.store.clone(), l.state.clone());
-        ctx.xos_binary = XOS.into();
-        ctx.local.run_as = "no-such-user-xos".into();
-        let steps = local::steps(&ctx, Duration::ZERO);
-        let e = Engine::new(
-            ctx,
-            steps,
-            EngineOptions {
-                model_policies: false,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let e = engine_in(app, &l.state, |ctx| ctx.local.run_as = "no-such-user-xos".into()).await;
         let id = make(
             app,
             "instances",
@@ -363,19 +356,7 @@ both!(
         let inner = outer.join("state");
         std::fs::create_dir_all(&inner).unwrap();
         std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let mut ctx = StepContext::new(app.store.clone(), inner.clone());
-        ctx.xos_binary = XOS.into();
-        let steps = local::steps(&ctx, Duration::ZERO);
-        let e = Engine::new(
-            ctx,
-            steps,
-            EngineOptions {
-                model_policies: false,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let e = engine_in(app, &inner, |_| {}).await;
         let id = make(
             app,
             "instances",
@@ -399,16 +380,7 @@ both!(
     a_site_runs_at_most_its_cap_of_local_instances,
     async |app: &TestApp| {
         let l = setup(app, "cap").await;
-        let mut ctx = StepContext::new(app.store.clone(), l.state.clone());
-        ctx.xos_binary = XOS.into();
-        ctx.local.max_instances_per_site = 1;
-        let steps = local::steps(&ctx, Duration::ZERO);
-        let opts = EngineOptions {
-            backoff_base: Duration::from_millis(200),
-            model_policies: false,
-            ..Default::default()
-        };
-        let e = Engine::new(ctx, steps, opts).await.unwrap();
+        let e = engine_in(app, &l.state, |ctx| ctx.local.max_instances_per_site = 1).await;
         let first = make(
             app,
             "instances",
