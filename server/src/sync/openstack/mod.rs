@@ -1110,6 +1110,30 @@ fn cidr_of(spec: &NetworkSpec) -> String {
     }
 }
 
+/// The id of the one Neutron `kind` (networks, subnets) matching `query`: found, or made with
+/// `create`; of several, the oldest (see [`keep_oldest`]).
+async fn one_of(
+    cl: &OsClient,
+    kind: &str,
+    query: &str,
+    create: serde_json::Value,
+) -> Result<String, SyncError> {
+    let found = cl
+        .list(None, Service::Network, &format!("/{kind}?{query}"), kind)
+        .await
+        .map_err(failed)?;
+    match found.as_slice() {
+        [one] => Ok(one["id"].as_str().unwrap_or_default().to_string()),
+        [] => {
+            cl.post(None, Service::Network, &format!("/{kind}"), create)
+                .await
+                .map_err(failed)?;
+            keep_oldest(cl, kind, query).await
+        }
+        _ => keep_oldest(cl, kind, query).await,
+    }
+}
+
 /// The oldest of the Neutron `kind` (networks, subnets) matching `query`, the others deleted.
 ///
 /// Neutron has no idempotent create: a run killed while its create was in flight leaves the
@@ -1190,58 +1214,22 @@ async fn enact_network(
         .await?
         .ok_or_else(|| deferred("waiting for the owner slice's project"))?;
     let marker = format!("xos network {}", spec.id);
-    let nets = cl
-        .list(
-            None,
-            Service::Network,
-            &format!("/networks?description={}&project_id={}", q(&marker), q(&project)),
-            "networks",
-        )
-        .await
-        .map_err(failed)?;
-    let net_query = format!("description={}&project_id={}", q(&marker), q(&project));
-    let net_id = match nets.len() {
-        1 => nets[0]["id"].as_str().unwrap_or_default().to_string(),
-        0 => {
-            cl.post(
-                None,
-                Service::Network,
-                "/networks",
-                json!({"network": {"name": spec.name, "description": marker, "project_id": project}}),
-            )
-            .await
-            .map_err(failed)?;
-            keep_oldest(cl, "networks", &net_query).await?
-        }
-        _ => keep_oldest(cl, "networks", &net_query).await?,
-    };
+    let net_id = one_of(
+        cl,
+        "networks",
+        &format!("description={}&project_id={}", q(&marker), q(&project)),
+        json!({"network": {"name": spec.name, "description": marker, "project_id": project}}),
+    )
+    .await?;
     let cidr = cidr_of(&spec);
-    let subnets = cl
-        .list(
-            None,
-            Service::Network,
-            &format!("/subnets?network_id={}", q(&net_id)),
-            "subnets",
-        )
-        .await
-        .map_err(failed)?;
-    let subnet_query = format!("network_id={}", q(&net_id));
-    let subnet_id = match subnets.len() {
-        1 => subnets[0]["id"].as_str().unwrap_or_default().to_string(),
-        0 => {
-            cl.post(
-                None,
-                Service::Network,
-                "/subnets",
-                json!({"subnet": {"network_id": net_id, "project_id": project, "ip_version": 4, "cidr": cidr,
-                                  "name": format!("{}-subnet", spec.name), "description": marker}}),
-            )
-            .await
-            .map_err(failed)?;
-            keep_oldest(cl, "subnets", &subnet_query).await?
-        }
-        _ => keep_oldest(cl, "subnets", &subnet_query).await?,
-    };
+    let subnet_id = one_of(
+        cl,
+        "subnets",
+        &format!("network_id={}", q(&net_id)),
+        json!({"subnet": {"network_id": net_id, "project_id": project, "ip_version": 4, "cidr": cidr,
+                          "name": format!("{}-subnet", spec.name), "description": marker}}),
+    )
+    .await?;
     let mut router_id = String::new();
     if spec.nat {
         let routers = cl
