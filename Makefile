@@ -23,12 +23,15 @@ XOS_RELEASE := $(CARGO_TARGET_DIR)/release/xos
 XOS_DEBUG := $(CARGO_TARGET_DIR)/debug/xos
 XOS_DEV := $(CARGO_TARGET_DIR)/release/xos-dev
 export XOS_SITE_ROOT := $(SITE)
+# The host crates (the wasm crate `frontend` and the dev tools apart).
+HOST_CRATES := -p registry -p store -p tosca -p synchronizer -p backend-kit -p backend-local -p backend-ec2 \
+               -p backend-openstack -p xos-service -p xos-services -p service-helloworld -p app -p server
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 WEB_STAMP := vendor/node_modules/.installed
 
 PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-regression test-configurations production-check nginx moto \
-               schemathesis-venv test-api-fuzz fuzz soak
+               schemathesis-venv test-api-fuzz fuzz soak check-crates
 PHONY_EXTRA += web-deps devtools dns
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy test-rust test-browser \
         wasm-size clean $(PHONY_EXTRA)
@@ -215,6 +218,7 @@ test: deps chromium
 	@rm -f $(CARGO_TARGET_DIR)/timings.txt
 	@export XOS_TIMINGS=$(CARGO_TARGET_DIR)/timings.txt; \
 	$(TIMED) fmt $(MAKE) --no-print-directory fmt-check && \
+	$(TIMED) crates $(MAKE) --no-print-directory check-crates && \
 	$(TIMED) clippy $(MAKE) --no-print-directory clippy && \
 	$(TIMED) openstack $(MAKE) --no-print-directory openstack && \
 	$(TIMED) unit+integration $(MAKE) --no-print-directory test-rust && \
@@ -228,15 +232,19 @@ test: deps chromium
 fmt-check:
 	cargo fmt --all -- --check
 
+# Which crate may depend on which (the runtime on no backend, a backend on no web stack, …).
+check-crates:
+	scripts/check-crates.sh
+
 clippy:
-	cargo clippy $(CARGO_JOBS) -p registry -p store -p tosca -p server -p app -p devtools --all-targets -- -D warnings
+	cargo clippy $(CARGO_JOBS) $(HOST_CRATES) -p devtools --all-targets -- -D warnings
 	cargo clippy $(CARGO_JOBS) -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 # Unit tests and the REST/store/session integration tests, each on SQLite and on Postgres
 # (127.0.0.1:5432, database `test`; XOS_REQUIRE_POSTGRES=1 makes an unreachable server a failure),
 # and the EC2 backend's tests against moto_server (XOS_REQUIRE_MOTO=1: a missing one fails).
 test-rust: moto nginx dns
-	cargo test $(CARGO_JOBS) -p registry -p store -p tosca -p server -p app
+	cargo test $(CARGO_JOBS) $(HOST_CRATES)
 
 # Browser tests: the debug `xos` binary the integration tests built, the release wasm bundle.
 test-browser: node-deps chromium

@@ -8,8 +8,12 @@
 
 pub mod client;
 pub mod pages;
-/// The model registry crate, re-exported: pages and the server say `app::registry`.
-pub use registry;
+/// The model registry crate, re-exported: pages and the server say `app::registry`. Its
+/// `registry()` is the catalog's: the core's models and every service's.
+pub mod registry {
+    pub use ::registry::*;
+    pub use xos_services::registry;
+}
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};

@@ -142,7 +142,6 @@ pub async fn sync_benchmark(
         .map_err(|e| e.to_string())?;
     let model = store.model("Service");
     let opts = EngineOptions {
-        model_policies: false,
         idle_tick: Duration::from_secs(1),
         ..Default::default()
     };
@@ -157,7 +156,7 @@ pub async fn sync_benchmark(
     let hub = Arc::new(server::events::EventHub::default());
     server::events::start(&store, hub.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(engine.clone().run(hub.clone(), stopped));
+    let runner = tokio::spawn(engine.clone().run(hub.subscribe(), stopped));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut rx = store.subscribe();
     let mut lat = Vec::new();

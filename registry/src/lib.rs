@@ -107,11 +107,35 @@ impl Registry {
     }
 }
 
-/// The registry of every compiled-in model.
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+static SERVICE_MODELS: OnceLock<fn() -> Vec<Model>> = OnceLock::new();
+
+/// Give the registry the models of the services XOS is built with. The registry knows no
+/// service: the catalog (`services/catalog`) calls this once, before the registry's first use.
+///
+/// # Panics
+/// When the registry was already built without them, or they were given before: either is a
+/// wiring mistake that would otherwise show as missing tables and routes.
+pub fn install(service_models: fn() -> Vec<Model>) {
+    assert!(
+        REGISTRY.get().is_none(),
+        "the registry was used before the services' models were installed: reach it through \
+         the catalog (`xos_services::registry()`, `app::registry::registry()`)"
+    );
+    assert!(
+        SERVICE_MODELS.set(service_models).is_ok(),
+        "the services' models were installed twice"
+    );
+}
+
+/// The registry of the core's models, the installed services' ([`install`]) and the services
+/// still built into this crate ([`services`]).
 pub fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut models = models::models();
+        if let Some(service_models) = SERVICE_MODELS.get() {
+            models.extend(service_models());
+        }
         models.extend(services::models());
         Registry::new(models)
     })
@@ -147,41 +171,17 @@ mod tests {
     fn an_extending_model_has_its_parents_fields_and_a_fixed_kind() {
         let reg = registry();
         let service = reg.model("Service").unwrap();
-        let hw = reg.model("HelloWorldService").unwrap();
+        let hpc = reg.model("HpcService").unwrap();
         for f in service.fields.iter() {
-            assert!(
-                hw.field_named(&f.name).is_some(),
-                "HelloWorldService lacks {}",
-                f.name
-            );
+            assert!(hpc.field_named(&f.name).is_some(), "HpcService lacks {}", f.name);
         }
-        let kind = hw.field_named("kind").unwrap();
+        let kind = hpc.field_named("kind").unwrap();
         assert!(!kind.editable);
-        assert_eq!(kind.default, Some(FieldDefault::Value("helloworld".into())));
-        // A field the child declares wins: the tenant's provider is a HelloWorld service.
-        let tenant = reg.model("HelloWorldTenant").unwrap();
-        assert_eq!(
-            tenant.field_named("provider_service").unwrap().fk_target(),
-            Some("HelloWorldService")
-        );
-        assert_eq!(
-            tenant
-                .fields
-                .iter()
-                .filter(|f| f.name == "provider_service")
-                .count(),
-            1
-        );
-        assert!(
-            tenant.rules.contains(&Rule::TenantOneSubscriber),
-            "the parent's rules apply"
-        );
+        assert_eq!(kind.default, Some(FieldDefault::Value("hpc".into())));
+        // This crate's own test binary installs no service: the built-in ones are all it has.
         let children: Vec<&str> = reg.children("Service").map(|m| m.name.as_str()).collect();
-        assert_eq!(
-            children,
-            vec!["HelloWorldService", "HpcService", "RequestRouterService"]
-        );
-        assert_eq!(reg.services(), vec!["core", "helloworld", "hpc", "requestrouter"]);
+        assert_eq!(children, vec!["HpcService", "RequestRouterService"]);
+        assert_eq!(reg.services(), vec!["core", "hpc", "requestrouter"]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The configuration: `configurations/<name>/xos.toml` with environment overrides. Apart from
 //! the state handlers share (`state`), so every layer may read it without depending on that.
 
+pub use backend_kit::ImagesConfig;
+pub use backend_local::LocalBackendConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -75,82 +77,6 @@ pub struct Config {
     pub images: ImagesConfig,
 }
 
-/// Where image files uploaded to a cloud come from (`[images]`). An Image's `path` names a
-/// file under `dir` (relative, or absolute inside it); anything whose real path leaves the
-/// directory is refused, so no host file (a key, `/proc/self/environ`) can be sent to a cloud.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ImagesConfig {
-    /// The directory (empty: `<state_dir>/images`).
-    pub dir: PathBuf,
-    /// The largest file uploaded, in MiB.
-    pub max_size_mb: u64,
-}
-
-impl Default for ImagesConfig {
-    fn default() -> Self {
-        ImagesConfig {
-            dir: PathBuf::new(),
-            max_size_mb: 10 * 1024,
-        }
-    }
-}
-
-impl ImagesConfig {
-    /// The image directory of a configuration whose state lives in `state_dir`.
-    pub fn dir_in(&self, state_dir: &Path) -> PathBuf {
-        if self.dir.as_os_str().is_empty() {
-            state_dir.join("images")
-        } else {
-            self.dir.clone()
-        }
-    }
-
-    /// The file an Image's `path` names, and its size: a regular file whose canonical path is
-    /// inside the image directory, at most `max_size_mb`. The error says why not.
-    pub fn file(&self, state_dir: &Path, path: &str) -> Result<(PathBuf, u64), String> {
-        let dir = self.dir_in(state_dir);
-        let root = dir.canonicalize().map_err(|e| {
-            format!(
-                "the image directory {} cannot be read ({e}); set [images] dir in xos.toml",
-                dir.display()
-            )
-        })?;
-        let path = path.trim();
-        if path.is_empty() {
-            return Err("the image has no path".into());
-        }
-        let wanted = Path::new(path);
-        let joined = if wanted.is_absolute() {
-            wanted.to_path_buf()
-        } else {
-            root.join(wanted)
-        };
-        let real = joined
-            .canonicalize()
-            .map_err(|e| format!("the image's path {path:?} cannot be read ({e})"))?;
-        if !real.starts_with(&root) {
-            return Err(format!(
-                "the image's path {path:?} is outside the image directory {}",
-                root.display()
-            ));
-        }
-        let meta = std::fs::metadata(&real)
-            .map_err(|e| format!("the image's path {path:?} cannot be read ({e})"))?;
-        if !meta.is_file() {
-            return Err(format!("the image's path {path:?} is not a file"));
-        }
-        if meta.len() > self.max_size_mb.saturating_mul(1024 * 1024) {
-            return Err(format!(
-                "the image's file is {} MiB, more than the {} MiB allowed ([images] max_size_mb)",
-                meta.len() / (1024 * 1024),
-                self.max_size_mb
-            ));
-        }
-        Ok((real, meta.len()))
-    }
-}
-
 /// Where the synchronizer runs (`synchronizer = "…"`).
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -162,41 +88,6 @@ pub enum SynchronizerMode {
     External,
     /// Nowhere (frontend-only): deletes are immediate.
     None,
-}
-
-/// What the local backend may run and within which limits (`[local_backend]`).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LocalBackendConfig {
-    /// The command lines an Image's `path` may start with, word by word (`xos` is this
-    /// binary). Anything else is refused: an image is a command run on this host.
-    pub commands: Vec<String>,
-    /// Limits of every process it starts (besides the flavor's memory and CPUs): open files,
-    /// the size of a file it writes, processes of its user (0: no limit).
-    pub max_open_files: u64,
-    pub max_file_size_mb: u64,
-    pub max_processes: u64,
-    /// Instances one site may run on this host at once (0: no cap): a site's PIs create slices
-    /// and instances at will, and each is a process here.
-    pub max_instances_per_site: u64,
-    /// The user workloads run as when XOS runs as root (its primary group too): an image is a
-    /// command a tenant chose, and root's is the whole host. Caches (nginx's workers) and the
-    /// DNS server drop to it themselves. Ignored when XOS is not root: it cannot switch users,
-    /// and runs everything as itself.
-    pub run_as: String,
-}
-
-impl Default for LocalBackendConfig {
-    fn default() -> Self {
-        LocalBackendConfig {
-            commands: vec!["xos workload".into()],
-            max_open_files: 1024,
-            max_file_size_mb: 1024,
-            max_processes: 4096,
-            max_instances_per_site: 50,
-            run_as: "nobody".into(),
-        }
-    }
 }
 
 /// What `xos serve` creates in an empty database.
@@ -538,30 +429,6 @@ mod tests {
             c.check_production().is_ok(),
             "devel keeps its well-known password"
         );
-    }
-
-    #[test]
-    fn images_come_only_from_their_directory() {
-        let base = std::env::temp_dir().join(format!("xos-images-test-{}", std::process::id()));
-        let dir = base.join("images");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ok.raw"), vec![0u8; 2048]).unwrap();
-        std::fs::write(base.join("secret"), "s").unwrap();
-        let _ = std::os::unix::fs::symlink(base.join("secret"), dir.join("out"));
-        let images = ImagesConfig::default();
-        let (p, len) = images.file(&base, "ok.raw").unwrap();
-        assert_eq!((p.file_name().unwrap().to_str(), len), (Some("ok.raw"), 2048));
-        assert!(images.file(&base, dir.join("ok.raw").to_str().unwrap()).is_ok());
-        for bad in ["/proc/self/environ", "../secret", "out", "/etc/passwd", ""] {
-            assert!(images.file(&base, bad).is_err(), "{bad}");
-        }
-        assert!(images.file(&base, ".").unwrap_err().contains("not a file"));
-        let tiny = ImagesConfig {
-            max_size_mb: 0,
-            ..ImagesConfig::default()
-        };
-        assert!(tiny.file(&base, "ok.raw").unwrap_err().contains("MiB"));
-        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -345,7 +345,14 @@ fn render_template(
     let mut env = minijinja::Environment::new();
     let files = minijinja::path_loader(dir);
     let nonce = nonce.clone();
-    env.set_loader(move |name| Ok(files(name)?.map(|src| csp::nonce_scripts(&src, &nonce))));
+    // The directory's file first (an operator's own wins), then the services' compiled-in ones.
+    env.set_loader(move |name| {
+        let src = match files(name)? {
+            Some(src) => Some(src),
+            None => service_template(name).map(str::to_string),
+        };
+        Ok(src.map(|src| csp::nonce_scripts(&src, &nonce)))
+    });
     let tmpl = env
         .get_template(&format!("{template}.html"))
         .map_err(|e| e.to_string())?;
@@ -358,6 +365,16 @@ fn render_template(
         }
         msg
     })
+}
+
+/// The template file `name` (`helloworld.html`) a service ships.
+fn service_template(name: &str) -> Option<&'static str> {
+    let name = name.strip_suffix(".html")?;
+    crate::services::catalog()
+        .iter()
+        .flat_map(|s| s.templates())
+        .find(|t| t.name == name)
+        .map(|t| t.source)
 }
 
 #[derive(Deserialize)]
@@ -392,7 +409,9 @@ async fn find_view(state: &AppState, p: &Principal, name: &str) -> Result<Option
     let is_template_name = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if p.is_admin && is_template_name && state.config.dashboards_dir.join(format!("{name}.html")).is_file() {
+    let file = format!("{name}.html");
+    let exists = state.config.dashboards_dir.join(&file).is_file() || service_template(&file).is_some();
+    if p.is_admin && is_template_name && exists {
         return Ok(Some(View {
             name: name.to_string(),
             url: format!("template:{name}"),

@@ -119,8 +119,8 @@ pub async fn synchronizer_in(
     config: &Config,
     only: Option<&str>,
 ) -> Result<Arc<sync::engine::Engine>, ServerError> {
-    ctx.local = config.local_backend.clone();
-    ctx.images = config.images.clone();
+    ctx.set(config.local_backend.clone());
+    ctx.set(config.images.clone());
     let store = &ctx.store.clone();
     let loaded = store.services();
     if let Some(name) = only
@@ -146,8 +146,18 @@ pub async fn synchronizer_in(
             steps.extend(service_steps);
         }
     }
+    // Model policies: the core's and each loaded service's, run by the synchronizer of their owner.
+    let mut policies = Vec::new();
+    if config.model_policies {
+        if only.is_none_or(|o| o == "core") {
+            policies.extend(core_policies());
+        }
+        for name in loaded.iter().filter(|s| only.is_none_or(|o| o == s.as_str())) {
+            policies.extend(services::find(name).map(|s| s.policies()).unwrap_or_default());
+        }
+    }
     let opts = sync::engine::EngineOptions {
-        model_policies: config.model_policies && only.is_none_or(|o| o == "core"),
+        policies,
         services: only.map(|o| vec![o.to_string()]),
         ..Default::default()
     };
@@ -155,6 +165,13 @@ pub async fn synchronizer_in(
         .await
         .map_err(|e| ServerError::Config(e.to_string()))?;
     Ok(Arc::new(engine))
+}
+
+/// The core's model policies: XOS's controller links, then the OpenStack backend's.
+pub fn core_policies() -> Vec<Arc<dyn sync::ModelPolicy>> {
+    let mut policies = sync::policies::core();
+    policies.push(Arc::new(sync::openstack::Policies));
+    policies
 }
 
 /// The core's steps: the local, EC2 and OpenStack backends.

@@ -67,11 +67,6 @@ pub async fn initial_data(store: &Store) -> Result<(), StoreError> {
             json!({"name": "Developer", "url": "template:xosDeveloper"}),
         ),
         (
-            "DashboardView",
-            "name",
-            json!({"name": "Hello World", "url": "template:helloworld"}),
-        ),
-        (
             "NetworkTemplate",
             "name",
             json!({"name": "Private", "visibility": "private", "translation": "none"}),
@@ -87,6 +82,12 @@ pub async fn initial_data(store: &Store) -> Result<(), StoreError> {
             json!({"name": "Public dedicated IPv4", "visibility": "public", "translation": "none", "shared_network_name": "ext-net"}),
         ),
     ];
+    // Then the rows the services seed (their dashboard views).
+    let seeded: Vec<xos_service::SeedRow> =
+        crate::services::catalog().iter().flat_map(|s| s.seed()).collect();
+    let rows = rows
+        .into_iter()
+        .chain(seeded.into_iter().map(|r| (r.model, r.key, r.values)));
     let mut unit = store.begin(Actor::System).await?;
     let mut created = 0;
     for (model, key, row) in rows {

@@ -1,8 +1,7 @@
-//! The models of services beyond the core, one module per service. A service's models are
-//! registered here (so the browser, which shares this crate, knows them too); its behaviour
-//! (synchronizer steps) is registered in the server's `services` module.
+//! The models of the CDN's services (HPC, Request Router), not yet moved into folders of their
+//! own as HelloWorld is (`services/helloworld`): registered here (so the browser, which shares
+//! this crate, knows them too); their behaviour is registered in the server's `services` module.
 
-pub mod helloworld;
 pub mod hpc;
 pub mod requestrouter;
 
@@ -10,8 +9,7 @@ use super::Model;
 
 /// Every service's models.
 pub fn models() -> Vec<Model> {
-    let mut models = helloworld::models();
-    models.extend(hpc::models());
+    let mut models = hpc::models();
     models.extend(requestrouter::models());
     models
 }

@@ -22,7 +22,7 @@
 
 use crate::services::hpc::{self, all};
 use crate::store::{Record, Store};
-use crate::sync::local::{LocalBackend, Spec};
+use crate::sync::local::{self, LocalBackend, Spec};
 use crate::sync::{Enacted, Step, StepContext, SyncError, default_fetch_pending};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +42,10 @@ pub fn steps(ctx: &StepContext) -> Vec<Arc<dyn Step>> {
         root: ctx.state_dir.join("requestrouter"),
         knotd: super::sbin_binary("knotd", "XOS_KNOTD"),
         knotc: super::sbin_binary("knotc", "XOS_KNOTC"),
-        backend: Arc::new(LocalBackend::with_kind(&ctx.state_dir, "requestrouter").limits(&ctx.local)),
+        backend: Arc::new(
+            LocalBackend::with_kind(&ctx.state_dir, "requestrouter")
+                .limits(&ctx.setting::<local::LocalBackendConfig>()),
+        ),
         lock: tokio::sync::Mutex::new(()),
     });
     vec![

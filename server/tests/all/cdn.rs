@@ -105,13 +105,13 @@ async fn start(app: &TestApp, tag: &str) -> Cdn {
         .expect("the cdn recipe applies");
     let mut ctx = StepContext::new(app.store.clone(), state.0.clone());
     ctx.xos_binary = env!("CARGO_BIN_EXE_xos").into();
-    ctx.local.commands = vec!["xos workload".into(), "xos origin-serve".into()];
+    ctx.setting_mut::<local::LocalBackendConfig>().commands =
+        vec!["xos workload".into(), "xos origin-serve".into()];
     let mut steps = local::steps(&ctx, Duration::from_secs(1));
     steps.extend(server::services::steps("hpc", &ctx));
     steps.extend(server::services::steps("requestrouter", &ctx));
     let opts = EngineOptions {
         backoff_base: Duration::from_millis(200),
-        model_policies: false,
         ..Default::default()
     };
     let engine = Engine::new(ctx, steps, opts).await.unwrap();

@@ -160,7 +160,6 @@ async fn engine(app: &TestApp, backend: &Arc<Ec2Backend>, catalog_interval: Dura
     let opts = EngineOptions {
         backoff_base: Duration::from_millis(1),
         backoff_cap: Duration::from_millis(1),
-        model_policies: false,
         ..Default::default()
     };
     Engine::new(ctx, steps, opts).await.unwrap()

@@ -45,7 +45,6 @@ async fn engine(app: &TestApp, state: &State) -> Engine {
     steps.extend(server::services::steps("helloworld", &ctx));
     let opts = EngineOptions {
         backoff_base: Duration::from_millis(200),
-        model_policies: false,
         ..Default::default()
     };
     Engine::new(ctx, steps, opts).await.unwrap()

@@ -65,7 +65,6 @@ async fn engine_in(app: &TestApp, state: &Path, tweak: impl FnOnce(&mut StepCont
     let steps = local::steps(&ctx, Duration::ZERO);
     let opts = EngineOptions {
         backoff_base: Duration::from_millis(200),
-        model_policies: false,
         ..Default::default()
     };
     Engine::new(ctx, steps, opts).await.unwrap()
@@ -302,7 +301,10 @@ both!(
             return; // Not root: workloads run as the tests' user, and run_as is not used.
         }
         let l = setup(app, "runas").await;
-        let e = engine_in(app, &l.state, |ctx| ctx.local.run_as = "no-such-user-xos".into()).await;
+        let e = engine_in(app, &l.state, |ctx| {
+            ctx.setting_mut::<local::LocalBackendConfig>().run_as = "no-such-user-xos".into()
+        })
+        .await;
         let id = make(
             app,
             "instances",
@@ -380,7 +382,11 @@ both!(
     a_site_runs_at_most_its_cap_of_local_instances,
     async |app: &TestApp| {
         let l = setup(app, "cap").await;
-        let e = engine_in(app, &l.state, |ctx| ctx.local.max_instances_per_site = 1).await;
+        let e = engine_in(app, &l.state, |ctx| {
+            ctx.setting_mut::<local::LocalBackendConfig>()
+                .max_instances_per_site = 1
+        })
+        .await;
         let first = make(
             app,
             "instances",

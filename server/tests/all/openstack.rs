@@ -84,7 +84,7 @@ async fn engine(app: &TestApp, backend: &Arc<OsBackend>) -> Engine {
     let opts = EngineOptions {
         backoff_base: Duration::from_millis(1),
         backoff_cap: Duration::from_millis(1),
-        model_policies: true,
+        policies: server::core_policies(),
         ..Default::default()
     };
     Engine::new(ctx, steps, opts).await.unwrap()

@@ -17,7 +17,6 @@ use std::time::Duration;
 fn opts() -> EngineOptions {
     EngineOptions {
         backoff_base: Duration::from_millis(300),
-        model_policies: false,
         ..Default::default()
     }
 }
@@ -275,7 +274,7 @@ both!(model_policies_keep_controller_links, async |app: &TestApp| {
         app,
         vec![],
         EngineOptions {
-            model_policies: true,
+            policies: server::sync::policies::core(),
             ..opts()
         },
     )

@@ -61,10 +61,6 @@ pub(crate) enum Command {
     },
     /// Stop every process the local backend runs for this configuration (instances, tenants).
     BackendStop,
-    /// What a HelloWorld tenant runs: answer HTTP on 127.0.0.1:$XOS_HELLO_PORT with
-    /// $XOS_HELLO_MESSAGE.
-    #[command(hide = true)]
-    HelloworldServe,
     /// A sample origin server for the CDN (`make run CONFIG=cdn`): answers every GET on
     /// ADDRESS with generated content, cacheable for ten minutes, and logs each request.
     #[command(hide = true)]

@@ -48,8 +48,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     if let Command::BackendStop = &cli.command {
         let dir = std::path::absolute(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone());
         let running = server::sync::local::running_of(&dir, "instances").len()
-            + server::sync::local::running_of(&dir, "helloworld").len()
-            + server::sync::local::running_of(&dir, "requestrouter").len();
+            + server::services::process_kinds()
+                .into_iter()
+                .map(|kind| server::sync::local::running_of(&dir, kind).len())
+                .sum::<usize>();
         server::sync::local::stop_all(&dir);
         let caches = server::services::stop_all(&dir);
         println!("stopped the local backend's processes of {running} object(s) and {caches} cache(s)");
@@ -137,7 +139,6 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         Command::Makemigrations { .. }
         | Command::Dmdot { .. }
         | Command::Workload { .. }
-        | Command::HelloworldServe
         | Command::OriginServe { .. }
         | Command::BackendStop => {
             unreachable!("handled above")
@@ -238,7 +239,7 @@ async fn sync(
         });
     }
     tracing::info!(steps = ?engine.order(), "synchronizer running");
-    let run = tokio::spawn(engine.run(hub, stopped));
+    let run = tokio::spawn(engine.run(hub.subscribe(), stopped));
     shutdown_signal().await;
     let _ = stop.send(true);
     let _ = run.await;
@@ -361,7 +362,7 @@ async fn serve(store: server::store::Store, config: Config) -> Result<(), String
         tracing::info!(steps = ?engine.order(), "synchronizer running in this process");
         state.metrics.set_engine(engine.clone());
 
-        tokio::spawn(engine.run(state.events.clone(), stopped));
+        tokio::spawn(engine.run(state.events.subscribe(), stopped));
     }
     let pruned = state.store.clone();
     let days = state.config.change_log_days;

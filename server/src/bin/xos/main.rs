@@ -54,6 +54,15 @@ fn init_logging() {
 fn main() -> ExitCode {
     return_freed_memory_promptly();
     init_logging();
+    // A service's own subcommand (`xos helloworld-serve`): the server its tenants run.
+    if let Some(name) = std::env::args().nth(1)
+        && let Some(command) = server::services::catalog()
+            .iter()
+            .flat_map(|s| s.commands())
+            .find(|c| c.name == name)
+    {
+        (command.run)();
+    }
     let cli = Cli::parse();
     // The workload is what local instances run, often under a small memory limit: it starts no
     // async runtime (no worker threads, stacks or allocator arenas to fit in the limit).
@@ -62,9 +71,6 @@ fn main() -> ExitCode {
     }
     if let Command::OriginServe { address } = &cli.command {
         server::services::hpc::origin::serve(address);
-    }
-    if let Command::HelloworldServe = &cli.command {
-        server::services::helloworld::serve();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -159,8 +159,11 @@ impl Caches {
         Caches {
             root: ctx.state_dir.join("hpc"),
             nginx: nginx_binary(),
-            backend: Arc::new(LocalBackend::with_kind(&ctx.state_dir, "hpc").limits(&ctx.local)),
-            user: local::run_as(&ctx.local).map_err(|e| e.to_string()),
+            backend: Arc::new(
+                LocalBackend::with_kind(&ctx.state_dir, "hpc")
+                    .limits(&ctx.setting::<local::LocalBackendConfig>()),
+            ),
+            user: local::run_as(&ctx.setting::<local::LocalBackendConfig>()).map_err(|e| e.to_string()),
             lock: tokio::sync::Mutex::new(()),
         }
     }

@@ -1,9 +1,9 @@
 //! Backoff: each failing object waits twice as long as the last time (capped), kept in its
 //! `backend_register` as XOS did.
 
-use crate::store::Record;
 use serde_json::json;
 use std::time::Duration;
+use store::Record;
 
 /// Backoff bookkeeping kept in `backend_register` (as XOS did).
 #[derive(Default)]
@@ -48,6 +48,7 @@ impl Register {
 }
 
 /// Milliseconds since the epoch, the unit of `backend_register`.
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the epoch: the clock backoff and intervals are stored in.
+pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

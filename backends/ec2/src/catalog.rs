@@ -10,7 +10,7 @@ pub struct Ec2Catalog {
 
 /// The id of the live row of `table` where `column = value`, if any.
 pub(super) async fn find_id(
-    unit: &mut crate::store::Unit,
+    unit: &mut store::Unit,
     table: &str,
     column: &str,
     value: Value,
@@ -29,7 +29,7 @@ pub(super) async fn find_id(
 
 /// The id of the live row of `table` joining `a` and `b`.
 pub(super) async fn find_link(
-    unit: &mut crate::store::Unit,
+    unit: &mut store::Unit,
     table: &str,
     a: (&str, i64),
     b: (&str, i64),
@@ -192,7 +192,7 @@ impl Step for Ec2Catalog {
             // Deleted controllers of any backend: nothing to tear down here, so they are purged.
             return Ok(default_fetch_pending(&ctx.store, "Controller", true, None).await?);
         }
-        let due_before = crate::sync::engine::now_ms() - self.interval.as_millis() as i64;
+        let due_before = synchronizer::engine::now_ms() - self.interval.as_millis() as i64;
         // One query a pass: saved since its last sync (the version counters), or due.
         Ok(Ec2Backend::controllers(&ctx.store)
             .await?

@@ -19,35 +19,36 @@ mod backoff;
 mod fault;
 mod leases;
 
-pub(crate) use backoff::now_ms;
+pub use backoff::now_ms;
 
-use super::graph::{CycleError, step_layers};
-use super::{Step, StepContext, SyncError, policies};
-use crate::db::Sql;
-use crate::events::EventHub;
-use crate::store::{Actor, Record, StatusUpdate, StoreError};
-use app::registry::{BackendStatus, SqlType};
+use crate::graph::{CycleError, step_layers};
+use crate::{ModelPolicy, Step, StepContext, SyncError};
 use backoff::Register;
 use fault::CrashPoint;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use leases::Leases;
+use registry::{BackendStatus, SqlType};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use store::db::Sql;
+use store::{Actor, Record, StatusUpdate, StoreError};
 
 /// How the engine behaves.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EngineOptions {
     /// First backoff after a failure; doubles with each further failure.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     /// Longest wait between passes without any event (XOS's loop waited 5 s).
     pub idle_tick: Duration,
-    pub model_policies: bool,
+    /// Model policies run before each pass, in this order (whoever owns a policy registers it:
+    /// the core's controller links, a backend's networks).
+    pub policies: Vec<Arc<dyn ModelPolicy>>,
     /// Status writes per transaction.
     pub batch: usize,
     /// The services this engine runs for (`xos sync --service`): it purges the deleted rows of
@@ -61,7 +62,7 @@ impl Default for EngineOptions {
             backoff_base: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(600),
             idle_tick: Duration::from_secs(5),
-            model_policies: true,
+            policies: Vec::new(),
             batch: 2000,
             services: None,
         }
@@ -94,7 +95,7 @@ enum Outcome {
     Enacted {
         id: i64,
         version: i64,
-        result: super::Enacted,
+        result: crate::Enacted,
     },
     Deleted {
         id: i64,
@@ -186,8 +187,8 @@ impl Engine {
     pub async fn run_once(&self) -> Result<PassReport, StoreError> {
         self.passes.fetch_add(1, Ordering::Relaxed);
         let mut report = PassReport::default();
-        if self.opts.model_policies {
-            report.policed = policies::run(&self.ctx.store).await?;
+        for policy in &self.opts.policies {
+            report.policed += policy.run(&self.ctx.store).await?;
         }
         let failed: Mutex<HashMap<(String, i64), String>> = Mutex::new(HashMap::new());
         for deletion in [false, true] {
@@ -284,7 +285,7 @@ impl Engine {
     async fn run_chunk(
         &self,
         step: &Arc<dyn Step>,
-        model: &'static app::registry::Model,
+        model: &'static registry::Model,
         objs: Vec<Record>,
         deletion: bool,
         failed: &Mutex<HashMap<(String, i64), String>>,
@@ -452,7 +453,7 @@ impl Engine {
                 let register = reg.after_failure(base, self.opts.backoff_cap);
                 Outcome::Failed {
                     id,
-                    name: crate::store::human_readable_name(obj),
+                    name: store::human_readable_name(obj),
                     error,
                     register,
                 }
@@ -460,7 +461,7 @@ impl Engine {
         }
     }
 
-    async fn flush(&self, model: &'static app::registry::Model, writes: &[Write]) -> Result<(), StoreError> {
+    async fn flush(&self, model: &'static registry::Model, writes: &[Write]) -> Result<(), StoreError> {
         let mut unit = self.ctx.store.begin(Actor::System).await?;
         let statuses: Vec<(i64, StatusUpdate)> = writes
             .iter()
@@ -521,10 +522,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Run passes until `shutdown` turns true: after every change event (coalesced), after
-    /// `idle_tick`, or when a step's interval comes due.
-    pub async fn run(self: Arc<Self>, hub: Arc<EventHub>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut rx = hub.subscribe();
+    /// Run passes until `shutdown` turns true: after every change event on `rx` (coalesced;
+    /// whatever the events are, the engine only wakes on them), after `idle_tick`, or when a
+    /// step's interval comes due.
+    pub async fn run<E: Clone>(
+        self: Arc<Self>,
+        mut rx: tokio::sync::broadcast::Receiver<E>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let tick = self
             .steps
             .iter()
@@ -590,8 +595,8 @@ impl Step for NoopStep {
     fn concurrency(&self) -> usize {
         256
     }
-    async fn sync_record(&self, _: &StepContext, _: &Record) -> Result<super::Enacted, SyncError> {
-        Ok(super::Enacted::ok())
+    async fn sync_record(&self, _: &StepContext, _: &Record) -> Result<crate::Enacted, SyncError> {
+        Ok(crate::Enacted::ok())
     }
     async fn delete_record(&self, _: &StepContext, _: &Record) -> Result<(), SyncError> {
         Ok(())

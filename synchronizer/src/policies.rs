@@ -7,11 +7,14 @@
 //! longer do. A new or changed Controller or SiteDeployment re-polices the sites, slices and
 //! users it concerns. Removing the parent removes its rows (cascade). Policies run in the
 //! synchronizer (so not in the frontend-only configuration), as the system.
+//!
+//! Policies are registered by whoever owns them ([`crate::engine::EngineOptions::policies`]):
+//! the core's are [`ControllerLinks`]; a backend brings its own (OpenStack's networks and ports).
 
-use crate::db::{Sql, Value};
-use crate::store::{Actor, StatusUpdate, Store, StoreError, Unit};
-use app::registry::SqlType;
+use registry::SqlType;
 use serde_json::{Map, Value as Json};
+use store::db::{Sql, Value};
+use store::{Actor, StatusUpdate, Store, StoreError, Unit};
 
 /// Models with a policy, and the link model each maintains (`None`: re-polices others).
 const POLICED: &[(&str, Option<(&str, &str)>)] = &[
@@ -25,8 +28,30 @@ const POLICED: &[(&str, Option<(&str, &str)>)] = &[
 /// Rows to police at most per model and pass.
 const BATCH: i64 = 500;
 
+/// A model policy: creates (and removes) the objects that new and changed objects imply.
+#[async_trait::async_trait]
+pub trait ModelPolicy: Send + Sync {
+    /// Police what changed since the last run; the number of objects policed.
+    async fn run(&self, store: &Store) -> Result<usize, StoreError>;
+}
+
+/// XOS's own policies: the ControllerSite, ControllerSlice and ControllerUser link rows.
+pub struct ControllerLinks;
+
+#[async_trait::async_trait]
+impl ModelPolicy for ControllerLinks {
+    async fn run(&self, store: &Store) -> Result<usize, StoreError> {
+        run(store).await
+    }
+}
+
+/// The core's policies, as a list for [`crate::engine::EngineOptions::policies`].
+pub fn core() -> Vec<std::sync::Arc<dyn ModelPolicy>> {
+    vec![std::sync::Arc::new(ControllerLinks)]
+}
+
 /// Police every object changed since it was last policed. Returns how many were.
-pub async fn run(store: &Store) -> Result<usize, StoreError> {
+async fn run(store: &Store) -> Result<usize, StoreError> {
     let mut count = 0;
     for (model_name, link) in POLICED {
         let model = store.model(model_name);
@@ -50,8 +75,8 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
                 "SELECT row_version, deleted FROM {} WHERE id = ",
                 model.table()
             ));
-            again.bind(crate::db::Value::Int(id));
-            if unit.store().db().dialect() == crate::db::Dialect::Postgres {
+            again.bind(store::db::Value::Int(id));
+            if unit.store().db().dialect() == store::db::Dialect::Postgres {
                 again.push(" FOR UPDATE");
             }
             let Some(now) = unit
@@ -89,8 +114,6 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
         }
         unit.commit().await?;
     }
-    // The OpenStack backend's policies (networks, ports, controller networks and images).
-    count += crate::sync::openstack::policies(store).await?;
     Ok(count)
 }
 

@@ -1,4 +1,7 @@
-//! The synchronizer: steps that steer backends until they match the data model, and report back.
+//! The synchronizer runtime: steps that steer backends until they match the data model, and
+//! report back. It knows no backend and no service (as kube-runtime is to its controllers):
+//! backends (`backends/*`) and services (`services/*`) implement [`Step`] and [`ModelPolicy`],
+//! and the server hands the engine the ones a configuration loads.
 //!
 //! The guide's Synchronizer Framework: a [`Step`] declares what it `provides` and `observes` and
 //! its `requested_interval`, and implements `fetch_pending(deletion)`, `sync_record` and
@@ -7,24 +10,24 @@
 //! through the store's status writes (batched; they never make an object look changed), backs
 //! off per object on failure, skips objects whose dependencies failed, purges soft-deleted rows
 //! only after `delete_record` succeeded, and wakes on change events as well as on intervals.
-//! Model [`policies`] create the per-controller link rows. The [`local`] backend runs instances
-//! as supervised processes on this host; [`ec2`] and [`openstack`] steer real clouds.
+//! Model policies ([`ModelPolicy`]) run before each pass; XOS's own, which create the
+//! per-controller link rows, are [`policies::ControllerLinks`].
 //!
 //! Steps must be idempotent: a crash at any point followed by a restart converges without lost
 //! or duplicated backend resources.
 
-pub mod ec2;
 pub mod engine;
 pub mod graph;
-pub mod local;
-pub mod openstack;
 pub mod policies;
 
-use crate::db::{Sql, Value};
-use crate::store::{Record, Store, StoreError, select_sql, types};
-use app::registry::BackendStatus;
+pub use policies::ModelPolicy;
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use store::db::{Sql, Value};
+use store::{Record, Store, StoreError, select_sql, types};
 
 /// What a step gets to work with.
 pub struct StepContext {
@@ -33,10 +36,9 @@ pub struct StepContext {
     pub state_dir: PathBuf,
     /// The `xos` binary local processes run (`xos workload`, `xos helloworld-serve`).
     pub xos_binary: PathBuf,
-    /// What the local backend may run, and its limits.
-    pub local: crate::config::LocalBackendConfig,
-    /// Where image files uploaded to clouds come from.
-    pub images: crate::config::ImagesConfig,
+    /// Settings of backends and services, one value per type: the runtime carries them
+    /// without knowing them (the local backend's limits, the image directory, …).
+    settings: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
 
 impl StepContext {
@@ -46,9 +48,31 @@ impl StepContext {
             store,
             state_dir,
             xos_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xos")),
-            local: Default::default(),
-            images: Default::default(),
+            settings: HashMap::new(),
         }
+    }
+
+    /// Set the setting of type `T` (a backend's or service's configuration section).
+    pub fn set<T: Any + Send + Sync>(&mut self, value: T) {
+        self.settings.insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// The setting of type `T`, or its default when none was set.
+    pub fn setting<T: Any + Send + Sync + Clone + Default>(&self) -> T {
+        self.settings
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The setting of type `T` to change in place (set to its default first when missing).
+    pub fn setting_mut<T: Any + Send + Sync + Default>(&mut self) -> &mut T {
+        self.settings
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .downcast_mut::<T>()
+            .expect("settings are keyed by their type")
     }
 }
 
@@ -68,8 +92,8 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
-impl From<crate::db::DbError> for SyncError {
-    fn from(e: crate::db::DbError) -> SyncError {
+impl From<store::db::DbError> for SyncError {
+    fn from(e: store::db::DbError) -> SyncError {
         SyncError::Store(StoreError::Db(e))
     }
 }
@@ -149,7 +173,7 @@ pub async fn default_fetch_pending(
         }
     }
     if let Some(extra) = extra {
-        crate::store::append_sql(&mut sql, &extra);
+        store::append_sql(&mut sql, &extra);
     }
     sql.push(" ORDER BY t.id");
     let rows = store.db().fetch(&sql, &types(model)).await?;
@@ -161,22 +185,4 @@ pub fn and_where(expr: &str, v: Value) -> Sql {
     let mut s = Sql::new(format!(" AND {expr}"));
     s.bind(v);
     s
-}
-
-/// The live instances of `deployment` enacted as they are now (a `1 - ` status, no change since):
-/// what a backend's drift step compares with the cloud's own list.
-pub async fn enacted_instances(store: &Store, deployment: i64) -> Result<Vec<Record>, StoreError> {
-    let model = store.model("Instance");
-    let mut sql = select_sql(model);
-    sql.push(" WHERE NOT t.deleted AND t.row_version = t.enacted_version AND t.deployment_id = ")
-        .bind(Value::Int(deployment));
-    sql.push(" ORDER BY t.id");
-    Ok(store
-        .db()
-        .fetch(&sql, &types(model))
-        .await?
-        .into_iter()
-        .map(|values| Record { model, values })
-        .filter(|r| BackendStatus::parse(r.get_str("backend_status").unwrap_or_default()).is_ok())
-        .collect())
 }

@@ -1,8 +1,8 @@
 //! Leases between workers: Postgres advisory locks, so no object is enacted by two workers at
 //! once.
 
-use crate::store::{Record, StoreError, select_sql, types};
 use std::collections::{HashMap, HashSet};
+use store::{Record, StoreError, select_sql, types};
 
 /// Advisory locks held on a connection of this worker's own (Postgres). Keys are the schema and
 /// model (hashed) and the id: advisory locks are per database, and several installations may
@@ -22,8 +22,8 @@ impl Leases {
     /// them (another worker may have finished them between our read and our lock).
     pub(super) async fn acquire(
         &self,
-        store: &crate::store::Store,
-        model: &'static app::registry::Model,
+        store: &store::Store,
+        model: &'static registry::Model,
         objs: Vec<Record>,
     ) -> Result<(Vec<Record>, Vec<i64>), StoreError> {
         let ids: Vec<i64> = objs.iter().map(Record::id).collect();
@@ -65,7 +65,7 @@ impl Leases {
         Ok((fresh, keep.into_iter().collect()))
     }
 
-    pub(super) async fn release(&self, model: &app::registry::Model, ids: &[i64]) {
+    pub(super) async fn release(&self, model: &registry::Model, ids: &[i64]) {
         if ids.is_empty() {
             return;
         }

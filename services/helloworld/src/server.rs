@@ -5,14 +5,14 @@
 //! environment. The port is kept across changes (a new message restarts the server on the same
 //! port), written back to the tenant with the pid. Deleting the tenant stops the server.
 
-use crate::db::Value;
-use crate::store::Record;
-use crate::sync::local::{LocalBackend, Spec};
-use crate::sync::{Enacted, Step, StepContext, SyncError};
+use backend_local::{self as local, LocalBackend, Spec};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
+use store::Record;
+use store::db::Value;
+use synchronizer::{Enacted, Step, StepContext, SyncError};
 
 /// The environment variables `xos helloworld-serve` reads.
 const PORT_VAR: &str = "XOS_HELLO_PORT";
@@ -23,7 +23,7 @@ pub fn steps(ctx: &StepContext) -> Vec<Arc<dyn Step>> {
         backend: Arc::new(
             LocalBackend::with_kind(&ctx.state_dir, "helloworld")
                 .xos_binary(&ctx.xos_binary)
-                .limits(&ctx.local),
+                .limits(&ctx.setting::<local::LocalBackendConfig>()),
         ),
     })]
 }
@@ -166,7 +166,7 @@ pub fn serve() -> ! {
 
 fn answer(mut stream: TcpStream, body: &str) {
     // The answer does not depend on the request.
-    super::read_request_head(&mut stream, Duration::from_secs(2));
+    xos_service::read_request_head(&mut stream, Duration::from_secs(2));
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

@@ -12,10 +12,8 @@
 //! - A process that dies at start fails the sync with its reason (e.g. the memory limit); one
 //!   that dies later is restarted by the drift step, which says so in `backend_status`.
 
-use super::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
-use crate::db::{Sql, Value};
-use crate::store::{Record, select_sql, types};
-use app::registry::{BackendStatus, SqlType};
+use registry::{BackendStatus, SqlType};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
@@ -24,6 +22,44 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
+use store::db::{Sql, Value};
+use store::{Record, select_sql, types};
+use synchronizer::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
+
+/// What the local backend may run and within which limits (`[local_backend]`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalBackendConfig {
+    /// The command lines an Image's `path` may start with, word by word (`xos` is this
+    /// binary). Anything else is refused: an image is a command run on this host.
+    pub commands: Vec<String>,
+    /// Limits of every process it starts (besides the flavor's memory and CPUs): open files,
+    /// the size of a file it writes, processes of its user (0: no limit).
+    pub max_open_files: u64,
+    pub max_file_size_mb: u64,
+    pub max_processes: u64,
+    /// Instances one site may run on this host at once (0: no cap): a site's PIs create slices
+    /// and instances at will, and each is a process here.
+    pub max_instances_per_site: u64,
+    /// The user workloads run as when XOS runs as root (its primary group too): an image is a
+    /// command a tenant chose, and root's is the whole host. Caches (nginx's workers) and the
+    /// DNS server drop to it themselves. Ignored when XOS is not root: it cannot switch users,
+    /// and runs everything as itself.
+    pub run_as: String,
+}
+
+impl Default for LocalBackendConfig {
+    fn default() -> Self {
+        LocalBackendConfig {
+            commands: vec!["xos workload".into()],
+            max_open_files: 1024,
+            max_file_size_mb: 1024,
+            max_processes: 4096,
+            max_instances_per_site: 50,
+            run_as: "nobody".into(),
+        }
+    }
+}
 
 /// Instances of deployments with a local controller.
 const LOCAL: &str =
@@ -63,7 +99,7 @@ pub struct RunAs {
 
 /// The user processes are switched to: `None` unless XOS runs as root; an error when the
 /// configured user does not exist (nothing runs as root in its place).
-pub fn run_as(config: &crate::config::LocalBackendConfig) -> Result<Option<RunAs>, SyncError> {
+pub fn run_as(config: &LocalBackendConfig) -> Result<Option<RunAs>, SyncError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
@@ -145,7 +181,7 @@ pub struct LocalBackend {
     dir: PathBuf,
     kind: &'static str,
     /// Limits of every process (the allow-list is checked where image commands are read).
-    limits: crate::config::LocalBackendConfig,
+    limits: LocalBackendConfig,
     /// What a command's first word `xos` runs: this binary, unless told otherwise (tests run
     /// from a test binary).
     xos: PathBuf,
@@ -170,7 +206,7 @@ impl LocalBackend {
     }
 
     /// Start processes within these limits.
-    pub fn limits(mut self, limits: &crate::config::LocalBackendConfig) -> LocalBackend {
+    pub fn limits(mut self, limits: &LocalBackendConfig) -> LocalBackend {
         self.limits = limits.clone();
         self
     }
@@ -524,12 +560,13 @@ async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
     } else {
         path.split_whitespace().map(str::to_string).collect()
     };
-    if !command_allowed(&argv, &ctx.xos_binary, &ctx.local.commands) {
+    let allowed = ctx.setting::<LocalBackendConfig>().commands;
+    if !command_allowed(&argv, &ctx.xos_binary, &allowed) {
         return Err(SyncError::Failed(format!(
             "the image's command \"{}\" is not allowed on this host (local_backend.commands in the \
              configuration allows: {})",
             argv.first().map(String::as_str).unwrap_or(""),
-            ctx.local.commands.join("; ")
+            allowed.join("; ")
         )));
     }
     Ok(Spec {
@@ -608,7 +645,7 @@ impl Step for LocalInstances {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let spec = spec_of(ctx, obj).await?;
         let id = obj.id();
-        let cap = ctx.local.max_instances_per_site;
+        let cap = ctx.setting::<LocalBackendConfig>().max_instances_per_site;
         let siblings = if cap > 0 {
             site_instances(ctx, obj).await?
         } else {
@@ -760,7 +797,7 @@ pub fn steps(ctx: &StepContext, drift_interval: Duration) -> Vec<std::sync::Arc<
     let backend = std::sync::Arc::new(
         LocalBackend::new(&ctx.state_dir)
             .xos_binary(&ctx.xos_binary)
-            .limits(&ctx.local),
+            .limits(&ctx.setting::<LocalBackendConfig>()),
     );
     vec![
         std::sync::Arc::new(LocalInstances {

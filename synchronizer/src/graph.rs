@@ -3,8 +3,8 @@
 //! no step provides. Steps run in layers of this order (independent steps of a layer at once);
 //! deletions run in the reverse order. `xos dmdot` prints the model graph.
 
-use super::Step;
-use app::registry::Registry;
+use crate::Step;
+use registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -123,8 +123,8 @@ pub fn step_layers(reg: &Registry, steps: &[Arc<dyn Step>]) -> Result<Vec<Vec<us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Record;
-    use crate::sync::{Enacted, StepContext, SyncError};
+    use crate::{Enacted, StepContext, SyncError};
+    use store::Record;
 
     struct Fake(&'static str, &'static str);
 
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn instances_come_after_slices_and_sites_and_independent_steps_share_a_layer() {
-        let reg = app::registry::registry();
+        let reg = registry::registry();
         let steps: Vec<Arc<dyn Step>> = vec![
             Arc::new(Fake("instances", "Instance")),
             Arc::new(Fake("slices", "Slice")),
@@ -175,13 +175,13 @@ mod tests {
 
     #[test]
     fn dmdot_names_the_dependencies() {
-        let text = dmdot_text(app::registry::registry(), None);
+        let text = dmdot_text(registry::registry(), None);
         assert!(text.contains("Instance -> "), "{text}");
         assert!(
             text.lines()
                 .any(|l| l.starts_with("Slice -> ") && l.contains("Site"))
         );
-        let dot = dmdot_graphviz(app::registry::registry(), None);
+        let dot = dmdot_graphviz(registry::registry(), None);
         assert!(dot.starts_with("digraph xos {") && dot.contains("\"Instance\" -> \"Slice\";"));
     }
 }

@@ -27,17 +27,17 @@ pub use catalog::Ec2Catalog;
 pub use drift::Ec2Drift;
 pub use instances::Ec2Instances;
 
-use super::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
-use crate::db::{Sql, Value};
-use crate::store::{Actor, Record, Store, StoreError, select_sql, types};
-use app::registry::SqlType;
 use client::{Ec2Client, Ec2Config, Ec2Error, Ec2Instance, RunRequest};
+use registry::SqlType;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use store::db::{Sql, Value};
+use store::{Actor, Record, Store, StoreError, select_sql, types};
+use synchronizer::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
 
 /// The `backend_type` that selects this backend.
 pub const BACKEND: &str = "EC2";
@@ -135,7 +135,7 @@ impl Ec2Backend {
             config.endpoint,
             config.region,
             config.access_key,
-            crate::auth::key_hash(&config.secret_key)
+            backend_kit::sha256_hex(&config.secret_key)
         );
         let mut clients = self.clients.lock().expect("clients lock");
         let client = match clients.get(&rec.id()) {

@@ -32,16 +32,16 @@
 
 pub mod client;
 
-use super::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
-use crate::db::{Sql, Value};
-use crate::store::{Actor, Record, Store, StoreError, select_sql, types};
-use app::registry::{BackendStatus, Model, SqlType};
 use client::{OsClient, OsConfig, OsError, Server, Service, q, seg};
+use registry::{BackendStatus, Model, SqlType};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use store::db::{Sql, Value};
+use store::{Actor, Record, Store, StoreError, select_sql, types};
+use synchronizer::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
 
 /// The `backend_type` that selects this backend.
 pub const BACKEND: &str = "OpenStack";
@@ -101,7 +101,7 @@ impl OsBackend {
             config.user,
             config.project,
             config.domain,
-            crate::auth::key_hash(&config.password)
+            backend_kit::sha256_hex(&config.password)
         );
         let mut clients = self.clients.lock().expect("clients lock");
         let client = match clients.get(&rec.id()) {
@@ -780,10 +780,9 @@ pub struct OsUsers {
     backend: Arc<OsBackend>,
 }
 
-/// The Nova key pair name of XOS user `id`'s public key.
+/// The Nova key pair name of XOS user `id`'s public key (the same on every cloud).
 fn key_name(user: i64, public_key: &str) -> String {
-    let digest = crate::auth::key_hash(public_key.trim());
-    format!("xos-user-{user}-{}", &digest[..8])
+    backend_kit::key_pair_name(user, public_key)
 }
 
 /// Make sure `user_id` (or the admin when None) has key pair `name` holding `key`.
@@ -842,7 +841,7 @@ impl Step for OsUsers {
                 " JOIN core_user u ON u.id = t.user_id WHERE NOT t.deleted AND t.enacted_version > 0 \
                  AND ((t.kuser_id IS NOT NULL AND NOT u.is_active) OR (t.kuser_id IS NULL AND u.is_active))",
             );
-            crate::store::append_sql(&mut sql, &openstack_links());
+            store::append_sql(&mut sql, &openstack_links());
             sql.push(" ORDER BY t.id");
             for values in ctx.store.db().fetch(&sql, &types(model)).await? {
                 let r = Record { model, values };
@@ -918,7 +917,7 @@ impl Step for OsUsers {
                     use rand::RngCore;
                     let mut bytes = [0u8; 24];
                     rand::thread_rng().fill_bytes(&mut bytes);
-                    crate::auth::key_hash(&format!("{bytes:?}"))
+                    backend_kit::sha256_hex(&format!("{bytes:?}"))
                 };
                 let u = c
                     .client
@@ -1021,7 +1020,7 @@ impl Step for OsImages {
             .find(|i| i["xos_image_id"] == image.to_string().as_str() && i["status"] == "queued");
         // Only a file of the image directory, of a bounded size, is ever sent to the cloud.
         let (file, len) = ctx
-            .images
+            .setting::<backend_kit::ImagesConfig>()
             .file(&ctx.state_dir, &path)
             .map_err(|e| SyncError::Failed(format!("no Glance image named {name}, and {e}")))?;
         let id = match ours {
@@ -1990,7 +1989,7 @@ impl Step for OsDrift {
                 }
             };
             repair_networks(&c, &ctx.store).await;
-            let enacted = super::enacted_instances(&ctx.store, c.deployment).await?;
+            let enacted = backend_kit::enacted_instances(&ctx.store, c.deployment).await?;
             if enacted.is_empty() {
                 continue;
             }
@@ -2090,7 +2089,7 @@ async fn load_record(store: &Store, model: &'static Model, id: i64) -> Result<Op
 /// Write what a drift repair enacted, as the engine would after a sync: the status, the backend
 /// fields, enacted as of the row's version.
 async fn record_enacted(store: &Store, rec: &Record, enacted: Enacted) -> Result<(), StoreError> {
-    let update = crate::store::StatusUpdate {
+    let update = store::StatusUpdate {
         backend_status: Some(BackendStatus::ok(enacted.status.as_deref())),
         enacted_version: rec.get_int("row_version"),
         fields: enacted.fields,
@@ -2226,7 +2225,17 @@ async fn repair_networks(c: &Controller, store: &Store) {
 /// OpenStack controller exists): a slice on an OpenStack controller gets its default private
 /// network; an instance gets a port on each of its slice's networks; a network gets a
 /// ControllerNetwork on each OpenStack controller its slices use; an image gets ControllerImages
-/// on each OpenStack controller whose deployment offers it or runs it. Returns rows made.
+/// on each OpenStack controller whose deployment offers it or runs it.
+pub struct Policies;
+
+#[async_trait::async_trait]
+impl synchronizer::ModelPolicy for Policies {
+    async fn run(&self, store: &Store) -> Result<usize, StoreError> {
+        policies(store).await
+    }
+}
+
+/// [`Policies`]: the rows made.
 pub async fn policies(store: &Store) -> Result<usize, StoreError> {
     let has = rows(
         store,

@@ -58,13 +58,10 @@ pub(super) async fn wanted(store: &Store, obj: &Record) -> Result<Wanted, SyncEr
         r[4].as_int(),
         r[5].as_str().map(str::trim).filter(|k| !k.is_empty()),
     ) {
-        (Some(user), Some(public_key)) => {
-            let digest = crate::auth::key_hash(public_key);
-            Some((
-                format!("xos-user-{user}-{}", &digest[..8]),
-                public_key.to_string(),
-            ))
-        }
+        (Some(user), Some(public_key)) => Some((
+            backend_kit::key_pair_name(user, public_key),
+            public_key.to_string(),
+        )),
         _ => None,
     };
     Ok(Wanted {

@@ -1,10 +1,10 @@
-//! HelloWorld: the worked example of adding a service (see `docs/adding-a-service.md`).
+//! HelloWorld's models: the worked example of adding a service (see `docs/adding-a-service.md`).
 //!
 //! A `HelloWorldService` has tenants; each `HelloWorldTenant` carries a display message. The
 //! synchronizer enacts a tenant on the local backend as a small HTTP server on a loopback port
 //! that answers every request with the message; the port is written back to the tenant.
 
-use crate::{Field, Model, OnDelete, ToscaEffect};
+use registry::{Field, Model, OnDelete, ToscaEffect};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -72,4 +72,52 @@ pub fn models() -> Vec<Model> {
                 ToscaEffect::Field("provider_service".into()),
             ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn its_models_extend_the_cores_service_and_tenant() {
+        registry::install(crate::models);
+        let reg = registry::registry();
+        let service = reg.model("Service").unwrap();
+        let hw = reg.model("HelloWorldService").unwrap();
+        for f in service.fields.iter() {
+            assert!(
+                hw.field_named(&f.name).is_some(),
+                "HelloWorldService lacks {}",
+                f.name
+            );
+        }
+        let kind = hw.field_named("kind").unwrap();
+        assert!(!kind.editable);
+        assert_eq!(
+            kind.default,
+            Some(registry::FieldDefault::Value("helloworld".into()))
+        );
+        // A field the child declares wins: the tenant's provider is a HelloWorld service.
+        let tenant = reg.model("HelloWorldTenant").unwrap();
+        assert_eq!(
+            tenant.field_named("provider_service").unwrap().fk_target(),
+            Some("HelloWorldService")
+        );
+        assert_eq!(
+            tenant
+                .fields
+                .iter()
+                .filter(|f| f.name == "provider_service")
+                .count(),
+            1
+        );
+        assert!(
+            tenant.rules.contains(&registry::Rule::TenantOneSubscriber),
+            "the parent's rules apply"
+        );
+        let children: Vec<&str> = reg.children("Service").map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            children,
+            vec!["HelloWorldService", "HpcService", "RequestRouterService"]
+        );
+        assert_eq!(reg.services(), vec!["core", "helloworld", "hpc", "requestrouter"]);
+    }
 }

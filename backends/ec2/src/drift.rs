@@ -43,7 +43,7 @@ impl Step for Ec2Drift {
                     continue;
                 }
             };
-            let rows = crate::sync::enacted_instances(&ctx.store, c.deployment).await?;
+            let rows = backend_kit::enacted_instances(&ctx.store, c.deployment).await?;
             if rows.is_empty() {
                 continue;
             }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The crate boundaries, checked with `cargo tree` (no build): the synchronizer runtime knows no
+# backend, service, web server or UI; a backend knows no web server, UI or other backend; the
+# core crates know no backend. Prints each violation and fails on any.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# deps CRATE: the normal (non-dev, non-build) dependencies of CRATE, one name per line.
+deps() {
+    cargo tree -q -p "$1" -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u
+}
+
+failed=0
+# forbid CRATE PATTERN WHY
+forbid() {
+    local found
+    found=$(deps "$1" | grep -E "^($2)\$" | grep -vx "$1" || true)
+    if [[ -n "$found" ]]; then
+        echo "crate $1 depends on $(echo "$found" | paste -sd, -): $3" >&2
+        failed=1
+    fi
+}
+
+web='axum|leptos|leptos_axum|leptos_router|leptos_meta|tower-sessions|app|server|frontend'
+backends='backend-kit|backend-local|backend-ec2|backend-openstack'
+
+services='xos-services|service-[a-z0-9-]+'
+for core in registry store tosca synchronizer xos-service; do
+    forbid "$core" "$backends|$services|$web" "a core crate knows no backend, no service and no web layer"
+done
+# A service's models are what the browser's bundle takes: without its `server` feature a
+# service crate is the registry and nothing else.
+for s in $(ls services | grep -v catalog); do
+    forbid "service-$s" "tokio|sqlx|store|synchronizer|$backends|$web" "a service's model part is wasm-safe"
+done
+for b in backend-kit backend-local backend-ec2 backend-openstack; do
+    forbid "$b" "$web" "a backend knows no web server or UI"
+done
+forbid backend-kit "backend-local|backend-ec2|backend-openstack" "the kit is below every backend"
+forbid backend-local "backend-ec2|backend-openstack" "backends are independent"
+forbid backend-ec2 "backend-local|backend-openstack" "backends are independent"
+forbid backend-openstack "backend-local|backend-ec2" "backends are independent"
+
+if [[ $failed -ne 0 ]]; then
+    exit 1
+fi
+echo "crate boundaries hold: runtime $(deps synchronizer | wc -l) deps, no backend, service or web crate"
