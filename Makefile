@@ -25,7 +25,8 @@ XOS_DEV := $(CARGO_TARGET_DIR)/release/xos-dev
 export XOS_SITE_ROOT := $(SITE)
 # The host crates (the wasm crate `frontend` and the dev tools apart).
 HOST_CRATES := -p registry -p store -p tosca -p synchronizer -p backend-kit -p backend-local -p backend-ec2 \
-               -p backend-openstack -p xos-service -p xos-services -p service-helloworld -p app -p server
+               -p backend-openstack -p xos-service -p xos-services -p service-helloworld \
+               -p service-hpc -p service-requestrouter -p service-example -p app -p server
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 WEB_STAMP := vendor/node_modules/.installed

@@ -30,9 +30,10 @@ pub enum Read {
     SlicePrivileges,
     /// Networks: open to all slices, owned by or joined to a slice one sees.
     Networks,
-    /// The users of the CDN content provider reached by this path of foreign keys (empty: the
-    /// row is the content provider), XOS's `ContentProvider.users`.
-    ContentProvider(Vec<String>),
+    /// The members of the object reached by `path` (empty: the row itself): the users the
+    /// link model `through` ties to it (one foreign key to that object, one to User), as a
+    /// CDN content provider's users (XOS's `ContentProvider.users`).
+    Members { path: Vec<String>, through: String },
 }
 
 /// Who writes a model's rows besides admins.
@@ -69,11 +70,10 @@ pub enum Write {
     SitePrivileges,
     /// Slice privileges: granted by slice managers, never to oneself.
     SlicePrivileges,
-    /// The users of the content provider reached by the path (as in [`Read::ContentProvider`]),
-    /// before and after the change: XOS's `ContentProvider.can_update`, which its origin
-    /// servers, prefixes and access maps defer to. Creating a content provider stays with
-    /// admins.
-    ContentProvider(Vec<String>),
+    /// The members of the object reached by `path` (as in [`Read::Members`]), before and after
+    /// the change: XOS's `ContentProvider.can_update`, which its origin servers, prefixes and
+    /// access maps defer to. Creating the object itself (an empty path) stays with admins.
+    Members { path: Vec<String>, through: String },
 }
 
 /// A model's read and write rules.
@@ -162,12 +162,18 @@ impl Access {
         }
     }
 
-    /// Rows of a CDN content provider (`""`: the provider itself, `"contentProvider"`): its
-    /// users read and write them.
-    pub fn content_provider(path_to_provider: &str) -> Access {
+    /// Rows of an object with members (`""`: the object itself, `"contentProvider"`): the
+    /// users the link model `through` ties to it read and write them.
+    pub fn members(path_to_object: &str, through: &str) -> Access {
         Access {
-            read: Read::ContentProvider(path(path_to_provider)),
-            write: Write::ContentProvider(path(path_to_provider)),
+            read: Read::Members {
+                path: path(path_to_object),
+                through: through.to_string(),
+            },
+            write: Write::Members {
+                path: path(path_to_object),
+                through: through.to_string(),
+            },
         }
     }
 

@@ -13,14 +13,13 @@ mod field;
 mod model;
 mod models;
 mod rules;
-pub mod services;
 mod status;
 mod tosca;
 
 pub use access::{Access, Read, Write};
 pub use field::{Choice, Field, FieldDefault, FieldKind, OnDelete, SqlType};
 pub use model::{Base, Extends, ManyToMany, Model};
-pub use rules::{Rule, Validator};
+pub use rules::{Rule, TextCheck, Validator, domain_name_error};
 pub use status::BackendStatus;
 pub use tosca::{Tosca, ToscaEffect, ToscaLink, ToscaRequirement};
 
@@ -128,15 +127,13 @@ pub fn install(service_models: fn() -> Vec<Model>) {
     );
 }
 
-/// The registry of the core's models, the installed services' ([`install`]) and the services
-/// still built into this crate ([`services`]).
+/// The registry of the core's models and the installed services' ([`install`]).
 pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| {
         let mut models = models::models();
         if let Some(service_models) = SERVICE_MODELS.get() {
             models.extend(service_models());
         }
-        models.extend(services::models());
         Registry::new(models)
     })
 }
@@ -152,36 +149,18 @@ mod tests {
         "userData",
         "versionNumber",
         "dashboardView",
-        // The CDN services' models (XOS's hpc and requestrouter apps).
-        "hpcService",
-        "serviceProvider",
-        "contentProvider",
-        "defaultOriginServer",
-        "cdnPrefix",
-        "behindNat",
-        "defaultTTL",
-        "defaultAction",
-        "lastResortAction",
-        "maxAnswers",
-        "siteMap",
-        "accessMap",
     ];
 
     #[test]
-    fn an_extending_model_has_its_parents_fields_and_a_fixed_kind() {
+    fn without_installed_services_the_registry_is_the_core() {
+        // This crate's own test binary installs no service.
         let reg = registry();
-        let service = reg.model("Service").unwrap();
-        let hpc = reg.model("HpcService").unwrap();
-        for f in service.fields.iter() {
-            assert!(hpc.field_named(&f.name).is_some(), "HpcService lacks {}", f.name);
-        }
-        let kind = hpc.field_named("kind").unwrap();
-        assert!(!kind.editable);
-        assert_eq!(kind.default, Some(FieldDefault::Value("hpc".into())));
-        // This crate's own test binary installs no service: the built-in ones are all it has.
-        let children: Vec<&str> = reg.children("Service").map(|m| m.name.as_str()).collect();
-        assert_eq!(children, vec!["HpcService", "RequestRouterService"]);
-        assert_eq!(reg.services(), vec!["core", "hpc", "requestrouter"]);
+        assert_eq!(reg.services(), vec!["core"]);
+        assert_eq!(reg.children("Service").count(), 0);
+        assert!(
+            reg.models.iter().all(|m| m.app == "core"),
+            "a core model outside the core app"
+        );
     }
 
     #[test]
@@ -249,7 +228,15 @@ mod tests {
             match &m.access.read {
                 Read::Slice(p) => leads_to(m, p, "Slice"),
                 Read::Owner(f) => leads_to(m, std::slice::from_ref(f), "User"),
-                Read::ContentProvider(p) => leads_to(m, p, "ContentProvider"),
+                Read::Members { path, through } => {
+                    let end = walk(reg, m, path).expect("the path leads somewhere");
+                    let link = reg.model(through).expect("the link model exists");
+                    assert!(
+                        link.foreign_keys()
+                            .any(|f| f.fk_target() == Some(end.name.as_str()))
+                    );
+                    assert!(link.foreign_keys().any(|f| f.fk_target() == Some("User")));
+                }
                 Read::All | Read::Admins => {}
                 Read::Users | Read::SitePrivileges | Read::SlicePrivileges | Read::Networks => special += 1,
             }
@@ -267,7 +254,7 @@ mod tests {
                     }
                     assert!(!roles.is_empty(), "{}", m.name);
                 }
-                Write::ContentProvider(p) => leads_to(m, p, "ContentProvider"),
+                Write::Members { .. } => {}
                 Write::Admins => {}
                 Write::Users | Write::Slices | Write::SitePrivileges | Write::SlicePrivileges => special += 1,
             }

@@ -291,37 +291,22 @@ async fn context(state: &AppState, p: &Principal) -> Result<Map<String, Json>, S
     );
     ctx.insert("userSliceInfo".into(), user_slice_info(state, p.id).await?);
     ctx.insert("STATIC_URL".into(), Json::String("/static".into()));
-    let (cdn_data, cdn_providers) = cdn_context(state, p).await;
-    ctx.insert("cdnData".into(), cdn_data);
-    ctx.insert("cdnContentProviders".into(), cdn_providers);
+    // What the services give every view (the CDN's `cdnData`), empty where not loaded.
+    let reader = Actor::User(p.clone());
+    let loaded = state.store.services();
+    for service in crate::services::catalog() {
+        let on = loaded.iter().any(|s| s == service.name());
+        for (name, value) in service
+            .view_context(&state.store, &state.config.state_dir, &reader, on)
+            .await
+        {
+            ctx.insert(name.to_string(), value);
+        }
+    }
     for (name, provide) in providers() {
         ctx.insert(name.to_string(), provide(p));
     }
     Ok(ctx)
-}
-
-/// The guide's `cdnData` and `cdnContentProviders` (empty where the HPC service is not loaded);
-/// a failure to read them is logged and shows as empty, never as a broken page.
-async fn cdn_context(state: &AppState, p: &Principal) -> (Json, Json) {
-    use crate::services::hpc::stats;
-    let loaded = state
-        .store
-        .registry()
-        .model("HpcService")
-        .is_some_and(|m| state.store.is_loaded(m));
-    if !loaded {
-        return (json!({}), json!([]));
-    }
-    let reader = Actor::User(p.clone());
-    let data = stats::cdn_data(&state.store, &state.config.state_dir, &reader).await;
-    let providers = stats::cdn_content_providers(&state.store, &reader).await;
-    match (data, providers) {
-        (Ok(d), Ok(c)) => (d, c),
-        (d, c) => {
-            tracing::warn!(error = ?d.err().or(c.err()), "the CDN's dashboard context could not be read");
-            (json!({}), json!([]))
-        }
-    }
 }
 
 /// Render `dashboards/<template>.html` with the context (auto-escaped). The `<script>` tags of

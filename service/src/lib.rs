@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use registry::Model;
+pub use store::{Actor, Store};
 pub use synchronizer::{ModelPolicy, Step, StepContext};
 
 /// A subcommand of `xos` a service adds: a small server its instances or tenants run
@@ -44,6 +45,7 @@ pub struct Template {
 }
 
 /// Everything of a service beyond its models, as the server and the synchronizer use it.
+#[async_trait::async_trait]
 pub trait Service: Send + Sync {
     /// The name configurations load it by; also the Django app of its models (`helloworld`).
     fn name(&self) -> &'static str;
@@ -77,6 +79,19 @@ pub trait Service: Send + Sync {
     }
     /// Rows it seeds (a dashboard view of its own).
     fn seed(&self) -> Vec<SeedRow> {
+        Vec::new()
+    }
+    /// Values every dashboard view's template gets (the CDN's `cdnData`), as `reader` may see
+    /// them. `loaded`: whether the configuration loads the service; when not, the values a
+    /// template can still render with (empty ones). A failure is the service's to log: it shows
+    /// as those empty values, never as a broken page.
+    async fn view_context(
+        &self,
+        _store: &Store,
+        _state_dir: &Path,
+        _reader: &Actor,
+        _loaded: bool,
+    ) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()
     }
 }

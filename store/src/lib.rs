@@ -25,7 +25,6 @@ mod decode;
 mod event;
 mod inherit;
 pub mod m2m;
-pub mod maps;
 pub mod migrations;
 pub mod password;
 pub mod permissions;

@@ -101,11 +101,37 @@ fn push_managed_slices(sql: &mut Sql, me: Me) {
     sql.push(")))");
 }
 
-/// `(SELECT contentprovider_id …)`: the CDN content providers `me` is a user of.
-fn push_provided_content(sql: &mut Sql, me: Me) {
-    sql.push("(SELECT cpu.contentprovider_id FROM hpc_contentprovideruser cpu WHERE NOT cpu.deleted AND cpu.user_id = ");
+/// `(SELECT <object>_id FROM <through> …)`: the objects of model `object` that the link model
+/// `through` makes `me` a member of (a CDN content provider's users).
+fn push_members(sql: &mut Sql, me: Me, object: &str, through: &str) {
+    let link = registry::registry()
+        .model(through)
+        .unwrap_or_else(|| panic!("access rule names unknown link model {through}"));
+    let key = |to: &str| {
+        link.foreign_keys()
+            .find(|f| f.fk_target() == Some(to))
+            .unwrap_or_else(|| panic!("{through} has no foreign key to {to}"))
+            .column()
+    };
+    sql.push(&format!(
+        "(SELECT m.{} FROM {} m WHERE NOT m.deleted AND m.{} = ",
+        key(object),
+        link.table(),
+        key("User")
+    ));
     push_me(sql, me);
     sql.push(")");
+}
+
+/// The model the foreign keys of `path` lead to from `model` (an empty path: `model`).
+fn end_of(model: &Model, path: &[String]) -> &'static Model {
+    let mut here = registry::registry()
+        .model(&model.name)
+        .unwrap_or_else(|| panic!("{} is not in the registry", model.name));
+    for field in path {
+        here = target(here, field);
+    }
+    here
 }
 
 /// Restrict a query on `model` (aliased `t`) to rows the actor may see.
@@ -165,9 +191,10 @@ fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
             push_managed_slices(sql, me);
             sql.push(")");
         }
-        Read::ContentProvider(path) => {
+        Read::Members { path, through } => {
+            let object = &end_of(model, path).name;
             sql.push(" AND ");
-            push_path_in(sql, model, path, |sql| push_provided_content(sql, me));
+            push_path_in(sql, model, path, |sql| push_members(sql, me, object, through));
         }
         Read::Networks => {
             sql.push(" AND (t.permit_all_slices OR t.owner_id IN ");
@@ -309,6 +336,22 @@ async fn slice_in(
     sql.bind(Value::Int(slice));
     sql.push(" IN ");
     push(&mut sql, Me::Id(me));
+    Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
+}
+
+/// Whether `me` is a member (through `through`) of object `id` of model `object`.
+async fn is_member(
+    unit: &mut Unit,
+    me: i64,
+    id: Option<i64>,
+    object: &str,
+    through: &str,
+) -> Result<bool, StoreError> {
+    let Some(id) = id else { return Ok(false) };
+    let mut sql = Sql::new("SELECT 1 WHERE ");
+    sql.bind(Value::Int(id));
+    sql.push(" IN ");
+    push_members(&mut sql, Me::Id(me), object, through);
     Ok(!unit.fetch(&sql, &[SqlType::Int]).await?.is_empty())
 }
 
@@ -502,15 +545,16 @@ pub async fn check_write(
                 }
             }
         }
-        // Rows of a content provider: its users, on both sides of the change. The provider
-        // itself is created by admins (a new row has no users yet).
-        Write::ContentProvider(path) => {
+        // Rows of an object with members (a CDN content provider's): its members, on both sides
+        // of the change. The object itself is created by admins (a new one has no members yet).
+        Write::Members { path, through } => {
             if path.is_empty() && op != Op::Update {
                 allowed = false;
             }
+            let object = &end_of(model, path).name;
             for r in &rows {
-                let cp = follow(unit, r, path).await?;
-                allowed &= slice_in(unit, me, cp, push_provided_content).await?;
+                let id = follow(unit, r, path).await?;
+                allowed &= is_member(unit, me, id, object, through).await?;
             }
         }
         // A user's own rows (tokens: made at /xoslib/tokens/, which shows the key once; never
@@ -736,8 +780,10 @@ pub async fn may_create(unit: &mut Unit, model: &Model) -> Result<bool, StoreErr
             push_sites_with_role(&mut probe, Me::Id(me), &["admin", "pi"])
         }
         Write::Slice { members: true, .. } => push_visible_slices(&mut probe, Me::Id(me)),
-        Write::ContentProvider(path) if path.is_empty() => return Ok(false),
-        Write::ContentProvider(_) => push_provided_content(&mut probe, Me::Id(me)),
+        Write::Members { path, .. } if path.is_empty() => return Ok(false),
+        Write::Members { path, through } => {
+            push_members(&mut probe, Me::Id(me), &end_of(model, path).name, through)
+        }
         Write::Slice { members: false, .. } | Write::SlicePrivileges => {
             push_managed_slices(&mut probe, Me::Id(me))
         }

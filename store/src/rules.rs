@@ -380,9 +380,10 @@ pub async fn before_write(
                     );
                 }
             }
-            // A CDN prefix's default origin is one of its own content provider's origins.
-            Rule::SameContentProvider(field) => {
-                let (Some(origin), Some(provider)) = (d.int(field), d.int("contentProvider")) else {
+            // The row a foreign key points at shares this row's `via` (a CDN prefix's default
+            // origin is one of its own content provider's origins).
+            Rule::SameAs { field, via } => {
+                let (Some(other), Some(ours)) = (d.int(field), d.int(via)) else {
                     continue;
                 };
                 let reg = unit.store().registry();
@@ -393,17 +394,21 @@ pub async fn before_write(
                 else {
                     continue;
                 };
-                let column = target
-                    .field_named("contentProvider")
-                    .map(|f| f.column())
-                    .unwrap_or_default();
-                let owner = lookup(unit, &target.table(), &column, origin, SqlType::Int)
+                let Some(column) = target.field_named(via).map(|f| f.column()) else {
+                    continue;
+                };
+                let theirs = lookup(unit, &target.table(), &column, other, SqlType::Int)
                     .await?
                     .and_then(|v| v.as_int());
-                if owner.is_some_and(|o| o != provider) {
+                if theirs.is_some_and(|t| t != ours) {
+                    let via_name = model
+                        .field_named(via)
+                        .and_then(|f| f.fk_target())
+                        .and_then(|t| reg.model(t))
+                        .map_or(via.as_str(), |m| m.verbose_name.as_str());
                     err(
                         field,
-                        "The origin server belongs to another content provider.".into(),
+                        format!("The {} belongs to another {via_name}.", target.verbose_name),
                     );
                 }
             }

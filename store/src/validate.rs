@@ -210,11 +210,8 @@ fn run_validator(v: Validator, s: &str) -> Option<String> {
                 .then(|| "Must start with \"template:\", \"http://\" or \"https://\".".into())
         }
         Validator::PortList => port_list_error(s),
-        Validator::DomainName => crate::maps::domain_name_error(s),
-        Validator::OriginUrl => crate::maps::origin_url_error(s),
-        Validator::AccessMap => crate::maps::parse_access_map(s).err(),
-        Validator::SiteMap => crate::maps::parse_site_map(s).err(),
-        Validator::AllowList => crate::maps::parse_allow_list(s).err(),
+        Validator::DomainName => registry::domain_name_error(s),
+        Validator::Check(check) => (check.check)(s),
     }
 }
 

@@ -489,6 +489,12 @@ fn instance_of(n: roxmltree::Node) -> Ec2Instance {
     }
 }
 
+impl backend_kit::CountsCalls for Ec2Client {
+    fn calls(&self) -> u64 {
+        Ec2Client::calls(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,16 +27,17 @@ pub use catalog::Ec2Catalog;
 pub use drift::Ec2Drift;
 pub use instances::Ec2Instances;
 
+pub use backend_kit::Drift;
 use client::{Ec2Client, Ec2Config, Ec2Error, Ec2Instance, RunRequest};
 use registry::SqlType;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::db::{Sql, Value};
-use store::{Actor, Record, Store, StoreError, select_sql, types};
+use store::{Actor, Record, Store, StoreError};
 use synchronizer::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
 
 /// The `backend_type` that selects this backend.
@@ -57,15 +58,6 @@ pub const INSTANCE_TYPES: &[(&str, i64, i64)] = &[
 const EC2_INSTANCES: &str =
     "t.deployment_id IN (SELECT deployment_id FROM core_controller WHERE NOT deleted AND backend_type = ";
 
-/// What to do about an instance terminated outside XOS.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Drift {
-    #[default]
-    Recreate,
-    Report,
-}
-
 /// The JSON `settings` of an EC2 controller.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,19 +70,14 @@ pub struct Settings {
 
 impl Settings {
     pub fn parse(text: Option<&str>) -> Result<Settings, String> {
-        match text.map(str::trim).filter(|t| !t.is_empty()) {
-            None => Ok(Settings::default()),
-            Some(t) => serde_json::from_str(t).map_err(|e| format!("the controller's settings: {e}")),
-        }
+        backend_kit::parse_settings(text)
     }
 }
 
 /// The EC2 backend's shared state: a client per controller, the count of API calls.
 #[derive(Default)]
 pub struct Ec2Backend {
-    clients: Mutex<HashMap<i64, (String, Ec2Client)>>,
-    /// Calls made by clients that were replaced (their counters are gone).
-    retired_calls: AtomicU64,
+    clients: backend_kit::ClientPool<Ec2Client>,
 }
 
 /// An EC2 controller and its client.
@@ -104,14 +91,7 @@ struct Controller {
 impl Ec2Backend {
     /// EC2 API calls made so far (the idle-pass figure of `make bench`).
     pub fn api_calls(&self) -> u64 {
-        let live: u64 = self
-            .clients
-            .lock()
-            .expect("clients lock")
-            .values()
-            .map(|(_, c)| c.calls())
-            .sum();
-        live + self.retired_calls.load(Ordering::Relaxed)
+        self.clients.api_calls()
     }
 
     fn controller(&self, rec: &Record) -> Result<Controller, SyncError> {
@@ -137,17 +117,9 @@ impl Ec2Backend {
             config.access_key,
             backend_kit::sha256_hex(&config.secret_key)
         );
-        let mut clients = self.clients.lock().expect("clients lock");
-        let client = match clients.get(&rec.id()) {
-            Some((f, c)) if *f == fingerprint => c.clone(),
-            _ => {
-                let c = Ec2Client::new(config).map_err(|e| SyncError::Failed(e.to_string()))?;
-                if let Some((_, old)) = clients.insert(rec.id(), (fingerprint, c.clone())) {
-                    self.retired_calls.fetch_add(old.calls(), Ordering::Relaxed);
-                }
-                c
-            }
-        };
+        let client = self.clients.client(rec.id(), fingerprint, || {
+            Ec2Client::new(config).map_err(|e| SyncError::Failed(e.to_string()))
+        })?;
         Ok(Controller {
             id: rec.id(),
             deployment: rec.get_int("deployment").unwrap_or_default(),
@@ -158,13 +130,7 @@ impl Ec2Backend {
 
     /// The live EC2 controllers.
     async fn controllers(store: &Store) -> Result<Vec<Record>, StoreError> {
-        let model = store.model("Controller");
-        let mut sql = select_sql(model);
-        sql.push(" WHERE NOT t.deleted AND t.backend_type = ")
-            .bind(Value::Text(BACKEND.into()));
-        sql.push(" ORDER BY t.id");
-        let rows = store.db().fetch(&sql, &types(model)).await?;
-        Ok(rows.into_iter().map(|values| Record { model, values }).collect())
+        backend_kit::controllers(store, BACKEND).await
     }
 
     /// The controller of an instance's deployment.

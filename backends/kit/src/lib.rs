@@ -1,13 +1,106 @@
 //! What the backends share: the image directory files are uploaded from, the naming of key
-//! pairs, the drift setting, and the queries every backend makes of its controllers and
-//! instances. Each backend (`backends/local`, `backends/ec2`, `backends/openstack`) is a crate
+//! pairs, the drift setting and controller settings, one client per controller, and the queries
+//! every backend makes of its controllers and instances. Each backend (`backends/local`, `backends/ec2`, `backends/openstack`) is a crate
 //! on this kit and the synchronizer runtime; none of them knows HTTP servers or the UI.
 
 use registry::BackendStatus;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use store::db::Value;
 use store::{Record, Store, StoreError, select_sql, types};
+
+/// What a backend does about an instance deleted outside XOS (`"drift"` in a controller's
+/// `settings`), the same on every cloud.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Drift {
+    /// Make it again (the default): the model says it should exist.
+    #[default]
+    Recreate,
+    /// Say so on the instance (`2 - … was deleted outside XOS`) and leave it to a person.
+    Report,
+}
+
+/// A controller's `settings` (a JSON object, checked when written) as the backend's type `T`;
+/// absent or blank: `T`'s default. The error names what is wrong.
+pub fn parse_settings<T: DeserializeOwned + Default>(text: Option<&str>) -> Result<T, String> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(T::default()),
+        Some(t) => serde_json::from_str(t).map_err(|e| format!("the controller's settings: {e}")),
+    }
+}
+
+/// The live controllers of `backend_type`, in id order.
+pub async fn controllers(store: &Store, backend_type: &str) -> Result<Vec<Record>, StoreError> {
+    let model = store.model("Controller");
+    let mut sql = select_sql(model);
+    sql.push(" WHERE NOT t.deleted AND t.backend_type = ")
+        .bind(Value::Text(backend_type.into()));
+    sql.push(" ORDER BY t.id");
+    let rows = store.db().fetch(&sql, &types(model)).await?;
+    Ok(rows.into_iter().map(|values| Record { model, values }).collect())
+}
+
+/// A cloud API client that counts the calls it made (the idle-pass figure of `make bench`).
+pub trait CountsCalls {
+    fn calls(&self) -> u64;
+}
+
+/// One client per controller, kept (with its tokens and connections) while the controller's
+/// connection settings stay the same, replaced when they change.
+pub struct ClientPool<C> {
+    clients: Mutex<HashMap<i64, (String, C)>>,
+    /// Calls made by clients that were replaced (their counters are gone).
+    retired_calls: AtomicU64,
+}
+
+impl<C> Default for ClientPool<C> {
+    fn default() -> Self {
+        ClientPool {
+            clients: Mutex::new(HashMap::new()),
+            retired_calls: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<C: Clone + CountsCalls> ClientPool<C> {
+    /// Controller `id`'s client for the settings `fingerprint` (never a secret itself: hash it
+    /// with [`sha256_hex`]), made by `make` when there is none or the settings changed.
+    pub fn client<E>(
+        &self,
+        id: i64,
+        fingerprint: String,
+        make: impl FnOnce() -> Result<C, E>,
+    ) -> Result<C, E> {
+        let mut clients = self.clients.lock().expect("clients lock");
+        match clients.get(&id) {
+            Some((f, c)) if *f == fingerprint => Ok(c.clone()),
+            _ => {
+                let c = make()?;
+                if let Some((_, old)) = clients.insert(id, (fingerprint, c.clone())) {
+                    self.retired_calls.fetch_add(old.calls(), Ordering::Relaxed);
+                }
+                Ok(c)
+            }
+        }
+    }
+
+    /// API calls made so far by every client, the replaced ones too.
+    pub fn api_calls(&self) -> u64 {
+        let live: u64 = self
+            .clients
+            .lock()
+            .expect("clients lock")
+            .values()
+            .map(|(_, c)| c.calls())
+            .sum();
+        live + self.retired_calls.load(Ordering::Relaxed)
+    }
+}
 
 /// Where image files uploaded to a cloud come from (`[images]`). An Image's `path` names a
 /// file under `dir` (relative, or absolute inside it); anything whose real path leaves the
@@ -146,6 +239,66 @@ mod tests {
         };
         assert!(tiny.file(&base, "ok.raw").unwrap_err().contains("MiB"));
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[derive(Clone)]
+    struct Counted(u64);
+    impl CountsCalls for Counted {
+        fn calls(&self) -> u64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_pool_keeps_a_client_until_its_settings_change_and_counts_the_replaced_ones() {
+        let pool = ClientPool::<Counted>::default();
+        let made = std::cell::Cell::new(0);
+        let make = |n| {
+            made.set(made.get() + 1);
+            Ok::<_, ()>(Counted(n))
+        };
+        pool.client(1, "a".into(), || make(5)).unwrap();
+        pool.client(1, "a".into(), || make(7)).unwrap();
+        assert_eq!(
+            (made.get(), pool.api_calls()),
+            (1, 5),
+            "same settings: the same client"
+        );
+        pool.client(1, "b".into(), || make(3)).unwrap();
+        assert_eq!(
+            (made.get(), pool.api_calls()),
+            (2, 8),
+            "the replaced client's calls still count"
+        );
+        pool.client(2, "a".into(), || make(1)).unwrap();
+        assert_eq!(pool.api_calls(), 9);
+        assert!(pool.client(3, "x".into(), || Err::<Counted, _>(())).is_err());
+    }
+
+    #[test]
+    fn settings_parse_with_defaults_and_name_what_is_wrong() {
+        #[derive(Default, Deserialize, Debug, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct S {
+            #[serde(default)]
+            drift: Drift,
+        }
+        assert_eq!(parse_settings::<S>(None), Ok(S::default()));
+        assert_eq!(parse_settings::<S>(Some("  ")), Ok(S::default()));
+        assert_eq!(
+            parse_settings::<S>(Some(r#"{"drift": "report"}"#)),
+            Ok(S { drift: Drift::Report })
+        );
+        assert!(
+            parse_settings::<S>(Some(r#"{"drift": "ignore"}"#))
+                .unwrap_err()
+                .contains("settings")
+        );
+        assert!(
+            parse_settings::<S>(Some(r#"{"drfit": "report"}"#))
+                .unwrap_err()
+                .contains("drfit")
+        );
     }
 
     #[test]

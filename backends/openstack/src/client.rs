@@ -781,6 +781,12 @@ fn root_cause(e: &reqwest::Error) -> String {
     source.to_string()
 }
 
+impl backend_kit::CountsCalls for OsClient {
+    fn calls(&self) -> u64 {
+        OsClient::calls(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,7 @@
-//! The behaviour of services beyond the core. Services in folders of their own (`services/*`,
-//! HelloWorld) come from the catalog (`services/catalog`) and bring everything with them; the
-//! CDN's two (HPC, Request Router) are still modules here, their models in `registry::services`.
-//! Registered here, once:
-//! a service is loaded when the configuration lists it (`services` in `xos.toml`), and each can
-//! run as its own synchronizer (`xos sync --service NAME`).
-
-pub mod dns;
-pub mod hpc;
-pub mod requestrouter;
+//! The services, as the server uses them: each is a folder of its own (`services/*`) listed in
+//! the catalog (`services/catalog`); the server knows them only through the `Service` trait. A
+//! service is loaded when the configuration lists it (`services` in `xos.toml`), and each can run
+//! as its own synchronizer (`xos sync --service NAME`).
 
 use crate::sync::{Step, StepContext};
 use std::sync::Arc;
@@ -27,25 +21,15 @@ pub fn find(name: &str) -> Option<&'static Arc<dyn xos_service::Service>> {
 /// Stop what services run on this host that the local backend cannot find by its markers (the
 /// HPC caches: nginx rewrites its environment); the number stopped.
 pub fn stop_all(state_dir: &std::path::Path) -> usize {
-    hpc::nginx::stop_all(&state_dir.join("hpc"))
-        + catalog().iter().map(|s| s.stop_all(state_dir)).sum::<usize>()
+    catalog().iter().map(|s| s.stop_all(state_dir)).sum::<usize>()
 }
 
 /// The local backend kinds services run their processes under.
 pub fn process_kinds() -> Vec<&'static str> {
-    let mut kinds = vec!["requestrouter"];
-    kinds.extend(catalog().iter().flat_map(|s| s.process_kinds()));
-    kinds
+    catalog().iter().flat_map(|s| s.process_kinds()).collect()
 }
 
 /// The synchronizer steps of the service `name` (none for a service without behaviour).
 pub fn steps(name: &str, ctx: &StepContext) -> Vec<Arc<dyn Step>> {
-    if let Some(service) = find(name) {
-        return service.steps(ctx);
-    }
-    match name {
-        "hpc" => hpc::steps(ctx),
-        "requestrouter" => requestrouter::steps(ctx),
-        _ => Vec::new(),
-    }
+    find(name).map(|s| s.steps(ctx)).unwrap_or_default()
 }

@@ -8,11 +8,11 @@ use crate::common;
 use axum::http::StatusCode;
 use common::TestApp;
 use serde_json::{Value, json};
-use server::services::hpc::{nginx, origin};
 use server::store::Actor;
 use server::sync::engine::{Engine, EngineOptions};
 use server::sync::{StepContext, local};
 use server::tosca::{self, Mode, Source};
+use service_hpc::server::{nginx, origin};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -322,7 +322,7 @@ both!(
         // The views' context: cdnData counts the cache's requests and hits from its own log,
         // cdnContentProviders lists the provider with its prefix and origin; the CDN view
         // (registered by the recipe) shows both.
-        let data = server::services::hpc::stats::cdn_data(&app.store, &cdn.state.0, &Actor::System)
+        let data = service_hpc::server::stats::cdn_data(&app.store, &cdn.state.0, &Actor::System)
             .await
             .unwrap();
         let caches = data["MySite"]["caches"]

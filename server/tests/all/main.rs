@@ -19,6 +19,7 @@ mod openstack;
 mod ops;
 mod permissions;
 mod rest;
+mod services;
 mod session;
 mod store;
 mod sync;

@@ -224,6 +224,11 @@ async fn fixture(app: &TestApp) -> BTreeMap<String, i64> {
         )
         .await,
     );
+    // The example service's model.
+    ids.insert(
+        "examplenotes".into(),
+        make(app, "examplenotes", json!({"title": "note", "body": "b"})).await,
+    );
     // The CDN services' models.
     let hpc = make(
         app,

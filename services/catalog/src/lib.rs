@@ -28,7 +28,12 @@ macro_rules! services {
     };
 }
 
-services!(service_helloworld);
+services!(
+    service_helloworld,
+    service_hpc,
+    service_requestrouter,
+    service_example,
+);
 
 #[cfg(test)]
 mod tests {

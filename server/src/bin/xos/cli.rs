@@ -61,13 +61,6 @@ pub(crate) enum Command {
     },
     /// Stop every process the local backend runs for this configuration (instances, tenants).
     BackendStop,
-    /// A sample origin server for the CDN (`make run CONFIG=cdn`): answers every GET on
-    /// ADDRESS with generated content, cacheable for ten minutes, and logs each request.
-    #[command(hide = true)]
-    OriginServe {
-        /// Where to listen (`127.0.0.1:8890`).
-        address: String,
-    },
     /// Create an admin user.
     Createsuperuser {
         #[arg(long)]

@@ -139,7 +139,6 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         Command::Makemigrations { .. }
         | Command::Dmdot { .. }
         | Command::Workload { .. }
-        | Command::OriginServe { .. }
         | Command::BackendStop => {
             unreachable!("handled above")
         }

@@ -69,9 +69,6 @@ fn main() -> ExitCode {
     if let Command::Workload { allocate_mb } = &cli.command {
         server::sync::local::workload(*allocate_mb);
     }
-    if let Command::OriginServe { address } = &cli.command {
-        server::services::hpc::origin::serve(address);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -10,7 +10,8 @@
 //! in a pseudo-random order, fixed per name and subnet). A service map's `accessMap` is its zone's
 //! query ACL, so it is an allow list.
 
-use crate::{Field, Model, OnDelete, Rule, ToscaEffect, Validator};
+use registry::{Field, Model, OnDelete, Rule, ToscaEffect, Validator};
+use service_hpc::{ALLOW_LIST, SITE_MAP};
 
 /// Every model of the Request Router service.
 pub fn models() -> Vec<Model> {
@@ -82,13 +83,13 @@ pub fn models() -> Vec<Model> {
             .field(
                 Field::text("siteMap", Some(65536))
                     .optional()
-                    .validator(Validator::SiteMap)
+                    .validator(SITE_MAP)
                     .help("maps client requests to service instances: `<subnet> <cache>…` per line"),
             )
             .field(
                 Field::text("accessMap", Some(65536))
                     .optional()
-                    .validator(Validator::AllowList)
+                    .validator(ALLOW_LIST)
                     .help("specifies which client requests are allowed: `allow <subnet>` per line, then `deny all`"),
             )
             .display("{name}")
@@ -98,4 +99,40 @@ pub fn models() -> Vec<Model> {
             .tosca_required("MemberOfService", "Service", ToscaEffect::Field("owner".into()))
             .tosca_required("MemberOfSlice", "Slice", ToscaEffect::Field("slice".into())),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// XOS's own spelling of the Request Router's field names, kept for its clients.
+    const LEGACY_CAMEL_CASE: &[&str] = &[
+        "hpcService",
+        "behindNat",
+        "defaultTTL",
+        "defaultAction",
+        "lastResortAction",
+        "maxAnswers",
+        "siteMap",
+        "accessMap",
+    ];
+
+    #[test]
+    fn names_follow_the_conventions_but_for_xoss_own_spelling() {
+        for m in models() {
+            assert_eq!(m.app, "requestrouter", "{}", m.name);
+            for f in &m.fields {
+                let legacy = LEGACY_CAMEL_CASE.contains(&f.name.as_str());
+                assert!(legacy || f.name == f.name.to_lowercase(), "{}.{}", m.name, f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_service_maps_access_map_is_an_allow_list() {
+        let map = models().into_iter().find(|m| m.name == "ServiceMap").unwrap();
+        let f = map.field_named("accessMap").unwrap();
+        assert!(f.validators.contains(&service_hpc::ALLOW_LIST));
+        assert!(map.rules.is_empty() || !map.rules.contains(&Rule::Singleton));
+    }
 }

@@ -34,7 +34,7 @@ pub fn content(path: &str) -> String {
 }
 
 fn answer(mut stream: TcpStream) {
-    let head = crate::services::read_request_head(&mut stream, Duration::from_secs(5));
+    let head = xos_service::read_request_head(&mut stream, Duration::from_secs(5));
     let mut words = head.lines().next().unwrap_or_default().split_whitespace();
     let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or("/"));
     // Plain characters only in the log and the page.

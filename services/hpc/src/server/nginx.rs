@@ -8,17 +8,17 @@
 //! directory.
 
 use super::{Cache, Plan, Site};
-use crate::sync::local::{self, LocalBackend, RunAs, Spec};
-use crate::sync::{StepContext, SyncError};
+use crate::maps::Clients;
+use backend_local::{self as local, LocalBackend, RunAs, Spec};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use store::maps::Clients;
+use synchronizer::{StepContext, SyncError};
 
 /// The nginx binary: `XOS_NGINX`, else where Debian puts it, else `nginx` on the PATH.
 pub fn nginx_binary() -> PathBuf {
-    crate::services::sbin_binary("nginx", "XOS_NGINX")
+    xos_service::sbin_binary("nginx", "XOS_NGINX")
 }
 
 /// The caches of this host.
@@ -349,7 +349,7 @@ fn install(nginx: &Path, dir: &Path, text: &str) -> Result<(), SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use store::maps::parse_access_map;
+    use crate::maps::parse_access_map;
 
     fn site(access: Option<&str>) -> Site {
         Site {

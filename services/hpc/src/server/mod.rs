@@ -16,19 +16,20 @@
 //! the cache reloaded (SIGHUP: graceful, no request dropped), so a synchronizer killed at any
 //! point leaves each cache with a whole configuration, old or new. Health checks: `health.rs`.
 
+pub mod dns;
 mod health;
 pub mod nginx;
 pub mod origin;
 pub mod stats;
 
-use crate::db::Value;
-use crate::store::{Actor, ListQuery, Record, Store};
-use crate::sync::{Enacted, Step, StepContext, SyncError, default_fetch_pending};
+use crate::maps::{AccessRule, parse_access_map};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
-use store::maps::{AccessRule, parse_access_map};
+use store::db::Value;
+use store::{Actor, ListQuery, Record, Store};
+use synchronizer::{Enacted, Step, StepContext, SyncError, default_fetch_pending};
 
 pub use health::cache_health;
 
@@ -151,13 +152,13 @@ fn plain_text(s: &str) -> String {
 }
 
 /// Every live row of `model`, as the system sees it.
-pub(crate) async fn all(store: &Store, model: &str) -> Result<Vec<Record>, SyncError> {
+pub async fn all(store: &Store, model: &str) -> Result<Vec<Record>, SyncError> {
     let model = store.model(model);
     Ok(store.list(&Actor::System, model, &ListQuery::default()).await?.0)
 }
 
 /// Whether an instance has been enacted by its backend (its VM, here its process, runs).
-pub(crate) fn is_up(instance: &Record) -> bool {
+pub fn is_up(instance: &Record) -> bool {
     instance
         .get_str("backend_status")
         .is_some_and(|s| registry::BackendStatus::parse(s).is_ok())
@@ -233,7 +234,7 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Pro
         // A prefix whose configuration cannot be written safely is left out on its own (the
         // service's status says why); the others keep being served and changed. Stored values
         // were checked when written, and are checked again here, before they reach nginx.
-        if let Some(e) = store::maps::domain_name_error(&prefix) {
+        if let Some(e) = registry::domain_name_error(&prefix) {
             problems.push(Problem::new(
                 &[at],
                 format!("prefix {:?} is not served: {e}", plain_text(&prefix)),
@@ -244,7 +245,7 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Pro
         let mut bad = Vec::new();
         for o in &mine {
             let text = o.get_str("url").unwrap_or_default();
-            match store::maps::origin_url_error(text)
+            match crate::maps::origin_url_error(text)
                 .map_or_else(|| url::Url::parse(text).map_err(|e| e.to_string()), Err)
             {
                 Ok(u) => urls.push(u),

@@ -15,7 +15,36 @@
 //! - a site map: one line per client subnet, `<subnet> <cache> [<cache> …]`, the caches named by
 //!   their instance names; the longest matching subnet chooses.
 
-use crate::{Access, Field, Model, OnDelete, Rule, ToscaEffect, Validator, Write};
+use crate::maps;
+use registry::{Access, Field, Model, OnDelete, Rule, TextCheck, ToscaEffect, Validator, Write};
+
+/// The link model whose rows make a user one of a content provider's users.
+const PROVIDER_USERS: &str = "ContentProviderUser";
+
+/// `http://host[:port][/path]`: where a cache fetches from.
+pub const ORIGIN_URL: Validator = Validator::Check(TextCheck {
+    name: "originUrl",
+    check: maps::origin_url_error,
+});
+
+/// `allow|deny <subnet>|all` per line (an access map; see [`maps`]).
+pub const ACCESS_MAP: Validator = Validator::Check(TextCheck {
+    name: "accessMap",
+    check: |s| maps::parse_access_map(s).err(),
+});
+
+/// `<subnet> <cache> [<cache> …]` per line (a site map; see [`maps`]).
+pub const SITE_MAP: Validator = Validator::Check(TextCheck {
+    name: "siteMap",
+    check: |s| maps::parse_site_map(s).err(),
+});
+
+/// An access map that is an allow list: `allow <subnet>|all` lines, then at most a final
+/// `deny all` (what a DNS server's query ACL can hold).
+pub const ALLOW_LIST: Validator = Validator::Check(TextCheck {
+    name: "allowList",
+    check: |s| maps::parse_allow_list(s).err(),
+});
 
 /// Every model of the HPC service.
 pub fn models() -> Vec<Model> {
@@ -72,7 +101,7 @@ pub fn models() -> Vec<Model> {
             .tosca_required("MemberOfService", "HpcService", ToscaEffect::Field("hpcService".into())),
         Model::new("ContentProvider", "contentproviders")
             .in_app("hpc")
-            .access(Access::content_provider(""))
+            .access(Access::members("", PROVIDER_USERS))
             .verbose("content provider", "content providers")
             .help("A customer of the CDN: its origin servers, prefixes and maps")
             .field(Field::integer("content_provider_id").optional())
@@ -102,7 +131,7 @@ pub fn models() -> Vec<Model> {
         // XOS's implicit many-to-many table, named so the write path can check it.
         Model::new("ContentProviderUser", "contentproviderusers")
             .in_app("hpc")
-            .access(Access::content_provider("contentprovider").write(Write::Admins))
+            .access(Access::members("contentprovider", PROVIDER_USERS).write(Write::Admins))
             .verbose("content provider user", "content provider users")
             .field(Field::fk(
                 "contentprovider",
@@ -116,13 +145,13 @@ pub fn models() -> Vec<Model> {
             .display("{contentprovider} {user}"),
         Model::new("OriginServer", "originservers")
             .in_app("hpc")
-            .access(Access::content_provider("contentProvider"))
+            .access(Access::members("contentProvider", PROVIDER_USERS))
             .verbose("origin server", "origin servers")
             .help("Where a content provider's content comes from")
             .field(Field::integer("origin_server_id").optional())
             .field(
                 Field::char("url", 1024)
-                    .validator(Validator::OriginUrl)
+                    .validator(ORIGIN_URL)
                     .help("http://host[:port][/path] of the origin"),
             )
             .field(Field::fk(
@@ -158,7 +187,7 @@ pub fn models() -> Vec<Model> {
             ),
         Model::new("CDNPrefix", "cdnprefixs")
             .in_app("hpc")
-            .access(Access::content_provider("contentProvider"))
+            .access(Access::members("contentProvider", PROVIDER_USERS))
             .verbose("CDN prefix", "CDN prefixes")
             .help("A domain name a content provider's content is served under")
             .field(Field::integer("cdn_prefix_id").optional())
@@ -189,7 +218,10 @@ pub fn models() -> Vec<Model> {
                 .optional(),
             )
             .field(Field::boolean("enabled", true))
-            .rule(Rule::SameContentProvider("defaultOriginServer".into()))
+            .rule(Rule::SameAs {
+                field: "defaultOriginServer".into(),
+                via: "contentProvider".into(),
+            })
             .display("{prefix}")
             .search(&["prefix", "description"])
             .list(&["prefix", "contentProvider", "defaultOriginServer", "enabled"])
@@ -206,7 +238,7 @@ pub fn models() -> Vec<Model> {
             ),
         Model::new("AccessMap", "accessmaps")
             .in_app("hpc")
-            .access(Access::content_provider("contentProvider"))
+            .access(Access::members("contentProvider", PROVIDER_USERS))
             .verbose("access map", "access maps")
             .help("Which clients may fetch a content provider's content")
             .field(Field::fk(
@@ -219,7 +251,7 @@ pub fn models() -> Vec<Model> {
             .field(Field::text("description", Some(130)).optional())
             .field(
                 Field::text("map", Some(65536))
-                    .validator(Validator::AccessMap)
+                    .validator(ACCESS_MAP)
                     .help("specifies which client requests are allowed: `allow|deny <subnet>|all` per line"),
             )
             .unique_together(&["contentProvider", "name"])
@@ -261,7 +293,7 @@ pub fn models() -> Vec<Model> {
             .field(Field::text("description", Some(130)).optional())
             .field(
                 Field::text("map", Some(65536))
-                    .validator(Validator::SiteMap)
+                    .validator(SITE_MAP)
                     .help("specifies how to map requests to hpc instances: `<subnet> <cache>…` per line"),
             )
             .field(Field::integer("map_id").optional())
@@ -322,4 +354,62 @@ pub fn models() -> Vec<Model> {
             .tosca("tosca.nodes.HpcHealthCheck", "resource_name")
             .tosca_requirement("MemberOfService", "HpcService", ToscaEffect::Field("hpcService".into())),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// XOS's own spelling of the CDN's field names, kept for its views and clients.
+    const LEGACY_CAMEL_CASE: &[&str] = &[
+        "hpcService",
+        "serviceProvider",
+        "contentProvider",
+        "defaultOriginServer",
+        "cdnPrefix",
+        "siteMap",
+        "accessMap",
+    ];
+
+    #[test]
+    fn names_follow_the_conventions_but_for_xoss_own_spelling() {
+        for m in models() {
+            assert_eq!(m.app, "hpc", "{}", m.name);
+            assert!(m.name.chars().next().unwrap().is_ascii_uppercase(), "{}", m.name);
+            assert_eq!(m.plural, m.plural.to_lowercase(), "{}", m.plural);
+            for f in &m.fields {
+                let legacy = LEGACY_CAMEL_CASE.contains(&f.name.as_str());
+                assert!(legacy || f.name == f.name.to_lowercase(), "{}.{}", m.name, f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_format_checks_are_the_services_own() {
+        let check = |v: Validator| match v {
+            Validator::Check(c) => c,
+            other => panic!("{other:?} is a core validator"),
+        };
+        let origin = check(ORIGIN_URL);
+        assert!((origin.check)("http://127.0.0.1:8080/video").is_none());
+        assert!((origin.check)("http://x.org/;rm").is_some());
+        assert!((check(ACCESS_MAP).check)("allow all").is_none());
+        assert!((check(ACCESS_MAP).check)("permit all").is_some());
+        assert!((check(SITE_MAP).check)("10.0.0.0/8 mysite_hpc-1").is_none());
+        assert!((check(SITE_MAP).check)("10.0.0.0/8").is_some());
+        assert!((check(ALLOW_LIST).check)("allow 10.0.0.0/8\ndeny all").is_none());
+        assert!((check(ALLOW_LIST).check)("deny 10.0.0.0/8").is_some());
+        // Each field names its check, so the client and the errors can tell them apart.
+        let names: Vec<&str> = models()
+            .iter()
+            .flat_map(|m| m.fields.iter().flat_map(|f| f.validators.iter()))
+            .filter_map(|v| match v {
+                Validator::Check(c) => Some(c.name),
+                _ => None,
+            })
+            .collect();
+        for name in ["originUrl", "accessMap", "siteMap"] {
+            assert!(names.contains(&name), "{name} is used by no field");
+        }
+    }
 }

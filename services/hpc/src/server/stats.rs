@@ -6,13 +6,13 @@
 //! view reads only what the caches logged since the last one.
 
 use super::{all, cache_health, caches_of, nginx};
-use crate::store::{Actor, ListQuery, Record, Store};
-use crate::sync::SyncError;
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use store::{Actor, ListQuery, Record, Store};
+use synchronizer::SyncError;
 
 /// What one cache's access log says.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -20,18 +20,18 @@
 //! configuration checked by `knotc conf-check`, renamed) and Knot reloads (`knotc reload`),
 //! which swaps configuration, zones and maps at once.
 
-use crate::services::hpc::{self, all};
-use crate::store::{Record, Store};
-use crate::sync::local::{self, LocalBackend, Spec};
-use crate::sync::{Enacted, Step, StepContext, SyncError, default_fetch_pending};
+use backend_local::{self as local, LocalBackend, Spec};
 use ipnet::IpNet;
+use service_hpc::maps::{SiteLine, parse_site_map};
+use service_hpc::server::{self as hpc, all};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use store::maps::{SiteLine, parse_site_map};
+use store::{Record, Store};
+use synchronizer::{Enacted, Step, StepContext, SyncError, default_fetch_pending};
 
 /// How often the service's step renders again (health and prefix changes reach DNS within it).
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -40,8 +40,8 @@ const INTERVAL: Duration = Duration::from_secs(1);
 pub fn steps(ctx: &StepContext) -> Vec<Arc<dyn Step>> {
     let dns = Arc::new(Dns {
         root: ctx.state_dir.join("requestrouter"),
-        knotd: super::sbin_binary("knotd", "XOS_KNOTD"),
-        knotc: super::sbin_binary("knotc", "XOS_KNOTC"),
+        knotd: xos_service::sbin_binary("knotd", "XOS_KNOTD"),
+        knotc: xos_service::sbin_binary("knotc", "XOS_KNOTC"),
         backend: Arc::new(
             LocalBackend::with_kind(&ctx.state_dir, "requestrouter")
                 .limits(&ctx.setting::<local::LocalBackendConfig>()),
@@ -199,7 +199,7 @@ async fn answers(store: &Store, rr: &Record) -> Result<Zones, SyncError> {
         };
         // The prefixes the owner's caches serve (enabled, of enabled providers).
         let served: Vec<i64> = match store
-            .get(&crate::store::Actor::System, store.model("HpcService"), owner)
+            .get(&store::Actor::System, store.model("HpcService"), owner)
             .await
         {
             Ok(_) => hpc::sites_of(store, owner)
@@ -234,7 +234,7 @@ async fn answers(store: &Store, rr: &Record) -> Result<Zones, SyncError> {
         }
         // Stored maps were checked when written; one that no longer parses allows nobody
         // (fail closed), as does one of comments only.
-        let acl = store::maps::parse_allow_list(map.get_str("accessMap").unwrap_or_default())
+        let acl = service_hpc::maps::parse_allow_list(map.get_str("accessMap").unwrap_or_default())
             .unwrap_or_else(|_| Some(Vec::new()));
         zones.insert(zone, Zone { names, acl });
     }

@@ -21,6 +21,7 @@
 //! ```
 
 use ipnet::IpNet;
+use registry::domain_name_error;
 use std::net::IpAddr;
 
 /// The clients a line speaks of.
@@ -144,27 +145,6 @@ pub fn parse_site_map(text: &str) -> Result<Vec<SiteLine>, String> {
         out.push(SiteLine { net, caches });
     }
     Ok(out)
-}
-
-/// A DNS name without the final dot: labels of letters, digits and `-` (not first or last),
-/// each 1–63 long, 253 in all.
-pub fn domain_name_error(s: &str) -> Option<String> {
-    if s.is_empty() || s.len() > 253 {
-        return Some("Enter a domain name of at most 253 characters.".into());
-    }
-    for label in s.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if !ok {
-            return Some(format!(
-                "\"{label}\" is not a valid label of a domain name (letters, digits and -, like cdn.example.org)."
-            ));
-        }
-    }
-    None
 }
 
 /// `http://host[:port][/path]` (or https): what a cache can proxy to.

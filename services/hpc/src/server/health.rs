@@ -12,14 +12,14 @@
 //! Router reads the `http` results: a cache an http check finds unhealthy leaves its answers.
 
 use super::{all, caches_of, sites_of};
-use crate::db::Value;
-use crate::store::{Record, Store};
-use crate::sync::{Enacted, Step, StepContext, SyncError, default_fetch_pending};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use store::db::Value;
+use store::{Record, Store};
+use synchronizer::{Enacted, Step, StepContext, SyncError, default_fetch_pending};
 
 /// How long one target may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -172,7 +172,7 @@ async fn run_dns(store: &Store, check: &Record, soa: bool) -> Result<Vec<Outcome
     for rr in all(store, "RequestRouterService").await.unwrap_or_default() {
         let Some(server) = dns_server(&rr) else { continue };
         let target = format!("dns {server}");
-        let (ok, detail) = match crate::services::dns::query(server, &name, soa, TIMEOUT).await {
+        let (ok, detail) = match super::dns::query(server, &name, soa, TIMEOUT).await {
             Err(e) => (false, e),
             Ok(a) if a.rcode != 0 => (false, format!("rcode {}", a.rcode)),
             Ok(a) if soa => (a.answers > 0, format!("{} answer(s)", a.answers)),
