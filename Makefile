@@ -26,14 +26,14 @@ export XOS_SITE_ROOT := $(SITE)
 # The host crates (the wasm crate `frontend` and the dev tools apart).
 HOST_CRATES := -p registry -p store -p tosca -p synchronizer -p backend-kit -p backend-local -p backend-ec2 \
                -p backend-openstack -p xos-service -p xos-services -p service-helloworld \
-               -p service-hpc -p service-requestrouter -p service-example -p app -p server
+               -p service-hpc -p service-requestrouter -p service-example -p app -p server -p testkit
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 WEB_STAMP := vendor/node_modules/.installed
 
 PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-regression test-configurations production-check nginx moto \
                schemathesis-venv test-api-fuzz fuzz soak check-crates
-PHONY_EXTRA += web-deps devtools dns
+PHONY_EXTRA += web-deps devtools dns garage-install
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy test-rust test-browser \
         wasm-size clean $(PHONY_EXTRA)
 
@@ -79,6 +79,17 @@ $(MOTO_VENV)/.installed-$(MOTO_VERSION):
 	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)'
 	touch $@
 
+# Garage (crate `garage`, an S3 object store; AGPL, so a separate process, never linked), pinned,
+# for the Syndicate storage service; built once into the tool cache (about 22 min on 2 cores).
+GARAGE_VERSION := 2.5.0
+GARAGE_ROOT ?= $(HOME)/.cache/xos/garage
+export XOS_GARAGE := $(GARAGE_ROOT)/bin/garage
+garage-install:
+	@$(XOS_GARAGE) --version 2>/dev/null | grep -q 'cargo:$(GARAGE_VERSION) ' || { \
+	  echo "building garage $(GARAGE_VERSION) from crates.io (about 22 minutes on 2 cores)"; \
+	  cargo install garage --version $(GARAGE_VERSION) --locked $(CARGO_JOBS) --root $(GARAGE_ROOT) \
+	    --target-dir $(GARAGE_ROOT)/target && rm -rf $(GARAGE_ROOT)/target; }
+
 # schemathesis, pinned, for the API fuzzing in `make test` and `make fuzz`.
 ST_VENV ?= $(HOME)/.cache/xos/st-venv
 ST_VERSION := 4.32.5
@@ -112,7 +123,8 @@ frontend: toolchain web-deps
 	@$(MAKE) --no-print-directory $(SITE)/pkg/frontend_bg.wasm
 	@$(MAKE) --no-print-directory assets
 
-# CSS, favicon and the browser libraries vendored from the npm registry (Swagger UI for /docs/).
+# CSS, favicon, the browser libraries vendored from the npm registry (Swagger UI for /docs/) and
+# the services' static files (the server also serves those compiled in, for a run without this).
 assets: web-deps
 	@mkdir -p $(SITE)/pkg $(SITE)/vendor/swagger-ui
 	@cp style/xos.css $(SITE)/pkg/xos.css
@@ -120,6 +132,7 @@ assets: web-deps
 	@cp vendor/node_modules/swagger-ui-dist/swagger-ui-bundle.js vendor/node_modules/swagger-ui-dist/swagger-ui.css \
 	  vendor/node_modules/swagger-ui-dist/LICENSE $(SITE)/vendor/swagger-ui/
 	@mkdir -p $(SITE)/static/js/vendor
+	@for d in services/*/static; do cp -R $$d/. $(SITE)/static/; done  # each service's own (collectstatic)
 	@cp vendor/node_modules/jquery/dist/jquery.min.js vendor/node_modules/underscore/underscore-min.js \
 	  vendor/node_modules/backbone/backbone.js $(SITE)/static/js/vendor/
 

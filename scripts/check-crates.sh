@@ -40,6 +40,22 @@ forbid backend-kit "backend-local|backend-ec2|backend-openstack" "the kit is bel
 forbid backend-local "backend-ec2|backend-openstack" "backends are independent"
 forbid backend-ec2 "backend-local|backend-openstack" "backends are independent"
 forbid backend-openstack "backend-local|backend-ec2" "backends are independent"
+# The store's and the TOSCA crate's tests build without the layers above them: their
+# dev-dependencies too know no runtime, backend, service or web crate.
+for core in store tosca; do
+    found=$(cargo tree -q -p "$core" -e normal,dev --prefix none --format '{p}' | awk '{print $1}' | sort -u |
+        grep -E "^(synchronizer|xos-service|$backends|$services|$web)\$" || true)
+    if [[ -n "$found" ]]; then
+        echo "crate $core (with its tests) depends on $(echo "$found" | paste -sd, -): its tests need the store only" >&2
+        failed=1
+    fi
+done
+# The tests' helpers (a dev-dependency of any crate) sit below everything: tokio and nothing else.
+direct=$(cargo tree -q -p testkit -e normal --depth 1 --prefix none --format '{p}' | awk '{print $1}' | grep -vx testkit | sort -u)
+if [[ "$direct" != "tokio" ]]; then
+    echo "crate testkit depends on $(echo "$direct" | paste -sd, -): it may depend on tokio only" >&2
+    failed=1
+fi
 
 if [[ $failed -ne 0 ]]; then
     exit 1

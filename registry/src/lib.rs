@@ -10,15 +10,18 @@
 
 mod access;
 mod field;
+pub mod fields;
 mod model;
 mod models;
 mod rules;
 mod status;
 mod tosca;
+pub mod typed;
 
 pub use access::{Access, Read, Write};
 pub use field::{Choice, Field, FieldDefault, FieldKind, OnDelete, SqlType};
 pub use model::{Base, Extends, ManyToMany, Model};
+pub use models::BACKEND_TYPES;
 pub use rules::{Rule, TextCheck, Validator, domain_name_error};
 pub use status::BackendStatus;
 pub use tosca::{Tosca, ToscaEffect, ToscaLink, ToscaRequirement};
@@ -125,6 +128,12 @@ pub fn install(service_models: fn() -> Vec<Model>) {
         SERVICE_MODELS.set(service_models).is_ok(),
         "the services' models were installed twice"
     );
+}
+
+/// The core's models alone, as declared (for a service's tests, which build a [`Registry`] of
+/// them and the service's own without installing anything).
+pub fn core_models() -> Vec<Model> {
+    models::models()
 }
 
 /// The registry of the core's models and the installed services' ([`install`]).

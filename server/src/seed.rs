@@ -26,82 +26,15 @@ async fn count(store: &Store, table: &str) -> Result<i64, StoreError> {
 }
 
 /// XOS's fixtures (`initial_data.json`): roles, flavors and network templates every
-/// installation has. Creates what is missing (matched by key), changes nothing that exists.
+/// installation has (the store's [`store::seed::core_rows`]), then the rows the services seed
+/// (their dashboard views). Creates what is missing (matched by key), changes nothing that exists.
 pub async fn initial_data(store: &Store) -> Result<(), StoreError> {
-    let rows: Vec<(&str, &str, Json)> = vec![
-        ("SiteRole", "role", json!({"role": "admin"})),
-        ("SiteRole", "role", json!({"role": "pi"})),
-        ("SiteRole", "role", json!({"role": "tech"})),
-        ("SiteRole", "role", json!({"role": "billing"})),
-        ("SliceRole", "role", json!({"role": "admin"})),
-        ("SliceRole", "role", json!({"role": "access"})),
-        ("DeploymentRole", "role", json!({"role": "admin"})),
-        (
-            "Flavor",
-            "name",
-            json!({"name": "m1.small", "flavor": "m1.small", "description": "1 CPU, 2 GB", "order": 1, "default": true, "memory_mb": 2048, "vcpus": 1}),
-        ),
-        (
-            "Flavor",
-            "name",
-            json!({"name": "m1.medium", "flavor": "m1.medium", "description": "2 CPUs, 4 GB", "order": 2, "memory_mb": 4096, "vcpus": 2}),
-        ),
-        (
-            "Flavor",
-            "name",
-            json!({"name": "m1.large", "flavor": "m1.large", "description": "4 CPUs, 8 GB", "order": 3, "memory_mb": 8192, "vcpus": 4}),
-        ),
-        (
-            "DashboardView",
-            "name",
-            json!({"name": "Customize", "url": "template:customize"}),
-        ),
-        (
-            "DashboardView",
-            "name",
-            json!({"name": "Tenant", "url": "template:xosTenant"}),
-        ),
-        (
-            "DashboardView",
-            "name",
-            json!({"name": "Developer", "url": "template:xosDeveloper"}),
-        ),
-        (
-            "NetworkTemplate",
-            "name",
-            json!({"name": "Private", "visibility": "private", "translation": "none"}),
-        ),
-        (
-            "NetworkTemplate",
-            "name",
-            json!({"name": "Public shared IPv4", "visibility": "private", "translation": "NAT", "shared_network_name": "nat-net"}),
-        ),
-        (
-            "NetworkTemplate",
-            "name",
-            json!({"name": "Public dedicated IPv4", "visibility": "public", "translation": "none", "shared_network_name": "ext-net"}),
-        ),
-    ];
-    // Then the rows the services seed (their dashboard views).
     let seeded: Vec<xos_service::SeedRow> =
         crate::services::catalog().iter().flat_map(|s| s.seed()).collect();
-    let rows = rows
+    let rows = store::seed::core_rows()
         .into_iter()
         .chain(seeded.into_iter().map(|r| (r.model, r.key, r.values)));
-    let mut unit = store.begin(Actor::System).await?;
-    let mut created = 0;
-    for (model, key, row) in rows {
-        let m = store.model(model);
-        let table = m.table();
-        let key_value = row[key].as_str().unwrap_or_default().to_string();
-        let mut sql = Sql::new(format!("SELECT id FROM {table} WHERE NOT deleted AND {key} = "));
-        sql.bind(Value::Text(key_value));
-        if unit.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
-            unit.create(m, &obj(row)).await?;
-            created += 1;
-        }
-    }
-    unit.commit().await?;
+    let created = store::seed::create_missing(store, rows).await?;
     if created > 0 {
         tracing::info!(
             created,

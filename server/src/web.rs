@@ -8,6 +8,7 @@ use crate::state::AppState;
 use app::UserInfo;
 use axum::Router;
 use axum::extract::Request;
+use axum::handler::HandlerWithoutStateExt;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
@@ -45,11 +46,34 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .nest_service(
             "/static",
             ServiceBuilder::new().layer(CompressionLayer::new()).service(
-                ServeDir::new(&state.config.static_dir).fallback(ServeDir::new(site.join("static"))),
+                ServeDir::new(&state.config.static_dir)
+                    .fallback(ServeDir::new(site.join("static")).fallback(service_static.into_service())),
             ),
         )
         .route_service("/favicon.ico", ServeFile::new(site.join("favicon.ico")))
         .merge(pages)
+}
+
+/// `/static/<path>` from the services' own files (`Service::static_files`), after the
+/// configuration's `static_dir` and the site's `static/`.
+async fn service_static(uri: http::Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let Some(file) = crate::services::catalog()
+        .iter()
+        .flat_map(|s| s.static_files())
+        .find(|f| f.path == path)
+    else {
+        return http::StatusCode::NOT_FOUND.into_response();
+    };
+    let kind = match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("html") => "text/html; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("json") => "application/json",
+        _ => "text/plain; charset=utf-8",
+    };
+    ([(http::header::CONTENT_TYPE, kind)], file.source).into_response()
 }
 
 /// The answer's script nonce (`crate::csp`) for Leptos's own inline scripts (hydration and

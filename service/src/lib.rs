@@ -44,6 +44,14 @@ pub struct Template {
     pub source: &'static str,
 }
 
+/// A static file a service ships, served at `/static/<path>` (a file of that path in the
+/// configuration's `static_dir` wins), compiled in like its templates.
+#[derive(Clone, Copy, Debug)]
+pub struct StaticFile {
+    pub path: &'static str,
+    pub source: &'static str,
+}
+
 /// Everything of a service beyond its models, as the server and the synchronizer use it.
 #[async_trait::async_trait]
 pub trait Service: Send + Sync {
@@ -75,6 +83,10 @@ pub trait Service: Send + Sync {
     }
     /// Its dashboard templates.
     fn templates(&self) -> Vec<Template> {
+        Vec::new()
+    }
+    /// Its static files (the scripts its dashboards load).
+    fn static_files(&self) -> Vec<StaticFile> {
         Vec::new()
     }
     /// Rows it seeds (a dashboard view of its own).

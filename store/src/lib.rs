@@ -31,6 +31,7 @@ pub mod permissions;
 mod query;
 mod record;
 pub mod rules;
+pub mod seed;
 mod unit;
 pub mod validate;
 
@@ -52,7 +53,7 @@ pub use query::{
     select_sql, types,
 };
 pub(crate) use record::slug;
-pub use record::{Change, Record, human_readable_name};
+pub use record::{Change, MissingField, ReadField, Record, human_readable_name};
 pub use unit::{Savepoint, StatusUpdate, Unit};
 
 /// Field name → messages, the body of a 400 (`{"field": ["message"]}`).

@@ -25,6 +25,7 @@
 
 use super::{Actor, FieldErrors, Principal, Record, StoreError, Unit};
 use crate::db::{Sql, Value};
+use registry::fields::user;
 use registry::{Model, Read, SqlType, Write};
 
 /// The kind of write being checked.
@@ -649,15 +650,15 @@ async fn check_user(
         Op::Update => "change this user",
         Op::Delete => "delete this user",
     };
-    if after.get_bool("is_admin") && (op == Op::Create || changed.contains(&"is_admin")) {
+    if after.opt(user::IS_ADMIN) == Some(true) && (op == Op::Create || changed.contains(&"is_admin")) {
         return Err(deny("make a user an admin"));
     }
     if op == Op::Update && changed.contains(&"password") && after.id() != me {
         return Err(deny("set another user's password"));
     }
     let home = before
-        .map(|b| b.get_int("site"))
-        .unwrap_or_else(|| after.get_int("site"));
+        .map(|b| b.opt(user::SITE))
+        .unwrap_or_else(|| after.opt(user::SITE));
     if op == Op::Create {
         return if has_site_role(unit, me, home, &["admin", "pi"]).await? {
             Ok(())
@@ -676,7 +677,7 @@ async fn check_user(
     }
     // Another user: never an admin, never one who outranks the actor at their home site.
     let target = before.unwrap_or(after);
-    if target.get_bool("is_admin") {
+    if target.opt(user::IS_ADMIN) == Some(true) {
         return Err(deny(&format!(
             "{} an admin",
             if op == Op::Delete { "delete" } else { "change" }

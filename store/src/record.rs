@@ -3,6 +3,47 @@
 use crate::ChangeKind;
 use crate::db::Value;
 use registry::Model;
+use registry::typed::{Bool, FieldName, Fk, Int, Kind, Text};
+
+/// An object lacks a value code needs (null, or a field its model does not have).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{model} {id} has no {field}")]
+pub struct MissingField {
+    pub model: String,
+    pub id: i64,
+    pub field: &'static str,
+}
+
+/// How a typed field's value is read from a stored [`Value`].
+pub trait ReadField: Kind {
+    type Out<'a>;
+    fn read(v: &Value) -> Option<Self::Out<'_>>;
+}
+
+impl ReadField for Text {
+    type Out<'a> = &'a str;
+    fn read(v: &Value) -> Option<&str> {
+        v.as_str()
+    }
+}
+impl ReadField for Int {
+    type Out<'a> = i64;
+    fn read(v: &Value) -> Option<i64> {
+        v.as_int()
+    }
+}
+impl ReadField for Fk {
+    type Out<'a> = i64;
+    fn read(v: &Value) -> Option<i64> {
+        v.as_int()
+    }
+}
+impl ReadField for Bool {
+    type Out<'a> = bool;
+    fn read(v: &Value) -> Option<bool> {
+        v.as_bool()
+    }
+}
 
 /// A stored object: its values aligned with `model.fields`.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +74,25 @@ impl Record {
             .iter()
             .position(|f| f.name == name)
             .map(|i| &self.values[i])
+    }
+    /// The value of typed field `f`; null, or a field the model lacks, is an error naming both.
+    pub fn req<K: ReadField>(&self, f: FieldName<K>) -> Result<K::Out<'_>, MissingField> {
+        self.opt(f).ok_or_else(|| MissingField {
+            model: self.model.name.clone(),
+            id: self.id(),
+            field: f.name,
+        })
+    }
+    /// The value of typed field `f`, None when null (for fields that may be empty).
+    pub fn opt<K: ReadField>(&self, f: FieldName<K>) -> Option<K::Out<'_>> {
+        debug_assert!(
+            f.model
+                .is_none_or(|m| m == self.model.name || self.try_get(f.name).is_some()),
+            "{} read as a {}",
+            self.model.name,
+            f.model.unwrap_or_default()
+        );
+        self.try_get(f.name).and_then(K::read)
     }
     pub fn get_int(&self, name: &str) -> Option<i64> {
         self.try_get(name).and_then(Value::as_int)

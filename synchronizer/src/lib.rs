@@ -88,8 +88,22 @@ pub enum SyncError {
     /// Try again soon (XOS's DeferredException): `2 - <message>`, a short backoff.
     #[error("{0}")]
     Deferred(String),
+    /// A fault the step records and leaves to a person (drift: report): `2 - <message>`, the
+    /// backend-owned `fields` written with it (so the state is data, not status text), no
+    /// backoff (the step fetches the row again only when something changes).
+    #[error("{message}")]
+    Reported {
+        message: String,
+        fields: Vec<(String, Value)>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<store::MissingField> for SyncError {
+    fn from(e: store::MissingField) -> SyncError {
+        SyncError::Failed(e.to_string())
+    }
 }
 
 impl From<store::db::DbError> for SyncError {

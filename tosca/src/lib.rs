@@ -16,6 +16,7 @@ mod parse;
 pub use apply::{Entry, Mode, run};
 pub use parse::{Recipe, Source, parse};
 
+use registry::fields;
 use serde::Serialize;
 use std::fmt;
 use store::StoreError;
@@ -128,8 +129,10 @@ pub async fn actor_for(store: &store::Store, email: &str) -> Result<store::Actor
     Ok(store::Actor::User(store::Principal {
         id: user.id(),
         email: email.to_string(),
-        is_admin: user.get_bool("is_admin"),
-        is_readonly: user.get_bool("is_readonly"),
-        site_id: user.get_int("site").unwrap_or_default(),
+        is_admin: user.opt(fields::user::IS_ADMIN) == Some(true),
+        is_readonly: user.opt(fields::user::IS_READONLY) == Some(true),
+        site_id: user
+            .req(fields::user::SITE)
+            .map_err(|e| ToscaError::Store(StoreError::field("user", e.to_string())))?,
     }))
 }

@@ -1,6 +1,7 @@
 //! The catalog: zones, images and flavors from EC2 (external step).
 
 use super::*;
+use registry::fields::common;
 
 /// Sites, nodes, images and flavors from EC2 (external step).
 pub struct Ec2Catalog {
@@ -198,8 +199,8 @@ impl Step for Ec2Catalog {
             .await?
             .into_iter()
             .filter(|c| {
-                c.get_int("row_version") > c.get_int("enacted_version")
-                    || c.get_str("backend_register")
+                c.opt(common::ROW_VERSION) > c.opt(common::ENACTED_VERSION)
+                    || c.opt(common::BACKEND_REGISTER)
                         .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
                         .and_then(|r| r["last_success"].as_i64())
                         .is_none_or(|t| t <= due_before)

@@ -1,6 +1,7 @@
 //! Instances: run, resize, replace and terminate (internal step, driven by changes).
 
 use super::*;
+use registry::fields::{common, instance};
 
 /// What an instance should be in EC2.
 pub(super) struct Wanted {
@@ -74,29 +75,16 @@ pub(super) async fn wanted(store: &Store, obj: &Record) -> Result<Wanted, SyncEr
 
 /// The model's view of an EC2 instance: its id, name and address, and a status line.
 pub(super) fn reflect(inst: &Ec2Instance, what: &str) -> Enacted {
-    let ip = inst
-        .private_ip
-        .clone()
-        .or_else(|| inst.public_ip.clone())
-        .unwrap_or_default();
+    let seen = super::drift::observed(inst);
     let mut status = format!("{what}: {} as {}", inst.state, inst.id);
-    if !ip.is_empty() {
+    if let Some(ip) = &seen.ip {
         status.push_str(&format!(" at {ip}"));
     }
     if let Some(public) = &inst.public_ip {
         status.push_str(&format!(" (public {public})"));
     }
-    let mut e = Enacted::with_status(status)
-        .field("instance_id", Value::Text(inst.id.clone()))
-        .field("instance_name", Value::Text(inst.id.clone()));
-    e = e.field(
-        "ip",
-        if ip.is_empty() {
-            Value::Null(SqlType::Text)
-        } else {
-            Value::Text(ip)
-        },
-    );
+    let mut e = Enacted::with_status(status).field("instance_name", Value::Text(inst.id.clone()));
+    e.fields.extend(seen.fields());
     e
 }
 
@@ -120,7 +108,7 @@ pub(super) async fn enact(
         .collect();
     live.sort_by(|a, b| a.id.cmp(&b.id));
     // Prefer the one the model records; stop any others (a duplicate would be a leak).
-    let recorded = obj.get_str("instance_id").unwrap_or_default().to_string();
+    let recorded = obj.opt(instance::INSTANCE_ID).unwrap_or_default().to_string();
     if let Some(pos) = live.iter().position(|i| i.id == recorded) {
         let keep = live.remove(pos);
         live.insert(0, keep);
@@ -171,12 +159,12 @@ pub(super) async fn run(c: &Controller, obj: &Record, w: &Wanted) -> Result<Ec2I
     let token = format!(
         "xos-{}-{}-{}",
         obj.id(),
-        obj.get_int("row_version").unwrap_or(0),
+        obj.req(common::ROW_VERSION)?,
         chrono::Utc::now().timestamp()
     );
     let tags = [
         (TAG, obj.id().to_string()),
-        ("Name", obj.get_str("name").unwrap_or_default().to_string()),
+        ("Name", obj.opt(instance::NAME).unwrap_or_default().to_string()),
     ];
     c.client
         .run(&RunRequest {

@@ -30,11 +30,12 @@ pub use instances::Ec2Instances;
 pub use backend_kit::Drift;
 use client::{Ec2Client, Ec2Config, Ec2Error, Ec2Instance, RunRequest};
 use registry::SqlType;
+use registry::fields::{self, controller};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 use std::collections::HashMap;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use store::db::{Sql, Value};
 use store::{Actor, Record, Store, StoreError};
@@ -81,7 +82,7 @@ pub struct Ec2Backend {
 }
 
 /// An EC2 controller and its client.
-struct Controller {
+pub struct Controller {
     id: i64,
     deployment: i64,
     settings: Settings,
@@ -95,9 +96,9 @@ impl Ec2Backend {
     }
 
     fn controller(&self, rec: &Record) -> Result<Controller, SyncError> {
-        let region = rec.get_str("domain").unwrap_or_default().trim().to_string();
+        let region = rec.opt(controller::DOMAIN).unwrap_or_default().trim().to_string();
         let endpoint = rec
-            .get_str("auth_url")
+            .opt(controller::AUTH_URL)
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
@@ -105,10 +106,17 @@ impl Ec2Backend {
         let config = Ec2Config {
             endpoint,
             region,
-            access_key: rec.get_str("admin_user").unwrap_or_default().trim().to_string(),
-            secret_key: rec.get_str("admin_password").unwrap_or_default().to_string(),
+            access_key: rec
+                .opt(controller::ADMIN_USER)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            secret_key: rec
+                .opt(controller::ADMIN_PASSWORD)
+                .unwrap_or_default()
+                .to_string(),
         };
-        let settings = Settings::parse(rec.get_str("settings")).map_err(SyncError::Failed)?;
+        let settings = Settings::parse(rec.opt(controller::SETTINGS)).map_err(SyncError::Failed)?;
         // Reuse the client (its connections) while the connection settings stay the same.
         let fingerprint = format!(
             "{}|{}|{}|{}",
@@ -122,7 +130,7 @@ impl Ec2Backend {
         })?;
         Ok(Controller {
             id: rec.id(),
-            deployment: rec.get_int("deployment").unwrap_or_default(),
+            deployment: rec.req(controller::DEPLOYMENT)?,
             settings,
             client,
         })
@@ -135,11 +143,11 @@ impl Ec2Backend {
 
     /// The controller of an instance's deployment.
     async fn controller_of(&self, store: &Store, instance: &Record) -> Result<Controller, SyncError> {
-        let deployment = instance.get_int("deployment").unwrap_or_default();
+        let deployment = instance.req(fields::instance::DEPLOYMENT)?;
         let rec = Ec2Backend::controllers(store)
             .await?
             .into_iter()
-            .find(|c| c.get_int("deployment") == Some(deployment))
+            .find(|c| c.opt(controller::DEPLOYMENT) == Some(deployment))
             .ok_or_else(|| SyncError::Failed("the instance's deployment has no EC2 controller".into()))?;
         self.controller(&rec)
     }
@@ -163,10 +171,17 @@ pub fn steps(
         Arc::new(Ec2Instances {
             backend: backend.clone(),
         }),
-        Arc::new(Ec2Drift {
-            backend,
-            interval: drift_interval,
-            seen: Mutex::new(HashMap::new()),
-        }),
+        Arc::new(Ec2Drift::new(
+            Arc::new(drift::Ec2DriftSource(backend)),
+            drift_interval,
+        )),
     ]
+}
+
+#[cfg(test)]
+mod backend_type_tests {
+    #[test]
+    fn its_backend_type_is_one_a_controller_may_name() {
+        assert!(registry::BACKEND_TYPES.iter().any(|(v, _)| *v == super::BACKEND));
+    }
 }

@@ -3,7 +3,11 @@
 //! every backend makes of its controllers and instances. Each backend (`backends/local`, `backends/ec2`, `backends/openstack`) is a crate
 //! on this kit and the synchronizer runtime; none of them knows HTTP servers or the UI.
 
+pub mod drift;
+
+pub use drift::{DriftSource, DriftStep, Observed};
 use registry::BackendStatus;
+use registry::fields::{self, common};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -209,7 +213,11 @@ pub async fn enacted_instances(store: &Store, deployment: i64) -> Result<Vec<Rec
         .await?
         .into_iter()
         .map(|values| Record { model, values })
-        .filter(|r| BackendStatus::parse(r.get_str("backend_status").unwrap_or_default()).is_ok())
+        // An instance reported gone (drift: report) is still the drift step's to watch.
+        .filter(|r| {
+            BackendStatus::parse(r.opt(common::BACKEND_STATUS).unwrap_or_default()).is_ok()
+                || r.opt(fields::instance::OBSERVED_STATE) == Some(drift::GONE)
+        })
         .collect())
 }
 

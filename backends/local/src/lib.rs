@@ -12,6 +12,7 @@
 //! - A process that dies at start fails the sync with its reason (e.g. the memory limit); one
 //!   that dies later is restarted by the drift step, which says so in `backend_status`.
 
+use registry::fields::{common, instance};
 use registry::{BackendStatus, SqlType};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -25,6 +26,9 @@ use std::time::Duration;
 use store::db::{Sql, Value};
 use store::{Record, select_sql, types};
 use synchronizer::{Enacted, Step, StepContext, SyncError, and_where, default_fetch_pending};
+
+/// The `backend_type` that selects this backend.
+pub const BACKEND: &str = "local";
 
 /// What the local backend may run and within which limits (`[local_backend]`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -543,9 +547,9 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
     let mut sql =
         Sql::new("SELECT i.path, f.memory_mb, f.vcpus FROM core_image i, core_flavor f WHERE i.id = ");
-    sql.bind(Value::Int(obj.get_int("image").unwrap_or(0)));
+    sql.bind(Value::Int(obj.req(instance::IMAGE)?));
     sql.push(" AND f.id = ")
-        .bind(Value::Int(obj.get_int("flavor").unwrap_or(0)));
+        .bind(Value::Int(obj.req(instance::FLAVOR)?));
     let rows = ctx
         .store
         .db()
@@ -584,7 +588,7 @@ async fn site_instances(ctx: &StepContext, obj: &Record) -> Result<Vec<i64>, Syn
         "SELECT i.id FROM core_instance i JOIN core_slice s ON s.id = i.slice_id WHERE NOT i.deleted \
          AND s.site_id = (SELECT site_id FROM core_slice WHERE id = ",
     );
-    sql.bind(Value::Int(obj.get_int("slice").unwrap_or(0)));
+    sql.bind(Value::Int(obj.req(instance::SLICE)?));
     sql.push(") AND i.id <> ").bind(Value::Int(obj.id()));
     Ok(ctx
         .store
@@ -638,7 +642,7 @@ impl Step for LocalInstances {
         8
     }
     async fn fetch_pending(&self, ctx: &StepContext, deletion: bool) -> Result<Vec<Record>, SyncError> {
-        let mut extra = and_where(LOCAL, Value::Text("local".into()));
+        let mut extra = and_where(LOCAL, Value::Text(BACKEND.into()));
         extra.push(")");
         Ok(default_fetch_pending(&ctx.store, self.observes(), deletion, Some(extra)).await?)
     }
@@ -738,7 +742,7 @@ impl Step for LocalInstanceDrift {
         // external steps are.
         let mut sql = select_sql(model);
         sql.push(" WHERE ");
-        sql.push(LOCAL).bind(Value::Text("local".into()));
+        sql.push(LOCAL).bind(Value::Text(BACKEND.into()));
         sql.push(") ORDER BY t.id");
         let rows = ctx.store.db().fetch(&sql, &types(model)).await?;
         let all: Vec<Record> = rows.into_iter().map(|values| Record { model, values }).collect();
@@ -762,9 +766,9 @@ impl Step for LocalInstanceDrift {
         Ok(all
             .into_iter()
             .filter(|r| {
-                !r.get_bool("deleted")
-                    && r.get_int("row_version") == r.get_int("enacted_version")
-                    && BackendStatus::parse(r.get_str("backend_status").unwrap_or_default()).is_ok()
+                r.opt(common::DELETED) == Some(false)
+                    && r.opt(common::ROW_VERSION) == r.opt(common::ENACTED_VERSION)
+                    && BackendStatus::parse(r.opt(common::BACKEND_STATUS).unwrap_or_default()).is_ok()
                     && !running.contains_key(&r.id())
             })
             .collect())
@@ -853,4 +857,12 @@ pub fn stop_all(state_dir: &Path) {
         .map(|f| f.pid)
         .collect();
     backend.stop(&pids);
+}
+
+#[cfg(test)]
+mod backend_type_tests {
+    #[test]
+    fn its_backend_type_is_one_a_controller_may_name() {
+        assert!(registry::BACKEND_TYPES.iter().any(|(v, _)| *v == super::BACKEND));
+    }
 }

@@ -30,7 +30,7 @@ impl Step for OsControllers {
         Ok(OsBackend::controllers(&ctx.store)
             .await?
             .into_iter()
-            .filter(|c| c.get_int("row_version") > c.get_int("enacted_version"))
+            .filter(|c| c.opt(common::ROW_VERSION) > c.opt(common::ENACTED_VERSION))
             .collect())
     }
     async fn sync_record(&self, _ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
@@ -42,7 +42,7 @@ impl Step for OsControllers {
         Ok(Enacted::with_status(format!(
             "OK, logged in to {} as {}",
             c.client.auth_url(),
-            obj.get_str("admin_user").unwrap_or_default()
+            obj.opt(controller::ADMIN_USER).unwrap_or_default()
         )))
     }
     async fn delete_record(&self, _: &StepContext, _: &Record) -> Result<(), SyncError> {

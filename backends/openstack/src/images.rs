@@ -27,9 +27,9 @@ impl Step for OsImages {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_images::CONTROLLER))
             .await?;
-        let image = obj.get_int("image").unwrap_or_default();
+        let image = obj.req(controller_images::IMAGE)?;
         let r = rows(
             &ctx.store,
             &by_id(
@@ -43,9 +43,9 @@ impl Step for OsImages {
             return Err(SyncError::Failed("the image is gone".into()));
         };
         let (name, disk, container, path) = (text(&r[0]), text(&r[1]), text(&r[2]), text(&r[3]));
-        let found = c
+        let found: Vec<Image> = c
             .client
-            .list(
+            .list_as(
                 None,
                 Service::Image,
                 &format!("/images?name={}", q(&name)),
@@ -53,27 +53,27 @@ impl Step for OsImages {
             )
             .await
             .map_err(failed)?;
-        if let Some(img) = found.iter().find(|i| i["status"] == "active") {
-            let id = img["id"].as_str().unwrap_or_default().to_string();
+        if let Some(img) = found.iter().find(|i| i.status == "active") {
+            let id = img.id.clone();
             return Ok(Enacted::with_status(format!("OK, Glance image {id}"))
                 .field("glance_image_id", Value::Text(id)));
         }
         // One of ours left half-made (a crash during the upload): upload into it.
         let ours = found
             .iter()
-            .find(|i| i["xos_image_id"] == image.to_string().as_str() && i["status"] == "queued");
+            .find(|i| i.xos_image_id.as_deref() == Some(image.to_string().as_str()) && i.status == "queued");
         // Only a file of the image directory, of a bounded size, is ever sent to the cloud.
         let (file, len) = ctx
             .setting::<backend_kit::ImagesConfig>()
             .file(&ctx.state_dir, &path)
             .map_err(|e| SyncError::Failed(format!("no Glance image named {name}, and {e}")))?;
         let id = match ours {
-            Some(i) => i["id"].as_str().unwrap_or_default().to_string(),
+            Some(i) => i.id.clone(),
             None => {
                 let or = |v: String, d: &str| if v.trim().is_empty() { d.to_string() } else { v };
-                let created = c
+                let created: Image = c
                     .client
-                    .post(
+                    .post_as(
                         None,
                         Service::Image,
                         "/images",
@@ -81,10 +81,12 @@ impl Step for OsImages {
                         // made members (`server_spec`); nobody else sees it.
                         json!({"name": name, "disk_format": or(disk, "raw"), "container_format": or(container, "bare"),
                                "visibility": "shared", "xos_image_id": image.to_string()}),
+                        // Glance answers with the image itself, not wrapped.
+                        "",
                     )
                     .await
                     .map_err(failed)?;
-                created["id"].as_str().unwrap_or_default().to_string()
+                created.id
             }
         };
         c.client.upload_image(&id, &file, len).await.map_err(failed)?;

@@ -22,7 +22,7 @@ pub(crate) async fn server_spec(
     store: &Store,
     obj: &Record,
 ) -> Result<ServerSpec, SyncError> {
-    let slice = obj.get_int("slice").unwrap_or_default();
+    let slice = obj.req(instance::SLICE)?;
     let project = slice_project(store, slice, c.id)
         .await?
         .ok_or_else(|| deferred("waiting for the slice's project"))?;
@@ -102,7 +102,7 @@ pub(crate) async fn server_spec(
         image,
         networks,
         key,
-        user_data: obj.get_str("userData").unwrap_or_default().to_string(),
+        user_data: obj.opt(instance::USER_DATA).unwrap_or_default().to_string(),
     })
 }
 
@@ -113,11 +113,11 @@ pub(crate) fn reflect(s: &Server, what: &str) -> Enacted {
     if !ip.is_empty() {
         status.push_str(&format!(" at {ip}"));
     }
-    Enacted::with_status(status)
-        .field("instance_id", Value::Text(s.id.clone()))
+    let mut e = Enacted::with_status(status)
         .field("instance_uuid", Value::Text(s.id.clone()))
-        .field("instance_name", opt_text(s.instance_name.clone()))
-        .field("ip", opt_text(ip))
+        .field("instance_name", opt_text(s.instance_name.clone()));
+    e.fields.extend(observed(s).fields());
+    e
 }
 
 /// The live servers carrying XOS instance id `id` in `project`.
@@ -144,7 +144,7 @@ pub(crate) async fn enact_instance(
     let spec = server_spec(c, store, obj).await?;
     let cl = &c.client;
     let mut live = servers_of(cl, &spec.project, obj.id()).await?;
-    let recorded = obj.get_str("instance_id").unwrap_or_default().to_string();
+    let recorded = obj.opt(instance::INSTANCE_ID).unwrap_or_default().to_string();
     if let Some(pos) = live.iter().position(|s| s.id == recorded) {
         let keep = live.remove(pos);
         live.insert(0, keep);
@@ -181,7 +181,7 @@ pub(crate) async fn enact_instance(
                 ensure_key_pair(cl, None, name, key).await?;
             }
             let mut server = json!({
-                "name": obj.get_str("name").unwrap_or_default(),
+                "name": obj.opt(instance::NAME).unwrap_or_default(),
                 "flavorRef": spec.flavor,
                 "imageRef": spec.image,
                 "networks": if spec.networks.is_empty() { json!("none") } else {
@@ -196,12 +196,13 @@ pub(crate) async fn enact_instance(
                 server["user_data"] =
                     json!(base64::engine::general_purpose::STANDARD.encode(&spec.user_data));
             }
-            let made = cl
-                .post(
+            let made: Ref = cl
+                .post_as(
                     Some(&spec.project),
                     Service::Compute,
                     "/servers",
                     json!({"server": server}),
+                    "server",
                 )
                 .await
                 .map_err(|e| {
@@ -209,7 +210,7 @@ pub(crate) async fn enact_instance(
                     cl.forget_ids("flavor");
                     failed(e)
                 })?;
-            let id = made["server"]["id"].as_str().unwrap_or_default().to_string();
+            let id = made.id;
             cl.server(Some(&spec.project), &id)
                 .await
                 .map_err(failed)?
@@ -273,16 +274,16 @@ impl Step for OsInstances {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let c = self
             .backend
-            .controller_of_deployment(&ctx.store, obj.get_int("deployment").unwrap_or_default())
+            .controller_of_deployment(&ctx.store, obj.req(instance::DEPLOYMENT)?)
             .await?;
         enact_instance(&c, &ctx.store, obj, None).await
     }
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let c = self
             .backend
-            .controller_of_deployment(&ctx.store, obj.get_int("deployment").unwrap_or_default())
+            .controller_of_deployment(&ctx.store, obj.req(instance::DEPLOYMENT)?)
             .await?;
-        let Some(project) = slice_project(&ctx.store, obj.get_int("slice").unwrap_or_default(), c.id).await?
+        let Some(project) = slice_project(&ctx.store, obj.req(instance::SLICE)?, c.id).await?
         else {
             return Ok(()); // no project, no server
         };

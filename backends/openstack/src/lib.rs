@@ -43,12 +43,19 @@ mod projects;
 mod queries;
 mod users;
 
-use client::{OsClient, OsConfig, OsError, Server, Service, q, seg};
+use client::{
+    Image, Network, OsClient, OsConfig, OsError, Port, Project, Ref, Router, Server, Service, Stamped,
+    Subnet, User, q, seg,
+};
+use registry::fields::{
+    common, controller, controller_images, controller_network, controller_site, controller_slice, controller_user,
+    instance, port, site_privilege, slice_privilege,
+};
 use registry::{BackendStatus, Model, SqlType};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use controllers::*;
@@ -113,11 +120,11 @@ impl OsBackend {
 
     fn controller(&self, rec: &Record) -> Result<Controller, SyncError> {
         let config = OsConfig {
-            auth_url: rec.get_str("auth_url").unwrap_or_default().to_string(),
-            user: rec.get_str("admin_user").unwrap_or_default().trim().to_string(),
-            password: rec.get_str("admin_password").unwrap_or_default().to_string(),
-            project: rec.get_str("admin_tenant").unwrap_or_default().trim().to_string(),
-            domain: rec.get_str("domain").unwrap_or_default().trim().to_string(),
+            auth_url: rec.opt(controller::AUTH_URL).unwrap_or_default().to_string(),
+            user: rec.opt(controller::ADMIN_USER).unwrap_or_default().trim().to_string(),
+            password: rec.opt(controller::ADMIN_PASSWORD).unwrap_or_default().to_string(),
+            project: rec.opt(controller::ADMIN_TENANT).unwrap_or_default().trim().to_string(),
+            domain: rec.opt(controller::DOMAIN).unwrap_or_default().trim().to_string(),
         };
         // Reuse the client (its tokens and connections) while the settings stay the same.
         let fingerprint = format!(
@@ -128,13 +135,13 @@ impl OsBackend {
             config.domain,
             backend_kit::sha256_hex(&config.password)
         );
-        let settings = backend_kit::parse_settings(rec.get_str("settings")).map_err(SyncError::Failed)?;
+        let settings = backend_kit::parse_settings(rec.opt(controller::SETTINGS)).map_err(SyncError::Failed)?;
         let client = self
             .clients
             .client(rec.id(), fingerprint, || OsClient::new(config).map_err(failed))?;
         Ok(Controller {
             id: rec.id(),
-            deployment: rec.get_int("deployment").unwrap_or_default(),
+            deployment: rec.req(controller::DEPLOYMENT)?,
             settings,
             client,
         })
@@ -162,7 +169,7 @@ impl OsBackend {
         let rec = OsBackend::controllers(store)
             .await?
             .into_iter()
-            .find(|c| c.get_int("deployment") == Some(deployment))
+            .find(|c| c.opt(controller::DEPLOYMENT) == Some(deployment))
             .ok_or_else(|| SyncError::Failed("the deployment has no OpenStack controller".into()))?;
         self.controller(&rec)
     }
@@ -203,10 +210,14 @@ pub fn steps(backend: Arc<OsBackend>, drift_interval: Duration) -> Vec<Arc<dyn S
         Arc::new(OsPorts {
             backend: backend.clone(),
         }),
-        Arc::new(OsDrift {
-            backend,
-            interval: drift_interval,
-            seen: Mutex::new(HashMap::new()),
-        }),
+        Arc::new(OsDrift::new(Arc::new(OsDriftSource(backend)), drift_interval)),
     ]
+}
+
+#[cfg(test)]
+mod backend_type_tests {
+    #[test]
+    fn its_backend_type_is_one_a_controller_may_name() {
+        assert!(registry::BACKEND_TYPES.iter().any(|(v, _)| *v == super::BACKEND));
+    }
 }

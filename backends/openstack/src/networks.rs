@@ -56,27 +56,27 @@ pub(crate) fn cidr_of(spec: &NetworkSpec) -> String {
     }
 }
 
-/// The id of the one Neutron `kind` (networks, subnets) matching `query`: found, or made with
-/// `create`; of several, the oldest (see [`keep_oldest`]).
-pub(crate) async fn one_of(
+/// The id of the one Neutron `kind` (networks, subnets; read as `T`) matching `query`: found,
+/// or made with `create`; of several, the oldest (see [`keep_oldest`]).
+pub(crate) async fn one_of<T: Stamped + serde::de::DeserializeOwned>(
     cl: &OsClient,
     kind: &str,
     query: &str,
     create: serde_json::Value,
 ) -> Result<String, SyncError> {
-    let found = cl
-        .list(None, Service::Network, &format!("/{kind}?{query}"), kind)
+    let found: Vec<T> = cl
+        .list_as(None, Service::Network, &format!("/{kind}?{query}"), kind)
         .await
         .map_err(failed)?;
     match found.as_slice() {
-        [one] => Ok(one["id"].as_str().unwrap_or_default().to_string()),
+        [one] => Ok(one.id().to_string()),
         [] => {
             cl.post(None, Service::Network, &format!("/{kind}"), create)
                 .await
                 .map_err(failed)?;
-            keep_oldest(cl, kind, query).await
+            keep_oldest::<T>(cl, kind, query).await
         }
-        _ => keep_oldest(cl, kind, query).await,
+        _ => keep_oldest::<T>(cl, kind, query).await,
     }
 }
 
@@ -86,27 +86,23 @@ pub(crate) async fn one_of(
 /// object being made after the next run looked and made its own. Looking again after a create
 /// (and whenever several are found) keeps one; the drift check removes a straggler that
 /// appears later still.
-pub(crate) async fn keep_oldest(cl: &OsClient, kind: &str, query: &str) -> Result<String, SyncError> {
-    let mut found = cl
-        .list(None, Service::Network, &format!("/{kind}?{query}"), kind)
+pub(crate) async fn keep_oldest<T: Stamped + serde::de::DeserializeOwned>(
+    cl: &OsClient,
+    kind: &str,
+    query: &str,
+) -> Result<String, SyncError> {
+    let mut found: Vec<T> = cl
+        .list_as(None, Service::Network, &format!("/{kind}?{query}"), kind)
         .await
         .map_err(failed)?;
-    found.sort_by(|a, b| {
-        let key = |v: &serde_json::Value| {
-            (
-                v["created_at"].as_str().unwrap_or_default().to_string(),
-                v["id"].as_str().unwrap_or_default().to_string(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    found.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
     let keep = found
         .first()
-        .and_then(|v| v["id"].as_str())
+        .map(|v| v.id())
         .ok_or_else(|| deferred(format!("waiting for the new {kind} to be listed")))?
         .to_string();
     for extra in found.iter().skip(1) {
-        let id = extra["id"].as_str().unwrap_or_default();
+        let id = extra.id();
         tracing::info!(kind, id, kept = %keep, "deleting a duplicate a killed run left");
         if let Err(e) = cl
             .delete(None, Service::Network, &format!("/{kind}/{}", seg(id)))
@@ -124,15 +120,15 @@ pub(crate) async fn enact_network(
     obj: &Record,
     note: Option<&str>,
 ) -> Result<Enacted, SyncError> {
-    let spec = network_spec(store, obj.get_int("network").unwrap_or_default()).await?;
+    let spec = network_spec(store, obj.req(controller_network::NETWORK)?).await?;
     let cl = &c.client;
     let prefix = |s: String| match note {
         Some(n) => format!("{n}; {s}"),
         None => s,
     };
     if !spec.shared_name.trim().is_empty() {
-        let nets = cl
-            .list(
+        let nets: Vec<Network> = cl
+            .list_as(
                 None,
                 Service::Network,
                 &format!("/networks?name={}", q(spec.shared_name.trim())),
@@ -146,13 +142,10 @@ pub(crate) async fn enact_network(
                 spec.shared_name
             ))
         })?;
-        let subnet = net["subnets"][0].as_str().unwrap_or_default().to_string();
+        let subnet = net.subnets.first().cloned().unwrap_or_default();
         return Ok(
             Enacted::with_status(prefix(format!("OK, shared network {}", spec.shared_name)))
-                .field(
-                    "net_id",
-                    Value::Text(net["id"].as_str().unwrap_or_default().to_string()),
-                )
+                .field("net_id", Value::Text(net.id.clone()))
                 .field("subnet_id", opt_text(subnet)),
         );
     }
@@ -160,7 +153,7 @@ pub(crate) async fn enact_network(
         .await?
         .ok_or_else(|| deferred("waiting for the owner slice's project"))?;
     let marker = format!("xos network {}", spec.id);
-    let net_id = one_of(
+    let net_id = one_of::<Network>(
         cl,
         "networks",
         &format!("description={}&project_id={}", q(&marker), q(&project)),
@@ -168,7 +161,7 @@ pub(crate) async fn enact_network(
     )
     .await?;
     let cidr = cidr_of(&spec);
-    let subnet_id = one_of(
+    let subnet_id = one_of::<Subnet>(
         cl,
         "subnets",
         &format!("network_id={}", q(&net_id)),
@@ -178,8 +171,8 @@ pub(crate) async fn enact_network(
     .await?;
     let mut router_id = String::new();
     if spec.nat {
-        let routers = cl
-            .list(
+        let routers: Vec<Router> = cl
+            .list_as(
                 None,
                 Service::Network,
                 &format!("/routers?description={}&project_id={}", q(&marker), q(&project)),
@@ -187,11 +180,11 @@ pub(crate) async fn enact_network(
             )
             .await
             .map_err(failed)?;
-        router_id = match routers.first() {
-            Some(r) => r["id"].as_str().unwrap_or_default().to_string(),
+        router_id = match routers.into_iter().next() {
+            Some(r) => r.id,
             None => {
-                let external = cl
-                    .list(
+                let external: Vec<Network> = cl
+                    .list_as(
                         None,
                         Service::Network,
                         "/networks?router:external=true",
@@ -199,28 +192,25 @@ pub(crate) async fn enact_network(
                     )
                     .await
                     .map_err(failed)?;
-                let ext = external
-                    .first()
-                    .and_then(|n| n["id"].as_str())
-                    .ok_or_else(|| {
-                        SyncError::Failed("NAT needs an external network, and OpenStack has none".into())
-                    })?
-                    .to_string();
-                let r = cl
-                    .post(
+                let ext = external.into_iter().next().map(|n| n.id).ok_or_else(|| {
+                    SyncError::Failed("NAT needs an external network, and OpenStack has none".into())
+                })?;
+                let r: Router = cl
+                    .post_as(
                         None,
                         Service::Network,
                         "/routers",
                         json!({"router": {"name": format!("{}-router", spec.name), "description": marker,
                                           "project_id": project, "external_gateway_info": {"network_id": ext}}}),
+                        "router",
                     )
                     .await
                     .map_err(failed)?;
-                r["router"]["id"].as_str().unwrap_or_default().to_string()
+                r.id
             }
         };
-        let attached = cl
-            .list(
+        let attached: Vec<Port> = cl
+            .list_as(
                 None,
                 Service::Network,
                 &format!("/ports?device_id={}&network_id={}", q(&router_id), q(&net_id)),
@@ -270,17 +260,17 @@ impl Step for OsNetworks {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_network::CONTROLLER))
             .await?;
         enact_network(&c, &ctx.store, obj, None).await
     }
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_network::CONTROLLER))
             .await?;
         let cl = &c.client;
-        let network = obj.get_int("network").unwrap_or_default();
+        let network = obj.req(controller_network::NETWORK)?;
         let marker = format!("xos network {network}");
         // In the owner slice's project (another XOS on the same cloud may use the same ids).
         let owner = rows(
@@ -305,9 +295,8 @@ impl Step for OsNetworks {
             return Ok(());
         };
         let scope = format!("&project_id={}", q(&project));
-        let in_project = |v: &serde_json::Value| v["project_id"] == project.as_str();
         for r in cl
-            .list(
+            .list_as::<Router>(
                 None,
                 Service::Network,
                 &format!("/routers?description={}{scope}", q(&marker)),
@@ -316,12 +305,12 @@ impl Step for OsNetworks {
             .await
             .map_err(failed)?
             .into_iter()
-            .filter(in_project)
+            .filter(|r| r.project_id == project)
         {
-            delete_router(cl, r["id"].as_str().unwrap_or_default()).await?;
+            delete_router(cl, &r.id).await?;
         }
         for n in cl
-            .list(
+            .list_as::<Network>(
                 None,
                 Service::Network,
                 &format!("/networks?description={}{scope}", q(&marker)),
@@ -330,12 +319,12 @@ impl Step for OsNetworks {
             .await
             .map_err(failed)?
             .into_iter()
-            .filter(in_project)
+            .filter(|n| n.project_id == project)
         {
-            let id = n["id"].as_str().unwrap_or_default();
+            let id = n.id.as_str();
             // Ports of servers still on it (their instances are deleted first) would block it.
             for port in cl
-                .list(
+                .list_as::<Port>(
                     None,
                     Service::Network,
                     &format!("/ports?network_id={}", q(id)),
@@ -344,18 +333,10 @@ impl Step for OsNetworks {
                 .await
                 .map_err(failed)?
             {
-                if !port["device_owner"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .starts_with("network:")
-                {
-                    cl.delete(
-                        None,
-                        Service::Network,
-                        &format!("/ports/{}", seg(port["id"].as_str().unwrap_or_default())),
-                    )
-                    .await
-                    .map_err(failed)?;
+                if !port.device_owner.starts_with("network:") {
+                    cl.delete(None, Service::Network, &format!("/ports/{}", seg(&port.id)))
+                        .await
+                        .map_err(failed)?;
                 }
             }
             cl.delete(None, Service::Network, &format!("/networks/{}", seg(id)))
@@ -363,5 +344,71 @@ impl Step for OsNetworks {
                 .map_err(failed)?;
         }
         Ok(())
+    }
+}
+
+/// One network list per controller: enacted ControllerNetworks whose Neutron network is gone
+/// are marked to be made again (their next sync re-creates network, subnet and router, and
+/// says so in the status and the change log).
+pub(crate) async fn repair_networks(c: &Controller, store: &Store) {
+    let result: Result<(), SyncError> = async {
+        let mut sql = by_id(
+            "SELECT id, net_id, network_id FROM core_controllernetwork WHERE NOT deleted \
+             AND row_version = enacted_version AND net_id IS NOT NULL AND controller_id = ",
+            c.id,
+        );
+        sql.push(" ORDER BY id");
+        let enacted = rows(store, &sql, &[SqlType::Int, SqlType::Text, SqlType::Int]).await?;
+        if enacted.is_empty() {
+            return Ok(());
+        }
+        let listed: Vec<Network> = c
+            .client
+            .list_as(
+                None,
+                Service::Network,
+                "/networks?fields=id&fields=description&fields=project_id",
+                "networks",
+            )
+            .await
+            .map_err(failed)?;
+        let nets: HashMap<&str, &str> = listed
+            .iter()
+            .map(|n| (n.id.as_str(), n.project_id.as_str()))
+            .collect();
+        for r in enacted {
+            let (id, net) = (r[0].as_int().unwrap_or_default(), text(&r[1]));
+            if let Some(&project) = nets.get(net.as_str()) {
+                // A straggler: made by a killed run's create after the next run made this one
+                // (the same marker, in the same project).
+                let marker = format!("xos network {}", r[2].as_int().unwrap_or_default());
+                for n in &listed {
+                    let other = &n.id;
+                    if *other != net && n.description == marker && n.project_id == project {
+                        tracing::info!(controller_network = id, network = %other, kept = %net, "deleting a duplicate network a killed run left");
+                        if let Err(e) = c
+                            .client
+                            .delete(None, Service::Network, &format!("/networks/{}", seg(other)))
+                            .await
+                        {
+                            tracing::warn!(network = %other, error = %e, "could not delete a duplicate network");
+                        }
+                    }
+                }
+                continue;
+            }
+            tracing::info!(controller_network = id, network = %net, "re-creating a network deleted outside XOS");
+            let Some(rec) = load_record(store, store.model("ControllerNetwork"), id).await? else {
+                continue;
+            };
+            let note = format!("re-created: network {net} was deleted outside XOS");
+            let enacted = enact_network(c, store, &rec, Some(&note)).await?;
+            record_enacted(store, &rec, enacted).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(controller = c.id, error = %e, "OpenStack network drift check failed");
     }
 }

@@ -39,10 +39,9 @@ impl Step for OsPorts {
         };
         let (c, found) = port;
         for p in found {
-            let id = p["id"].as_str().unwrap_or_default();
             match c
                 .client
-                .delete(None, Service::Network, &format!("/ports/{}", seg(id)))
+                .delete(None, Service::Network, &format!("/ports/{}", seg(&p.id)))
                 .await
             {
                 Ok(()) => {}
@@ -61,7 +60,7 @@ pub(crate) async fn find_port(
     backend: &OsBackend,
     store: &Store,
     obj: &Record,
-) -> Result<Option<(Controller, Vec<serde_json::Value>)>, SyncError> {
+) -> Result<Option<(Controller, Vec<Port>)>, SyncError> {
     let Some(ctx) = port_context(backend, store, obj).await? else {
         return Ok(None);
     };
@@ -84,9 +83,9 @@ pub(crate) async fn ports_of(
     server: &str,
     net: &str,
     project: &str,
-) -> Result<Vec<serde_json::Value>, SyncError> {
-    let ports = cl
-        .list(
+) -> Result<Vec<Port>, SyncError> {
+    let ports: Vec<Port> = cl
+        .list_as(
             None,
             Service::Network,
             &format!(
@@ -102,7 +101,7 @@ pub(crate) async fn ports_of(
     // Neutron filtered on them; checked again, since they are the whole point.
     Ok(ports
         .into_iter()
-        .filter(|p| p["device_id"] == server && p["network_id"] == net && p["project_id"] == project)
+        .filter(|p| p.device_id == server && p.network_id == net && p.project_id == project)
         .collect())
 }
 
@@ -122,7 +121,7 @@ pub(crate) async fn port_context(
     store: &Store,
     obj: &Record,
 ) -> Result<Option<PortContext>, SyncError> {
-    let instance = obj.get_int("instance").unwrap_or_default();
+    let instance = obj.req(port::INSTANCE)?;
     let r = rows(
         store,
         &by_id(
@@ -139,7 +138,7 @@ pub(crate) async fn port_context(
     let server = Some(text(&r[1])).filter(|s| !s.is_empty());
     let mut sql = by_id(
         "SELECT net_id FROM core_controllernetwork WHERE NOT deleted AND network_id = ",
-        obj.get_int("network").unwrap_or_default(),
+        obj.req(port::NETWORK)?,
     );
     sql.push(" AND controller_id = ").bind(Value::Int(c.id));
     let net = rows(store, &sql, &[SqlType::Text])
@@ -203,11 +202,12 @@ pub(crate) async fn enact_port(
     let p = ports
         .first()
         .ok_or_else(|| deferred("waiting for the server's port"))?;
-    let ip = p["fixed_ips"][0]["ip_address"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let id = p["id"].as_str().unwrap_or_default().to_string();
+    let ip = p
+        .fixed_ips
+        .first()
+        .map(|f| f.ip_address.clone())
+        .unwrap_or_default();
+    let id = p.id.clone();
     let status = format!("OK, port {id} at {ip}");
     Ok(Enacted::with_status(match note {
         Some(n) => format!("{n}; {status}"),
@@ -215,8 +215,51 @@ pub(crate) async fn enact_port(
     })
     .field("port_id", Value::Text(id))
     .field("ip", opt_text(ip))
-    .field(
-        "mac",
-        opt_text(p["mac_address"].as_str().unwrap_or_default().to_string()),
-    ))
+    .field("mac", opt_text(p.mac_address.clone())))
+}
+
+/// One port list per controller: enacted Ports whose Neutron port is gone (deleted outside XOS,
+/// or gone with a network made again) are enacted again at once: the server's port on the
+/// network is found, or a new interface attached. Instances in `skip` are being re-created.
+pub(crate) async fn repair_ports(backend: &OsBackend, c: &Controller, store: &Store, skip: &[i64]) {
+    let result: Result<(), SyncError> = async {
+        let mut sql = by_id(
+            "SELECT p.id, p.port_id, p.instance_id FROM core_port p JOIN core_instance i ON i.id = p.instance_id \
+             WHERE NOT p.deleted AND NOT i.deleted AND p.row_version = p.enacted_version \
+             AND p.port_id IS NOT NULL AND i.deployment_id = ",
+            c.deployment,
+        );
+        sql.push(" ORDER BY p.id");
+        let enacted = rows(store, &sql, &[SqlType::Int, SqlType::Text, SqlType::Int]).await?;
+        if enacted.is_empty() {
+            return Ok(());
+        }
+        let ports: HashSet<String> = c
+            .client
+            .list_as::<Port>(None, Service::Network, "/ports?fields=id", "ports")
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        let model = store.model("Port");
+        for r in enacted {
+            let (id, port) = (r[0].as_int().unwrap_or_default(), text(&r[1]));
+            if ports.contains(&port) || skip.contains(&r[2].as_int().unwrap_or_default()) {
+                continue;
+            }
+            tracing::info!(port_row = id, port = %port, "re-creating a port deleted outside XOS");
+            let Some(rec) = load_record(store, model, id).await? else {
+                continue;
+            };
+            let note = format!("re-created: port {port} was deleted outside XOS");
+            let enacted = enact_port(backend, store, &rec, Some(&note)).await?;
+            record_enacted(store, &rec, enacted).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(controller = c.id, error = %e, "OpenStack port drift check failed");
+    }
 }

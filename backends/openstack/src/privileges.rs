@@ -20,6 +20,16 @@ impl OsPrivileges {
             "SlicePrivilege"
         }
     }
+    /// The id of the privilege's site or slice. (`user` and `role` are named alike in both
+    /// models, so the slice privilege's names read either.)
+    fn object(&self, obj: &Record) -> i64 {
+        let field = if self.kind == "site" {
+            site_privilege::SITE
+        } else {
+            slice_privilege::SLICE
+        };
+        obj.opt(field).unwrap_or_default()
+    }
     /// The link table and column of the privilege's object.
     fn links(&self) -> (&'static str, &'static str) {
         if self.kind == "site" {
@@ -39,9 +49,9 @@ impl OsPrivileges {
         ));
         sql.bind(Value::Text(BACKEND.into()));
         sql.push(&format!(" WHERE NOT l.deleted AND l.{col} = "))
-            .bind(Value::Int(obj.get_int(self.kind).unwrap_or_default()));
+            .bind(Value::Int(self.object(obj)));
         sql.push(" AND cu.user_id = ")
-            .bind(Value::Int(obj.get_int("user").unwrap_or_default()));
+            .bind(Value::Int(obj.opt(slice_privilege::USER).unwrap_or_default()));
         Ok(rows(store, &sql, &[SqlType::Int, SqlType::Text, SqlType::Text])
             .await?
             .into_iter()
@@ -58,7 +68,7 @@ impl OsPrivileges {
             store,
             &by_id(
                 &format!("SELECT role FROM {table} WHERE id = "),
-                obj.get_int("role").unwrap_or_default(),
+                obj.opt(slice_privilege::ROLE).unwrap_or_default(),
             ),
             &[SqlType::Text],
         )

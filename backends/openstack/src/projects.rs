@@ -5,27 +5,28 @@ use super::*;
 /// Find the project `name` made for `marker`, or make it; returns its id.
 pub(crate) async fn ensure_project(c: &Controller, name: &str, marker: &str) -> Result<String, SyncError> {
     if let Some(p) = c.client.project_by_name(name).await.map_err(failed)? {
-        let desc = p["description"].as_str().unwrap_or_default();
+        let desc = p.description.as_str();
         if desc != marker {
             return Err(SyncError::Failed(format!(
                 "a Keystone project named {name} exists and was not made by XOS for this object \
                  (its description is {desc:?}, expected {marker:?})"
             )));
         }
-        return Ok(p["id"].as_str().unwrap_or_default().to_string());
+        return Ok(p.id);
     }
     let domain = c.client.domain_id().await.map_err(failed)?;
-    let p = c
+    let p: Project = c
         .client
-        .post(
+        .post_as(
             None,
             Service::Identity,
             "/projects",
             json!({"project": {"name": name, "description": marker, "domain_id": domain, "enabled": true}}),
+            "project",
         )
         .await
         .map_err(failed)?;
-    Ok(p["project"]["id"].as_str().unwrap_or_default().to_string())
+    Ok(p.id)
 }
 
 /// Remove what is left in a project (servers, ports, routers, subnets, networks), then the project.
@@ -48,7 +49,7 @@ pub(crate) async fn purge_project(c: &Controller, project: &str) -> Result<(), S
     }
     let p = q(project);
     for r in cl
-        .list(
+        .list_as::<Router>(
             None,
             Service::Network,
             &format!("/routers?project_id={p}"),
@@ -57,30 +58,22 @@ pub(crate) async fn purge_project(c: &Controller, project: &str) -> Result<(), S
         .await
         .map_err(failed)?
     {
-        delete_router(cl, r["id"].as_str().unwrap_or_default()).await?;
+        delete_router(cl, &r.id).await?;
     }
     for port in cl
-        .list(None, Service::Network, &format!("/ports?project_id={p}"), "ports")
+        .list_as::<Port>(None, Service::Network, &format!("/ports?project_id={p}"), "ports")
         .await
         .map_err(failed)?
     {
-        if port["device_owner"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("network:")
-        {
+        if port.device_owner.starts_with("network:") {
             continue; // DHCP and router ports go with their network and router
         }
-        cl.delete(
-            None,
-            Service::Network,
-            &format!("/ports/{}", seg(port["id"].as_str().unwrap_or_default())),
-        )
-        .await
-        .map_err(failed)?;
+        cl.delete(None, Service::Network, &format!("/ports/{}", seg(&port.id)))
+            .await
+            .map_err(failed)?;
     }
     for n in cl
-        .list(
+        .list_as::<Network>(
             None,
             Service::Network,
             &format!("/networks?project_id={p}"),
@@ -89,13 +82,9 @@ pub(crate) async fn purge_project(c: &Controller, project: &str) -> Result<(), S
         .await
         .map_err(failed)?
     {
-        cl.delete(
-            None,
-            Service::Network,
-            &format!("/networks/{}", seg(n["id"].as_str().unwrap_or_default())),
-        )
-        .await
-        .map_err(failed)?;
+        cl.delete(None, Service::Network, &format!("/networks/{}", seg(&n.id)))
+            .await
+            .map_err(failed)?;
     }
     cl.delete(None, Service::Identity, &format!("/projects/{}", seg(project)))
         .await
@@ -117,7 +106,7 @@ pub(crate) async fn wait_gone(cl: &OsClient, id: &str) -> Result<(), SyncError> 
 /// Detach a router from its subnets and delete it.
 pub(crate) async fn delete_router(cl: &OsClient, id: &str) -> Result<(), SyncError> {
     for port in cl
-        .list(
+        .list_as::<Port>(
             None,
             Service::Network,
             &format!("/ports?device_id={}&device_owner=network:router_interface", q(id)),
@@ -126,8 +115,8 @@ pub(crate) async fn delete_router(cl: &OsClient, id: &str) -> Result<(), SyncErr
         .await
         .map_err(failed)?
     {
-        for ip in port["fixed_ips"].as_array().into_iter().flatten() {
-            let subnet = ip["subnet_id"].as_str().unwrap_or_default();
+        for ip in &port.fixed_ips {
+            let subnet = ip.subnet_id.as_str();
             match cl
                 .put(
                     None,
@@ -170,9 +159,9 @@ impl Step for OsSites {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_site::CONTROLLER))
             .await?;
-        let site = obj.get_int("site").unwrap_or_default();
+        let site = obj.req(controller_site::SITE)?;
         let r = rows(
             &ctx.store,
             &by_id("SELECT login_base FROM core_site WHERE id = ", site),
@@ -189,9 +178,9 @@ impl Step for OsSites {
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_site::CONTROLLER))
             .await?;
-        if let Some(p) = obj.get_str("tenant_id").filter(|p| !p.is_empty()) {
+        if let Some(p) = obj.opt(controller_site::TENANT_ID).filter(|p| !p.is_empty()) {
             purge_project(&c, p).await?;
         }
         Ok(())
@@ -220,9 +209,9 @@ impl Step for OsSlices {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_slice::CONTROLLER))
             .await?;
-        let slice = obj.get_int("slice").unwrap_or_default();
+        let slice = obj.req(controller_slice::SLICE)?;
         let r = rows(
             &ctx.store,
             &by_id("SELECT name, max_instances FROM core_slice WHERE id = ", slice),
@@ -267,13 +256,13 @@ impl Step for OsSlices {
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_slice::CONTROLLER))
             .await?;
-        let project = match obj.get_str("tenant_id").filter(|p| !p.is_empty()) {
+        let project = match obj.opt(controller_slice::TENANT_ID).filter(|p| !p.is_empty()) {
             Some(p) => Some(p.to_string()),
             // A crash before the id was written: find it by name and marker.
             None => {
-                let slice = obj.get_int("slice").unwrap_or_default();
+                let slice = obj.req(controller_slice::SLICE)?;
                 let name = rows(
                     &ctx.store,
                     &by_id("SELECT name FROM core_slice WHERE id = ", slice),
@@ -288,8 +277,8 @@ impl Step for OsSlices {
                         .project_by_name(&n)
                         .await
                         .map_err(failed)?
-                        .filter(|p| p["description"] == format!("xos slice {slice}").as_str())
-                        .and_then(|p| p["id"].as_str().map(str::to_string)),
+                        .filter(|p| p.description == format!("xos slice {slice}"))
+                        .map(|p| p.id),
                     None => None,
                 }
             }

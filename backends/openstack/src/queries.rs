@@ -86,3 +86,35 @@ pub(crate) async fn project_of_slice(
 pub fn keystone_role(xos_role: &str) -> &'static str {
     if xos_role == "admin" { "manager" } else { "member" }
 }
+
+/// Row `id` of `model` as the synchronizer sees it (None when it is gone).
+pub(crate) async fn load_record(
+    store: &Store,
+    model: &'static Model,
+    id: i64,
+) -> Result<Option<Record>, StoreError> {
+    let mut sql = select_sql(model);
+    sql.push(" WHERE t.id = ").bind(Value::Int(id));
+    Ok(store
+        .db()
+        .fetch(&sql, &types(model))
+        .await?
+        .into_iter()
+        .next()
+        .map(|values| Record { model, values }))
+}
+
+/// Write what a drift repair enacted, as the engine would after a sync: the status, the backend
+/// fields, enacted as of the row's version.
+pub(crate) async fn record_enacted(store: &Store, rec: &Record, enacted: Enacted) -> Result<(), StoreError> {
+    let update = store::StatusUpdate {
+        backend_status: Some(BackendStatus::ok(enacted.status.as_deref())),
+        enacted_version: rec.opt(common::ROW_VERSION),
+        fields: enacted.fields,
+        ..Default::default()
+    };
+    let mut unit = store.begin(Actor::System).await?;
+    unit.set_status(rec.model, rec.id(), &update).await?;
+    unit.commit().await?;
+    Ok(())
+}

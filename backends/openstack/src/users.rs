@@ -82,9 +82,9 @@ impl Step for OsUsers {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_user::CONTROLLER))
             .await?;
-        let user = obj.get_int("user").unwrap_or_default();
+        let user = obj.req(controller_user::USER)?;
         let r = rows(
             &ctx.store,
             &by_id(
@@ -101,7 +101,7 @@ impl Step for OsUsers {
         let marker = format!("xos user {user}");
         let found = c
             .client
-            .list(
+            .list_as::<User>(
                 None,
                 Service::Identity,
                 &format!("/users?name={}", q(&email)),
@@ -112,7 +112,7 @@ impl Step for OsUsers {
             .into_iter()
             .next();
         if let Some(u) = &found
-            && u["description"].as_str().unwrap_or_default() != marker
+            && u.description != marker
         {
             return Err(SyncError::Failed(format!(
                 "a Keystone user named {email} exists and was not made by XOS for this user"
@@ -122,11 +122,7 @@ impl Step for OsUsers {
             // Disabled users are purged from the cloud (XOS's user purge).
             if let Some(u) = found {
                 c.client
-                    .delete(
-                        None,
-                        Service::Identity,
-                        &format!("/users/{}", seg(u["id"].as_str().unwrap_or_default())),
-                    )
+                    .delete(None, Service::Identity, &format!("/users/{}", seg(&u.id)))
                     .await
                     .map_err(failed)?;
             }
@@ -136,7 +132,7 @@ impl Step for OsUsers {
             );
         }
         let kuser = match found {
-            Some(u) => u["id"].as_str().unwrap_or_default().to_string(),
+            Some(u) => u.id,
             None => {
                 let domain = c.client.domain_id().await.map_err(failed)?;
                 // Users log in to XOS; the cloud account gets a random password nobody knows.
@@ -146,18 +142,19 @@ impl Step for OsUsers {
                     rand::thread_rng().fill_bytes(&mut bytes);
                     backend_kit::sha256_hex(&format!("{bytes:?}"))
                 };
-                let u = c
+                let u: User = c
                     .client
-                    .post(
+                    .post_as(
                         None,
                         Service::Identity,
                         "/users",
                         json!({"user": {"name": email, "domain_id": domain, "description": marker,
                                         "email": email, "password": password, "enabled": true}}),
+                        "user",
                     )
                     .await
                     .map_err(failed)?;
-                u["user"]["id"].as_str().unwrap_or_default().to_string()
+                u.id
             }
         };
         let mut status = format!("OK, Keystone user {email}");
@@ -171,9 +168,9 @@ impl Step for OsUsers {
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let c = self
             .backend
-            .controller_by_id(&ctx.store, obj.get_int("controller"))
+            .controller_by_id(&ctx.store, obj.opt(controller_user::CONTROLLER))
             .await?;
-        if let Some(u) = obj.get_str("kuser_id").filter(|u| !u.is_empty()) {
+        if let Some(u) = obj.opt(controller_user::KUSER_ID).filter(|u| !u.is_empty()) {
             c.client
                 .delete(None, Service::Identity, &format!("/users/{}", seg(u)))
                 .await

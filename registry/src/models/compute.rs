@@ -282,6 +282,13 @@ fn instance() -> Model {
                 .backend_owned()
                 .verbose("Instance ip address"),
         )
+        .field(
+            Field::schar("observed_state", 64)
+                .optional()
+                .backend_owned()
+                .verbose("Observed state")
+                .help("The instance's state at its backend when last looked at (ACTIVE, running; gone: deleted outside XOS and reported)"),
+        )
         .field(Field::fk("image", "Image", "instances", OnDelete::Protect))
         .field(Field::fk("creator", "User", "instances", OnDelete::SetNull).optional())
         .field(Field::fk("slice", "Slice", "instances", OnDelete::Cascade))

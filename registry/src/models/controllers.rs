@@ -2,6 +2,13 @@
 
 use crate::{Access, Field, Model, OnDelete, Rule, ToscaEffect};
 
+/// The backends a Controller can select (`backends/*`: each matches its own value).
+pub const BACKEND_TYPES: &[(&str, &str)] = &[
+    ("local", "Local processes"),
+    ("EC2", "Amazon EC2 (or an EC2 API)"),
+    ("OpenStack", "OpenStack"),
+];
+
 pub fn models() -> Vec<Model> {
     vec![
         Model::new("Controller", "controllers")
@@ -12,7 +19,8 @@ pub fn models() -> Vec<Model> {
             .field(Field::schar("name", 200).unique().help("Name of the Controller"))
             .field(
                 Field::schar("backend_type", 200)
-                    .help("Type of compute controller, e.g. local, EC2, OpenStack"),
+                    .choices(BACKEND_TYPES)
+                    .help("Type of compute controller: local, EC2 or OpenStack (another value would select no backend, so it is refused)"),
             )
             .field(Field::schar("version", 200).help("Controller version"))
             .field(

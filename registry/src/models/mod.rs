@@ -1,11 +1,12 @@
 //! Declarations of the XOS core models (facts from `xos/core/models/*.py`, Burwell era; see
-//! `shared/reference/xos-core-model.md`). HPC/CDN are services (`registry/src/services/`). Out
+//! `shared/reference/xos-core-model.md`). HPC/CDN and HelloWorld are services (`services/<name>/`). Out
 //! of scope for now: billing (accounts, invoices, charges, payments), CORD subscriber models,
 //! reservations, credentials, routers, network parameters, projects/programs, service classes
 //! and tenant roots.
 
 mod compute;
 mod controllers;
+pub use controllers::BACKEND_TYPES;
 mod network;
 mod people;
 mod services;

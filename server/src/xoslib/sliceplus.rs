@@ -27,6 +27,7 @@ use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use registry::fields::{self, common, slice};
 use serde_json::{Map, Value as Json, json};
 use std::collections::{BTreeMap, HashMap};
 
@@ -242,9 +243,9 @@ fn render(rec: &Record, info: &SliceInfo, actor: &Actor) -> Json {
     let names: Vec<&str> = info.users.values().map(|u| u.email.as_str()).collect();
     m.insert("users".into(), Json::String(json!(ids).to_string()));
     m.insert("user_names".into(), Json::String(json!(names).to_string()));
-    let can_see = me.is_some_and(|id| rec.get_int("creator") == Some(id) || !my_roles.is_empty());
+    let can_see = me.is_some_and(|id| rec.opt(slice::CREATOR) == Some(id) || !my_roles.is_empty());
     m.insert("current_user_can_see".into(), Json::Bool(can_see));
-    let status = rec.get_str("backend_status").unwrap_or_default();
+    let status = rec.opt(common::BACKEND_STATUS).unwrap_or_default();
     let enacted_ok =
         matches!((rec.get("enacted"), rec.get("updated")), (Value::Time(e), Value::Time(u)) if e >= u);
     let (icon, tip) = backend_icon(status, enacted_ok);
@@ -514,7 +515,7 @@ async fn save_site_allocation(
                     format!("There are no nodes in site {site_name}."),
                 ));
             }
-            let Some(image) = slice.get_int("default_image") else {
+            let Some(image) = slice.opt(fields::slice::DEFAULT_IMAGE) else {
                 return Err(field_error(
                     "default_image",
                     "Set a default image before allocating instances.".into(),
@@ -540,10 +541,10 @@ async fn save_site_allocation(
                     Json::from(nodes[i][2].as_int().unwrap_or_default()),
                 );
                 input.insert("image".into(), Json::from(image));
-                if let Some(flavor) = slice.get_int("default_flavor") {
+                if let Some(flavor) = slice.opt(fields::slice::DEFAULT_FLAVOR) {
                     input.insert("flavor".into(), Json::from(flavor));
                 }
-                if let Some(creator) = slice.get_int("creator") {
+                if let Some(creator) = slice.opt(fields::slice::CREATOR) {
                     input.insert("creator".into(), Json::from(creator));
                 }
                 let created = unit.create(instance_model, &input).await?;

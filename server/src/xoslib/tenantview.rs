@@ -13,6 +13,7 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use registry::fields;
 use serde_json::{Value as Json, json};
 
 pub fn router() -> Router<AppState> {
@@ -107,7 +108,7 @@ async fn tenant_view(state: &AppState, auth: &AuthContext) -> Result<Json, ApiEr
             .find(&actor, state.store.model("User"), "site", Value::Int(s))
             .await?
             .iter()
-            .map(|u| (u.id(), u.get_str("email").unwrap_or_default().to_string()))
+            .map(|u| (u.id(), u.opt(fields::user::EMAIL).unwrap_or_default().to_string()))
             .unzip(),
         None => (Vec::new(), Vec::new()),
     };

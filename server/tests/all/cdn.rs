@@ -17,6 +17,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use testkit::{eventually, within};
 
 const RECIPE: &str = include_str!("../../../configurations/cdn/recipes/cdn.yaml");
 
@@ -125,16 +126,14 @@ async fn start(app: &TestApp, tag: &str) -> Cdn {
 
 impl Cdn {
     /// Run passes until `cond` holds (or fail after `limit`); how long it took.
-    async fn until(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    async fn until(&self, what: &str, limit: Duration, cond: impl Fn() -> bool) -> Duration {
         let t0 = Instant::now();
-        loop {
+        eventually(what, limit, || async {
             self.engine.run_once().await.unwrap();
-            if cond() {
-                return t0.elapsed();
-            }
-            assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            cond().then_some(())
+        })
+        .await;
+        t0.elapsed()
     }
 
     /// `dig @127.0.0.1 -p <port> <name> A +short [+subnet=…]`: the addresses.
@@ -263,15 +262,17 @@ both!(
         assert_eq!(cdn.dig("cdn.example.org", Some("10.1.2.0/24")), vec![a2.clone()]);
         assert_eq!(cdn.dig("cdn.example.org", Some("192.0.2.0/24")), vec![a1.clone()]);
         // The service's status catches up within its interval.
-        let t0 = Instant::now();
-        loop {
+        let caught_up = within(Duration::from_secs(10), || async {
             let svc = one(app, "hpcservices", "name=hpc").await;
             if svc["backend_status"] == "1 - 2 caches serving 1 prefix" {
-                break;
+                return Some(());
             }
-            assert!(t0.elapsed() < Duration::from_secs(10), "{svc}");
             cdn.engine.run_once().await.unwrap();
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            None
+        })
+        .await;
+        if caught_up.is_none() {
+            panic!("{}", one(app, "hpcservices", "name=hpc").await);
         }
 
         // XOS as root: what talks to clients and origins runs as nobody (nginx's workers, the
@@ -496,22 +497,25 @@ both!(
                 .await;
             assert_eq!(s, StatusCode::CREATED, "{v}");
         }
-        let t0 = Instant::now();
-        loop {
-            cdn.engine.run_once().await.unwrap();
+        // The statuses of the dns and nameserver checks.
+        let statuses = async || -> Vec<String> {
             let (_, checks) = app.get("/xos/hpchealthchecks/?no_hyperlinks=1").await;
-            let statuses: Vec<&str> = checks
+            checks
                 .as_array()
                 .unwrap()
                 .iter()
                 .filter(|c| c["kind"] != "http")
-                .map(|c| c["backend_status"].as_str().unwrap_or_default())
-                .collect();
-            if statuses.len() == 2 && statuses.iter().all(|s| *s == "1 - 1 of 1 healthy") {
-                break;
-            }
-            assert!(t0.elapsed() < Duration::from_secs(20), "{statuses:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+                .map(|c| c["backend_status"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        let healthy = within(Duration::from_secs(20), || async {
+            cdn.engine.run_once().await.unwrap();
+            let statuses = statuses().await;
+            (statuses.len() == 2 && statuses.iter().all(|s| s == "1 - 1 of 1 healthy")).then_some(())
+        })
+        .await;
+        if healthy.is_none() {
+            panic!("{:?}", statuses().await);
         }
 
         // Deleting the prefix removes it from both caches and from DNS.
@@ -741,28 +745,30 @@ both!(
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        let t0 = Instant::now();
-        loop {
+        let at_fault = async || {
+            (
+                one(app, "originservers", &format!("id={}", o["id"])).await,
+                one(app, "cdnprefixs", "prefix=second.example.org").await,
+                one(app, "hpcservices", "name=hpc").await,
+            )
+        };
+        let says = |v: &Value| {
+            let st = v["backend_status"].as_str().unwrap_or_default();
+            st.starts_with("2 - ") && st.contains("second.example.org is not served")
+        };
+        let said = within(Duration::from_secs(30), || async {
             cdn.engine.run_once().await.unwrap();
-            let origin = one(app, "originservers", &format!("id={}", o["id"])).await;
-            let prefix = one(app, "cdnprefixs", "prefix=second.example.org").await;
-            let svc = one(app, "hpcservices", "name=hpc").await;
-            let says = |v: &Value| {
-                let st = v["backend_status"].as_str().unwrap_or_default();
-                st.starts_with("2 - ") && st.contains("second.example.org is not served")
-            };
+            let (origin, prefix, svc) = at_fault().await;
             let svc_says = svc["backend_status"]
                 .as_str()
                 .unwrap_or_default()
                 .contains("second.example.org is not served");
-            if says(&origin) && says(&prefix) && svc_says {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "origin {origin}\nprefix {prefix}\nservice {svc}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            (says(&origin) && says(&prefix) && svc_says).then_some(())
+        })
+        .await;
+        if said.is_none() {
+            let (origin, prefix, svc) = at_fault().await;
+            panic!("origin {origin}\nprefix {prefix}\nservice {svc}");
         }
         // The other provider's changes still reach the caches.
         let map = one(app, "accessmaps", "name=sample-access").await;
@@ -789,18 +795,17 @@ both!(
             serves("second.example.org")
         })
         .await;
-        let t0 = Instant::now();
-        loop {
+        let ok = within(Duration::from_secs(30), || async {
             cdn.engine.run_once().await.unwrap();
             let prefix = one(app, "cdnprefixs", "prefix=second.example.org").await;
-            if prefix["backend_status"]
+            prefix["backend_status"]
                 .as_str()
                 .is_some_and(|s| s.starts_with("1 - "))
-            {
-                break;
-            }
-            assert!(t0.elapsed() < Duration::from_secs(30), "{prefix}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+                .then_some(())
+        })
+        .await;
+        if ok.is_none() {
+            panic!("{}", one(app, "cdnprefixs", "prefix=second.example.org").await);
         }
     }
 );
@@ -888,6 +893,7 @@ fn sync_run(config: &Path, crash: Option<String>, kill_after: Option<Duration>) 
     }
     let mut child = cmd.spawn().expect("xos sync");
     if let Some(d) = kill_after {
+        // Deliberate: the synchronizer is killed `d` into its pass, wherever it then is.
         std::thread::sleep(d);
         let _ = child.kill();
     }

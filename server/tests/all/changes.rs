@@ -1,6 +1,7 @@
 //! The change log: every create, update and delete through the one write path, with who, when
 //! and the changed fields (secrets masked), in the writing transaction; nothing for a refused or
-//! rolled-back write; `/xos/changes/` filters, limits and visibility; retention.
+//! rolled-back write; `/xos/changes/` filters, limits and visibility (retention is the store's
+//! test: `store/tests/all/changelog.rs`).
 
 use crate::common;
 
@@ -177,26 +178,6 @@ both!(
         }
     }
 );
-
-both!(old_entries_are_pruned, async |app: &TestApp| {
-    app.make_slice("old").await;
-    app.make_slice("new").await;
-    let n = app.count("xos_change").await;
-    let mut sql = server::db::Sql::new("UPDATE xos_change SET at = ");
-    sql.bind(server::db::Value::Time(
-        chrono::Utc::now() - chrono::Duration::days(10),
-    ));
-    sql.push(" WHERE id = (SELECT MIN(id) FROM xos_change)");
-    app.store.db().execute(&sql).await.unwrap();
-    assert_eq!(
-        server::store::changelog::prune(&app.store, 0).await.unwrap(),
-        0,
-        "0 keeps all"
-    );
-    assert_eq!(server::store::changelog::prune(&app.store, 30).await.unwrap(), 0);
-    assert_eq!(server::store::changelog::prune(&app.store, 7).await.unwrap(), 1);
-    assert_eq!(app.count("xos_change").await, n - 1);
-});
 
 both!(
     a_non_admin_reads_the_log_of_what_it_may_see_with_authors_it_may_see,

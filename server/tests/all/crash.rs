@@ -317,6 +317,7 @@ async fn random_kills(postgres: bool) {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Deliberate: the kill lands at a random moment of the pass, whatever it is doing.
         tokio::time::sleep(Duration::from_millis(50 + rng.next(700))).await;
         child.kill().unwrap();
         let _ = child.wait();

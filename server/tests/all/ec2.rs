@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::{eventually, within};
 
 const XOS: &str = env!("CARGO_BIN_EXE_xos");
 /// moto's public Ubuntu 14.04 and Windows AMIs.
@@ -52,7 +53,7 @@ struct Moto {
 }
 
 impl Moto {
-    fn start(env: &[(&str, &str)]) -> Option<Moto> {
+    async fn start(env: &[(&str, &str)]) -> Option<Moto> {
         let mut env = env.to_vec();
         env.push(("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true"));
         let bin = moto_binary()?;
@@ -72,13 +73,13 @@ impl Moto {
                 .expect("start moto_server"),
             url: format!("http://127.0.0.1:{port}/"),
         };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(moto);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("moto_server did not listen on {port}");
+        eventually(
+            &format!("moto_server to listen on {port}"),
+            Duration::from_secs(10),
+            || async { std::net::TcpStream::connect(("127.0.0.1", port)).ok() },
+        )
+        .await;
+        Some(moto)
     }
     fn client(&self) -> Ec2Client {
         Ec2Client::new(Ec2Config {
@@ -116,7 +117,7 @@ struct World {
 
 /// A deployment "Amazon EC2" with an EC2 controller pointing at moto, and the engine.
 async fn world(app: &TestApp, settings: Value) -> Option<World> {
-    let moto = Moto::start(&[])?;
+    let moto = Moto::start(&[]).await?;
     let dep = make(app, "Deployment", json!({"name": "Amazon EC2"})).await;
     let controller = make(
         app,
@@ -410,6 +411,28 @@ both!(drift_is_repaired_or_reported, async |app: &TestApp| {
         )),
         "{v}"
     );
+    // The state is data on the instance, not status text: `gone`, and a second pass leaves it.
+    assert_eq!(v["observed_state"], "gone", "{v}");
+    let r = w.engine.run_once().await.unwrap();
+    assert_eq!(
+        (r.enacted, r.failed),
+        (0, 0),
+        "a reported instance is not re-reported: {r:?}"
+    );
+    assert!(tagged(&w, id).await.is_empty());
+    // Back to recreate: the next interval makes the reported instance again.
+    app.patch(
+        &format!("/xos/controllers/{}/", w.controller),
+        json!({"settings": json!({"public_images": [UBUNTU], "drift": "recreate"}).to_string()}),
+    )
+    .await;
+    w.engine.run_once().await.unwrap();
+    let again = tagged(&w, id).await;
+    assert_eq!(again.len(), 1, "re-created once the setting says recreate");
+    let v = instance(app, id).await;
+    assert!(status(&v).starts_with("1 - re-created:"), "{v}");
+    assert_eq!(v["instance_id"], again[0].id.as_str());
+    assert_ne!(v["observed_state"], "gone", "{v}");
 });
 
 both!(an_idle_pass_makes_one_describe_call, async |app: &TestApp| {
@@ -500,7 +523,9 @@ both!(
 
         // An unreachable endpoint, and bad credentials (a moto that enforces authentication): each
         // a clear status on the objects of that controller only.
-        let strict = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]).expect("second moto");
+        let strict = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])
+            .await
+            .expect("second moto");
         let cases = [
             ("down", "http://127.0.0.1:9/".to_string(), "unreachable"),
             ("badkeys", strict.url.clone(), "AuthFailure"),
@@ -615,14 +640,15 @@ both!(
         let live = tagged(&w, id).await;
         assert_eq!(live.len(), 1, "{live:?}");
         // The API sees another process's write once its SQLite watch (or Postgres LISTEN) has.
-        let mut v = instance(app, id).await;
-        for _ in 0..50 {
-            if v["instance_id"].is_string() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            v = instance(app, id).await;
-        }
+        let seen = within(Duration::from_secs(5), || async {
+            let v = instance(app, id).await;
+            v["instance_id"].is_string().then_some(v)
+        })
+        .await;
+        let v = match seen {
+            Some(v) => v,
+            None => instance(app, id).await,
+        };
         assert_eq!(v["instance_id"], live[0].id.as_str(), "{v}");
         assert!(status(&v).starts_with("1 - OK"), "{v}");
         let pending = default_fetch_pending(&app.store, "Instance", false, None)

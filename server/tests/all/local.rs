@@ -9,6 +9,7 @@ use server::sync::engine::{Engine, EngineOptions};
 use server::sync::{StepContext, local};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testkit::{eventually, within};
 
 const XOS: &str = env!("CARGO_BIN_EXE_xos");
 
@@ -24,6 +25,17 @@ impl Drop for Local {
         local::stop_all(&self.state);
         let _ = std::fs::remove_dir_all(&self.state);
     }
+}
+
+/// Whether process `pid` runs, as the local backend sees it: it exists and is no zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 async fn setup(app: &TestApp, tag: &str) -> Local {
@@ -146,6 +158,7 @@ both!(
         .await;
         app.patch(&format!("/xos/instances/{id}/"), json!({"flavor": big}))
             .await;
+        // Deliberate: the failure's backoff (200 ms, `backoff_base`) runs out before the pass.
         tokio::time::sleep(Duration::from_millis(250)).await;
         let r = e.run_once().await.unwrap();
         assert_eq!(
@@ -177,7 +190,10 @@ both!(
             .unwrap();
         // Drift: the process dies behind our back.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        eventually("the killed process to die", Duration::from_secs(5), || async {
+            (!alive(pid)).then_some(())
+        })
+        .await;
         let r = e.run_once().await.unwrap();
         assert_eq!(r.enacted, 1, "{r:?}");
         let v = instance(app, id).await;
@@ -417,19 +433,18 @@ both!(
             "{v}"
         );
         assert!(v["instance_id"].is_null(), "{v}");
-        // Room again once the first goes.
+        // Room again once the first goes (the second runs once its backoff has run out; the
+        // assertion below shows what it says when it does not).
         app.delete(&format!("/xos/instances/{first}/")).await;
-        for _ in 0..20 {
+        within(Duration::from_secs(10), || async {
             e.run_once().await.unwrap();
-            if instance(app, second).await["backend_status"]
+            instance(app, second).await["backend_status"]
                 .as_str()
                 .unwrap()
                 .starts_with("1 - OK")
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+                .then_some(())
+        })
+        .await;
         let v = instance(app, second).await;
         assert!(v["backend_status"].as_str().unwrap().starts_with("1 - OK"), "{v}");
     }

@@ -1,6 +1,8 @@
 //! Every integration test of the server in one binary: one link instead of one per file. Each
 //! module is one area (REST, permissions, sessions, the synchronizer and its backends, TOSCA…);
-//! `cargo test -p server --test all <module>::` runs one of them.
+//! `cargo test -p server --test all <module>::` runs one of them. What needs only the store (units
+//! of work, the schema, TOSCA recipes applied through it) is tested beside it, in `store/tests/`
+//! and `tosca/tests/`; waits for a condition use `testkit::eventually`, not a fixed sleep.
 
 #[macro_use]
 mod common;
@@ -21,7 +23,6 @@ mod permissions;
 mod rest;
 mod services;
 mod session;
-mod store;
 mod sync;
 mod tenant_input;
 mod tokens;

@@ -18,6 +18,7 @@ use server::sync::openstack::client::{OsClient, OsConfig, Service};
 use server::sync::openstack::{self, OsBackend};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::within;
 
 const AUTH_URL: &str = "http://127.0.0.1:5000/v3";
 /// A real RSA public key (Nova checks the format); its private half was thrown away.
@@ -185,23 +186,20 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
-    loop {
+    let settled = within(limit, || async {
         w.engine.run_once().await.unwrap();
-        if done().await {
-            return;
-        }
-        if start.elapsed() > limit {
-            let inst = get(app, "/xos/instances/?no_hyperlinks=1").await;
-            let nets = get(app, "/xos/controllernetworks/?no_hyperlinks=1").await;
-            let slices = get(app, "/xos/controllerslices/?no_hyperlinks=1").await;
-            let ctl = get(app, "/xos/controllers/?no_hyperlinks=1").await;
-            let ports = get(app, "/xos/ports/?no_hyperlinks=1").await;
-            panic!(
-                "{what}: not after {limit:?}\ninstances {inst}\nnetworks {nets}\nslices {slices}\ncontrollers {ctl}\nports {ports}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        done().await.then_some(())
+    })
+    .await;
+    if settled.is_none() {
+        let inst = get(app, "/xos/instances/?no_hyperlinks=1").await;
+        let nets = get(app, "/xos/controllernetworks/?no_hyperlinks=1").await;
+        let slices = get(app, "/xos/controllerslices/?no_hyperlinks=1").await;
+        let ctl = get(app, "/xos/controllers/?no_hyperlinks=1").await;
+        let ports = get(app, "/xos/ports/?no_hyperlinks=1").await;
+        panic!(
+            "{what}: not after {limit:?}\ninstances {inst}\nnetworks {nets}\nslices {slices}\ncontrollers {ctl}\nports {ports}"
+        );
     }
 }
 
@@ -769,6 +767,59 @@ both!(
             .await
             .unwrap();
         assert_eq!(neutron["port"]["device_id"], server_b["instance_id"], "{neutron}");
+
+        // With drift = report, a deleted server is reported (the state kept as data on the
+        // instance) and left alone; back to recreate, it is made again.
+        let set_drift = |mode: &'static str| async move {
+            let (s, v) = app
+                .patch(
+                    &format!("/xos/controllers/{}/", w.controller),
+                    json!({"settings": json!({"drift": mode}).to_string()}),
+                )
+                .await;
+            assert!(s.is_success(), "{v}");
+        };
+        set_drift("report").await;
+        let reported = server_b["instance_id"].as_str().unwrap().to_string();
+        os.delete(None, Service::Compute, &format!("/servers/{reported}"))
+            .await
+            .unwrap();
+        let instance_b = || async { get(app, &format!("/xos/instances/{b}/?no_hyperlinks=1")).await };
+        settle(
+            app,
+            &w,
+            Duration::from_secs(120),
+            "the deletion reported",
+            || async { instance_b().await["observed_state"] == "gone" },
+        )
+        .await;
+        let v = instance_b().await;
+        assert!(
+            status(&v).starts_with(&format!("2 - {reported} was deleted outside XOS (drift: report")),
+            "{v}"
+        );
+        for _ in 0..3 {
+            w.engine.run_once().await.unwrap();
+        }
+        assert_eq!(
+            instance_b().await["instance_id"],
+            reported.as_str(),
+            "not re-created"
+        );
+        set_drift("recreate").await;
+        settle(
+            app,
+            &w,
+            Duration::from_secs(240),
+            "the reported server made again",
+            || async {
+                let v = instance_b().await;
+                v["instance_id"].as_str().is_some_and(|id| id != reported)
+                    && status(&v).contains(": ACTIVE as ")
+            },
+        )
+        .await;
+        assert_eq!(instance_b().await["observed_state"], "ACTIVE");
 
         // A network without servers deleted in Neutron: made again, with a new id.
         for id in [a, b] {
@@ -1338,6 +1389,7 @@ fn sync_run(config: &std::path::Path, crash: Option<&str>, kill_after: Option<Du
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().expect("xos sync");
     if let Some(d) = kill_after {
+        // Deliberate: the synchronizer is killed `d` into its pass, wherever it then is.
         std::thread::sleep(d);
         let _ = child.kill();
     }

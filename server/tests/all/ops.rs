@@ -165,24 +165,25 @@ async fn a_sync_worker_serves_its_own_metrics() {
         .expect("start xos sync");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut body = String::new();
-    for _ in 0..120 {
-        if let Ok(r) = http.get(format!("{base}/metrics")).send().await {
-            body = r.text().await.unwrap();
-            if sample(&body, "xos_sync_passes_total").is_some_and(|n| n >= 1.0) {
-                break;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    let metrics = async || match http.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap(),
+        Err(_) => String::new(),
+    };
+    let passed = |body: &str| sample(body, "xos_sync_passes_total").is_some_and(|n| n >= 1.0);
+    let reported = testkit::within(std::time::Duration::from_secs(30), || async {
+        let body = metrics().await;
+        passed(&body).then_some(body)
+    })
+    .await;
     let stopped = |child: &mut std::process::Child| {
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         child.wait().unwrap()
     };
-    if !sample(&body, "xos_sync_passes_total").is_some_and(|n| n >= 1.0) {
+    let Some(body) = reported else {
+        let body = metrics().await;
         stopped(&mut child);
         panic!("the worker reports no pass: {body}");
-    }
+    };
     assert!(
         body.contains("xos_sync_backlog{step=\"helloworld_tenants\"}"),
         "{body}"

@@ -6,6 +6,8 @@ use crate::common;
 use axum::http::{Method, StatusCode};
 use common::{ADMIN, TestApp, build};
 use serde_json::{Value, json};
+use std::time::Duration;
+use testkit::eventually;
 
 both!(
     lists_are_plain_arrays_with_or_without_trailing_slash,
@@ -440,16 +442,16 @@ both!(
             .patch(&format!("/xos/users/{uid}/"), json!({"password": "new-password"}))
             .await;
         assert_eq!(s, StatusCode::OK);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (s, _) = app
-            .req(
-                Method::GET,
-                "/xos/users/",
-                Some(("pw@x.org", "old-password")),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        eventually(
+            "the old password to be refused",
+            Duration::from_secs(5),
+            || async {
+                let who = Some(("pw@x.org", "old-password"));
+                let (s, _) = app.req(Method::GET, "/xos/users/", who, None).await;
+                (s == StatusCode::UNAUTHORIZED).then_some(())
+            },
+        )
+        .await;
         let (s, _) = app
             .req(
                 Method::GET,
@@ -464,16 +466,16 @@ both!(
             .patch(&format!("/xos/users/{uid}/"), json!({"is_active": false}))
             .await;
         assert_eq!(s, StatusCode::OK);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (s, _) = app
-            .req(
-                Method::GET,
-                "/xos/users/",
-                Some(("pw@x.org", "new-password")),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        eventually(
+            "the deactivated user to be refused",
+            Duration::from_secs(5),
+            || async {
+                let who = Some(("pw@x.org", "new-password"));
+                let (s, _) = app.req(Method::GET, "/xos/users/", who, None).await;
+                (s == StatusCode::UNAUTHORIZED).then_some(())
+            },
+        )
+        .await;
     }
 );
 
@@ -650,3 +652,25 @@ both!(
         }
     }
 );
+
+both!(a_controller_names_a_backend_that_exists, async |app: &TestApp| {
+    let (s, dep) = app.post("/xos/deployments/", json!({"name": "typo"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{dep}");
+    let body = |kind: &str| {
+        json!({"name": format!("c-{kind}"), "backend_type": kind, "version": "1",
+                   "deployment": dep["id"]})
+    };
+    // A misspelt type would select no backend and sit "in progress" forever: refused.
+    let before = app.count("core_controller").await;
+    let (s, v) = app.post("/xos/controllers/", body("Openstack")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["backend_type"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("Openstack")),
+        "{v}"
+    );
+    assert_eq!(app.count("core_controller").await, before);
+    let (s, v) = app.post("/xos/controllers/", body("OpenStack")).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+});

@@ -8,11 +8,12 @@ use axum::http::StatusCode;
 use common::{Backend, TestApp};
 use serde_json::{Value, json};
 use server::store::Record;
-use server::sync::engine::{Engine, EngineOptions, NoopStep};
+use server::sync::engine::{Engine, EngineOptions, ManualClock, NoopStep};
 use server::sync::{Enacted, Step, StepContext, SyncError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::eventually;
 
 fn opts() -> EngineOptions {
     EngineOptions {
@@ -74,6 +75,7 @@ impl Step for Probe {
     async fn sync_record(&self, _: &StepContext, o: &Record) -> Result<Enacted, SyncError> {
         *self.calls.lock().unwrap().entry(o.id()).or_default() += 1;
         if !self.delay.is_zero() {
+            // Deliberate: a slow backend, for tests of what happens while a pass runs.
             tokio::time::sleep(self.delay).await;
         }
         if let Some(f) = &self.on_sync {
@@ -167,7 +169,16 @@ both!(
     failures_back_off_per_object_and_never_stop_others,
     async |app: &TestApp| {
         let probe = Arc::new(Probe::new("Slice"));
-        let e = engine(app, vec![probe.clone()], opts()).await;
+        let clock = Arc::new(ManualClock::new());
+        let e = engine(
+            app,
+            vec![probe.clone()],
+            EngineOptions {
+                clock: clock.clone(),
+                ..opts()
+            },
+        )
+        .await;
         let good = app.make_slice("good").await["id"].as_i64().unwrap();
         let bad = app.make_slice("bad").await["id"].as_i64().unwrap();
         let r = e.run_once().await.unwrap();
@@ -181,8 +192,13 @@ both!(
         let r = e.run_once().await.unwrap();
         assert_eq!((r.failed, r.skipped), (0, 1));
         assert_eq!(probe.calls(bad), 1);
-        // After the backoff it is retried; fixed, it is enacted and the backoff resets.
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        // Still backing off just before its time, by the engine's clock.
+        clock.advance(Duration::from_millis(290));
+        let r = e.run_once().await.unwrap();
+        assert_eq!((r.failed, r.skipped), (0, 1));
+        // After the backoff (300 ms, `opts`) it is retried; fixed, it is enacted and the
+        // backoff resets.
+        clock.advance(Duration::from_millis(20));
         *probe.failing.lock().unwrap() = false;
         assert_eq!(e.run_once().await.unwrap().enacted, 1);
         let v = obj(app, "slices", bad).await;
@@ -242,7 +258,16 @@ both!(
     async |app: &TestApp| {
         let probe = Arc::new(Probe::new("Slice"));
         *probe.delete_fails_once.lock().unwrap() = true;
-        let e = engine(app, vec![probe.clone()], opts()).await;
+        let clock = Arc::new(ManualClock::new());
+        let e = engine(
+            app,
+            vec![probe.clone()],
+            EngineOptions {
+                clock: clock.clone(),
+                ..opts()
+            },
+        )
+        .await;
         let s = app.make_slice("gone").await["id"].as_i64().unwrap();
         e.run_once().await.unwrap();
         app.delete(&format!("/xos/slices/{s}/")).await;
@@ -258,7 +283,8 @@ both!(
             1,
             "kept while the backend delete fails"
         );
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        // The failed delete's backoff (300 ms, `opts`) runs out on the engine's clock.
+        clock.advance(Duration::from_millis(350));
         assert_eq!(e.run_once().await.unwrap().deleted, 1);
         assert_eq!(
             app.count("core_slice").await,
@@ -595,9 +621,12 @@ async fn streams_are_limited(backend: Backend) {
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "the total is reached");
     // A stream that closes gives its place back.
     drop(b1);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (s, _) = open_stream(&app, events_as(a)).await;
-    assert_eq!(s, StatusCode::OK);
+    eventually(
+        "the closed stream to give its place back",
+        Duration::from_secs(5),
+        || async { (open_stream(&app, events_as(a)).await.0 == StatusCode::OK).then_some(()) },
+    )
+    .await;
     app.finish().await;
 }
 
@@ -621,8 +650,24 @@ async fn the_postgres_pool_closes_while_the_engine_and_listener_live() {
     };
     let e = engine(&app, Vec::new(), opts()).await;
     e.run_once().await.unwrap();
-    // The listener (started with the app's state) has had time to connect.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The listener (started with the app's state) is connected: its LISTEN shows.
+    let channel = app.store.notify_channel().expect("the schema's channel");
+    eventually(
+        "the event listener to LISTEN",
+        Duration::from_secs(10),
+        || async {
+            let mut sql = server::db::Sql::new("SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE ");
+            sql.bind(server::db::Value::Text(format!("LISTEN \"{channel}\"%")));
+            let rows = app
+                .store
+                .db()
+                .fetch(&sql, &[app::registry::SqlType::Int])
+                .await
+                .expect("pg_stat_activity");
+            (rows[0][0].as_int() > Some(0)).then_some(())
+        },
+    )
+    .await;
     let closed = tokio::time::timeout(Duration::from_secs(5), app.store.db().close()).await;
     assert!(closed.is_ok(), "the pool did not close within 5 s");
     drop(e);

@@ -47,6 +47,16 @@ pub fn models() -> Vec<Model> {
     ]
 }
 
+/// Typed names of the fields its code reads (`note.opt(fields::example_note::BODY)`), proven
+/// against the declarations above by the test below.
+pub mod fields {
+    registry::fields! {
+        example_note "ExampleNote" {
+            BODY: Text = "body",
+        }
+    }
+}
+
 #[cfg(feature = "server")]
 mod server;
 
@@ -82,5 +92,14 @@ mod tests {
         let note = models().remove(0);
         assert_eq!(note.app, NAME);
         assert!(note.field_named("title").unwrap().validators.contains(&TITLE));
+    }
+
+    #[test]
+    fn every_typed_name_is_a_declared_field_of_its_kind() {
+        let mut all = registry::core_models();
+        all.extend(models());
+        let registry = registry::Registry::new(all);
+        let names = [fields::example_note::ALL].concat();
+        assert_eq!(registry::typed::check(&registry, &names), Vec::<String>::new());
     }
 }

@@ -1,5 +1,6 @@
 //! The example service's step: each note is a file in `<state_dir>/example/`.
 
+use crate::fields::example_note;
 use store::Record;
 use store::db::Value;
 use synchronizer::{Enacted, Step, StepContext, SyncError};
@@ -24,7 +25,8 @@ impl Step for NoteFiles {
     }
     async fn sync_record(&self, ctx: &StepContext, note: &Record) -> Result<Enacted, SyncError> {
         let path = path_of(ctx, note);
-        let body = note.get_str("body").unwrap_or_default().to_string();
+        // A note without a body is an empty file.
+        let body = note.opt(example_note::BODY).unwrap_or_default().to_string();
         let failed = |e: std::io::Error| SyncError::Failed(format!("cannot write {}: {e}", path.display()));
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(failed)?;

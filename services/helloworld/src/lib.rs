@@ -1,6 +1,7 @@
 //! The HelloWorld service (the guide's worked example), all of it in this folder:
 //!
 //! - `src/models.rs`: `HelloWorldService` and `HelloWorldTenant`, with their TOSCA types;
+//! - `src/fields.rs`: typed names of the fields its step reads;
 //! - `src/server.rs` (feature `server`): the synchronizer step that runs each tenant as a small
 //!   HTTP server on the local backend, and that server (`xos helloworld-serve`);
 //! - `dashboards/`: the "Hello World" views; the seed registers one of them.
@@ -8,6 +9,7 @@
 //! The server loads it through the catalog (`services/catalog`); a configuration turns it on
 //! with `services = ["helloworld"]`.
 
+pub mod fields;
 mod models;
 
 pub use models::models;
@@ -54,6 +56,18 @@ impl xos_service::Service for Service {
             xos_service::Template {
                 name: "helloWorldService",
                 source: include_str!("../dashboards/helloWorldService.html"),
+            },
+        ]
+    }
+    fn static_files(&self) -> Vec<xos_service::StaticFile> {
+        vec![
+            xos_service::StaticFile {
+                path: "helloworld.js",
+                source: include_str!("../static/helloworld.js"),
+            },
+            xos_service::StaticFile {
+                path: "js/helloWorldService.js",
+                source: include_str!("../static/js/helloWorldService.js"),
             },
         ]
     }

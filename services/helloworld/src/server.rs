@@ -5,6 +5,7 @@
 //! environment. The port is kept across changes (a new message restarts the server on the same
 //! port), written back to the tenant with the pid. Deleting the tenant stops the server.
 
+use crate::fields::hello_world_tenant;
 use backend_local::{self as local, LocalBackend, Spec};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -76,9 +77,10 @@ impl Step for HelloWorldTenants {
     }
     async fn sync_record(&self, _ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let id = obj.id();
-        let message = obj.get_str("display_message").unwrap_or_default().to_string();
+        let message = obj.req(hello_world_tenant::DISPLAY_MESSAGE)?.to_string();
+        // Unset until the first enactment.
         let recorded = obj
-            .get_int("port")
+            .opt(hello_world_tenant::PORT)
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p > 0);
         let backend = self.backend.clone();

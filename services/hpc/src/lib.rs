@@ -3,6 +3,7 @@
 //!
 //! - `src/models.rs`: its models and TOSCA types, with the checks of their formats (origin URLs,
 //!   access and site maps: `src/maps.rs`), plain data and code the browser shares;
+//! - `src/fields.rs`: typed names of the fields the server part reads (`registry::typed`);
 //! - `src/server/` (feature `server`): the caches on real nginx (`nginx.rs`), their health checks
 //!   (`health.rs`, with a small DNS client, `dns.rs`), the sample origin (`origin.rs`,
 //!   `xos origin-serve`), the CDN's dashboard context (`stats.rs`: `cdnData`), the steps;
@@ -10,6 +11,7 @@
 //!
 //! The Request Router (`services/requestrouter`) builds on it.
 
+pub mod fields;
 pub mod maps;
 mod models;
 
@@ -60,6 +62,12 @@ impl xos_service::Service for Service {
         vec![xos_service::Template {
             name: "cdn",
             source: include_str!("../dashboards/cdn.html"),
+        }]
+    }
+    fn static_files(&self) -> Vec<xos_service::StaticFile> {
+        vec![xos_service::StaticFile {
+            path: "js/cdn.js",
+            source: include_str!("../static/js/cdn.js"),
         }]
     }
     async fn view_context(

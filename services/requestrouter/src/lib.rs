@@ -1,9 +1,11 @@
 //! The Request Router, the CDN's DNS, all of it in this folder:
 //!
 //! - `src/models.rs`: `RequestRouterService` (one per system) and `ServiceMap`, with TOSCA types;
+//! - `src/fields.rs`: typed names of the fields the server part reads;
 //! - `src/server.rs` (feature `server`): one Knot DNS server answering each CDN prefix with the
 //!   caches of the HPC service (`services/hpc`) nearest the client.
 
+pub mod fields;
 mod models;
 
 pub use models::models;

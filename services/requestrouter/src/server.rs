@@ -20,8 +20,12 @@
 //! configuration checked by `knotc conf-check`, renamed) and Knot reloads (`knotc reload`),
 //! which swaps configuration, zones and maps at once.
 
+use crate::fields::{request_router_service as router, service_map};
 use backend_local::{self as local, LocalBackend, Spec};
 use ipnet::IpNet;
+use registry::fields::{common, instance};
+use registry::typed::{FieldName, Fk};
+use service_hpc::fields::{cdn_prefix, content_provider, site_map};
 use service_hpc::maps::{SiteLine, parse_site_map};
 use service_hpc::server::{self as hpc, all};
 use std::collections::{BTreeMap, HashMap};
@@ -118,9 +122,9 @@ fn answers_for(
     targets: &[Target],
     rr: &Record,
 ) -> Vec<(IpNet, Vec<Ipv4Addr>)> {
-    let max = rr.get_int("maxAnswers").unwrap_or(3).max(1) as usize;
-    let default_action = rr.get_str("defaultAction").unwrap_or("best");
-    let last_resort = rr.get_str("lastResortAction").unwrap_or("random");
+    let max = rr.opt(router::MAX_ANSWERS).unwrap_or(3).max(1) as usize;
+    let default_action = rr.opt(router::DEFAULT_ACTION).unwrap_or("best");
+    let last_resort = rr.opt(router::LAST_RESORT_ACTION).unwrap_or("random");
     let healthy: Vec<&Target> = targets.iter().filter(|t| t.healthy).collect();
     // With no healthy cache every cache answers.
     let pool: Vec<&Target> = if healthy.is_empty() {
@@ -161,15 +165,16 @@ fn site_map_for(
     maps: &[Record],
     own: Option<&str>,
 ) -> Vec<SiteLine> {
-    let cp = p.get_int("contentProvider");
-    let sp = provider.and_then(|c| c.get_int("serviceProvider"));
-    let by =
-        |field: &str, id: Option<i64>| id.and_then(|id| maps.iter().find(|m| m.get_int(field) == Some(id)));
-    let text = by("cdnPrefix", Some(p.id()))
-        .or_else(|| by("contentProvider", cp))
-        .or_else(|| by("serviceProvider", sp))
-        .or_else(|| by("hpcService", Some(hpc)))
-        .and_then(|m| m.get_str("map"))
+    let cp = p.opt(cdn_prefix::CONTENT_PROVIDER);
+    let sp = provider.and_then(|c| c.opt(content_provider::SERVICE_PROVIDER));
+    let by = |field: FieldName<Fk>, id: Option<i64>| {
+        id.and_then(|id| maps.iter().find(|m| m.opt(field) == Some(id)))
+    };
+    let text = by(site_map::CDN_PREFIX, Some(p.id()))
+        .or_else(|| by(site_map::CONTENT_PROVIDER, cp))
+        .or_else(|| by(site_map::SERVICE_PROVIDER, sp))
+        .or_else(|| by(site_map::HPC_SERVICE, Some(hpc)))
+        .and_then(|m| m.opt(site_map::MAP))
         .or(own)
         .unwrap_or_default();
     parse_site_map(text).unwrap_or_default()
@@ -193,10 +198,9 @@ async fn answers(store: &Store, rr: &Record) -> Result<Zones, SyncError> {
     let site_maps = all(store, "SiteMap").await?;
     let mut zones = BTreeMap::new();
     for map in all(store, "ServiceMap").await? {
-        let zone = map.get_str("prefix").unwrap_or_default().to_string();
-        let Some(owner) = map.get_int("owner") else {
-            continue;
-        };
+        let zone = map.req(service_map::PREFIX)?.to_string();
+        let owner = map.req(service_map::OWNER)?;
+        let slice = map.req(service_map::SLICE)?;
         // The prefixes the owner's caches serve (enabled, of enabled providers).
         let served: Vec<i64> = match store
             .get(&store::Actor::System, store.model("HpcService"), owner)
@@ -212,10 +216,10 @@ async fn answers(store: &Store, rr: &Record) -> Result<Zones, SyncError> {
         };
         let targets: Vec<Target> = instances
             .iter()
-            .filter(|i| i.get_int("slice") == map.get_int("slice"))
+            .filter(|i| i.opt(instance::SLICE) == Some(slice))
             .filter(|i| hpc::is_up(i))
             .map(|i| Target {
-                name: i.get_str("name").unwrap_or_default().to_string(),
+                name: i.opt(instance::NAME).unwrap_or_default().to_string(),
                 addr: hpc::cache_address(i),
                 healthy: health.get(&i.id()).copied().unwrap_or(true),
             })
@@ -223,18 +227,18 @@ async fn answers(store: &Store, rr: &Record) -> Result<Zones, SyncError> {
         let mut names = Answers::new();
         if !targets.is_empty() {
             for p in prefixes.iter().filter(|p| served.contains(&p.id())) {
-                let name = p.get_str("prefix").unwrap_or_default();
+                let name = p.req(cdn_prefix::PREFIX)?;
                 if !in_zone(name, &zone) {
                     continue;
                 }
-                let provider = p.get_int("contentProvider").and_then(|c| content.get(&c));
-                let lines = site_map_for(p, provider, owner, &site_maps, map.get_str("siteMap"));
+                let provider = content.get(&p.req(cdn_prefix::CONTENT_PROVIDER)?);
+                let lines = site_map_for(p, provider, owner, &site_maps, map.opt(service_map::SITE_MAP));
                 names.insert(name.to_string(), answers_for(name, &lines, &targets, rr));
             }
         }
         // Stored maps were checked when written; one that no longer parses allows nobody
         // (fail closed), as does one of comments only.
-        let acl = service_hpc::maps::parse_allow_list(map.get_str("accessMap").unwrap_or_default())
+        let acl = service_hpc::maps::parse_allow_list(map.opt(service_map::ACCESS_MAP).unwrap_or_default())
             .unwrap_or_else(|_| Some(Vec::new()));
         zones.insert(zone, Zone { names, acl });
     }
@@ -250,8 +254,8 @@ fn summary(rr: &Record, zones: &Zones) -> String {
         if names == 1 { "" } else { "s" },
         zones.len(),
         if zones.len() == 1 { "" } else { "s" },
-        rr.get_str("dns_address").unwrap_or("127.0.0.1"),
-        rr.get_int("dns_port").unwrap_or(5353)
+        rr.opt(router::DNS_ADDRESS).unwrap_or("127.0.0.1"),
+        rr.opt(router::DNS_PORT).unwrap_or(5353)
     )
 }
 
@@ -267,9 +271,9 @@ fn serial(text: &str) -> u32 {
 /// The files of Request Router `rr`'s server in `dir`.
 fn render(rr: &Record, zones: &Zones, dir: &Path) -> Files {
     let d = dir.display();
-    let addr = rr.get_str("dns_address").unwrap_or("127.0.0.1");
-    let port = rr.get_int("dns_port").unwrap_or(5353);
-    let ttl = rr.get_int("defaultTTL").unwrap_or(30);
+    let addr = rr.opt(router::DNS_ADDRESS).unwrap_or("127.0.0.1");
+    let port = rr.opt(router::DNS_PORT).unwrap_or(5353);
+    let ttl = rr.opt(router::DEFAULT_TTL).unwrap_or(30);
     let mut files = Files::new();
     let mut conf = String::new();
     let _ = writeln!(
@@ -378,7 +382,7 @@ impl Dns {
         let status = format!("1 - {}", summary(rr, &zones));
         Ok(!Self::changed(&dir, &files).is_empty()
             || self.running(rr.id()).is_empty()
-            || rr.get_str("backend_status") != Some(status.as_str()))
+            || rr.opt(common::BACKEND_STATUS) != Some(status.as_str()))
     }
 
     /// Make Request Router `rr`'s server answer as it should; the status line.
@@ -592,7 +596,7 @@ impl Step for ServiceMaps {
         self.apply_all(&ctx.store).await?;
         Ok(Enacted::with_status(format!(
             "zone {} served by the Request Router",
-            obj.get_str("prefix").unwrap_or_default()
+            obj.req(service_map::PREFIX)?
         )))
     }
     async fn delete_record(&self, ctx: &StepContext, _obj: &Record) -> Result<(), SyncError> {

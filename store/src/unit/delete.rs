@@ -6,6 +6,7 @@ use crate::db::{ConstraintViolation, Sql, Value, constraint_violation};
 use crate::{
     Actor, Change, ChangeKind, Op, Record, StoreError, human_readable_name, permissions, select_sql, types,
 };
+use registry::fields::common;
 use registry::{FieldKind, Model, OnDelete, SqlType};
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ impl Unit {
         let before = self.load_visible(model, id).await?;
         permissions::check_write(self, Op::Delete, Some(&before), &before, &[]).await?;
         self.check_child_delete(&before).await?;
-        if before.get_bool("write_protect") {
+        if before.opt(common::WRITE_PROTECT) == Some(true) {
             return Err(StoreError::Conflict(format!(
                 "{} {} is write-protected.",
                 model.verbose_name,

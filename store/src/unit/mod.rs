@@ -17,6 +17,7 @@ use crate::{
 };
 use crate::{WriteHook, changelog};
 use chrono::{DateTime, Utc};
+use registry::fields::user;
 use registry::{FieldKind, Model, SqlType};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -311,7 +312,7 @@ impl Unit {
             .iter()
             .any(|&i| matches!(model.fields[i].kind, FieldKind::Password))
         {
-            let stored = before.get_str("password").unwrap_or_default();
+            let stored = before.opt(user::PASSWORD).unwrap_or_default();
             permissions::check_old_password(&self.actor, stored, old_password).await?;
         }
         let mut m2m_log = serde_json::Map::new();

@@ -1,6 +1,7 @@
 //! Backoff: each failing object waits twice as long as the last time (capped), kept in its
 //! `backend_register` as XOS did.
 
+use registry::fields::common;
 use serde_json::json;
 use std::time::Duration;
 use store::Record;
@@ -16,7 +17,7 @@ pub(super) struct Register {
 impl Register {
     pub(super) fn parse(rec: &Record) -> Register {
         let v: serde_json::Value = rec
-            .get_str("backend_register")
+            .opt(common::BACKEND_REGISTER)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
         Register {
@@ -28,27 +29,27 @@ impl Register {
 }
 
 impl Register {
-    /// Whether the object's backoff has run out.
-    pub(super) fn due(&self) -> bool {
-        self.next_run_ms <= now_ms()
+    /// Whether the object's backoff has run out at `now` (ms).
+    pub(super) fn due(&self, now: i64) -> bool {
+        self.next_run_ms <= now
     }
 
     /// The register after one more failure: the next run `base · 2^exponent` from now (the
     /// exponent capped at 20), at most `cap`.
-    pub(super) fn after_failure(&self, base: Duration, cap: Duration) -> String {
+    pub(super) fn after_failure(&self, now: i64, base: Duration, cap: Duration) -> String {
         let delay = base.saturating_mul(1u32 << self.exponent.min(20)).min(cap);
         json!({
-            "next_run": now_ms() + delay.as_millis() as i64,
+            "next_run": now + delay.as_millis() as i64,
             "exponent": self.exponent + 1,
             "failures": self.failures + 1,
-            "last_failure": now_ms(),
+            "last_failure": now,
         })
         .to_string()
     }
 }
 
-/// Milliseconds since the epoch, the unit of `backend_register`.
-/// Milliseconds since the epoch: the clock backoff and intervals are stored in.
+/// Milliseconds since the epoch by the system's clock (the unit of `backend_register`).
 pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    use super::clock::Clock;
+    super::clock::SystemClock.now_ms()
 }

@@ -19,7 +19,10 @@ mod backoff;
 mod fault;
 mod leases;
 
+mod clock;
+
 pub use backoff::now_ms;
+pub use clock::{Clock, ManualClock, SystemClock};
 
 use crate::graph::{CycleError, step_layers};
 use crate::{ModelPolicy, Step, StepContext, SyncError};
@@ -28,6 +31,7 @@ use fault::CrashPoint;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use leases::Leases;
+use registry::fields::common;
 use registry::{BackendStatus, SqlType};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -54,6 +58,8 @@ pub struct EngineOptions {
     /// The services this engine runs for (`xos sync --service`): it purges the deleted rows of
     /// their unobserved models only. None: every service.
     pub services: Option<Vec<String>>,
+    /// The time backoff and step intervals are measured by (a test's [`ManualClock`]).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for EngineOptions {
@@ -65,6 +71,7 @@ impl Default for EngineOptions {
             policies: Vec::new(),
             batch: 2000,
             services: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -119,7 +126,8 @@ pub struct Engine {
     steps: Vec<Arc<dyn Step>>,
     layers: Vec<Vec<usize>>,
     opts: EngineOptions,
-    last_run: Mutex<HashMap<usize, Instant>>,
+    /// When each interval step last ran, by the engine's clock (ms).
+    last_run: Mutex<HashMap<usize, i64>>,
     crash: Option<CrashPoint>,
     leases: Option<Leases>,
     pub stats: HashMap<&'static str, Arc<StepStats>>,
@@ -236,11 +244,15 @@ impl Engine {
         let step = &self.steps[i];
         let interval = step.requested_interval();
         if !deletion && !interval.is_zero() {
+            let now = self.opts.clock.now_ms();
             let mut last = self.last_run.lock().expect("last run lock");
-            if last.get(&i).is_some_and(|t| t.elapsed() < interval) {
+            if last
+                .get(&i)
+                .is_some_and(|t| now - t < interval.as_millis() as i64)
+            {
                 return Ok(PassReport::default());
             }
-            last.insert(i, Instant::now());
+            last.insert(i, now);
         }
         let stats = self.stats[step.name()].clone();
         stats.runs.fetch_add(1, Ordering::Relaxed);
@@ -315,7 +327,8 @@ impl Engine {
                     report.enacted += 1;
                     let status = BackendStatus::ok(result.status.as_deref());
                     let register =
-                        json!({"next_run": 0, "exponent": 0, "last_success": now_ms()}).to_string();
+                        json!({"next_run": 0, "exponent": 0, "last_success": self.opts.clock.now_ms()})
+                            .to_string();
                     writes.push(Write::Status(
                         id,
                         StatusUpdate {
@@ -346,11 +359,16 @@ impl Engine {
                     };
                     tracing::info!(step = step.name(), id, error = %error, "sync failed");
                     newly_failed.push((id, name));
+                    let fields = match error {
+                        SyncError::Reported { fields, .. } => fields,
+                        _ => Vec::new(),
+                    };
                     writes.push(Write::Status(
                         id,
                         StatusUpdate {
                             backend_status: Some(status),
                             backend_register: Some(register),
+                            fields,
                             ..Default::default()
                         },
                     ));
@@ -407,7 +425,7 @@ impl Engine {
     ) -> Outcome {
         let id = obj.id();
         let reg = Register::parse(obj);
-        if !reg.due() {
+        if !reg.due(self.opts.clock.now_ms()) {
             self.stats[step.name()]
                 .backoff_skips
                 .fetch_add(1, Ordering::Relaxed);
@@ -441,7 +459,7 @@ impl Engine {
         match result {
             Ok(Some(result)) => Outcome::Enacted {
                 id,
-                version: obj.get_int("row_version").unwrap_or(0),
+                version: obj.opt(common::ROW_VERSION).unwrap_or(0),
                 result,
             },
             Ok(None) => Outcome::Deleted { id },
@@ -450,7 +468,11 @@ impl Engine {
                     SyncError::Deferred(_) => self.opts.backoff_base / 4,
                     _ => self.opts.backoff_base,
                 };
-                let register = reg.after_failure(base, self.opts.backoff_cap);
+                let register = if matches!(error, SyncError::Reported { .. }) {
+                    json!({"next_run": 0, "exponent": 0}).to_string()
+                } else {
+                    reg.after_failure(self.opts.clock.now_ms(), base, self.opts.backoff_cap)
+                };
                 Outcome::Failed {
                     id,
                     name: store::human_readable_name(obj),

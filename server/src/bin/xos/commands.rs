@@ -1,6 +1,7 @@
 //! What each command does.
 
 use crate::cli::{Cli, Command, ToscaCommand};
+use app::registry::fields::common;
 use serde_json::json;
 use server::config::SynchronizerMode;
 use server::migrations::{Outcome, make_migrations};
@@ -323,7 +324,7 @@ async fn list(store: &server::store::Store, plural: &str, filters: &[String]) ->
     );
     for (r, name) in rows.iter().zip(&names) {
         let s = if status {
-            r.get_str("backend_status").unwrap_or_default()
+            r.opt(common::BACKEND_STATUS).unwrap_or_default()
         } else {
             ""
         };

@@ -12,6 +12,7 @@
 //! Router reads the `http` results: a cache an http check finds unhealthy leaves its answers.
 
 use super::{all, caches_of, sites_of};
+use crate::fields::{hpc_health_check, request_router_service};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -56,7 +57,7 @@ impl HealthChecks {
     }
 
     fn due(&self, check: &Record) -> bool {
-        let interval = Duration::from_secs(check.get_int("interval").unwrap_or(5).max(1) as u64);
+        let interval = Duration::from_secs(check.opt(hpc_health_check::INTERVAL).unwrap_or(5).max(1) as u64);
         self.runs
             .lock()
             .expect("runs lock")
@@ -65,7 +66,7 @@ impl HealthChecks {
     }
 
     async fn run(&self, store: &Store, check: &Record) -> Result<Vec<Outcome>, SyncError> {
-        let mut out = match check.get_str("kind").unwrap_or("dns") {
+        let mut out = match check.req(hpc_health_check::KIND)? {
             "http" => self.run_http(store, check).await?,
             kind => run_dns(store, check, kind == "nameserver").await?,
         };
@@ -78,10 +79,13 @@ impl HealthChecks {
     }
 
     async fn run_http(&self, store: &Store, check: &Record) -> Result<Vec<Outcome>, SyncError> {
-        let resource = check.get_str("resource_name").unwrap_or("/").to_string();
+        let resource = check.req(hpc_health_check::RESOURCE_NAME)?.to_string();
         let mut out = Vec::new();
         for service in all(store, "HpcService").await? {
-            if check.get_int("hpcService").is_some_and(|s| s != service.id()) {
+            if check
+                .opt(hpc_health_check::HPC_SERVICE)
+                .is_some_and(|s| s != service.id())
+            {
                 continue;
             }
             let (sites, _) = sites_of(store, service.id()).await?;
@@ -147,17 +151,19 @@ fn judge(check: &Record, status: u16, body: &[u8]) -> (bool, String) {
     if !(200..400).contains(&status) {
         return (false, format!("HTTP {status}"));
     }
-    if let Some(want) = check.get_str("result_contains").filter(|s| !s.is_empty())
+    if let Some(want) = check
+        .opt(hpc_health_check::RESULT_CONTAINS)
+        .filter(|s| !s.is_empty())
         && !String::from_utf8_lossy(body).contains(want)
     {
         return (false, format!("HTTP {status}, {size} bytes without {want:?}"));
     }
-    if let Some(min) = check.get_int("result_min_size")
+    if let Some(min) = check.opt(hpc_health_check::RESULT_MIN_SIZE)
         && size < min
     {
         return (false, format!("HTTP {status}, {size} bytes (fewer than {min})"));
     }
-    if let Some(max) = check.get_int("result_max_size")
+    if let Some(max) = check.opt(hpc_health_check::RESULT_MAX_SIZE)
         && size > max
     {
         return (false, format!("HTTP {status}, {size} bytes (more than {max})"));
@@ -167,7 +173,7 @@ fn judge(check: &Record, status: u16, body: &[u8]) -> (bool, String) {
 
 /// A dns or nameserver check against every Request Router's DNS server.
 async fn run_dns(store: &Store, check: &Record, soa: bool) -> Result<Vec<Outcome>, SyncError> {
-    let name = check.get_str("resource_name").unwrap_or_default().to_string();
+    let name = check.req(hpc_health_check::RESOURCE_NAME)?.to_string();
     let mut out = Vec::new();
     for rr in all(store, "RequestRouterService").await.unwrap_or_default() {
         let Some(server) = dns_server(&rr) else { continue };
@@ -178,7 +184,9 @@ async fn run_dns(store: &Store, check: &Record, soa: bool) -> Result<Vec<Outcome
             Ok(a) if soa => (a.answers > 0, format!("{} answer(s)", a.answers)),
             Ok(a) => {
                 let addrs: Vec<String> = a.a.iter().map(Ipv4Addr::to_string).collect();
-                let want = check.get_str("result_contains").filter(|s| !s.is_empty());
+                let want = check
+                    .opt(hpc_health_check::RESULT_CONTAINS)
+                    .filter(|s| !s.is_empty());
                 let ok = !addrs.is_empty() && want.is_none_or(|w| addrs.iter().any(|x| x.contains(w)));
                 (
                     ok,
@@ -202,15 +210,19 @@ async fn run_dns(store: &Store, check: &Record, soa: bool) -> Result<Vec<Outcome
 
 /// Where a Request Router service's DNS server listens.
 pub fn dns_server(rr: &Record) -> Option<SocketAddr> {
-    let addr = rr.get_str("dns_address").unwrap_or("127.0.0.1").parse().ok()?;
-    let port = u16::try_from(rr.get_int("dns_port").unwrap_or(5353)).ok()?;
+    let addr = rr
+        .opt(request_router_service::DNS_ADDRESS)
+        .unwrap_or("127.0.0.1")
+        .parse()
+        .ok()?;
+    let port = u16::try_from(rr.opt(request_router_service::DNS_PORT).unwrap_or(5353)).ok()?;
     Some(SocketAddr::new(addr, port))
 }
 
 /// The outcomes stored in a check's `results`.
 fn stored(check: &Record) -> Vec<Outcome> {
     check
-        .get_str("results")
+        .opt(hpc_health_check::RESULTS)
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default()
 }
@@ -230,7 +242,7 @@ fn summary(outcomes: &[Outcome]) -> String {
 pub async fn cache_health(store: &Store) -> Result<HashMap<i64, bool>, SyncError> {
     let mut health: HashMap<i64, bool> = HashMap::new();
     for check in all(store, "HpcHealthCheck").await? {
-        if check.get_str("kind") != Some("http") {
+        if check.req(hpc_health_check::KIND)? != "http" {
             continue;
         }
         for o in stored(&check) {

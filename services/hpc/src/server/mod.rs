@@ -22,7 +22,9 @@ pub mod nginx;
 pub mod origin;
 pub mod stats;
 
+use crate::fields::{access_map, cdn_prefix, content_provider, hpc_service, origin_server, service_provider};
 use crate::maps::{AccessRule, parse_access_map};
+use registry::fields::{common, instance, slice};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -137,7 +139,10 @@ impl Plan {
 /// caches share one port and DNS can answer with plain addresses; an instance with an address
 /// of its own keeps it.
 pub fn cache_address(instance: &Record) -> Ipv4Addr {
-    match instance.get_str("ip").and_then(|s| s.parse::<Ipv4Addr>().ok()) {
+    match instance
+        .opt(instance::IP)
+        .and_then(|s| s.parse::<Ipv4Addr>().ok())
+    {
         Some(ip) if !ip.is_loopback() && !ip.is_unspecified() => ip,
         _ => {
             let id = instance.id().clamp(0, 0xffff) as u16;
@@ -160,7 +165,7 @@ pub async fn all(store: &Store, model: &str) -> Result<Vec<Record>, SyncError> {
 /// Whether an instance has been enacted by its backend (its VM, here its process, runs).
 pub fn is_up(instance: &Record) -> bool {
     instance
-        .get_str("backend_status")
+        .opt(common::BACKEND_STATUS)
         .is_some_and(|s| registry::BackendStatus::parse(s).is_ok())
 }
 
@@ -173,20 +178,20 @@ pub async fn caches_of(store: &Store, service: &Record) -> Result<Vec<Cache>, Sy
 /// The caches of `service` among these slices and instances.
 fn caches_in(service: &Record, slices: &[Record], instances: &[Record]) -> Vec<Cache> {
     let port = service
-        .get_int("cache_port")
+        .opt(hpc_service::CACHE_PORT)
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(8880);
     let mine: Vec<i64> = slices
         .iter()
-        .filter(|s| s.get_int("service") == Some(service.id()))
+        .filter(|s| s.opt(slice::SERVICE) == Some(service.id()))
         .map(Record::id)
         .collect();
     instances
         .iter()
-        .filter(|i| i.get_int("slice").is_some_and(|s| mine.contains(&s)) && is_up(i))
+        .filter(|i| i.opt(instance::SLICE).is_some_and(|s| mine.contains(&s)) && is_up(i))
         .map(|i| Cache {
             instance: i.id(),
-            name: i.get_str("name").unwrap_or_default().to_string(),
+            name: i.opt(instance::NAME).unwrap_or_default().to_string(),
             addr: cache_address(i),
             port,
         })
@@ -198,15 +203,18 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Pro
     let providers: HashMap<i64, Record> = all(store, "ServiceProvider")
         .await?
         .into_iter()
-        .filter(|p| p.get_int("hpcService") == Some(service) && p.get_bool("enabled"))
+        .filter(|p| {
+            p.opt(service_provider::HPC_SERVICE) == Some(service)
+                && p.opt(service_provider::ENABLED) == Some(true)
+        })
         .map(|p| (p.id(), p))
         .collect();
     let content: HashMap<i64, Record> = all(store, "ContentProvider")
         .await?
         .into_iter()
         .filter(|c| {
-            c.get_bool("enabled")
-                && c.get_int("serviceProvider")
+            c.opt(content_provider::ENABLED) == Some(true)
+                && c.opt(content_provider::SERVICE_PROVIDER)
                     .is_some_and(|p| providers.contains_key(&p))
         })
         .map(|c| (c.id(), c))
@@ -216,20 +224,24 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Pro
     let mut sites = Vec::new();
     let mut problems = Vec::new();
     for p in all(store, "CDNPrefix").await? {
-        let Some(cp) = p.get_int("contentProvider").and_then(|c| content.get(&c)) else {
+        // Prefixes of providers not served (disabled, or of another service) are left out.
+        let Some(cp) = content.get(&p.req(cdn_prefix::CONTENT_PROVIDER)?) else {
             continue;
         };
-        if !p.get_bool("enabled") {
+        if !p.req(cdn_prefix::ENABLED)? {
             continue;
         }
-        let prefix = p.get_str("prefix").unwrap_or_default().to_string();
+        let prefix = p.req(cdn_prefix::PREFIX)?.to_string();
         let at = ("CDNPrefix", p.id());
         let mut mine: Vec<&Record> = origins
             .iter()
-            .filter(|o| o.get_int("contentProvider") == Some(cp.id()) && o.get_bool("enabled"))
+            .filter(|o| {
+                o.opt(origin_server::CONTENT_PROVIDER) == Some(cp.id())
+                    && o.opt(origin_server::ENABLED) == Some(true)
+            })
             .collect();
         // The default origin first, the others in the order they were made.
-        let default = p.get_int("defaultOriginServer");
+        let default = p.opt(cdn_prefix::DEFAULT_ORIGIN_SERVER);
         mine.sort_by_key(|o| (Some(o.id()) != default, o.id()));
         // A prefix whose configuration cannot be written safely is left out on its own (the
         // service's status says why); the others keep being served and changed. Stored values
@@ -244,7 +256,7 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Pro
         let mut urls: Vec<url::Url> = Vec::new();
         let mut bad = Vec::new();
         for o in &mine {
-            let text = o.get_str("url").unwrap_or_default();
+            let text = o.req(origin_server::URL)?;
             match crate::maps::origin_url_error(text)
                 .map_or_else(|| url::Url::parse(text).map_err(|e| e.to_string()), Err)
             {
@@ -275,9 +287,9 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Pro
         let mut unreadable = None;
         for m in maps
             .iter()
-            .filter(|m| m.get_int("contentProvider") == Some(cp.id()))
+            .filter(|m| m.opt(access_map::CONTENT_PROVIDER) == Some(cp.id()))
         {
-            match parse_access_map(m.get_str("map").unwrap_or_default()) {
+            match parse_access_map(m.req(access_map::MAP)?) {
                 Ok(rules) => access.get_or_insert_with(Vec::new).extend(rules),
                 Err(e) => unreadable = Some((m.id(), format!("access map {} does not parse ({e})", m.id()))),
             }
@@ -292,7 +304,7 @@ pub async fn sites_of(store: &Store, service: i64) -> Result<(Vec<Site>, Vec<Pro
         sites.push(Site {
             id: p.id(),
             prefix,
-            provider: cp.get_str("name").unwrap_or_default().to_string(),
+            provider: cp.req(content_provider::NAME)?.to_string(),
             origins: urls,
             access,
         });
@@ -405,7 +417,7 @@ impl Step for Services {
                 continue;
             }
             let status = format!("1 - {}", plan.summary());
-            if self.caches.drifted(plan).await || s.get_str("backend_status") != Some(status.as_str()) {
+            if self.caches.drifted(plan).await || s.opt(common::BACKEND_STATUS) != Some(status.as_str()) {
                 pending.push(s.clone());
             }
         }

@@ -6,6 +6,9 @@
 //! view reads only what the caches logged since the last one.
 
 use super::{all, cache_health, caches_of, nginx};
+use crate::fields::{cdn_prefix, content_provider, hpc_service, origin_server};
+use registry::fields::{common, instance, node};
+use registry::typed::{Bool, FieldName, Fk, Text};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -92,18 +95,19 @@ pub async fn cdn_data(store: &Store, state_dir: &Path, reader: &Actor) -> Result
         .map(|s| (s.id(), s))
         .collect();
     for service in all(store, "HpcService").await? {
+        let service_name = service.req(hpc_service::NAME)?;
         for cache in caches_of(store, &service).await? {
             if !readable.contains(&cache.instance) {
                 continue;
             }
             let site = instances
                 .get(&cache.instance)
-                .and_then(|i| i.get_int("node"))
+                .and_then(|i| i.opt(instance::NODE))
                 .and_then(|n| nodes.get(&n))
-                .and_then(|n| n.get_int("site"))
+                .and_then(|n| n.opt(node::SITE))
                 .and_then(|s| site_rows.get(&s));
             let Some(site) = site else { continue };
-            let name = site.get_str("name").unwrap_or_default().to_string();
+            let name = site.req(registry::fields::site::NAME)?.to_string();
             let log = nginx::cache_dir(&state_dir.join("hpc"), cache.instance).join("access.log");
             let s = log_stats(&log);
             let healthy = health.get(&cache.instance).copied().unwrap_or(true);
@@ -114,7 +118,7 @@ pub async fn cdn_data(store: &Store, state_dir: &Path, reader: &Actor) -> Result
                     "health": 0,
                     "numHPCInstances": 0,
                     "activeHPCInstances": 0,
-                    "siteUrl": site.get_str("site_url").unwrap_or_default(),
+                    "siteUrl": site.opt(registry::fields::site::SITE_URL).unwrap_or_default(),
                     "bandwidth": 0,
                     "load": 0,
                     "hot": 0.0,
@@ -132,7 +136,7 @@ pub async fn cdn_data(store: &Store, state_dir: &Path, reader: &Actor) -> Result
                 list.push(json!({
                     "name": cache.name,
                     "address": format!("{}:{}", cache.addr, cache.port),
-                    "service": service.get_str("name").unwrap_or_default(),
+                    "service": service_name,
                     "healthy": healthy,
                     "requests": s.requests,
                     "bytes": s.bytes,
@@ -155,15 +159,18 @@ pub async fn cdn_content_providers(store: &Store, actor: &Actor) -> Result<Json,
     };
     let prefixes = list("CDNPrefix").await?;
     let origins = list("OriginServer").await?;
-    let of = |rows: &[Record], cp: i64, field: &str| -> Vec<Json> {
+    // A prefix's or origin's: the content provider it belongs to, whether it is enabled, and the
+    // text shown (under the field's name).
+    type Shown = (FieldName<Fk>, FieldName<Bool>, FieldName<Text>);
+    let of = |rows: &[Record], cp: i64, (provider, enabled, text): Shown| -> Vec<Json> {
         rows.iter()
-            .filter(|r| r.get_int("contentProvider") == Some(cp))
+            .filter(|r| r.opt(provider) == Some(cp))
             .map(|r| {
                 json!({
                     "id": r.id(),
-                    field: r.get_str(field).unwrap_or_default(),
-                    "enabled": r.get_bool("enabled"),
-                    "backend_status": r.get_str("backend_status").unwrap_or_default(),
+                    text.name: r.opt(text).unwrap_or_default(),
+                    "enabled": r.opt(enabled) == Some(true),
+                    "backend_status": r.opt(common::BACKEND_STATUS).unwrap_or_default(),
                 })
             })
             .collect()
@@ -173,15 +180,23 @@ pub async fn cdn_content_providers(store: &Store, actor: &Actor) -> Result<Json,
             .await?
             .iter()
             .map(|cp| {
-                let name = cp.get_str("name").unwrap_or_default();
+                let name = cp.opt(content_provider::NAME).unwrap_or_default();
                 json!({
                     "id": cp.id(),
                     "name": name,
                     // XOS mapped two legacy Vicci providers to account names; others are their name.
                     "account": match name { "ON.LAB" => "onlabcp", "Syndicate" => "syndicatecp", n => n },
-                    "enabled": cp.get_bool("enabled"),
-                    "prefixes": of(&prefixes, cp.id(), "prefix"),
-                    "origins": of(&origins, cp.id(), "url"),
+                    "enabled": cp.opt(content_provider::ENABLED) == Some(true),
+                    "prefixes": of(
+                        &prefixes,
+                        cp.id(),
+                        (cdn_prefix::CONTENT_PROVIDER, cdn_prefix::ENABLED, cdn_prefix::PREFIX),
+                    ),
+                    "origins": of(
+                        &origins,
+                        cp.id(),
+                        (origin_server::CONTENT_PROVIDER, origin_server::ENABLED, origin_server::URL),
+                    ),
                 })
             })
             .collect(),

@@ -1,0 +1,41 @@
+//! Typed names of the Request Router fields its server part reads (see `registry::typed`),
+//! proven against the declarations in `models.rs` by the test below (with the names of its
+//! model that HPC's health checks read, which HPC declares).
+
+registry::fields! {
+    request_router_service "RequestRouterService" {
+        MAX_ANSWERS: Int = "maxAnswers",
+        DEFAULT_ACTION: Text = "defaultAction",
+        LAST_RESORT_ACTION: Text = "lastResortAction",
+        DEFAULT_TTL: Int = "defaultTTL",
+        DNS_ADDRESS: Text = "dns_address",
+        DNS_PORT: Int = "dns_port",
+    }
+    service_map "ServiceMap" {
+        OWNER: Fk = "owner",
+        SLICE: Fk = "slice",
+        PREFIX: Text = "prefix",
+        SITE_MAP: Text = "siteMap",
+        ACCESS_MAP: Text = "accessMap",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_typed_name_is_a_declared_field_of_its_kind() {
+        let mut all = registry::core_models();
+        all.extend(service_hpc::models());
+        all.extend(crate::models());
+        let registry = registry::Registry::new(all);
+        let names = [
+            request_router_service::ALL,
+            service_map::ALL,
+            service_hpc::fields::request_router_service::ALL,
+        ]
+        .concat();
+        assert_eq!(registry::typed::check(&registry, &names), Vec::<String>::new());
+    }
+}
