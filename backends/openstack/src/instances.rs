@@ -283,8 +283,7 @@ impl Step for OsInstances {
             .backend
             .controller_of_deployment(&ctx.store, obj.req(instance::DEPLOYMENT)?)
             .await?;
-        let Some(project) = slice_project(&ctx.store, obj.req(instance::SLICE)?, c.id).await?
-        else {
+        let Some(project) = slice_project(&ctx.store, obj.req(instance::SLICE)?, c.id).await? else {
             return Ok(()); // no project, no server
         };
         let servers = match servers_of(&c.client, &project, obj.id()).await {

@@ -48,8 +48,8 @@ use client::{
     Subnet, User, q, seg,
 };
 use registry::fields::{
-    common, controller, controller_images, controller_network, controller_site, controller_slice, controller_user,
-    instance, port, site_privilege, slice_privilege,
+    common, controller, controller_images, controller_network, controller_site, controller_slice,
+    controller_user, instance, port, site_privilege, slice_privilege,
 };
 use registry::{BackendStatus, Model, SqlType};
 use serde_json::json;
@@ -121,9 +121,20 @@ impl OsBackend {
     fn controller(&self, rec: &Record) -> Result<Controller, SyncError> {
         let config = OsConfig {
             auth_url: rec.opt(controller::AUTH_URL).unwrap_or_default().to_string(),
-            user: rec.opt(controller::ADMIN_USER).unwrap_or_default().trim().to_string(),
-            password: rec.opt(controller::ADMIN_PASSWORD).unwrap_or_default().to_string(),
-            project: rec.opt(controller::ADMIN_TENANT).unwrap_or_default().trim().to_string(),
+            user: rec
+                .opt(controller::ADMIN_USER)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            password: rec
+                .opt(controller::ADMIN_PASSWORD)
+                .unwrap_or_default()
+                .to_string(),
+            project: rec
+                .opt(controller::ADMIN_TENANT)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
             domain: rec.opt(controller::DOMAIN).unwrap_or_default().trim().to_string(),
         };
         // Reuse the client (its tokens and connections) while the settings stay the same.
@@ -135,7 +146,8 @@ impl OsBackend {
             config.domain,
             backend_kit::sha256_hex(&config.password)
         );
-        let settings = backend_kit::parse_settings(rec.opt(controller::SETTINGS)).map_err(SyncError::Failed)?;
+        let settings =
+            backend_kit::parse_settings(rec.opt(controller::SETTINGS)).map_err(SyncError::Failed)?;
         let client = self
             .clients
             .client(rec.id(), fingerprint, || OsClient::new(config).map_err(failed))?;

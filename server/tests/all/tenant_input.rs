@@ -490,13 +490,20 @@ async fn every_page_runs_only_the_scripts_the_server_wrote(app: &TestApp) {
             let resp = app.router.clone().oneshot(req).await.unwrap();
             assert_eq!(resp.status(), StatusCode::OK, "{path}");
             assert!(
-                resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"),
+                resp.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/javascript"),
                 "{path}"
             );
             let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
             assert!(String::from_utf8_lossy(&body).contains(text), "{path}");
         }
-        for path in ["/static/js/nothere.js", "/static/../Cargo.toml", "/static/js/cdn.js/"] {
+        for path in [
+            "/static/js/nothere.js",
+            "/static/../Cargo.toml",
+            "/static/js/cdn.js/",
+        ] {
             let (s, _, _) = page(app, path, None).await;
             assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
         }
