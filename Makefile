@@ -26,14 +26,14 @@ export XOS_SITE_ROOT := $(SITE)
 # The host crates (the wasm crate `frontend` and the dev tools apart).
 HOST_CRATES := -p registry -p store -p tosca -p synchronizer -p backend-kit -p backend-local -p backend-ec2 \
                -p backend-openstack -p xos-service -p xos-services -p service-helloworld \
-               -p service-hpc -p service-requestrouter -p service-example -p app -p server -p testkit
+               -p service-hpc -p service-requestrouter -p service-example -p service-syndicate -p app -p server -p testkit
 TIMED := scripts/timed
 NODE_STAMP := end2end/node_modules/.installed
 WEB_STAMP := vendor/node_modules/.installed
 
 PHONY_EXTRA := openstack openstack-stop bench-openstack assets bench wrk stop showlogs bash test-regression test-configurations production-check nginx moto \
                schemathesis-venv test-api-fuzz fuzz soak check-crates
-PHONY_EXTRA += web-deps devtools dns garage-install
+PHONY_EXTRA += web-deps devtools dns garage-install garage garage-stop
 .PHONY: run dev build frontend server deps toolchain node-deps chromium test fmt-check clippy test-rust test-browser \
         wasm-size clean $(PHONY_EXTRA)
 
@@ -89,6 +89,18 @@ garage-install:
 	  echo "building garage $(GARAGE_VERSION) from crates.io (about 22 minutes on 2 cores)"; \
 	  cargo install garage --version $(GARAGE_VERSION) --locked $(CARGO_JOBS) --root $(GARAGE_ROOT) \
 	    --target-dir $(GARAGE_ROOT)/target && rm -rf $(GARAGE_ROOT)/target; }
+
+# One Garage node on loopback (data/garage: SQLite metadata, generated RPC secret and admin
+# token readable by their owner only, the layout applied); XOS reads where it is from these
+# variables, which point it at an existing cluster instead when set (`external`).
+export XOS_GARAGE_ADMIN_URL ?= http://127.0.0.1:3903
+export XOS_GARAGE_ADMIN_TOKEN_FILE ?= $(CURDIR)/data/garage/admin_token
+export XOS_GARAGE_S3_URL ?= http://127.0.0.1:3900
+export XOS_GARAGE_REGION ?= garage
+garage: garage-install
+	@BASE=$(CURDIR)/data/garage GARAGE=$(XOS_GARAGE) services/syndicate/garage/garage.sh start
+garage-stop:
+	@BASE=$(CURDIR)/data/garage services/syndicate/garage/garage.sh stop
 
 # schemathesis, pinned, for the API fuzzing in `make test` and `make fuzz`.
 ST_VENV ?= $(HOME)/.cache/xos/st-venv
@@ -256,8 +268,9 @@ clippy:
 
 # Unit tests and the REST/store/session integration tests, each on SQLite and on Postgres
 # (127.0.0.1:5432, database `test`; XOS_REQUIRE_POSTGRES=1 makes an unreachable server a failure),
-# and the EC2 backend's tests against moto_server (XOS_REQUIRE_MOTO=1: a missing one fails).
-test-rust: moto nginx dns
+# the EC2 backend's tests against moto_server (XOS_REQUIRE_MOTO=1: a missing one fails) and
+# Syndicate storage's against a Garage node (XOS_REQUIRE_GARAGE=1).
+test-rust: moto nginx dns garage
 	cargo test $(CARGO_JOBS) $(HOST_CRATES)
 
 # Browser tests: the debug `xos` binary the integration tests built, the release wasm bundle.

@@ -34,6 +34,9 @@ pub enum Read {
     /// link model `through` ties to it (one foreign key to that object, one to User), as a
     /// CDN content provider's users (XOS's `ContentProvider.users`).
     Members { path: Vec<String>, through: String },
+    /// The user the foreign key `owner` points at, and everyone when the boolean `private` is
+    /// false (a Syndicate volume: XOS's `Volume.select_by_user`).
+    OwnerOrPublic { owner: String, private: String },
 }
 
 /// Who writes a model's rows besides admins.

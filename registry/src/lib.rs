@@ -237,6 +237,10 @@ mod tests {
             match &m.access.read {
                 Read::Slice(p) => leads_to(m, p, "Slice"),
                 Read::Owner(f) => leads_to(m, std::slice::from_ref(f), "User"),
+                Read::OwnerOrPublic { owner, private } => {
+                    leads_to(m, std::slice::from_ref(owner), "User");
+                    assert!(m.field_named(private).is_some(), "{}.{private}", m.name);
+                }
                 Read::Members { path, through } => {
                     let end = walk(reg, m, path).expect("the path leads somewhere");
                     let link = reg.model(through).expect("the link model exists");

@@ -102,6 +102,10 @@ pub enum Rule {
     SameAs { field: String, via: String },
     /// One live row of the model in the whole system (XOS's `SingletonModel`).
     Singleton,
+    /// The integer field, when set, lies in `min..=max` (a port, a block size).
+    IntRange { field: String, min: i64, max: i64 },
+    /// The fields, when set, hold different values (a volume-slice's two gateway ports).
+    Differ(Vec<String>),
 }
 
 impl Rule {

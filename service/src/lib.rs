@@ -106,6 +106,12 @@ pub trait Service: Send + Sync {
     ) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()
     }
+    /// Values the Tenant view's model (`/xoslib/tenantview/`) gets from the service, as
+    /// `reader` may see them (Syndicate's `public_volumes` and `public_volume_names`); asked
+    /// only when the configuration loads the service. A failure shows as the view's defaults.
+    async fn tenant_view(&self, _store: &Store, _reader: &Actor) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
 }
 
 /// The head of an HTTP request on `stream` (up to 8 KiB, until the blank line), with read and

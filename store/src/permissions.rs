@@ -167,6 +167,15 @@ fn visible_to(me: Me, model: &Model, sql: &mut Sql) {
             sql.push(&format!(" AND t.{} = ", column(model, field)));
             push_me(sql, me);
         }
+        Read::OwnerOrPublic { owner, private } => {
+            sql.push(&format!(
+                " AND (NOT t.{} OR t.{} = ",
+                column(model, private),
+                column(model, owner)
+            ));
+            push_me(sql, me);
+            sql.push(")");
+        }
         Read::Users => {
             push_me(sql.push(" AND (t.id = "), me);
             sql.push(" OR t.site_id IN ");

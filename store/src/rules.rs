@@ -422,6 +422,24 @@ pub async fn before_write(
                     );
                 }
             }
+            Rule::IntRange { field, min, max } => {
+                if let Some(v) = d.int(field)
+                    && !(*min..=*max).contains(&v)
+                {
+                    err(field, format!("Ensure this value is between {min} and {max}."));
+                }
+            }
+            Rule::Differ(fields) => {
+                let values: Vec<(&str, i64)> = fields
+                    .iter()
+                    .filter_map(|f| d.int(f).map(|v| (f.as_str(), v)))
+                    .collect();
+                for (i, (f, v)) in values.iter().enumerate() {
+                    if values[..i].iter().any(|(_, w)| w == v) {
+                        err(f, format!("Must differ from {}.", fields.join(" and ")));
+                    }
+                }
+            }
             // Rules whose condition (the guard above) does not hold.
             Rule::SliceNamePrefix
             | Rule::CreatorDefault

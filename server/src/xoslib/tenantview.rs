@@ -129,7 +129,7 @@ async fn tenant_view(state: &AppState, auth: &AuthContext) -> Result<Json, ApiEr
         || roles
             .iter()
             .any(|r| matches!(r[0].as_str(), Some("pi") | Some("admin")));
-    Ok(json!({
+    let mut view = json!({
         "id": 0,
         "blessed_deployment_names": dep_names,
         "blessed_deployments": dep_ids,
@@ -149,7 +149,17 @@ async fn tenant_view(state: &AppState, auth: &AuthContext) -> Result<Json, ApiEr
         "current_user_site_user_names": user_names,
         "current_user_can_create_slice": can_create,
         "current_user_id": me,
-    }))
+    });
+    // What the loaded services add (Syndicate's public volumes: the view's "Data Sets").
+    let loaded = state.store.services();
+    for service in crate::services::catalog() {
+        if loaded.iter().any(|s| s == service.name()) {
+            for (name, value) in service.tenant_view(&state.store, &actor).await {
+                view[name] = value;
+            }
+        }
+    }
+    Ok(view)
 }
 
 async fn list(

@@ -24,6 +24,7 @@ mod rest;
 mod services;
 mod session;
 mod sync;
+mod syndicate;
 mod tenant_input;
 mod tokens;
 mod tosca;

@@ -312,6 +312,59 @@ async fn fixture(app: &TestApp) -> BTreeMap<String, i64> {
         )
         .await,
     );
+    // Syndicate storage's models.
+    ids.insert(
+        "syndicateservices".into(),
+        make(
+            app,
+            "syndicateservices",
+            json!({"name": "syndicate", "versionNumber": "1.0"}),
+        )
+        .await,
+    );
+    ids.insert(
+        "syndicateprincipals".into(),
+        make(
+            app,
+            "syndicateprincipals",
+            json!({"principal_id": "padmin@vicci.org"}),
+        )
+        .await,
+    );
+    let vol = make(
+        app,
+        "volumes",
+        json!({"name": "vol", "owner_id": admin, "blocksize": 4096}),
+    )
+    .await;
+    ids.insert("volumes".into(), vol);
+    ids.insert(
+        "volumeaccessrights".into(),
+        make(
+            app,
+            "volumeaccessrights",
+            json!({"owner_id": admin, "volume": vol}),
+        )
+        .await,
+    );
+    ids.insert(
+        "slicesecrets".into(),
+        make(
+            app,
+            "slicesecrets",
+            json!({"slice_id": ids["slices"], "secret": "s3cret"}),
+        )
+        .await,
+    );
+    ids.insert(
+        "volumeslices".into(),
+        make(
+            app,
+            "volumeslices",
+            json!({"volume_id": vol, "slice_id": ids["slices"], "UG_portnum": 32000, "RG_portnum": 32001}),
+        )
+        .await,
+    );
     let (s, tok) = app.post("/xoslib/tokens/", json!({"name": "fixture"})).await;
     assert_eq!(s, StatusCode::CREATED, "{tok}");
     ids.insert("apitokens".into(), tok["id"].as_i64().unwrap());
@@ -361,6 +414,12 @@ both!(
         );
         // Delete everything, children before parents.
         let order = [
+            "volumeslices",
+            "slicesecrets",
+            "volumeaccessrights",
+            "volumes",
+            "syndicateprincipals",
+            "syndicateservices",
             "servicemaps",
             "requestrouterservices",
             "hpchealthchecks",

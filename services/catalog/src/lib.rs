@@ -33,6 +33,7 @@ services!(
     service_hpc,
     service_requestrouter,
     service_example,
+    service_syndicate,
 );
 
 #[cfg(test)]
