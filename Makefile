@@ -192,6 +192,9 @@ endif
 ifeq ($(CONFIG),cdn)
 	@$(MAKE) --no-print-directory nginx dns
 endif
+ifeq ($(CONFIG),storage)
+	@$(MAKE) --no-print-directory garage
+endif
 ifeq ($(CONFIG),production)
 	@$(MAKE) --no-print-directory nginx
 	XOS_BIN=$(XOS_RELEASE) XOS_SITE_ROOT=$(SITE) configurations/production/run.sh start
@@ -309,9 +312,9 @@ test-regression:
 # Every other configuration started as documented and exercised: devel and frontend-only
 # (scripts/xosctl, as `make run` starts them), bash (commands on its standard input), production
 # (nginx, two servers, sync workers, Postgres). Uses the debug binary the tests built.
-test-configurations: nginx dns
+test-configurations: nginx dns garage
 	cargo build $(CARGO_JOBS) -p server
-	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh devel frontend-only cdn
+	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh devel frontend-only cdn storage
 	@$(MAKE) --no-print-directory openstack
 	XOS_BIN=$(XOS_DEBUG) scripts/test-configurations.sh openstack
 	XOS_BIN=$(XOS_DEBUG) scripts/test-bash.sh
@@ -329,8 +332,9 @@ wrk:
 	  $$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 
 # REST throughput and latency on SQLite and Postgres against a no-database ceiling.
-bench: frontend server devtools node-deps wrk chromium
+bench: frontend server devtools node-deps wrk chromium garage
 	XOS_DEV_BIN=$(XOS_DEV) scripts/bench.sh
+	cargo test $(CARGO_JOBS) -p server --test all syndicate::bench -- --ignored --nocapture 2>&1 | grep '^syndicate:'
 
 clean:
 	cargo clean

@@ -2,7 +2,7 @@
 # Start the single-process configurations as `make run` does (scripts/xosctl), each on a
 # temporary data directory and its own port, exercise them through the API, and stop them.
 #
-#   XOS_BIN=target/debug/xos scripts/test-configurations.sh [devel] [frontend-only] [openstack] [cdn]
+#   XOS_BIN=target/debug/xos scripts/test-configurations.sh [devel] [frontend-only] [openstack] [cdn] [storage]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${XOS_BIN:?set XOS_BIN to the xos binary}
@@ -116,6 +116,25 @@ test_cdn() {
   ! curl -s -o /dev/null "http://$addr:8880/" || fail "make stop left the cache at $addr running"
 }
 
+# The storage configuration against the Garage node of `make garage`: the slice's instance
+# writes and reads a file in the sample volume through S3 with the credentials XOS delivered.
+# Its buckets and keys carry a prefix of this run's own; deleting the volume removes them.
+storage_probed() {
+  local id
+  id=$(api "/xos/instances/?name=storage-1&no_hyperlinks=1" | jq_ 'd[0]["id"]')
+  grep -q 'syndicate-probe: wrote and read s3://' "$XOS_DATA/instances/$id.log" 2>/dev/null
+}
+volume_gone() { api "/xos/volumes/?name=sample" | jq_ 'len(d)' | grep -qx 0; }
+test_storage() {
+  eventually 90 storage_probed || fail "the instance did not write and read its volume: $(api '/xos/volumeslices/') $(cat "$XOS_DATA"/instances/*.log)"
+  local vol
+  vol=$(api "/xos/volumes/?name=sample&no_hyperlinks=1" | jq_ 'd[0]["id"]')
+  [ "$(api "/xos/volumes/$vol/" -X DELETE -o /dev/null -w '%{http_code}')" = 204 ] || fail "delete the volume"
+  eventually 60 volume_gone || fail "the volume's bucket was not removed: $(api "/xos/volumes/?name=sample")"
+  scripts/xosctl stop "$config" "$BIN" >/dev/null
+}
+
+export XOS_GARAGE_PREFIX="cfg$$"
 port=8791
 for config in "${configs[@]}"; do
   XOS_DATA=$(mktemp -d "${TMPDIR:-/tmp}/xos-config-$config.XXXXXX")
@@ -129,6 +148,7 @@ for config in "${configs[@]}"; do
     frontend-only) test_frontend_only ;;
     openstack) test_openstack ;;
     cdn) test_cdn ;;
+    storage) test_storage ;;
     *) fail "no test for this configuration" ;;
   esac
   rm -rf "$XOS_DATA"

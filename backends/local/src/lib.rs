@@ -9,6 +9,8 @@
 //!   instead of starting it twice, and finds orphans (processes of deleted instances) to stop.
 //!   The kind separates what different steps run (instances, a service's tenants).
 //! - Output goes to `<state_dir>/instances/<id>.log`; the pid is recorded in `instance_id`.
+//! - `XOS_SLICE_DIR` names the slice's directory on this host (`<state_dir>/slices/<id>`), where
+//!   services deliver what the slice's instances need (Syndicate storage's credentials).
 //! - A process that dies at start fails the sync with its reason (e.g. the memory limit); one
 //!   that dies later is restarted by the drift step, which says so in `backend_status`.
 
@@ -573,9 +575,15 @@ async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
             allowed.join("; ")
         )));
     }
+    // The slice's directory on this host, where services deliver what its instances need
+    // (Syndicate storage's credentials): `<state_dir>/slices/<slice id>`.
+    let slice_dir = ctx
+        .state_dir
+        .join("slices")
+        .join(obj.req(instance::SLICE)?.to_string());
     Ok(Spec {
         argv,
-        env: Vec::new(),
+        env: vec![("XOS_SLICE_DIR".into(), slice_dir.display().to_string())],
         memory_mb: r[1].as_int().unwrap_or(0),
         vcpus: r[2].as_int().unwrap_or(0),
         ..Spec::default()

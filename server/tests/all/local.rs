@@ -288,6 +288,20 @@ both!(
             vars.contains(&"PATH".to_string()) && vars.contains(&"XOS_OBJECT_ID".to_string()),
             "{vars:?}"
         );
+        // … and with its slice's directory, where services deliver what it needs.
+        let slice_dir = String::from_utf8_lossy(&environ)
+            .split('\0')
+            .find_map(|v| v.strip_prefix("XOS_SLICE_DIR=").map(str::to_string));
+        assert_eq!(
+            slice_dir,
+            Some(
+                l.state
+                    .join("slices")
+                    .join(l.slice.to_string())
+                    .display()
+                    .to_string()
+            )
+        );
         // XOS as root: the workload runs as nobody, not root (the image is a tenant's command).
         if common::root() {
             assert_eq!(common::uid_of(pid), common::nobody());

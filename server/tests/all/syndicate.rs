@@ -567,3 +567,102 @@ both!(
         let _ = std::fs::remove_dir_all(&state);
     }
 );
+
+/// `make bench`'s Syndicate figures (ignored in `make test`): a volume created through the API →
+/// its bucket usable by the slice's key (s), and 1,000 objects PUT then GET through the slice's
+/// XOS-issued credentials and through a key made with Garage's own admin API (objects/s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_volume_to_usable_and_a_thousand_objects() {
+    let Some(app) = TestApp::new(common::Backend::Sqlite).await else {
+        return;
+    };
+    let Some(g) = garage().await else { return };
+    let state = std::env::temp_dir().join(format!("xos-syndicate-bench-{}", std::process::id()));
+    let p = prefix(&app, "bench");
+    let engine = engine(&app, &state, &p).await;
+    let admin = app
+        .get("/xos/users/?email=padmin@vicci.org&no_hyperlinks=1")
+        .await
+        .1[0]["id"]
+        .as_i64()
+        .unwrap();
+    let slice = app.make_slice("bench").await["id"].as_i64().unwrap();
+    let start = std::time::Instant::now();
+    let v = common::make(
+        &app,
+        "volumes",
+        json!({"name": "bench", "owner_id": admin, "blocksize": 4096}),
+    )
+    .await;
+    let vs = common::make(
+        &app,
+        "volumeslices",
+        json!({"volume_id": v, "slice_id": slice, "UG_portnum": 32000, "RG_portnum": 32001}),
+    )
+    .await;
+    settle(&engine).await;
+    let key = row(&app, "volumeslices", vs).await["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s3 = s3_of(&g, &key).await;
+    let bucket = bucket_alias(&p, v);
+    assert_eq!(s3.put(&bucket, "first", b"1").await.unwrap().status, 200);
+    let usable = start.elapsed();
+    // Garage's own key, made and granted with its admin API (no XOS in the way).
+    let own = g.create_key(&format!("{p}-bench-own")).await.unwrap();
+    let b = g.bucket_by_alias(&bucket).await.unwrap().unwrap();
+    g.set_perm(
+        &b.id,
+        &own.access_key_id,
+        Perm {
+            read: true,
+            write: true,
+            owner: false,
+        },
+    )
+    .await
+    .unwrap();
+    let own_s3 = s3_of(&g, &own.access_key_id).await;
+    let body = vec![b'x'; 1024];
+    let mut figures = Vec::new();
+    for (who, client) in [("XOS-issued slice key", &s3), ("Garage's own key", &own_s3)] {
+        let t = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..1000 {
+            let (c, bucket, body) = (client.clone(), bucket.clone(), body.clone());
+            tasks.spawn(async move {
+                assert_eq!(
+                    c.put(&bucket, &format!("o/{i}"), &body).await.unwrap().status,
+                    200
+                );
+                assert_eq!(c.get(&bucket, &format!("o/{i}")).await.unwrap().status, 200);
+            });
+            if tasks.len() >= 16 {
+                tasks.join_next().await.unwrap().unwrap();
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        figures.push(format!(
+            "{who}: 1000 objects PUT+GET (1 KiB, 16 at once) in {secs:.2} s = {:.0} objects/s",
+            1000.0 / secs
+        ));
+    }
+    println!(
+        "syndicate: volume created → bucket usable by the slice's key in {:.2} s",
+        usable.as_secs_f64()
+    );
+    for f in figures {
+        println!("syndicate: {f}");
+    }
+    g.delete_key(&own.access_key_id).await.unwrap();
+    let (s, _) = app.delete(&format!("/xos/volumes/{v}/")).await;
+    assert!(s.is_success());
+    settle(&engine).await;
+    let _ = std::fs::remove_dir_all(&state);
+    app.finish().await;
+}

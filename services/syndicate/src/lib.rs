@@ -58,6 +58,12 @@ impl xos_service::Service for Service {
     fn steps(&self, ctx: &xos_service::StepContext) -> Vec<std::sync::Arc<dyn xos_service::Step>> {
         server::steps(ctx.setting::<server::Settings>())
     }
+    fn commands(&self) -> Vec<xos_service::Command> {
+        vec![xos_service::Command {
+            name: "syndicate-probe",
+            run: server::probe,
+        }]
+    }
     async fn tenant_view(
         &self,
         store: &xos_service::Store,

@@ -3,7 +3,7 @@
 //! delivered to. Here the store is Garage: a volume is a bucket, a principal (a user or a slice) a
 //! key, a capability a bucket permission. Quotas and the Garage ids are ours.
 
-use registry::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect};
+use registry::{Access, Field, Model, OnDelete, Read, Rule, ToscaEffect, ToscaLink};
 
 /// The Django app of the models, and the name configurations load the service by.
 pub const APP: &str = "syndicate_storage";
@@ -116,7 +116,33 @@ pub fn models() -> Vec<Model> {
         .inline("VolumeAccessRight", "volume")
         .inline("VolumeSlice", "volume_id")
         .tosca("tosca.nodes.SyndicateVolume", "name")
-        .tosca_required("OwnedBy", "User", ToscaEffect::Field("owner_id".into())),
+        .tosca_required("OwnedBy", "User", ToscaEffect::Field("owner_id".into()))
+        // A slice the volume is delivered to (gateway ports 32000 and 32001; set others in
+        // the admin or the API), and a user granted the volume's default caps.
+        .tosca_requirement(
+            "DeliveredToSlice",
+            "Slice",
+            ToscaEffect::Link(ToscaLink {
+                through: "VolumeSlice".into(),
+                own: "volume_id".into(),
+                other: "slice_id".into(),
+                values: vec![
+                    ("UG_portnum".into(), serde_json::json!(32000)),
+                    ("RG_portnum".into(), serde_json::json!(32001)),
+                ],
+                ..ToscaLink::default()
+            }),
+        )
+        .tosca_requirement(
+            "AccessedBy",
+            "User",
+            ToscaEffect::Link(ToscaLink {
+                through: "VolumeAccessRight".into(),
+                own: "volume".into(),
+                other: "owner_id".into(),
+                ..ToscaLink::default()
+            }),
+        ),
         caps(
             Model::new("VolumeAccessRight", "volumeaccessrights")
                 .in_app(APP)

@@ -346,6 +346,17 @@ pub struct S3Answer {
 }
 
 impl S3 {
+    /// The client of a key at an S3 endpoint (`http://127.0.0.1:3900`).
+    pub fn with(http: reqwest::Client, endpoint: &str, region: &str, key_id: &str, secret: &str) -> S3 {
+        S3 {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            region: region.to_string(),
+            key_id: key_id.to_string(),
+            secret: secret.to_string(),
+        }
+    }
+
     /// One signed request; any HTTP status is an answer (a 403 is what a test looks for).
     pub async fn request(&self, method: &str, path: &str, body: &[u8]) -> Result<S3Answer, GarageError> {
         let url = format!("{}{path}", self.endpoint);

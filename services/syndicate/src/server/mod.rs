@@ -11,10 +11,12 @@
 //! Every step looks up before it creates (the bucket by its alias, a key by its name), so a
 //! crash between a Garage call and the row's write leaves one bucket and one key per row; an
 //! unreachable Garage defers. The slice's credentials (endpoint, region, key, secret, buckets
-//! with their caps) are written to `<state_dir>/syndicate/slices/<slice id>/credentials.json`,
+//! with their caps) are written to `<state_dir>/slices/<slice id>/syndicate/credentials.json`,
 //! readable by its owner only.
 
 pub mod garage;
+mod probe;
+pub use probe::run as probe;
 
 use crate::fields::{volume, volume_access_right, volume_slice};
 pub use backend_kit::Drift;
@@ -633,11 +635,7 @@ async fn write_credentials(
             }
         }
     }
-    let dir = ctx
-        .state_dir
-        .join("syndicate")
-        .join("slices")
-        .join(slice.to_string());
+    let dir = slice_dir(&ctx.state_dir, slice);
     let path = dir.join("credentials.json");
     let doc = serde_json::json!({
         "endpoint": g.config.s3_url,
@@ -646,19 +644,51 @@ async fn write_credentials(
         "secret_access_key": if volumes.is_empty() { "" } else { secret.as_deref().unwrap_or_default() },
         "volumes": volumes,
     });
-    write_private(&dir, &path, &serde_json::to_vec_pretty(&doc).unwrap_or_default())
-        .map_err(|e| SyncError::Failed(format!("cannot write {}: {e}", path.display())))?;
+    // Readable by the user the local backend runs the slice's instances as (when XOS runs as
+    // root), and by no one else.
+    let owner =
+        backend_local::run_as(&ctx.setting::<backend_local::LocalBackendConfig>())?.map(|u| (u.uid, u.gid));
+    write_private(
+        &dir,
+        &path,
+        &serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+        owner,
+    )
+    .map_err(|e| SyncError::Failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(path.display().to_string())
 }
 
-/// Write a file readable by its owner only, aside and renamed (no reader sees half of it).
-fn write_private(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Where a slice's credentials go: `syndicate/` in the slice's directory, which the local
+/// backend gives its instances as `XOS_SLICE_DIR`.
+pub fn slice_dir(state_dir: &std::path::Path, slice: i64) -> std::path::PathBuf {
+    state_dir.join("slices").join(slice.to_string()).join("syndicate")
+}
+
+/// Write a file readable by its owner only (`owner`: uid and gid to give it and its
+/// directory), aside and renamed (no reader sees half of it).
+fn write_private(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    // The slices' directories may be passed through (the local backend's workloads run as
+    // another user), the credentials' own is its owner's alone.
+    if let Some(slice) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(slice)?;
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+    }
     let aside = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -668,6 +698,9 @@ fn write_private(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) ->
         .open(&aside)?;
     f.write_all(bytes)?;
     f.sync_all()?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&aside, Some(uid), Some(gid))?;
+    }
     std::fs::rename(&aside, path)
 }
 
