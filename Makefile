@@ -90,17 +90,19 @@ garage-install:
 	  cargo install garage --version $(GARAGE_VERSION) --locked $(CARGO_JOBS) --root $(GARAGE_ROOT) \
 	    --target-dir $(GARAGE_ROOT)/target && rm -rf $(GARAGE_ROOT)/target; }
 
-# One Garage node on loopback (data/garage: SQLite metadata, generated RPC secret and admin
-# token readable by their owner only, the layout applied); XOS reads where it is from these
-# variables, which point it at an existing cluster instead when set (`external`).
+# One Garage node on loopback, one per machine (its data beside the tool cache, so every
+# checkout uses the same node: SQLite metadata, generated RPC secret and admin token readable by
+# their owner only, the layout applied); XOS reads where it is from these variables, which
+# point it at an existing cluster instead when set (`external`).
+GARAGE_DATA ?= $(HOME)/.cache/xos/garage-node
 export XOS_GARAGE_ADMIN_URL ?= http://127.0.0.1:3903
-export XOS_GARAGE_ADMIN_TOKEN_FILE ?= $(CURDIR)/data/garage/admin_token
+export XOS_GARAGE_ADMIN_TOKEN_FILE ?= $(GARAGE_DATA)/admin_token
 export XOS_GARAGE_S3_URL ?= http://127.0.0.1:3900
 export XOS_GARAGE_REGION ?= garage
 garage: garage-install
-	@BASE=$(CURDIR)/data/garage GARAGE=$(XOS_GARAGE) services/syndicate/garage/garage.sh start
+	@BASE=$(GARAGE_DATA) GARAGE=$(XOS_GARAGE) services/syndicate/garage/garage.sh start
 garage-stop:
-	@BASE=$(CURDIR)/data/garage services/syndicate/garage/garage.sh stop
+	@BASE=$(GARAGE_DATA) services/syndicate/garage/garage.sh stop
 
 # schemathesis, pinned, for the API fuzzing in `make test` and `make fuzz`.
 ST_VENV ?= $(HOME)/.cache/xos/st-venv

@@ -22,7 +22,7 @@ async fn garage() -> Option<Garage> {
     let required = std::env::var("XOS_REQUIRE_GARAGE").is_ok_and(|v| v == "1");
     let config = std::env::var("XOS_GARAGE_ADMIN_TOKEN_FILE")
         .ok()
-        .and_then(|_| GarageConfig::from_env(std::path::Path::new("../data/garage")).ok());
+        .and_then(|_| GarageConfig::from_env(&Settings::default().data_dir).ok());
     let Some(config) = config else {
         assert!(
             !required,
@@ -56,7 +56,7 @@ async fn engine(app: &TestApp, state: &std::path::Path, prefix: &str) -> Engine 
 async fn engine_with(app: &TestApp, state: &std::path::Path, prefix: &str, drift: Drift) -> Engine {
     let mut ctx = StepContext::new(app.store.clone(), state.to_path_buf());
     ctx.set(Settings {
-        data_dir: "../data/garage".into(),
+        data_dir: Settings::default().data_dir,
         prefix: prefix.to_string(),
         drift,
         drift_interval: Duration::ZERO,

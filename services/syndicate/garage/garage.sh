@@ -8,10 +8,11 @@
 # stop:  stops the node by its PID file (--purge also deletes its data).
 # env:   prints the settings XOS reads (XOS_GARAGE_ADMIN_URL, …), for `eval`.
 #
-# GARAGE (the binary), BASE (data/garage), GARAGE_PORT_BASE (3900: S3, +1 RPC, +3 admin).
+# GARAGE (the binary), BASE (~/.cache/xos/garage-node), GARAGE_PORT_BASE (3900: S3, +1 RPC,
+# +3 admin).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BASE=${BASE:-$HERE/../../../data/garage}
+BASE=${BASE:-$HOME/.cache/xos/garage-node}
 GARAGE=${GARAGE:-${XOS_GARAGE:-$HOME/.cache/xos/garage/bin/garage}}
 P=${GARAGE_PORT_BASE:-3900}
 S3_PORT=$P; RPC_PORT=$((P + 1)); ADMIN_PORT=$((P + 3))

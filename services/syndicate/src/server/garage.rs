@@ -39,7 +39,7 @@ impl std::fmt::Debug for GarageConfig {
 
 impl GarageConfig {
     /// The settings from the environment; `data_dir`: where the local node keeps its token
-    /// (`<repo>/data/garage`) when `XOS_GARAGE_ADMIN_TOKEN_FILE` is not set.
+    /// (`~/.cache/xos/garage-node`) when `XOS_GARAGE_ADMIN_TOKEN_FILE` is not set.
     pub fn from_env(data_dir: &std::path::Path) -> Result<GarageConfig, GarageError> {
         let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
         let token_file = std::env::var("XOS_GARAGE_ADMIN_TOKEN_FILE")

@@ -34,7 +34,8 @@ pub fn bucket_alias(prefix: &str, volume: i64) -> String {
     format!("{prefix}-volume-{volume}")
 }
 
-/// The service's settings (`StepContext::setting`): where the local node keeps its admin token,
+/// The service's settings (`StepContext::setting`): where the local node keeps its admin token
+/// (`~/.cache/xos/garage-node`, as `make garage` starts it; `XOS_GARAGE_ADMIN_TOKEN_FILE` wins),
 /// and the prefix of every bucket alias and key name XOS makes, so that several XOS
 /// deployments (or test runs) can share one Garage cluster without meeting.
 #[derive(Clone, Debug)]
@@ -59,7 +60,9 @@ impl Default for Settings {
             .and_then(|s| s.parse().ok())
             .unwrap_or(30);
         Settings {
-            data_dir: std::path::PathBuf::from("data/garage"),
+            data_dir: std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".cache/xos/garage-node"))
+                .unwrap_or_else(|| std::path::PathBuf::from("data/garage")),
             prefix: std::env::var("XOS_GARAGE_PREFIX").unwrap_or_else(|_| "xos".into()),
             drift,
             drift_interval: Duration::from_secs(secs),
