@@ -111,6 +111,14 @@ macro_rules! fields {
     };
 }
 
+/// [`check`] against the core's models and a service's `models` (its own test of its names:
+/// `assert_eq!(check_with_core(models(), &[volume::ALL]), Vec::<String>::new())`).
+pub fn check_with_core(models: Vec<crate::Model>, declared: &[&[Declared]]) -> Vec<String> {
+    let mut all = crate::core_models();
+    all.extend(models);
+    check(&Registry::new(all), &declared.concat())
+}
+
 /// Every name in `declared` that the registry does not declare as said: unknown model or field,
 /// or another kind. Empty when all hold.
 pub fn check(registry: &Registry, declared: &[Declared]) -> Vec<String> {

@@ -278,6 +278,7 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .merge(xoslib::router())
         .merge(dashboards::router())
         .merge(ops::router())
+        .merge(api::services::router())
         .merge(web::router(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -52,6 +52,37 @@ pub struct StaticFile {
     pub source: &'static str,
 }
 
+/// A request to a service's own endpoint, `/services/<name>/<path>`: XOS's sessions and tokens
+/// do not apply there; the service authenticates the caller itself (Syndicate storage: an
+/// instance proving itself with its slice's secret).
+#[derive(Clone, Debug)]
+pub struct EndpointRequest {
+    pub method: String,
+    /// The path after `/services/<name>/` (`slices/3/credentials`).
+    pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
+
+/// A service endpoint's answer.
+#[derive(Clone, Debug)]
+pub struct EndpointAnswer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl EndpointAnswer {
+    /// A JSON answer.
+    pub fn json(status: u16, value: &serde_json::Value) -> EndpointAnswer {
+        EndpointAnswer {
+            status,
+            content_type: "application/json",
+            body: value.to_string().into_bytes(),
+        }
+    }
+}
+
 /// Everything of a service beyond its models, as the server and the synchronizer use it.
 #[async_trait::async_trait]
 pub trait Service: Send + Sync {
@@ -111,6 +142,16 @@ pub trait Service: Send + Sync {
     /// only when the configuration loads the service. A failure shows as the view's defaults.
     async fn tenant_view(&self, _store: &Store, _reader: &Actor) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()
+    }
+    /// Answer a request to the service's own endpoint (see [`EndpointRequest`]); None: 404.
+    /// Asked only when the configuration loads the service.
+    async fn endpoint(
+        &self,
+        _store: &Store,
+        _state_dir: &Path,
+        _req: &EndpointRequest,
+    ) -> Option<EndpointAnswer> {
+        None
     }
 }
 

@@ -10,6 +10,7 @@ pub use crate::cache;
 pub use crate::error;
 pub mod json;
 pub mod openapi;
+pub mod services;
 pub mod stream;
 
 use crate::auth::AuthContext;

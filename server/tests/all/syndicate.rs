@@ -42,6 +42,34 @@ async fn garage() -> Option<Garage> {
     }
 }
 
+/// The admin's user id.
+async fn admin_id(app: &TestApp) -> i64 {
+    app.get("/xos/users/?email=padmin@vicci.org&no_hyperlinks=1")
+        .await
+        .1[0]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// What a test against Garage needs: the cluster, a scratch state directory, the prefix of the
+/// test's buckets and keys, and a synchronizer with the `drift` setting (None: no Garage, skip).
+async fn world(
+    app: &TestApp,
+    test: &str,
+    drift: Drift,
+) -> Option<(Garage, std::path::PathBuf, String, Engine)> {
+    let g = garage().await?;
+    let state = std::env::temp_dir().join(format!(
+        "xos-syndicate-{test}-{}-{:?}",
+        std::process::id(),
+        app.backend
+    ));
+    let _ = std::fs::remove_dir_all(&state);
+    let p = prefix(app, test);
+    let engine = engine_with(app, &state, &p, drift).await;
+    Some((g, state, p, engine))
+}
+
 /// The prefix of this test's buckets and keys: the runs on both databases share one Garage.
 fn prefix(app: &TestApp, test: &str) -> String {
     format!("t{}-{test}-{:?}", std::process::id(), app.backend).to_lowercase()
@@ -88,6 +116,28 @@ async fn row(app: &TestApp, plural: &str, id: i64) -> Value {
     v
 }
 
+/// GET `path` with this `Authorization` header and no other credentials: status and body.
+async fn fetch(app: &TestApp, path: &str, auth: Option<&str>) -> (u16, String) {
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+    let mut b = Request::builder()
+        .method("GET")
+        .uri(path)
+        .header(header::HOST, "testserver");
+    if let Some(a) = auth {
+        b = b.header(header::AUTHORIZATION, a);
+    }
+    let resp = app
+        .router
+        .clone()
+        .oneshot(b.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 /// The S3 client of a key XOS issued.
 async fn s3_of(g: &Garage, key: &str) -> service_syndicate::server::garage::S3 {
     let k = g.key(key).await.unwrap().expect("the key exists");
@@ -97,12 +147,7 @@ async fn s3_of(g: &Garage, key: &str) -> service_syndicate::server::garage::S3 {
 both!(
     bad_storage_input_is_a_400_naming_the_field,
     async |app: &TestApp| {
-        let me = app
-            .get("/xos/users/?email=padmin@vicci.org&no_hyperlinks=1")
-            .await
-            .1[0]["id"]
-            .as_i64()
-            .unwrap();
+        let me = admin_id(app).await;
         for (body, field) in [
             (json!({"name": "v", "owner_id": me, "blocksize": 0}), "blocksize"),
             (
@@ -147,18 +192,10 @@ both!(
 both!(
     volumes_rights_and_slices_are_buckets_and_keys_on_garage,
     async |app: &TestApp| {
-        let Some(g) = garage().await else { return };
-        let state =
-            std::env::temp_dir().join(format!("xos-syndicate-{}-{:?}", std::process::id(), app.backend));
-        let _ = std::fs::remove_dir_all(&state);
-        let p = prefix(app, "a");
-        let engine = engine(app, &state, &p).await;
-        let admin = app
-            .get("/xos/users/?email=padmin@vicci.org&no_hyperlinks=1")
-            .await
-            .1[0]["id"]
-            .as_i64()
-            .unwrap();
+        let Some((g, state, p, engine)) = world(app, "a", Drift::Recreate).await else {
+            return;
+        };
+        let admin = admin_id(app).await;
         let reader = app
             .make_user(
                 &format!("reader-{:?}@example.org", app.backend).to_lowercase(),
@@ -349,14 +386,9 @@ both!(
 both!(
     a_step_repeated_after_a_lost_answer_leaves_one_bucket_and_one_key,
     async |app: &TestApp| {
-        let Some(g) = garage().await else { return };
-        let state = std::env::temp_dir().join(format!(
-            "xos-syndicate-crash-{}-{:?}",
-            std::process::id(),
-            app.backend
-        ));
-        let p = prefix(app, "c");
-        let engine = engine(app, &state, &p).await;
+        let Some((g, state, p, engine)) = world(app, "c", Drift::Recreate).await else {
+            return;
+        };
         let owner = app
             .make_user(
                 &format!("crash-{:?}@example.org", app.backend).to_lowercase(),
@@ -506,20 +538,10 @@ both!(
 both!(
     drift_is_reported_once_under_report_and_repaired_under_recreate,
     async |app: &TestApp| {
-        let Some(g) = garage().await else { return };
-        let state = std::env::temp_dir().join(format!(
-            "xos-syndicate-drift-{}-{:?}",
-            std::process::id(),
-            app.backend
-        ));
-        let p = prefix(app, "d");
-        let report = engine_with(app, &state, &p, Drift::Report).await;
-        let admin = app
-            .get("/xos/users/?email=padmin@vicci.org&no_hyperlinks=1")
-            .await
-            .1[0]["id"]
-            .as_i64()
-            .unwrap();
+        let Some((g, state, p, report)) = world(app, "d", Drift::Report).await else {
+            return;
+        };
+        let admin = admin_id(app).await;
         let v = common::make(
             app,
             "volumes",
@@ -577,16 +599,10 @@ async fn bench_volume_to_usable_and_a_thousand_objects() {
     let Some(app) = TestApp::new(common::Backend::Sqlite).await else {
         return;
     };
-    let Some(g) = garage().await else { return };
-    let state = std::env::temp_dir().join(format!("xos-syndicate-bench-{}", std::process::id()));
-    let p = prefix(&app, "bench");
-    let engine = engine(&app, &state, &p).await;
-    let admin = app
-        .get("/xos/users/?email=padmin@vicci.org&no_hyperlinks=1")
-        .await
-        .1[0]["id"]
-        .as_i64()
-        .unwrap();
+    let Some((g, state, p, engine)) = world(&app, "bench", Drift::Recreate).await else {
+        return;
+    };
+    let admin = admin_id(&app).await;
     let slice = app.make_slice("bench").await["id"].as_i64().unwrap();
     let start = std::time::Instant::now();
     let v = common::make(
@@ -665,4 +681,92 @@ async fn bench_volume_to_usable_and_a_thousand_objects() {
     settle(&engine).await;
     let _ = std::fs::remove_dir_all(&state);
     app.finish().await;
+}
+
+/// The endpoint an instance elsewhere fetches its slice's credentials from, with the slice's
+/// secret: no secret 401, a wrong one (or another slice's) 403, the right one the credentials,
+/// and never the secret.
+async fn the_credentials_endpoint_answers_only_the_slices_secret(backend: common::Backend) {
+    let state = std::env::temp_dir().join(format!("xos-syndicate-e-{}-{backend:?}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let dir = state.clone();
+    let Some(app) = TestApp::with_config(backend, |c| c.state_dir = dir).await else {
+        return;
+    };
+    let app = &app;
+    let Some(g) = garage().await else { return };
+    let p = prefix(app, "e");
+    let engine = engine(app, &state, &p).await;
+    let admin = admin_id(app).await;
+    let slice = app.make_slice("endpoint").await["id"].as_i64().unwrap();
+    let other_slice = app.make_slice("other").await["id"].as_i64().unwrap();
+    let v = common::make(
+        app,
+        "volumes",
+        json!({"name": "e", "owner_id": admin, "blocksize": 512}),
+    )
+    .await;
+    let vs = common::make(
+        app,
+        "volumeslices",
+        json!({"volume_id": v, "slice_id": slice, "UG_portnum": 32000, "RG_portnum": 32001}),
+    )
+    .await;
+    common::make(
+        app,
+        "volumeslices",
+        json!({"volume_id": v, "slice_id": other_slice, "UG_portnum": 32000, "RG_portnum": 32001}),
+    )
+    .await;
+    settle(&engine).await;
+    let key = row(app, "volumeslices", vs).await["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_of = |s: i64| {
+        std::fs::read_to_string(service_syndicate::server::slice_dir(&state, s).join("secret")).unwrap()
+    };
+    let (secret, other_secret) = (secret_of(slice), secret_of(other_slice));
+    assert_eq!(secret.len(), 64);
+    assert_ne!(secret, other_secret);
+    let url = format!("/services/syndicate_storage/slices/{slice}/credentials");
+    assert_eq!(fetch(app, &url, None).await.0, 401);
+    assert_eq!(fetch(app, &url, Some("Bearer nope")).await.0, 403);
+    assert_eq!(
+        fetch(app, &url, Some(&format!("Bearer {other_secret}"))).await.0,
+        403
+    );
+    let unknown = format!("/services/syndicate_storage/slices/{}/credentials", slice + 1000);
+    assert_eq!(
+        fetch(app, &unknown, Some(&format!("Bearer {secret}"))).await.0,
+        403
+    );
+    let (st, body) = fetch(app, &url, Some(&format!("Bearer {secret}"))).await;
+    assert_eq!(st, 200, "{body}");
+    let fetched: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(fetched["access_key_id"], key);
+    assert!(!body.contains(&secret));
+    // The API never shows it either, and the admin's own credentials do not open the endpoint.
+    let (_, listed) = app.get("/xos/slicesecrets/").await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert!(!listed.to_string().contains(&secret), "{listed}");
+    let (s, _) = app
+        .req(axum::http::Method::GET, &url, Some(common::ADMIN), None)
+        .await;
+    assert_eq!(s.as_u16(), 401);
+    let (s, _) = app.delete(&format!("/xos/volumes/{v}/")).await;
+    assert!(s.is_success());
+    settle(&engine).await;
+    assert!(g.bucket_by_alias(&bucket_alias(&p, v)).await.unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_credentials_endpoint_answers_only_the_slices_secret_sqlite() {
+    the_credentials_endpoint_answers_only_the_slices_secret(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_credentials_endpoint_answers_only_the_slices_secret_postgres() {
+    the_credentials_endpoint_answers_only_the_slices_secret(common::Backend::Postgres).await;
 }

@@ -26,16 +26,16 @@ mod tests {
 
     #[test]
     fn every_typed_name_is_a_declared_field_of_its_kind() {
-        let mut all = registry::core_models();
-        all.extend(service_hpc::models());
-        all.extend(crate::models());
-        let registry = registry::Registry::new(all);
-        let names = [
-            request_router_service::ALL,
-            service_map::ALL,
-            service_hpc::fields::request_router_service::ALL,
-        ]
-        .concat();
-        assert_eq!(registry::typed::check(&registry, &names), Vec::<String>::new());
+        assert_eq!(
+            registry::typed::check_with_core(
+                [service_hpc::models(), crate::models()].concat(),
+                &[
+                    request_router_service::ALL,
+                    service_map::ALL,
+                    service_hpc::fields::request_router_service::ALL
+                ]
+            ),
+            Vec::<String>::new()
+        );
     }
 }

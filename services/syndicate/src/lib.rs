@@ -29,6 +29,10 @@ pub mod fields {
             CAP_WRITE_DATA: Bool = "cap_write_data",
             KEY_ID: Text = "key_id",
         }
+        slice_secret "SliceSecret" {
+            SLICE_ID: Fk = "slice_id",
+            SECRET: Text = "secret",
+        }
         volume_slice "VolumeSlice" {
             VOLUME_ID: Fk = "volume_id",
             SLICE_ID: Fk = "slice_id",
@@ -64,6 +68,14 @@ impl xos_service::Service for Service {
             run: server::probe,
         }]
     }
+    async fn endpoint(
+        &self,
+        store: &xos_service::Store,
+        state_dir: &std::path::Path,
+        req: &xos_service::EndpointRequest,
+    ) -> Option<xos_service::EndpointAnswer> {
+        server::endpoint(store, state_dir, req).await
+    }
     async fn tenant_view(
         &self,
         store: &xos_service::Store,
@@ -79,16 +91,18 @@ mod tests {
 
     #[test]
     fn every_typed_name_is_a_declared_field_of_its_kind() {
-        let mut all = registry::core_models();
-        all.extend(models());
-        let registry = registry::Registry::new(all);
-        let names = [
-            fields::volume::ALL,
-            fields::volume_access_right::ALL,
-            fields::volume_slice::ALL,
-        ]
-        .concat();
-        assert_eq!(registry::typed::check(&registry, &names), Vec::<String>::new());
+        assert_eq!(
+            registry::typed::check_with_core(
+                models(),
+                &[
+                    fields::volume::ALL,
+                    fields::volume_access_right::ALL,
+                    fields::volume_slice::ALL,
+                    fields::slice_secret::ALL
+                ]
+            ),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

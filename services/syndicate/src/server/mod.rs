@@ -18,7 +18,7 @@ pub mod garage;
 mod probe;
 pub use probe::run as probe;
 
-use crate::fields::{volume, volume_access_right, volume_slice};
+use crate::fields::{slice_secret, volume, volume_access_right, volume_slice};
 pub use backend_kit::Drift;
 use garage::{Garage, GarageConfig, GarageError, Perm, Quotas};
 use std::collections::HashSet;
@@ -490,6 +490,7 @@ impl Step for VolumeSlices {
         )
         .await?;
         let path = write_credentials(&self.0, ctx, slice, &key, Some(obj)).await?;
+        ensure_slice_secret(&self.0, ctx, slice).await?;
         Ok(enacted.field("credentials_blob", Value::Text(path)))
     }
     async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
@@ -659,6 +660,127 @@ async fn write_credentials(
     )
     .map_err(|e| SyncError::Failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(path.display().to_string())
+}
+
+/// The slice's secret (XOS's `SliceSecret`, made with the slice's first volume): what its
+/// instances prove themselves with to fetch the credentials from `/services/syndicate_storage/
+/// slices/<id>/credentials`. It is also written next to the credentials (`secret`, readable by
+/// the instances' user only), where local instances find it.
+async fn ensure_slice_secret(s: &Syndicate, ctx: &StepContext, slice: i64) -> Result<(), SyncError> {
+    let _one = s.keys.lock().await;
+    let model = ctx.store.model("SliceSecret");
+    let rows = ctx
+        .store
+        .find(&Actor::System, model, "slice_id", Value::Int(slice))
+        .await?;
+    let secret = match rows
+        .first()
+        .and_then(|r| r.opt(slice_secret::SECRET))
+        .filter(|v| !v.is_empty())
+    {
+        Some(v) => v.to_string(),
+        None => {
+            let secret = random_secret();
+            let mut input = serde_json::Map::new();
+            input.insert("secret".into(), serde_json::json!(secret));
+            match rows.first() {
+                Some(r) => {
+                    ctx.store
+                        .update(Actor::System, model, r.id(), &input, true)
+                        .await?;
+                }
+                None => {
+                    input.insert("slice_id".into(), serde_json::json!(slice));
+                    ctx.store.create(Actor::System, model, &input).await?;
+                }
+            }
+            secret
+        }
+    };
+    let dir = slice_dir(&ctx.state_dir, slice);
+    let owner =
+        backend_local::run_as(&ctx.setting::<backend_local::LocalBackendConfig>())?.map(|u| (u.uid, u.gid));
+    write_private(&dir, &dir.join("secret"), secret.as_bytes(), owner)
+        .map_err(|e| SyncError::Failed(format!("cannot write the slice's secret: {e}")))
+}
+
+/// 32 random bytes, hex.
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `GET slices/<id>/credentials` with `Authorization: Bearer <the slice's secret>`: the slice's
+/// credentials (as in its credentials file). No secret: 401; a wrong one, or a slice without
+/// one: 403 (the same answer, so a caller learns nothing about which slices exist). The
+/// secret is compared in constant time and never returned.
+pub async fn endpoint(
+    store: &Store,
+    state_dir: &std::path::Path,
+    req: &xos_service::EndpointRequest,
+) -> Option<xos_service::EndpointAnswer> {
+    use xos_service::EndpointAnswer;
+    let rest = req.path.strip_prefix("slices/")?;
+    let (id, what) = rest.split_once('/')?;
+    let slice: i64 = id.parse().ok()?;
+    if what != "credentials" || req.method != "GET" {
+        return None;
+    }
+    let Some(given) = req
+        .authorization
+        .as_deref()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return Some(EndpointAnswer::json(
+            401,
+            &serde_json::json!({"detail": "Send the slice's secret: Authorization: Bearer <secret>."}),
+        ));
+    };
+    let forbidden = || EndpointAnswer::json(403, &serde_json::json!({"detail": "Not the slice's secret."}));
+    let rows = match store
+        .find(
+            &Actor::System,
+            store.model("SliceSecret"),
+            "slice_id",
+            Value::Int(slice),
+        )
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the slice's secret");
+            return Some(EndpointAnswer::json(
+                503,
+                &serde_json::json!({"detail": "Try again."}),
+            ));
+        }
+    };
+    let known = rows
+        .first()
+        .and_then(|r| r.opt(slice_secret::SECRET))
+        .filter(|v| !v.is_empty());
+    let matches = known.is_some_and(|k| {
+        use subtle::ConstantTimeEq;
+        k.len() == given.len() && bool::from(k.as_bytes().ct_eq(given.as_bytes()))
+    });
+    if !matches {
+        return Some(forbidden());
+    }
+    let path = slice_dir(state_dir, slice).join("credentials.json");
+    match std::fs::read(&path) {
+        Ok(body) => Some(EndpointAnswer {
+            status: 200,
+            content_type: "application/json",
+            body,
+        }),
+        Err(_) => Some(EndpointAnswer::json(
+            404,
+            &serde_json::json!({"detail": "No volume has been delivered to the slice yet."}),
+        )),
+    }
 }
 
 /// Where a slice's credentials go: `syndicate/` in the slice's directory, which the local
