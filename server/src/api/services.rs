@@ -19,7 +19,7 @@ async fn endpoint(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let not_found = || axum::http::StatusCode::NOT_FOUND.into_response();
-    if !state.store.services().iter().any(|s| *s == name) {
+    if !state.store.services().contains(&name) {
         return not_found();
     }
     let Some(service) = crate::services::find(&name) else {
