@@ -384,7 +384,7 @@ pub fn document(reg: &Registry, loaded: &dyn Fn(&Model) -> bool) -> Json {
         "info": {
             "title": "XOS REST API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Generated from the XOS model registry. Lists are plain JSON arrays; foreign keys are hyperlinks unless ?no_hyperlinks=1; errors are {\"field\": [\"message\"]} (400) or {\"detail\": \"…\"}. Services (HelloWorld, HPC, Request Router) add their models when a configuration loads them. Out of scope for now: billing, CORD subscriber models, reservations, credentials, routers, network parameters, projects/programs."
+            "description": "Generated from the XOS model registry. Lists are plain JSON arrays; foreign keys are hyperlinks unless ?no_hyperlinks=1; errors are {\"field\": [\"message\"]} (400) or {\"detail\": \"…\"}. Services (HelloWorld, HPC, Request Router, Syndicate storage, …) add their models when a configuration loads them. Out of scope for now: billing, CORD subscriber models, reservations, credentials, routers, network parameters, projects/programs."
         },
         "servers": [{"url": "/"}],
         "security": [{"basicAuth": []}, {"tokenAuth": []}, {"sessionCookie": []}],
