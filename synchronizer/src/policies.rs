@@ -45,9 +45,91 @@ impl ModelPolicy for ControllerLinks {
     }
 }
 
+/// XOS's `model_policy_ControllerSite`, `…ControllerSlice` and `…ControllerUser`: the status of
+/// a controller link row tells its Site, Slice or User. A link row whose status is not
+/// `0 - …` and whose code differs from its parent's gives the parent its status (so a slice
+/// whose project was made shows `1 - OK, …`, and one whose project failed shows the error). It
+/// runs over every live link row each pass (one query per link model, writing only what
+/// differs); XOS also copied `backend_register`, which here is the engine's own backoff
+/// bookkeeping of each row and is left alone.
+pub struct LinkStatus;
+
+/// (link model, its foreign key to the parent, the parent model).
+const STATUS_UP: &[(&str, &str, &str)] = &[
+    ("ControllerSite", "site", "Site"),
+    ("ControllerSlice", "slice", "Slice"),
+    ("ControllerUser", "user", "User"),
+];
+
+#[async_trait::async_trait]
+impl ModelPolicy for LinkStatus {
+    async fn run(&self, store: &Store) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for (link, fk, parent) in STATUS_UP {
+            let (lm, pm) = (store.model(link), store.model(parent));
+            let Some(column) = lm.field_named(fk).map(|f| f.column()) else {
+                continue;
+            };
+            // Parents with a link row whose code is not 0 and not the parent's (one query); for
+            // each, the worst of its link rows (an error before OK, the first of equals) is what
+            // it shows, so two controllers that disagree do not flip the parent on every pass.
+            let sql = Sql::new(format!(
+                "SELECT DISTINCT p.id, p.backend_status FROM {} l JOIN {} p ON p.id = l.{column} \
+                 WHERE NOT l.deleted AND NOT p.deleted AND substr(l.backend_status, 1, 1) <> '0' \
+                 AND substr(l.backend_status, 1, 1) <> substr(p.backend_status, 1, 1) ORDER BY p.id",
+                lm.table(),
+                pm.table()
+            ));
+            let parents = store.db().fetch(&sql, &[SqlType::Int, SqlType::Text]).await?;
+            if parents.is_empty() {
+                continue;
+            }
+            let mut unit = store.begin(Actor::System).await?;
+            for r in &parents {
+                let id = r[0].as_int().unwrap_or(0);
+                let his = registry::BackendStatus::parse(r[1].as_str().unwrap_or_default());
+                let mut links = Sql::new(format!(
+                    "SELECT backend_status FROM {} WHERE NOT deleted AND {column} = ",
+                    lm.table()
+                ));
+                links.bind(Value::Int(id));
+                links.push(" ORDER BY id");
+                let worst = unit
+                    .fetch(&links, &[SqlType::Text])
+                    .await?
+                    .iter()
+                    .map(|l| registry::BackendStatus::parse(l[0].as_str().unwrap_or_default()))
+                    .filter(|st| st.code() != 0)
+                    .fold(None::<registry::BackendStatus>, |w, st| match w {
+                        Some(w) if w.code() >= st.code() => Some(w),
+                        _ => Some(st),
+                    });
+                let Some(worst) = worst.filter(|w| w.code() != his.code()) else {
+                    continue;
+                };
+                unit.set_status(
+                    pm,
+                    id,
+                    &StatusUpdate {
+                        backend_status: Some(worst),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                count += 1;
+            }
+            unit.commit().await?;
+        }
+        Ok(count)
+    }
+}
+
 /// The core's policies, as a list for [`crate::engine::EngineOptions::policies`].
 pub fn core() -> Vec<std::sync::Arc<dyn ModelPolicy>> {
-    vec![std::sync::Arc::new(ControllerLinks)]
+    vec![
+        std::sync::Arc::new(ControllerLinks),
+        std::sync::Arc::new(LinkStatus),
+    ]
 }
 
 /// Police every object changed since it was last policed. Returns how many were.

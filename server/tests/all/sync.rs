@@ -673,3 +673,108 @@ async fn the_postgres_pool_closes_while_the_engine_and_listener_live() {
     drop(e);
     app.finish().await;
 }
+
+both!(
+    a_controller_link_tells_its_site_slice_and_user,
+    async |app: &TestApp| {
+        use server::store::{Actor, StatusUpdate};
+        let e = engine(
+            app,
+            vec![],
+            EngineOptions {
+                policies: server::sync::policies::core(),
+                ..opts()
+            },
+        )
+        .await;
+        let site = app.site_id().await;
+        let (_, dep) = app
+            .post("/xos/deployments/?no_hyperlinks=1", json!({"name": "local"}))
+            .await;
+        let ctl = |name: &str| json!({"name": name, "backend_type": "local", "version": "1", "deployment": dep["id"]});
+        app.post("/xos/controllers/?no_hyperlinks=1", ctl("c1")).await;
+        app.post("/xos/controllers/?no_hyperlinks=1", ctl("c2")).await;
+        app.post(
+            "/xos/sitedeployments/?no_hyperlinks=1",
+            json!({"site": site, "deployment": dep["id"]}),
+        )
+        .await;
+        let slice = app.make_slice("told").await["id"].as_i64().unwrap();
+        e.run_once().await.unwrap();
+        e.run_once().await.unwrap();
+        let (_, links) = app
+            .get(&format!("/xos/controllerslices/?slice={slice}&no_hyperlinks=1"))
+            .await;
+        let links: Vec<i64> = links
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(links.len(), 2);
+        // What a backend's step writes on a link row.
+        let set = |model: &'static str, id: i64, status: &'static str| async move {
+            let mut u = app.store.begin(Actor::System).await.unwrap();
+            u.set_status(
+                app.store.model(model),
+                id,
+                &StatusUpdate {
+                    backend_status: Some(app::registry::BackendStatus::parse(status)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            u.commit().await.unwrap();
+        };
+        let slice_status = || async {
+            app.get(&format!("/xos/slices/{slice}/")).await.1["backend_status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert!(slice_status().await.starts_with("0 - "), "nothing enacted yet");
+        // One link enacted: the slice says so.
+        set("ControllerSlice", links[0], "1 - OK, project mysite_told").await;
+        e.run_once().await.unwrap();
+        assert_eq!(slice_status().await, "1 - OK, project mysite_told");
+        // The other fails: the error wins, and stays (no flip between the two on later passes).
+        set("ControllerSlice", links[1], "2 - quota exceeded").await;
+        e.run_once().await.unwrap();
+        assert_eq!(slice_status().await, "2 - quota exceeded");
+        let r = e.run_once().await.unwrap();
+        assert_eq!(r.policed, 0, "{r:?}");
+        assert_eq!(slice_status().await, "2 - quota exceeded");
+        // Fixed: back to OK.
+        set("ControllerSlice", links[1], "1 - OK, project mysite_told").await;
+        e.run_once().await.unwrap();
+        assert_eq!(slice_status().await, "1 - OK, project mysite_told");
+        // The same for a site and a user.
+        let (_, cs) = app
+            .get(&format!("/xos/controllersites/?site={site}&no_hyperlinks=1"))
+            .await;
+        set(
+            "ControllerSite",
+            cs[0]["id"].as_i64().unwrap(),
+            "1 - OK, project mysite",
+        )
+        .await;
+        let (_, cu) = app.get("/xos/controllerusers/?no_hyperlinks=1").await;
+        set(
+            "ControllerUser",
+            cu[0]["id"].as_i64().unwrap(),
+            "2 - no such domain",
+        )
+        .await;
+        e.run_once().await.unwrap();
+        assert_eq!(
+            app.get(&format!("/xos/sites/{site}/")).await.1["backend_status"],
+            "1 - OK, project mysite"
+        );
+        let user = cu[0]["user"].as_i64().unwrap();
+        assert_eq!(
+            app.get(&format!("/xos/users/{user}/")).await.1["backend_status"],
+            "2 - no such domain"
+        );
+    }
+);
