@@ -292,13 +292,13 @@ impl Garage {
 
     /// The S3 client of a key.
     pub fn s3(&self, key_id: &str, secret: &str) -> S3 {
-        S3 {
-            http: self.http.clone(),
-            endpoint: self.config.s3_url.trim_end_matches('/').to_string(),
-            region: self.config.region.clone(),
-            key_id: key_id.to_string(),
-            secret: secret.to_string(),
-        }
+        S3::with(
+            self.http.clone(),
+            &self.config.s3_url,
+            &self.config.region,
+            key_id,
+            secret,
+        )
     }
 }
 

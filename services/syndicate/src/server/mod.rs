@@ -871,6 +871,9 @@ pub struct StorageDrift {
     repair: Arc<dyn Step>,
     /// (row, version) already reported, so a report is made once.
     reported: std::sync::Mutex<HashSet<(i64, i64)>>,
+    /// What the last fetch found differing, by row (sync_record says it without asking Garage
+    /// again).
+    found: std::sync::Mutex<std::collections::HashMap<i64, String>>,
 }
 
 impl StorageDrift {
@@ -983,16 +986,18 @@ impl Step for StorageDrift {
             }
             if let Some(what) = self.differs(&g, &ctx.store, &r).await? {
                 tracing::info!(step = self.name(), id = r.id(), %what, "drift");
+                self.found.lock().expect("not poisoned").insert(r.id(), what);
                 out.push(r);
             }
         }
         Ok(out)
     }
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
-        let g = self.s.garage().await?;
         let what = self
-            .differs(&g, &ctx.store, obj)
-            .await?
+            .found
+            .lock()
+            .expect("not poisoned")
+            .remove(&obj.id())
             .unwrap_or_else(|| "it changed outside XOS".into());
         if self.s.settings.drift == Drift::Report {
             let version = obj.opt(registry::fields::common::ROW_VERSION).unwrap_or_default();
@@ -1029,6 +1034,7 @@ pub fn steps(settings: Settings) -> Vec<Arc<dyn Step>> {
             kind,
             repair: repair.clone(),
             reported: std::sync::Mutex::new(HashSet::new()),
+            found: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     };
     vec![
