@@ -20,7 +20,23 @@ fail() {
 instance_enacted() { api "/xos/instances/?name=demo-1" | jq_ 'd[0]["backend_status"]' | grep -q '^1 - OK'; }
 tenant_enacted() { api "/xos/helloworldtenants/?name=hello-tenant" | jq_ 'd[0]["backend_status"]' | grep -q '^1 - OK'; }
 
+# The rows of the seed that are still "0 - …" (pending), one per line: collections given.
+pending_rows() {
+  local m
+  for m in "$@"; do
+    api "/xos/$m/?no_hyperlinks=1" \
+      | jq_ '"\n".join("'"$m"' %s: %s" % (o["id"], o["backend_status"]) for o in d if o["backend_status"].startswith("0 -")) or None'
+  done
+}
+SEEDED="sites slices users controllers controllersites controllerslices controllerusers instances"
+none_pending() { [ -z "$(pending_rows $SEEDED)" ]; }
+
 test_devel() {
+  # Every seeded Site, Slice, User, Controller, controller link row and instance tells its real
+  # state within 10 s of the server answering (none stays "Provisioning in progress").
+  eventually 10 none_pending || fail "rows still pending 10 s after start: $(pending_rows $SEEDED)"
+  api "/xos/slices/?name=mysite_demo" | jq_ 'd[0]["backend_status"]' | grep -q '^1 - OK, slice directory' \
+    || fail "the demo slice does not tell its state: $(api '/xos/slices/?name=mysite_demo')"
   eventually 60 instance_enacted || fail "instance demo-1 was not enacted: $(api '/xos/instances/?name=demo-1')"
   local pid
   pid=$(api "/xos/instances/?name=demo-1" | jq_ 'd[0]["instance_id"]')

@@ -109,3 +109,30 @@ test('a slice page lists its instances, networks and privileges with their statu
   await page.locator('section.inline[data-model="Port"]').waitFor();
   assert.deepEqual(page.errors, []);
 });
+
+test('a synchronized list shows each row\'s status, filters by it, and a form folds its internal flags', async () => {
+  const page = await newPage(browser);
+  await login(page, server);
+  await page.goto(`${server.url}/admin/core/slice/`);
+  const rows = page.locator('table[data-testid=admin-list] tbody tr');
+  const demo = rows.filter({ hasText: 'mysite_demo' });
+  // The local backend made the slice's directory: the list says so, live.
+  await demo.locator('.badge.ok', { hasText: 'slice directory' }).waitFor({ timeout: 15000 });
+  // In error: none is, so the list empties; OK brings the slices back; Pending shows none.
+  await page.selectOption('#filter-status', '2');
+  await page.waitForFunction(() => document.querySelectorAll('table[data-testid=admin-list] tbody tr').length === 0);
+  await page.selectOption('#filter-status', '1');
+  await demo.waitFor();
+  const ok = (await api(server, '/xos/slices/?backend_status__startswith=1')).body.length;
+  await page.waitForFunction((n) => document.querySelectorAll('table[data-testid=admin-list] tbody tr').length === n, ok);
+  assert.ok(ok >= 3, `${ok} slices OK`);
+  // The form: the internal flags sit folded under "Advanced", and open on request.
+  await demo.getByRole('link', { name: 'mysite_demo' }).click();
+  await page.waitForURL(/\/admin\/core\/slice\/\d+\/$/);
+  await page.locator('#field-name').waitFor();
+  assert.equal(await page.locator('#field-no_sync').isVisible(), false);
+  await page.locator('details.advanced summary').click();
+  await page.locator('#field-no_sync').waitFor();
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

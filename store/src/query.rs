@@ -69,6 +69,9 @@ pub enum FilterOp {
     Eq,
     In,
     IContains,
+    /// `__startswith` (Django's lookup): the status filter of the admin lists asks
+    /// `backend_status__startswith=2` for the rows in error.
+    StartsWith,
 }
 
 /// Query parameters that are not filters.
@@ -155,6 +158,8 @@ impl ListQuery {
                         (n, FilterOp::In)
                     } else if let Some(n) = k.strip_suffix("__icontains") {
                         (n, FilterOp::IContains)
+                    } else if let Some(n) = k.strip_suffix("__startswith") {
+                        (n, FilterOp::StartsWith)
                     } else {
                         (k, FilterOp::Eq)
                     };
@@ -180,7 +185,9 @@ impl ListQuery {
                             (_, _) => serde_json::Value::String(r.to_string()),
                         };
                         match op {
-                            FilterOp::IContains => values.push(Value::Text(r.to_string())),
+                            FilterOp::IContains | FilterOp::StartsWith => {
+                                values.push(Value::Text(r.to_string()))
+                            }
                             _ => match validate::parse_value(reg, f, &json) {
                                 Ok(v) => values.push(v),
                                 Err(m) => errors.entry(k.to_string()).or_default().push(m),
@@ -216,6 +223,7 @@ impl ListQuery {
                 let name = k
                     .strip_suffix("__in")
                     .or_else(|| k.strip_suffix("__icontains"))
+                    .or_else(|| k.strip_suffix("__startswith"))
                     .unwrap_or(k);
                 !matches!(*k, "search" | "ordering")
                     && !RESERVED_PARAMS.contains(k)
@@ -253,6 +261,16 @@ impl ListQuery {
                     sql.push(&format!(" AND CAST(t.{} AS TEXT) {like} ", f.column))
                         .bind(Value::Text(pat));
                     sql.push(" ESCAPE '\\'");
+                }
+                FilterOp::StartsWith => {
+                    // Exact and case-sensitive on both databases (LIKE is not on SQLite).
+                    let prefix = f.values[0].as_str().unwrap_or("").to_string();
+                    sql.push(&format!(
+                        " AND substr(CAST(t.{} AS TEXT), 1, {}) = ",
+                        f.column,
+                        prefix.chars().count()
+                    ))
+                    .bind(Value::Text(prefix));
                 }
             }
         }

@@ -150,6 +150,12 @@ pub trait Step: Send + Sync {
     fn requested_interval(&self) -> Duration {
         Duration::ZERO
     }
+    /// Whether `fetch_pending` returns the changed rows this step enacts: true for a step driven
+    /// by changes; an interval step that only re-checks enacted rows (drift repair) says false.
+    /// The engine tells the rows no step handles from what such steps fetched.
+    fn enacts_changes(&self) -> bool {
+        true
+    }
     /// How many objects it works on at once.
     fn concurrency(&self) -> usize {
         16

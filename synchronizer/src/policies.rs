@@ -8,10 +8,17 @@
 //! users it concerns. Removing the parent removes its rows (cascade). Policies run in the
 //! synchronizer (so not in the frontend-only configuration), as the system.
 //!
+//! XOS's automatic dirtying and protection, for every policed change: the synchronized rows that
+//! point at the changed object are enacted again (a slice's change reaches its ControllerSlice
+//! and instances, a user's its ControllerUser and the instances it created), a slice member's
+//! privilege re-enacts the slice's instances (their keys), and a write-protected object protects
+//! what it points at, recursively (XOS's `walk_deps(update_wp)`; unprotecting is not propagated,
+//! since another protected object may hold the same parent).
+//!
 //! Policies are registered by whoever owns them ([`crate::engine::EngineOptions::policies`]):
 //! the core's are [`ControllerLinks`]; a backend brings its own (OpenStack's networks and ports).
 
-use registry::SqlType;
+use registry::{Model, SqlType};
 use serde_json::{Map, Value as Json};
 use store::db::{Sql, Value};
 use store::{Actor, StatusUpdate, Store, StoreError, Unit};
@@ -23,6 +30,13 @@ const POLICED: &[(&str, Option<(&str, &str)>)] = &[
     ("User", Some(("ControllerUser", "user"))),
     ("Controller", None),
     ("SiteDeployment", None),
+    // XOS's list beyond the link makers: changes that re-dirty dependents and propagate
+    // `write_protect` ([`dirty_dependents`], [`propagate_protect`]).
+    ("Image", None),
+    ("Network", None),
+    ("Instance", None),
+    ("SitePrivilege", None),
+    ("SlicePrivilege", None),
 ];
 
 /// Rows to police at most per model and pass.
@@ -75,10 +89,13 @@ impl ModelPolicy for LinkStatus {
             // it shows, so two controllers that disagree do not flip the parent on every pass.
             let sql = Sql::new(format!(
                 "SELECT DISTINCT p.id, p.backend_status FROM {} l JOIN {} p ON p.id = l.{column} \
-                 WHERE NOT l.deleted AND NOT p.deleted AND substr(l.backend_status, 1, 1) <> '0' \
-                 AND substr(l.backend_status, 1, 1) <> substr(p.backend_status, 1, 1) ORDER BY p.id",
+                 WHERE NOT l.deleted AND NOT p.deleted AND ((substr(l.backend_status, 1, 1) <> '0' \
+                 AND substr(l.backend_status, 1, 1) <> substr(p.backend_status, 1, 1)) \
+                 OR (substr(l.backend_status, 1, 1) = '0' AND substr(p.backend_status, 1, 1) = '0' \
+                 AND l.backend_status <> p.backend_status AND l.backend_status <> '{}')) ORDER BY p.id",
                 lm.table(),
-                pm.table()
+                pm.table(),
+                registry::BackendStatus::PROVISIONING
             ));
             let parents = store.db().fetch(&sql, &[SqlType::Int, SqlType::Text]).await?;
             if parents.is_empty() {
@@ -94,17 +111,29 @@ impl ModelPolicy for LinkStatus {
                 ));
                 links.bind(Value::Int(id));
                 links.push(" ORDER BY id");
-                let worst = unit
+                let statuses: Vec<registry::BackendStatus> = unit
                     .fetch(&links, &[SqlType::Text])
                     .await?
                     .iter()
                     .map(|l| registry::BackendStatus::parse(l[0].as_str().unwrap_or_default()))
-                    .filter(|st| st.code() != 0)
-                    .fold(None::<registry::BackendStatus>, |w, st| match w {
+                    .collect();
+                let worst = statuses.iter().filter(|st| st.code() != 0).fold(
+                    None::<&registry::BackendStatus>,
+                    |w, st| match w {
                         Some(w) if w.code() >= st.code() => Some(w),
                         _ => Some(st),
-                    });
-                let Some(worst) = worst.filter(|w| w.code() != his.code()) else {
+                    },
+                );
+                // No link enacted yet: a link that says why it waits tells the parent too
+                // (the first such, so two links do not flip it).
+                let worst = match worst {
+                    Some(w) => Some(w).filter(|w| w.code() != his.code()),
+                    None => statuses
+                        .iter()
+                        .find(|st| st.message() != registry::BackendStatus::Unset.message())
+                        .filter(|st| his.code() == 0 && st.to_string() != his.to_string()),
+                };
+                let Some(worst) = worst.cloned() else {
                     continue;
                 };
                 unit.set_status(
@@ -138,12 +167,12 @@ async fn run(store: &Store) -> Result<usize, StoreError> {
     for (model_name, link) in POLICED {
         let model = store.model(model_name);
         let sql = Sql::new(format!(
-            "SELECT id, row_version, deleted FROM {} WHERE row_version > policed_version ORDER BY id LIMIT {BATCH}",
+            "SELECT id, row_version, deleted, policed_version FROM {} WHERE row_version > policed_version ORDER BY id LIMIT {BATCH}",
             model.table()
         ));
         let rows = store
             .db()
-            .fetch(&sql, &[SqlType::Int, SqlType::Int, SqlType::Bool])
+            .fetch(&sql, &[SqlType::Int, SqlType::Int, SqlType::Bool, SqlType::Int])
             .await?;
         if rows.is_empty() {
             continue;
@@ -182,6 +211,21 @@ async fn run(store: &Store) -> Result<usize, StoreError> {
                     }
                     _ => {}
                 }
+                // Only for a change since an earlier policing: a new row's dependents are new
+                // too, and a re-policing (a controller or site deployment changed) is no change
+                // of the row itself.
+                if r[3].as_int().unwrap_or(0) > 0 {
+                    dirty_dependents(&mut unit, model, id).await?;
+                }
+                if model_name == &"SlicePrivilege" {
+                    // A member's keys go into the slice's instances.
+                    let mut f = Sql::new("slice_id IN (SELECT slice_id FROM core_sliceprivilege WHERE id = ");
+                    f.bind(Value::Int(id));
+                    f.push(")");
+                    let instances = unit.store().model("Instance");
+                    unit.resync(instances, f).await?;
+                }
+                propagate_protect(&mut unit, model, id).await?;
             }
             unit.set_status(
                 model,
@@ -197,6 +241,80 @@ async fn run(store: &Store) -> Result<usize, StoreError> {
         unit.commit().await?;
     }
     Ok(count)
+}
+
+/// Re-dirty the enacted, synchronized rows that point at row `id` of `model` (XOS's
+/// `walk_inv_deps(update_dep)`): each observed model's foreign keys to it.
+async fn dirty_dependents(unit: &mut Unit, model: &'static Model, id: i64) -> Result<(), StoreError> {
+    let store = unit.store().clone();
+    for child in &store.registry().models {
+        if !store.is_loaded(child)
+            || !store.is_observed(&child.name)
+            || child.field_named("enacted_version").is_none()
+        {
+            continue;
+        }
+        let child = store.model(&child.name);
+        let columns: Vec<String> = child
+            .foreign_keys()
+            .filter(|f| f.fk_target() == Some(model.name.as_str()))
+            .map(|f| f.column())
+            .collect();
+        for column in columns {
+            let mut filter = Sql::new(format!("{column} = "));
+            filter.bind(Value::Int(id));
+            unit.resync(child, filter).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A write-protected row protects what it points at, and those what they point at (XOS's
+/// `walk_deps(update_wp)`). Rows already protected stop the walk.
+async fn propagate_protect(unit: &mut Unit, model: &'static Model, id: i64) -> Result<(), StoreError> {
+    let store = unit.store().clone();
+    let mut todo = vec![(model, id)];
+    let mut first = true;
+    while let Some((m, id)) = todo.pop() {
+        let Some(wp) = m.field_named("write_protect") else {
+            continue;
+        };
+        let fks: Vec<(&'static Model, String)> = m
+            .foreign_keys()
+            .filter_map(|f| Some((store.registry().model(f.fk_target()?)?, f.column())))
+            .filter(|(t, _)| t.field_named("write_protect").is_some() && store.is_loaded(t))
+            .collect();
+        if fks.is_empty() {
+            continue;
+        }
+        let mut sql = Sql::new(format!("SELECT {}", wp.column()));
+        for (_, c) in &fks {
+            sql.push(&format!(", {c}"));
+        }
+        sql.push(&format!(" FROM {} WHERE id = ", m.table()));
+        sql.bind(Value::Int(id));
+        let mut types = vec![SqlType::Bool];
+        types.extend(fks.iter().map(|_| SqlType::Int));
+        let Some(row) = unit.fetch(&sql, &types).await?.into_iter().next() else {
+            continue;
+        };
+        // The changed row itself must be protected; the rows reached were just protected.
+        if first && row[0].as_bool() != Some(true) {
+            break;
+        }
+        first = false;
+        for (k, (target, _)) in fks.iter().enumerate() {
+            let Some(tid) = row[k + 1].as_int() else {
+                continue;
+            };
+            let mut filter = Sql::new("id = ");
+            filter.bind(Value::Int(tid));
+            for pid in unit.protect(target, filter).await? {
+                todo.push((target, pid));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The controllers serving the site of object `id` of `model` (Site, Slice or User).
@@ -230,6 +348,28 @@ async fn ensure_links(
 ) -> Result<(), StoreError> {
     let want = controllers_for(unit, model, id).await?;
     let link = unit.store().model(link_model);
+    if want.is_empty() {
+        // Nothing will ever enact it until a controller serves its site: say so, instead of
+        // "Provisioning in progress" forever.
+        let parent = unit.store().model(model);
+        let what = if model == "Site" {
+            "this site's"
+        } else {
+            "its site's"
+        };
+        unit.set_status(
+            parent,
+            id,
+            &StatusUpdate {
+                backend_status: Some(registry::BackendStatus::Pending(format!(
+                    "waiting for a controller: none serves {what} deployments (add the site to a \
+                     deployment that has a controller)"
+                ))),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
     let mut sql = Sql::new(format!(
         "SELECT id, controller_id FROM {} WHERE NOT deleted AND {owner_field}_id = ",
         link.table()

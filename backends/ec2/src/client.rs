@@ -119,6 +119,8 @@ pub struct RunRequest<'a> {
     pub instance_type: &'a str,
     pub zone: Option<&'a str>,
     pub key_name: Option<&'a str>,
+    /// Cloud-init user data (base64-encoded on the wire); empty: none.
+    pub user_data: &'a str,
     /// Idempotency token for real AWS (moto ignores it; the tag lookup is what protects there).
     pub client_token: &'a str,
     pub tags: &'a [(&'a str, String)],
@@ -362,6 +364,13 @@ impl Ec2Client {
         }
         if let Some(k) = r.key_name {
             params.push(("KeyName".into(), k.into()));
+        }
+        if !r.user_data.is_empty() {
+            use base64::Engine as _;
+            params.push((
+                "UserData".into(),
+                base64::engine::general_purpose::STANDARD.encode(r.user_data),
+            ));
         }
         if !r.tags.is_empty() {
             params.push(("TagSpecification.1.ResourceType".into(), "instance".into()));

@@ -10,6 +10,9 @@ pub(super) struct Wanted {
     pub(super) zone: Option<String>,
     /// (key pair name, public key) of the instance's creator.
     pub(super) key: Option<(String, String)>,
+    /// Cloud-config with the keys of the slice's members, creators and service (XOS's user
+    /// data), after the instance's own.
+    pub(super) user_data: String,
 }
 
 pub(super) async fn wanted(store: &Store, obj: &Record) -> Result<Wanted, SyncError> {
@@ -65,11 +68,13 @@ pub(super) async fn wanted(store: &Store, obj: &Record) -> Result<Wanted, SyncEr
         )),
         _ => None,
     };
+    let keys = backend_kit::instance_keys(store, obj).await?;
     Ok(Wanted {
         ami,
         instance_type,
         zone: r[3].as_str().map(str::to_string),
         key,
+        user_data: backend_kit::user_data_with_keys(obj.opt(instance::USER_DATA).unwrap_or_default(), &keys),
     })
 }
 
@@ -172,6 +177,7 @@ pub(super) async fn run(c: &Controller, obj: &Record, w: &Wanted) -> Result<Ec2I
             instance_type: &w.instance_type,
             zone: w.zone.as_deref(),
             key_name: w.key.as_ref().map(|(n, _)| n.as_str()),
+            user_data: &w.user_data,
             client_token: &token,
             tags: &tags,
         })

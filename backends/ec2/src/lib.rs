@@ -163,7 +163,26 @@ pub fn steps(
     catalog_interval: Duration,
     drift_interval: Duration,
 ) -> Vec<Arc<dyn Step>> {
+    use backend_kit::{Link, LinkStep};
     vec![
+        Arc::new(LinkStep::nothing(
+            "ec2_sites",
+            BACKEND,
+            Link::Site,
+            "OK, nothing to make in EC2 for a site",
+        )),
+        Arc::new(LinkStep::nothing(
+            "ec2_slices",
+            BACKEND,
+            Link::Slice,
+            "OK, nothing to make in EC2 for a slice (its instances carry their XOS ids as tags)",
+        )),
+        Arc::new(LinkStep::nothing(
+            "ec2_users",
+            BACKEND,
+            Link::User,
+            "OK, nothing to make in EC2 for a user (key pairs are made with the instances that carry them)",
+        )),
         Arc::new(Ec2Catalog {
             backend: backend.clone(),
             interval: catalog_interval,

@@ -132,6 +132,9 @@ impl<S: DriftSource> Step for DriftStep<S> {
     fn observes(&self) -> &'static str {
         "Instance"
     }
+    fn enacts_changes(&self) -> bool {
+        false // it re-checks enacted rows only
+    }
     fn requested_interval(&self) -> Duration {
         self.interval
     }

@@ -4,8 +4,12 @@
 //! on this kit and the synchronizer runtime; none of them knows HTTP servers or the UI.
 
 pub mod drift;
+pub mod keys;
+pub mod links;
 
 pub use drift::{DriftSource, DriftStep, Observed};
+pub use keys::{instance_keys, user_data_with_keys};
+pub use links::{Link, LinkStep};
 use registry::BackendStatus;
 use registry::fields::{self, common};
 use serde::Deserialize;

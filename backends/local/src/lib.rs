@@ -14,7 +14,8 @@
 //! - A process that dies at start fails the sync with its reason (e.g. the memory limit); one
 //!   that dies later is restarted by the drift step, which says so in `backend_status`.
 
-use registry::fields::{common, instance};
+use backend_kit::{Link, LinkStep};
+use registry::fields::{common, controller_slice, instance};
 use registry::{BackendStatus, SqlType};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -577,17 +578,54 @@ async fn spec_of(ctx: &StepContext, obj: &Record) -> Result<Spec, SyncError> {
     }
     // The slice's directory on this host, where services deliver what its instances need
     // (Syndicate storage's credentials): `<state_dir>/slices/<slice id>`.
-    let slice_dir = ctx
-        .state_dir
-        .join("slices")
-        .join(obj.req(instance::SLICE)?.to_string());
+    let dir = slice_dir(&ctx.state_dir, obj.req(instance::SLICE)?);
     Ok(Spec {
         argv,
-        env: vec![("XOS_SLICE_DIR".into(), slice_dir.display().to_string())],
+        env: vec![
+            ("XOS_SLICE_DIR".into(), dir.display().to_string()),
+            (
+                "XOS_AUTHORIZED_KEYS".into(),
+                keys_path(&ctx.state_dir, obj.id()).display().to_string(),
+            ),
+        ],
         memory_mb: r[1].as_int().unwrap_or(0),
         vcpus: r[2].as_int().unwrap_or(0),
         ..Spec::default()
     })
+}
+
+/// Where the SSH public keys of instance `id` are kept for its process (`XOS_AUTHORIZED_KEYS`):
+/// a file beside its log, rewritten whenever the instance is enacted, so a member added to the
+/// slice reaches the running process without a restart.
+pub fn keys_path(state_dir: &Path, id: i64) -> PathBuf {
+    state_dir.join("instances").join(format!("{id}.authorized_keys"))
+}
+
+/// Write the keys file (aside and renamed: a reader never sees half of it). Public keys: readable
+/// by the user workloads run as.
+fn write_keys(path: &Path, keys: &[String]) -> Result<(), SyncError> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| SyncError::Failed(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut text = keys.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    if std::fs::read_to_string(path).is_ok_and(|have| have == text) {
+        return Ok(());
+    }
+    let aside = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&aside)
+        .map_err(fail)?;
+    f.write_all(text.as_bytes()).map_err(fail)?;
+    std::fs::rename(&aside, path).map_err(fail)
 }
 
 /// The other live instances of the site of `obj`'s slice.
@@ -657,6 +695,8 @@ impl Step for LocalInstances {
     async fn sync_record(&self, ctx: &StepContext, obj: &Record) -> Result<Enacted, SyncError> {
         let spec = spec_of(ctx, obj).await?;
         let id = obj.id();
+        let keys = backend_kit::instance_keys(&ctx.store, obj).await?;
+        write_keys(&keys_path(&ctx.state_dir, id), &keys)?;
         let cap = ctx.setting::<LocalBackendConfig>().max_instances_per_site;
         let siblings = if cap > 0 {
             site_instances(ctx, obj).await?
@@ -692,15 +732,16 @@ impl Step for LocalInstances {
             let what = if other.is_empty() {
                 "OK"
             } else {
-                "restarted with the new image or flavor"
+                "restarted with the new image, flavor or environment"
             };
             Ok(enacted(pid, id, format!("{what}, running as pid {pid}")))
         })
         .await
         .map_err(|e| SyncError::Failed(e.to_string()))?
     }
-    async fn delete_record(&self, _ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
+    async fn delete_record(&self, ctx: &StepContext, obj: &Record) -> Result<(), SyncError> {
         let id = obj.id();
+        let _ = std::fs::remove_file(keys_path(&ctx.state_dir, id));
         let backend = self.backend.clone();
         tokio::task::spawn_blocking(move || {
             let pids: Vec<i32> = backend
@@ -734,6 +775,9 @@ impl Step for LocalInstanceDrift {
     }
     fn observes(&self) -> &'static str {
         "Instance"
+    }
+    fn enacts_changes(&self) -> bool {
+        false // it re-checks enacted rows only
     }
     fn requested_interval(&self) -> Duration {
         self.interval
@@ -812,6 +856,24 @@ pub fn steps(ctx: &StepContext, drift_interval: Duration) -> Vec<std::sync::Arc<
             .limits(&ctx.setting::<LocalBackendConfig>()),
     );
     vec![
+        std::sync::Arc::new(LocalControllers),
+        std::sync::Arc::new(LinkStep::nothing(
+            "local_sites",
+            BACKEND,
+            Link::Site,
+            "OK, nothing to make on this host for a site",
+        )),
+        std::sync::Arc::new(LinkStep {
+            enact: Some(|ctx, obj| Box::pin(make_slice_dir(ctx, obj))),
+            remove: Some(|ctx, obj| Box::pin(remove_slice_dir(ctx, obj))),
+            ..LinkStep::nothing("local_slices", BACKEND, Link::Slice, "")
+        }),
+        std::sync::Arc::new(LinkStep::nothing(
+            "local_users",
+            BACKEND,
+            Link::User,
+            "OK, nothing to make on this host for a user (workloads run as local_backend.run_as)",
+        )),
         std::sync::Arc::new(LocalInstances {
             backend: backend.clone(),
         }),
@@ -820,6 +882,86 @@ pub fn steps(ctx: &StepContext, drift_interval: Duration) -> Vec<std::sync::Arc<
             interval: drift_interval,
         }),
     ]
+}
+
+/// The directory of slice `id` on this host (`XOS_SLICE_DIR` of its instances).
+pub fn slice_dir(state_dir: &Path, id: i64) -> PathBuf {
+    state_dir.join("slices").join(id.to_string())
+}
+
+/// A local ControllerSlice: the slice's directory, where services deliver what its instances
+/// need. Passable (`0711`) by the user workloads run as, not listable.
+async fn make_slice_dir(ctx: &StepContext, obj: &Record) -> Result<String, SyncError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = slice_dir(&ctx.state_dir, obj.req(controller_slice::SLICE)?);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(&dir)
+        .map_err(|e| SyncError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(format!("OK, slice directory {}", dir.display()))
+}
+
+/// A deleted local ControllerSlice: its directory goes (what services delivered into it too).
+async fn remove_slice_dir(ctx: &StepContext, obj: &Record) -> Result<String, SyncError> {
+    let dir = slice_dir(&ctx.state_dir, obj.req(controller_slice::SLICE)?);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(String::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(SyncError::Failed(format!("cannot remove {}: {e}", dir.display()))),
+    }
+}
+
+/// A local Controller: this host, checked (its state directory can be written).
+pub struct LocalControllers;
+
+#[async_trait::async_trait]
+impl Step for LocalControllers {
+    fn name(&self) -> &'static str {
+        "local_controllers"
+    }
+    fn provides(&self) -> Vec<&'static str> {
+        vec!["Controller"]
+    }
+    fn observes(&self) -> &'static str {
+        "Controller"
+    }
+    async fn fetch_pending(&self, ctx: &StepContext, deletion: bool) -> Result<Vec<Record>, SyncError> {
+        if deletion {
+            // The EC2 catalog step purges deleted controllers of every backend.
+            return Ok(Vec::new());
+        }
+        // Controllers are `no_sync` by default (XOS's way of saying no model step makes them);
+        // each backend checks its own when they are saved, as the OpenStack backend logs in.
+        Ok(backend_kit::controllers(&ctx.store, BACKEND)
+            .await?
+            .into_iter()
+            .filter(|c| c.opt(common::ROW_VERSION) > c.opt(common::ENACTED_VERSION))
+            .collect())
+    }
+    async fn sync_record(&self, ctx: &StepContext, _: &Record) -> Result<Enacted, SyncError> {
+        let dir = ctx.state_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            SyncError::Failed(format!(
+                "cannot create the state directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let probe = dir.join(format!(".xos-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(|e| {
+            SyncError::Failed(format!("cannot write the state directory {}: {e}", dir.display()))
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        Ok(Enacted::with_status(format!(
+            "OK, instances run as processes on {} (state in {})",
+            host.trim(),
+            std::path::absolute(&dir).unwrap_or(dir).display()
+        )))
+    }
+    async fn delete_record(&self, _: &StepContext, _: &Record) -> Result<(), SyncError> {
+        Ok(())
+    }
 }
 
 /// `xos workload`: the small long-running program local instances run by default. It prints a

@@ -102,7 +102,11 @@ pub(crate) async fn server_spec(
         image,
         networks,
         key,
-        user_data: obj.opt(instance::USER_DATA).unwrap_or_default().to_string(),
+        // XOS's cloud-config: the keys of the slice's members, creators and service.
+        user_data: backend_kit::user_data_with_keys(
+            obj.opt(instance::USER_DATA).unwrap_or_default(),
+            &backend_kit::instance_keys(store, obj).await?,
+        ),
     })
 }
 

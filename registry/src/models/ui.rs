@@ -1,6 +1,6 @@
 //! UI and miscellany: DashboardView, UserDashboardView, DashboardViewDeployment, Tag, Role.
 
-use crate::{Access, Field, Model, OnDelete, Rule, Validator};
+use crate::{Access, Field, Model, OnDelete, Rule, ToscaEffect, ToscaLink, Validator};
 
 pub fn models() -> Vec<Model> {
     vec![
@@ -19,7 +19,13 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "url"])
             .list(&["name", "url", "enabled"])
-            .tosca("tosca.nodes.DashboardView", "name"),
+            .tosca("tosca.nodes.DashboardView", "name")
+            // The deployments whose sites the Tenant view offers (XOS's blessed deployments).
+            .tosca_requirement(
+                "SupportsDeployment",
+                "Deployment",
+                ToscaEffect::Link(ToscaLink::new("DashboardViewDeployment", "dashboardView", "deployment")),
+            ),
         Model::new("DashboardViewDeployment", "dashboardviewdeployments")
             .verbose("dashboard view deployment", "dashboard view deployments")
             .help("The deployments a view is meant for (Django's implicit DashboardView.deployments table)")

@@ -763,7 +763,13 @@ both!(
                 .as_str()
                 .unwrap_or_default()
                 .contains("second.example.org is not served");
-            (says(&origin) && says(&prefix) && svc_says).then_some(())
+            // The prefix either says so itself or names its failed origin (held back while the
+            // origin backs off).
+            let prefix_says = says(&prefix)
+                || prefix["backend_status"]
+                    .as_str()
+                    .is_some_and(|st| st.starts_with("2 - Failed dependency: OriginServer"));
+            (says(&origin) && prefix_says && svc_says).then_some(())
         })
         .await;
         if said.is_none() {

@@ -226,6 +226,7 @@ both!(
                 instance_type: "t2.micro",
                 zone: None,
                 key_name: None,
+                user_data: "",
                 client_token: "own-image",
                 tags: &tags,
             })

@@ -23,6 +23,7 @@ mod permissions;
 mod rest;
 mod services;
 mod session;
+mod status;
 mod sync;
 mod syndicate;
 mod tenant_input;

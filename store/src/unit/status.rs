@@ -144,4 +144,63 @@ impl Unit {
         }
         Ok(())
     }
+
+    /// XOS's automatic dirtying: the enacted rows of `model` that `filter` (an SQL condition on
+    /// the unaliased table) selects are enacted again, because something they depend on changed.
+    /// Their `enacted_version` goes back to zero; `row_version` stays, so to clients nothing
+    /// changed. A change arriving while a step works on the row may be absorbed by that step's
+    /// write-back (XOS's `updated` bump had the same window). System only; the ids resynced.
+    pub async fn resync(&mut self, model: &'static Model, filter: Sql) -> Result<Vec<i64>, StoreError> {
+        self.system_only("resyncs")?;
+        let mut sql = Sql::new(format!(
+            "UPDATE {} SET enacted_version = 0 WHERE enacted_version > 0 AND NOT deleted AND ",
+            model.table()
+        ));
+        crate::append_sql(&mut sql, &filter);
+        sql.push(" RETURNING id");
+        let ids: Vec<i64> = self
+            .fetch(&sql, &[SqlType::Int])
+            .await?
+            .iter()
+            .filter_map(|r| r[0].as_int())
+            .collect();
+        for &id in &ids {
+            self.events
+                .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Status));
+        }
+        Ok(ids)
+    }
+
+    /// XOS's `write_protect` propagation: set it on the live rows of `model` that `filter`
+    /// selects and that are not protected yet. Announced as a status write (readers' caches
+    /// move), without a `row_version` bump. System only; the ids protected.
+    pub async fn protect(&mut self, model: &'static Model, filter: Sql) -> Result<Vec<i64>, StoreError> {
+        self.system_only("write-protect propagation")?;
+        let mut sql = Sql::new(format!("UPDATE {} SET write_protect = ", model.table()));
+        sql.bind(Value::Bool(true));
+        sql.push(" WHERE write_protect = ").bind(Value::Bool(false));
+        sql.push(" AND NOT deleted AND ");
+        crate::append_sql(&mut sql, &filter);
+        sql.push(" RETURNING id");
+        let ids: Vec<i64> = self
+            .fetch(&sql, &[SqlType::Int])
+            .await?
+            .iter()
+            .filter_map(|r| r[0].as_int())
+            .collect();
+        for &id in &ids {
+            self.events
+                .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Status));
+        }
+        Ok(ids)
+    }
+
+    fn system_only(&self, what: &str) -> Result<(), StoreError> {
+        if self.actor != Actor::System {
+            return Err(StoreError::PermissionDenied(format!(
+                "{what} are for the synchronizer"
+            )));
+        }
+        Ok(())
+    }
 }

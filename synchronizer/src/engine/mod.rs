@@ -116,9 +116,28 @@ enum Outcome {
     DependencyFailed {
         id: i64,
         message: BackendStatus,
+        write: bool,
     },
-    Skipped,
+    /// Backing off after a failure (`failed`: its status says so): its dependents wait too.
+    BackingOff {
+        id: i64,
+        name: String,
+        failed: bool,
+    },
 }
+
+/// An object of this pass that its dependents must not run ahead of: failed, or not enacted
+/// (backing off, or itself held back by a dependency).
+#[derive(Clone, Debug)]
+struct Held {
+    /// Its readable name (empty: its id is shown).
+    name: String,
+    /// It failed (`2 - Failed dependency: …` for dependents) rather than waits
+    /// (`0 - waiting for …`).
+    failed: bool,
+}
+
+type HeldMap = Mutex<HashMap<(String, i64), Held>>;
 
 /// The synchronizer engine.
 pub struct Engine {
@@ -198,7 +217,8 @@ impl Engine {
         for policy in &self.opts.policies {
             report.policed += policy.run(&self.ctx.store).await?;
         }
-        let failed: Mutex<HashMap<(String, i64), String>> = Mutex::new(HashMap::new());
+        let failed: HeldMap = Mutex::new(HashMap::new());
+        let fetched: Mutex<HashMap<String, HashSet<i64>>> = Mutex::new(HashMap::new());
         for deletion in [false, true] {
             let layers: Vec<&Vec<usize>> = if deletion {
                 self.layers.iter().rev().collect()
@@ -210,7 +230,7 @@ impl Engine {
                 let runs = layer
                     .iter()
                     .map(|&i| -> BoxFuture<'_, Result<PassReport, StoreError>> {
-                        Box::pin(self.run_step(i, deletion, &failed))
+                        Box::pin(self.run_step(i, deletion, &failed, &fetched))
                     });
                 for r in futures::future::join_all(runs).await {
                     let r = r?;
@@ -221,6 +241,8 @@ impl Engine {
                 }
             }
         }
+        let fetched = fetched.into_inner().expect("fetched lock");
+        self.mark_unhandled(&fetched).await?;
         // Unobserved parents wait only for children purged by a deletion pass: look after such a
         // pass, and otherwise now and then (a backstop), not on every idle pass.
         let due = self
@@ -239,7 +261,8 @@ impl Engine {
         &self,
         i: usize,
         deletion: bool,
-        failed: &Mutex<HashMap<(String, i64), String>>,
+        failed: &HeldMap,
+        fetched: &Mutex<HashMap<String, HashSet<i64>>>,
     ) -> Result<PassReport, StoreError> {
         let step = &self.steps[i];
         let interval = step.requested_interval();
@@ -268,6 +291,14 @@ impl Engine {
         };
         if !deletion {
             stats.pending.store(objs.len() as u64, Ordering::Relaxed);
+            if interval.is_zero() && step.enacts_changes() {
+                fetched
+                    .lock()
+                    .expect("fetched lock")
+                    .entry(step.observes().to_string())
+                    .or_default()
+                    .extend(objs.iter().map(Record::id));
+            }
         }
         if objs.is_empty() {
             return Ok(PassReport::default());
@@ -300,7 +331,7 @@ impl Engine {
         model: &'static registry::Model,
         objs: Vec<Record>,
         deletion: bool,
-        failed: &Mutex<HashMap<(String, i64), String>>,
+        failed: &HeldMap,
     ) -> Result<PassReport, StoreError> {
         let stats = self.stats[step.name()].clone();
         let (objs, locked) = match &self.leases {
@@ -358,7 +389,7 @@ impl Engine {
                         BackendStatus::Failed(error.to_string())
                     };
                     tracing::info!(step = step.name(), id, error = %error, "sync failed");
-                    newly_failed.push((id, name));
+                    newly_failed.push((id, Held { name, failed: true }));
                     let fields = match error {
                         SyncError::Reported { fields, .. } => fields,
                         _ => Vec::new(),
@@ -373,18 +404,29 @@ impl Engine {
                         },
                     ));
                 }
-                Outcome::DependencyFailed { id, message } => {
+                Outcome::DependencyFailed { id, message, write } => {
                     report.skipped += 1;
-                    newly_failed.push((id, String::new()));
-                    writes.push(Write::Status(
+                    newly_failed.push((
                         id,
-                        StatusUpdate {
-                            backend_status: Some(message),
-                            ..Default::default()
+                        Held {
+                            name: String::new(),
+                            failed: message.is_failed(),
                         },
                     ));
+                    if write {
+                        writes.push(Write::Status(
+                            id,
+                            StatusUpdate {
+                                backend_status: Some(message),
+                                ..Default::default()
+                            },
+                        ));
+                    }
                 }
-                Outcome::Skipped => report.skipped += 1,
+                Outcome::BackingOff { id, name, failed } => {
+                    report.skipped += 1;
+                    newly_failed.push((id, Held { name, failed }));
+                }
             }
         }
         stats.enacted.fetch_add(report.enacted as u64, Ordering::Relaxed);
@@ -397,11 +439,11 @@ impl Engine {
             l.release(model, &locked).await;
         }
         // Record failures under the observed model and under the models the step provides (a
-        // failed ControllerSlice is a failed Slice for the instances that depend on it).
-        let mut f = failed.lock().expect("failed lock");
-        for (id, name) in newly_failed {
-            let rec = objs.iter().find(|o| o.id() == id);
-            f.insert((model.name.clone(), id), name.clone());
+        // failed ControllerSlice is a failed Slice for the instances that depend on it, named
+        // as the slice: read once per failure, which is rare).
+        let mut provided = Vec::new();
+        for (id, held) in &newly_failed {
+            let rec = objs.iter().find(|o| o.id() == *id);
             for p in step.provides() {
                 if p == model.name {
                     continue;
@@ -409,11 +451,33 @@ impl Engine {
                 if let Some(fk) = model.foreign_keys().find(|fk| fk.fk_target() == Some(p))
                     && let Some(pid) = rec.and_then(|r| r.get_int(&fk.name))
                 {
-                    f.insert((p.to_string(), pid), name.clone());
+                    let name = self.name_of(p, pid).await.unwrap_or_default();
+                    provided.push(((p.to_string(), pid), Held { name, ..held.clone() }));
                 }
             }
         }
+        let mut f = failed.lock().expect("failed lock");
+        for (id, held) in newly_failed {
+            f.insert((model.name.clone(), id), held);
+        }
+        f.extend(provided);
         Ok(report)
+    }
+
+    /// The readable name of row `id` of `model` (None when it is gone).
+    async fn name_of(&self, model: &str, id: i64) -> Option<String> {
+        let store = &self.ctx.store;
+        let model = store.registry().model(model)?;
+        let mut sql = store::select_sql(model);
+        sql.push(" WHERE t.id = ").bind(store::db::Value::Int(id));
+        let values = store
+            .db()
+            .fetch(&sql, &store::types(model))
+            .await
+            .ok()?
+            .into_iter()
+            .next()?;
+        Some(store::human_readable_name(&Record { model, values }))
     }
 
     async fn process(
@@ -421,7 +485,7 @@ impl Engine {
         step: &dyn Step,
         obj: &Record,
         deletion: bool,
-        failed: &HashMap<(String, i64), String>,
+        failed: &HashMap<(String, i64), Held>,
     ) -> Outcome {
         let id = obj.id();
         let reg = Register::parse(obj);
@@ -429,23 +493,32 @@ impl Engine {
             self.stats[step.name()]
                 .backoff_skips
                 .fetch_add(1, Ordering::Relaxed);
-            return Outcome::Skipped;
+            return Outcome::BackingOff {
+                id,
+                name: store::human_readable_name(obj),
+                failed: BackendStatus::parse(obj.opt(common::BACKEND_STATUS).unwrap_or_default()).is_failed(),
+            };
         }
         if !deletion {
             for fk in obj.model.foreign_keys() {
                 let (Some(to), Some(target)) = (fk.fk_target(), obj.get_int(&fk.name)) else {
                     continue;
                 };
-                if let Some(name) = failed.get(&(to.to_string(), target)) {
-                    let what = if name.is_empty() {
+                if let Some(held) = failed.get(&(to.to_string(), target)) {
+                    let what = if held.name.is_empty() {
                         format!("{to} {target}")
                     } else {
-                        format!("{to} {name}")
+                        format!("{to} {}", held.name)
                     };
-                    return Outcome::DependencyFailed {
-                        id,
-                        message: BackendStatus::Failed(format!("Failed dependency: {what}")),
+                    let message = if held.failed {
+                        BackendStatus::Failed(format!("Failed dependency: {what}"))
+                    } else {
+                        BackendStatus::Pending(format!("waiting for {what}"))
                     };
+                    // Written only when it says something new: a status write wakes the engine,
+                    // and a parent backing off holds its dependents for many passes.
+                    let write = obj.opt(common::BACKEND_STATUS) != Some(message.to_string().as_str());
+                    return Outcome::DependencyFailed { id, message, write };
                 }
             }
         }
@@ -481,6 +554,81 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Tell the rows no step of this engine handles (XOS left them "Provisioning in progress"
+    /// forever): pending rows of a model its change-driven steps observe that none of them
+    /// fetched in this pass (an instance of a deployment without a controller, a network on a
+    /// backend without networks), and rows held back by `no_sync` or `lazy_blocked`. Only an
+    /// engine that runs every service decides (a model's steps may run elsewhere otherwise),
+    /// and only for models no interval step enacts changes of (it may simply not have run).
+    /// Each status is written once (a write wakes the engine).
+    async fn mark_unhandled(&self, fetched: &HashMap<String, HashSet<i64>>) -> Result<(), StoreError> {
+        if self.opts.services.is_some() {
+            return Ok(());
+        }
+        let store = &self.ctx.store;
+        let mut models: Vec<&'static str> = Vec::new();
+        for s in &self.steps {
+            let m = s.observes();
+            let decidable = self
+                .steps
+                .iter()
+                .filter(|o| o.observes() == m)
+                .all(|o| o.requested_interval().is_zero() || !o.enacts_changes());
+            if decidable && s.requested_interval().is_zero() && s.enacts_changes() && !models.contains(&m) {
+                models.push(m);
+            }
+        }
+        for name in models {
+            let model = store.model(name);
+            let gated = model.field_named("lazy_blocked").is_some() && model.field_named("no_sync").is_some();
+            let sql = Sql::new(format!(
+                "SELECT id, backend_status{} FROM {} WHERE (row_version > enacted_version OR deleted) \
+                 AND NOT deleted AND row_version > enacted_version ORDER BY id LIMIT 1000",
+                if gated { ", no_sync, lazy_blocked" } else { "" },
+                model.table()
+            ));
+            let mut types = vec![SqlType::Int, SqlType::Text];
+            if gated {
+                types.extend([SqlType::Bool, SqlType::Bool]);
+            }
+            let rows = store.db().fetch(&sql, &types).await?;
+            let seen = fetched.get(name);
+            let mut writes = Vec::new();
+            for r in rows {
+                let id = r[0].as_int().unwrap_or(0);
+                if seen.is_some_and(|s| s.contains(&id)) {
+                    continue;
+                }
+                let message = if gated && r[2].as_bool() == Some(true) {
+                    "not synchronized: no_sync is set".to_string()
+                } else if gated && r[3].as_bool() == Some(true) {
+                    "not enacted until something needs it (lazy_blocked)".to_string()
+                } else {
+                    format!(
+                        "not handled here: no synchronizer step of this configuration enacts this {name} \
+                         (its deployment or controller has no backend for it)"
+                    )
+                };
+                let status = BackendStatus::Pending(message);
+                if r[1].as_str() != Some(status.to_string().as_str()) {
+                    writes.push((
+                        id,
+                        StatusUpdate {
+                            backend_status: Some(status),
+                            ..Default::default()
+                        },
+                    ));
+                }
+            }
+            if !writes.is_empty() {
+                let mut unit = store.begin(Actor::System).await?;
+                unit.set_status_many(model, &writes).await?;
+                unit.commit().await?;
+            }
+        }
+        Ok(())
     }
 
     async fn flush(&self, model: &'static registry::Model, writes: &[Write]) -> Result<(), StoreError> {

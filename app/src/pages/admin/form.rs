@@ -40,6 +40,11 @@ pub fn AdminForm() -> impl IntoView {
     }
 }
 
+/// The synchronizer's flags every model carries, shown under "Advanced".
+fn is_internal(f: &Field) -> bool {
+    matches!(f.name.as_str(), "write_protect" | "lazy_blocked" | "no_sync")
+}
+
 /// The fields a form shows: what users may write.
 pub(super) fn form_fields(model: &Model) -> Vec<&Field> {
     model.fields.iter().filter(|f| f.is_writable()).collect()
@@ -165,11 +170,44 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
         None => format!("Add {}", model.verbose_name),
         Some(_) => format!("Change {}", model.verbose_name),
     };
+    // The status follows the synchronizer live (the event stream), without touching what the
+    // user is editing.
+    #[cfg(feature = "hydrate")]
+    if let Some(id) = id {
+        crate::client::events::subscribe(model.name.as_str(), move |ev| {
+            if ev.id != id {
+                return;
+            }
+            leptos::task::spawn_local(async move {
+                let url = format!("/xos/{}/{id}/?no_hyperlinks=1", model.plural);
+                if let Ok((200, Value::Object(o))) = request("GET", &url, None).await {
+                    status.set(str_of(&o, "backend_status").to_string());
+                }
+            });
+        });
+    }
+    // Internal flags (XOS's `write_protect`, `lazy_blocked`, `no_sync`) are for operators:
+    // folded away in an "Advanced" section rather than at the top of every form.
     let fields = move || {
         form_fields(model)
             .into_iter()
+            .filter(|f| !is_internal(f))
             .map(|f| view! { <FieldInput field=f draft error/> })
             .collect_view()
+    };
+    let advanced = move || {
+        let internal: Vec<&'static Field> = form_fields(model)
+            .into_iter()
+            .filter(|f| is_internal(f))
+            .collect();
+        (!internal.is_empty()).then(|| {
+            view! {
+                <details class="advanced">
+                    <summary>"Advanced"</summary>
+                    {internal.into_iter().map(|f| view! { <FieldInput field=f draft error/> }).collect_view()}
+                </details>
+            }
+        })
     };
     view! {
         <section class="card admin-form">
@@ -187,6 +225,7 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
                 <form class="model-form" on:submit=submit.clone() novalidate>
                     <fieldset disabled=move || !can_change()>
                         {fields}
+                        {advanced}
                     </fieldset>
                     <div class="actions">
                         {move || can_change().then(|| view! { <button type="submit" class="primary">"Save"</button> })}

@@ -65,6 +65,7 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
     let filters = RwSignal::new(BTreeMap::<String, String>::new());
     let caps = RwSignal::new(Caps::default());
     let fk_names = RwSignal::new(HashMap::<String, HashMap<i64, String>>::new());
+    let status_field = model.field_named("backend_status").filter(|f| f.is_readable());
     let columns: Vec<&'static Field> = {
         let mut cols: Vec<&'static Field> = model
             .list_fields
@@ -77,6 +78,13 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
                 .filter(|f| f.name != "id")
                 .take(5)
                 .collect();
+        }
+        // A synchronized model always shows its status: whether the backend made it is what
+        // an operator looks for first.
+        if let Some(status) = status_field
+            && !cols.iter().any(|f| f.name == "backend_status")
+        {
+            cols.push(status);
         }
         cols
     };
@@ -186,6 +194,24 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
             }
         })
         .collect_view();
+    // Pending, OK or in error: the code the status starts with (`backend_status__startswith`).
+    let status_filter = status_field.map(|_| {
+        view! {
+            <div class="filter">
+                <label for="filter-status">"Status"</label>
+                <select id="filter-status" data-testid="status-filter" on:change=move |ev| {
+                    let v = event_target_value(&ev);
+                    filters.update(|m| { m.insert("backend_status__startswith".into(), v); });
+                    page.set(0);
+                }>
+                    <option value="">"All"</option>
+                    <option value="0">"Pending"</option>
+                    <option value="1">"OK"</option>
+                    <option value="2">"Error"</option>
+                </select>
+            </div>
+        }
+    });
     let cols = columns.clone();
     let rows = move || {
         let names = fk_names.get();
@@ -252,7 +278,7 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
                 <input id="admin-search" type="search" placeholder="Search" bind:value=typed/>
                 <button type="submit">"Search"</button>
             </form>
-            <div class="filters">{filter_controls}</div>
+            <div class="filters">{status_filter}{filter_controls}</div>
             {move || coll.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <div class="table-wrap">
                 <table class="grid" data-testid="admin-list">
