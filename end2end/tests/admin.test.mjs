@@ -38,7 +38,7 @@ test('slices: create (after a field error), edit, delete', async () => {
   assert.match(await history.last().innerText(), /create/);
 
   await shot(page, 'admin-form');
-  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
   await page.getByRole('button', { name: 'Yes, delete it' }).click();
   await page.waitForURL(/\/admin\/core\/slice\/$/);
   assert.equal((await api(server, `/xos/slices/${id}/`)).status, 404);
@@ -65,7 +65,7 @@ test('dashboard views at the guide\'s path: create (after a field error), edit, 
   await page.locator('text=The dashboard view was saved.').waitFor();
   const { body } = await api(server, '/xos/dashboardviews/?name=hello%20world');
   assert.equal(body[0].enabled, false);
-  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
   await page.getByRole('button', { name: 'Yes, delete it' }).click();
   await page.waitForURL(/\/admin\/core\/dashboardview\/$/);
   assert.deepEqual((await api(server, '/xos/dashboardviews/?name=hello%20world')).body, []);
@@ -134,5 +134,42 @@ test('a synchronized list shows each row\'s status, filters by it, and a form fo
   await page.locator('details.advanced summary').click();
   await page.locator('#field-no_sync').waitFor();
   assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('an inline add on the slice page creates the row (after a field error), and its delete removes it', async () => {
+  const page = await newPage(browser);
+  await login(page, server);
+  const { body: [slice] } = await api(server, '/xos/slices/?name=mysite_public');
+  const { body: user } = await api(server, '/xos/users/', {
+    method: 'POST',
+    body: JSON.stringify({ email: 'inline@mysite.org', password: 'inline-password-1', firstname: 'In', lastname: 'Line', site: 1 }),
+  });
+  const { body: [access] } = await api(server, '/xos/slice_roles/?role=access');
+  await page.goto(`${server.url}/admin/core/slice/${slice.id}/`);
+  const privs = page.locator('section.inline[data-model="SlicePrivilege"]');
+  await privs.locator('summary', { hasText: 'Add slice privilege' }).click();
+  const userSelect = privs.locator('#inline-sliceprivilege-field-user');
+  await userSelect.locator(`option[value="${user.id}"]`).waitFor({ state: 'attached' });
+  await userSelect.selectOption(String(user.id));
+  // No role: the server's field message, under the field; nothing is created.
+  await privs.getByRole('button', { name: 'Add slice privilege', exact: true }).click();
+  await privs.locator('#inline-sliceprivilege-field-role-error').filter({ hasText: /\S/ }).waitFor();
+  assert.equal((await api(server, `/xos/slice_privileges/?slice=${slice.id}&user=${user.id}`)).body.length, 0);
+  const roleSelect = privs.locator('#inline-sliceprivilege-field-role');
+  await roleSelect.locator(`option[value="${access.id}"]`).waitFor({ state: 'attached' });
+  await roleSelect.selectOption(String(access.id));
+  await privs.getByRole('button', { name: 'Add slice privilege', exact: true }).click();
+  await privs.locator('[role=status]', { hasText: 'The slice privilege was added.' }).waitFor();
+  const made = (await api(server, `/xos/slice_privileges/?slice=${slice.id}&user=${user.id}&no_hyperlinks=1`)).body;
+  assert.equal(made.length, 1);
+  assert.equal(made[0].role, access.id);
+  const row = privs.locator('tbody tr', { has: page.locator(`a[href$="/sliceprivilege/${made[0].id}/"]`) });
+  await row.waitFor();
+  // Delete in place.
+  await row.getByRole('button', { name: /^Delete / }).click();
+  await row.waitFor({ state: 'detached' });
+  assert.equal((await api(server, `/xos/slice_privileges/?slice=${slice.id}&user=${user.id}`)).body.length, 0);
+  assert.deepEqual(page.errors.filter((e) => !/status of 400/.test(e)), []);
   await page.context().close();
 });

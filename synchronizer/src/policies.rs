@@ -92,10 +92,16 @@ impl ModelPolicy for LinkStatus {
                  WHERE NOT l.deleted AND NOT p.deleted AND ((substr(l.backend_status, 1, 1) <> '0' \
                  AND substr(l.backend_status, 1, 1) <> substr(p.backend_status, 1, 1)) \
                  OR (substr(l.backend_status, 1, 1) = '0' AND substr(p.backend_status, 1, 1) = '0' \
-                 AND l.backend_status <> p.backend_status AND l.backend_status <> '{}')) ORDER BY p.id",
+                 AND l.backend_status <> p.backend_status AND l.backend_status <> '{}')){} ORDER BY p.id",
                 lm.table(),
                 pm.table(),
-                registry::BackendStatus::PROVISIONING
+                registry::BackendStatus::PROVISIONING,
+                // A slice whose instance failed (and whose links did not) tells that instead.
+                if *parent == "Slice" {
+                    format!(" AND NOT ({FAILING_INSTANCE} AND NOT {FAILED_LINK})")
+                } else {
+                    String::new()
+                }
             ));
             let parents = store.db().fetch(&sql, &[SqlType::Int, SqlType::Text]).await?;
             if parents.is_empty() {
@@ -149,8 +155,63 @@ impl ModelPolicy for LinkStatus {
             }
             unit.commit().await?;
         }
+        count += slice_instances(store).await?;
         Ok(count)
     }
+}
+
+/// A slice `p` has an instance that failed on its own (not one held back by a failed parent).
+const FAILING_INSTANCE: &str = "EXISTS (SELECT 1 FROM core_instance i WHERE i.slice_id = p.id AND NOT i.deleted \
+     AND substr(i.backend_status, 1, 1) = '2' AND substr(i.backend_status, 1, 21) <> '2 - Failed dependency')";
+/// A slice `p` has a failed ControllerSlice.
+const FAILED_LINK: &str = "EXISTS (SELECT 1 FROM core_controllerslice fl WHERE fl.slice_id = p.id AND NOT fl.deleted \
+     AND substr(fl.backend_status, 1, 1) = '2')";
+
+/// A slice tells the first of its instances that failed, `2 - instance <name>: <why>` (unless its
+/// own link rows failed: that is the cause to show); once none fails, the link rows tell it again
+/// (the rule above). XOS showed a slice "OK" however its instances fared; a tenant looking at the
+/// slice wants to know that one of them does not run.
+async fn slice_instances(store: &Store) -> Result<usize, StoreError> {
+    let sql = Sql::new(format!(
+        "SELECT p.id, p.backend_status, (SELECT i.name || '\n' || i.backend_status FROM core_instance i \
+         WHERE i.slice_id = p.id AND NOT i.deleted AND substr(i.backend_status, 1, 1) = '2' \
+         AND substr(i.backend_status, 1, 21) <> '2 - Failed dependency' ORDER BY i.id LIMIT 1) \
+         FROM core_slice p WHERE NOT p.deleted AND {FAILING_INSTANCE} AND NOT {FAILED_LINK} ORDER BY p.id"
+    ));
+    let rows = store
+        .db()
+        .fetch(&sql, &[SqlType::Int, SqlType::Text, SqlType::Text])
+        .await?;
+    let mut count = 0;
+    let mut unit: Option<Unit> = None;
+    for r in rows {
+        let Some((name, status)) = r[2].as_str().and_then(|t| t.split_once('\n')) else {
+            continue;
+        };
+        let why = registry::BackendStatus::parse(status);
+        let want = registry::BackendStatus::Failed(format!("instance {name}: {}", why.message()));
+        if r[1].as_str() == Some(want.to_string().as_str()) {
+            continue;
+        }
+        if unit.is_none() {
+            unit = Some(store.begin(Actor::System).await?);
+        }
+        let u = unit.as_mut().expect("begun");
+        u.set_status(
+            store.model("Slice"),
+            r[0].as_int().unwrap_or(0),
+            &StatusUpdate {
+                backend_status: Some(want),
+                ..Default::default()
+            },
+        )
+        .await?;
+        count += 1;
+    }
+    if let Some(u) = unit {
+        u.commit().await?;
+    }
+    Ok(count)
 }
 
 /// The core's policies, as a list for [`crate::engine::EngineOptions::policies`].

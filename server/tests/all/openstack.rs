@@ -1629,3 +1629,102 @@ async fn twenty_instances_in_four_slices() {
     );
     app.finish().await;
 }
+
+both!(
+    a_failing_server_tells_its_slice_and_every_member_key_is_in_the_user_data,
+    async |app: &TestApp| {
+        if !reachable() {
+            return;
+        }
+        let _cloud = CLOUD.lock().await;
+        let w = world(app, "adminpass").await;
+        // Keys (real ones: Nova imports the creator's as its key pair): the admin's, who creates
+        // the instance, and a member's, given before the boot.
+        let (_, admin) = app
+            .get("/xos/users/?email=padmin@vicci.org&no_hyperlinks=1")
+            .await;
+        let admin = admin[0]["id"].as_i64().unwrap();
+        let admin_key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDI25o6w4SvnruMfidOabIXcASYKua+5lafBJIib+jbK padmin@xos";
+        let member_key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPydY7BXiZuui6HdqO3lWFz2GrlV+qB7l0RP/lqjV5fZ member@xos";
+        app.patch(&format!("/xos/users/{admin}/"), json!({"public_key": admin_key}))
+            .await;
+        let member = app.make_user("os-member@mysite.org", "member-password").await;
+        app.patch(
+            &format!("/xos/users/{member}/"),
+            json!({"public_key": member_key}),
+        )
+        .await;
+        let (_, roles) = app.get("/xos/slice_roles/?role=access").await;
+        let (s, v) = app
+            .post(
+                "/xos/slice_privileges/",
+                json!({"user": member, "slice": w.slice, "role": roles[0]["id"]}),
+            )
+            .await;
+        assert!(s.is_success(), "{v}");
+        // A flavor OpenStack does not have: the instance fails, and its slice says which.
+        let nosuch = make(app, "Flavor", json!({"name": "m1.nosuch", "flavor": "m1.nosuch"})).await;
+        let a = new_instance(app, &w, "os-sick").await;
+        app.patch(&format!("/xos/instances/{a}/"), json!({"flavor": nosuch}))
+            .await;
+        let slice_status =
+            || async { status(&get(app, &format!("/xos/slices/{}/", w.slice)).await).to_string() };
+        settle(
+            app,
+            &w,
+            Duration::from_secs(120),
+            "the slice to tell the failure",
+            || async {
+                slice_status().await == "2 - instance os-sick: OpenStack has no flavor named m1.nosuch"
+            },
+        )
+        .await;
+        // Fixed: the server boots, and the slice tells its project again.
+        app.patch(&format!("/xos/instances/{a}/"), json!({"flavor": w.flavor}))
+            .await;
+        settle(
+            app,
+            &w,
+            Duration::from_secs(240),
+            "the slice OK again",
+            || async {
+                status(&get(app, &format!("/xos/instances/{a}/")).await).starts_with("1 - OK: ACTIVE")
+                    && slice_status().await.starts_with("1 - OK, project")
+            },
+        )
+        .await;
+        // The server's user data holds both keys as cloud-config (read back from Nova as admin).
+        let server = get(app, &format!("/xos/instances/{a}/?no_hyperlinks=1")).await["instance_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let shown = admin_client()
+            .get(None, Service::Compute, &format!("/servers/{server}"))
+            .await
+            .unwrap();
+        let encoded = shown["server"]["OS-EXT-SRV-ATTR:user_data"]
+            .as_str()
+            .unwrap_or_default();
+        use base64::Engine as _;
+        let user_data = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert!(
+            user_data.starts_with("#cloud-config\nssh_authorized_keys:\n"),
+            "{user_data:?}"
+        );
+        assert!(
+            user_data.contains(member_key) && user_data.contains(admin_key),
+            "{user_data:?}"
+        );
+        assert!(
+            user_data.find(member_key) < user_data.find(admin_key),
+            "members first: {user_data:?}"
+        );
+    }
+);

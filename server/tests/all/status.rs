@@ -407,3 +407,45 @@ both!(
         assert!(!std::fs::read_to_string(&keys_path).unwrap().contains("outsider"));
     }
 );
+
+both!(
+    a_failing_instance_tells_its_slice_until_it_is_fixed,
+    async |app: &TestApp| {
+        let c = cloud(app, "sick").await;
+        let e = engine(app, &c).await;
+        let slice = app.make_slice("sick").await["id"].as_i64().unwrap();
+        // An image whose command this host does not allow: the instance fails on its own.
+        let bad = make(app, "images", json!({"name": "not-allowed", "disk_format": "none", "container_format": "none", "path": "/bin/sh -c true"})).await;
+        let inst = make(
+            app,
+            "instances",
+            json!({"name": "sick-1", "slice": slice, "node": c.node, "image": bad}),
+        )
+        .await;
+        passes(&e, 3).await;
+        let st = status(app, "instances", inst).await;
+        assert!(st.starts_with("2 - the image's command"), "{st}");
+        let st = status(app, "slices", slice).await;
+        assert!(st.starts_with("2 - instance sick-1: the image's command"), "{st}");
+        // Stable: further passes do not flip it between the link's OK and the instance's error
+        // (the policies write nothing).
+        for _ in 0..2 {
+            let r = e.run_once().await.unwrap();
+            assert_eq!(r.policed, 0, "{r:?}");
+        }
+        // Fixed: the instance runs, and the slice tells its link's OK again.
+        app.patch(&format!("/xos/instances/{inst}/"), json!({"image": c.image}))
+            .await;
+        testkit::eventually("the instance to run", Duration::from_secs(10), || async {
+            e.run_once().await.unwrap();
+            status(app, "instances", inst)
+                .await
+                .starts_with("1 - OK, running")
+                .then_some(())
+        })
+        .await;
+        passes(&e, 1).await;
+        let st = status(app, "slices", slice).await;
+        assert!(st.starts_with("1 - OK, slice directory"), "{st}");
+    }
+);

@@ -331,6 +331,7 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
         .iter()
         .filter_map(|(child, fk)| registry().model(child).map(|c| (c, fk.clone())))
         .map(|(child, fk)| {
+            let fk_add = fk.clone();
             let rows = RwSignal::new(None::<Vec<Object>>);
             Effect::new(move |_| {
                 reload.track();
@@ -358,6 +359,51 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                 .collect();
             let has_status = child.fields.iter().any(|f| f.name == "backend_status");
             let heads = columns.clone();
+            // Add in place (XOS's editable inlines): the child's own fields, the parent given.
+            let draft = RwSignal::new(Object::new());
+            let error = RwSignal::new(None::<SaveError>);
+            let note = RwSignal::new(None::<String>);
+            let prefix = format!("inline-{}-", child.name.to_lowercase());
+            let add_fields: Vec<&'static Field> = form_fields(child)
+                .into_iter()
+                .filter(|f| !is_internal(f) && f.name != fk_add)
+                .collect();
+            let fk_name = fk_add.clone();
+            let add = move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                let mut body = draft.get_untracked();
+                body.insert(fk_name.clone(), Value::from(id));
+                leptos::task::spawn_local(async move {
+                    let url = format!("/xos/{}/?no_hyperlinks=1", child.plural);
+                    match send_object("POST", &url, body).await {
+                        Ok(_) => {
+                            error.set(None);
+                            note.set(Some(format!("The {} was added.", child.verbose_name)));
+                            draft.set(Object::new());
+                            reload.update(|n| *n += 1);
+                        }
+                        Err(e) => error.set(Some(e)),
+                    }
+                });
+            };
+            let remove = move |child_id: i64| {
+                leptos::task::spawn_local(async move {
+                    let url = format!("/xos/{}/{child_id}/", child.plural);
+                    match request("DELETE", &url, None).await {
+                        Ok((204 | 200, _)) => {
+                            note.set(Some(format!("The {} was deleted.", child.verbose_name)));
+                            reload.update(|n| *n += 1);
+                        }
+                        Ok((_, body)) => note.set(Some(
+                            body["detail"]
+                                .as_str()
+                                .unwrap_or("It could not be deleted.")
+                                .to_string(),
+                        )),
+                        Err(e) => note.set(Some(e)),
+                    }
+                });
+            };
             view! {
                 <section class="inline" data-model=child.name.clone()>
                     <h2>{capitalize(&child.verbose_name_plural)}</h2>
@@ -372,6 +418,7 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                                         <th>{capitalize(&child.verbose_name)}</th>
                                         {heads.iter().map(|f| view! { <th>{f.name.clone()}</th> }).collect_view()}
                                         {has_status.then(|| view! { <th>"status"</th> })}
+                                        <th><span class="visually-hidden">"Actions"</span></th>
                                     </tr></thead>
                                     <tbody>
                                         {r.into_iter().map(|o| {
@@ -383,11 +430,15 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                                                 view! { <td>{cell_text(f, &v, &HashMap::new())}</td> }
                                             }).collect_view();
                                             let status = str_of(&o, "backend_status").to_string();
+                                            let child_id = id_of(&o);
+                                            let label = format!("Delete {name}");
                                             view! {
                                                 <tr>
                                                     <td><a href=href>{name}</a></td>
                                                     {cells}
                                                     {has_status.then(|| view! { <td><StatusMark status/></td> })}
+                                                    <td><button type="button" class="link danger" aria-label=label
+                                                        on:click=move |_| remove(child_id)>"Delete"</button></td>
                                                 </tr>
                                             }
                                         }).collect_view()}
@@ -396,6 +447,18 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                             }.into_any()
                         }
                     }}
+                    {move || note.get().map(|m| view! { <p class="muted" role="status">{m}</p> })}
+                    <details class="inline-add">
+                        <summary>{format!("Add {}", child.verbose_name)}</summary>
+                        <form class="model-form" on:submit=add.clone() novalidate>
+                            {add_fields.iter().map(|f| view! { <FieldInput field=*f draft error prefix=prefix.clone()/> }).collect_view()}
+                            {move || error.get().and_then(|e| match e {
+                                SaveError::Other(m) => Some(m),
+                                SaveError::Fields(f) => f.get("detail").or_else(|| f.get("non_field_errors")).map(|m| m.join(" ")),
+                            }).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+                            <button type="submit" class="primary">{format!("Add {}", child.verbose_name)}</button>
+                        </form>
+                    </details>
                 </section>
             }
         })

@@ -30,9 +30,12 @@ pub(super) fn FieldInput(
     field: &'static Field,
     draft: RwSignal<Object>,
     error: RwSignal<Option<SaveError>>,
+    /// Before the element ids, for a second form on the page (an inline's add form).
+    #[prop(optional, into)]
+    prefix: Option<String>,
 ) -> impl IntoView {
     let name = field.name.clone();
-    let id = format!("field-{name}");
+    let id = format!("{}field-{name}", prefix.unwrap_or_default());
     let help_id = format!("{id}-help");
     let err_id = format!("{id}-error");
     let label = capitalize(&field.verbose_name);
