@@ -274,7 +274,11 @@ mod tests {
         }
         // The special cases belong to one model each (User, Slice, the two privileges, Network).
         assert_eq!(special, 8);
-        assert_eq!(registry().model("Deployment").unwrap().access, Access::default());
+        assert_eq!(registry().model("Image").unwrap().access, Access::default());
+        assert!(matches!(
+            &registry().model("Deployment").unwrap().access.write,
+            Write::Members { path, through } if path.is_empty() && through == "DeploymentPrivilege"
+        ));
     }
 
     #[test]

@@ -70,6 +70,14 @@ pub fn models() -> Vec<Model> {
             .list(&["name", "kind", "disk_format", "container_format"])
             .tosca("tosca.nodes.Image", "name"),
         Model::new("ImageDeployments", "imagedeploymentses")
+            // A deployment's admins choose the images it offers.
+            .access(Access::special(
+                Read::All,
+                Write::Members {
+                    path: vec!["deployment".into()],
+                    through: "DeploymentPrivilege".into(),
+                },
+            ))
             .verbose("image deployment", "image deployments")
             .field(Field::fk("image", "Image", "imagedeployments", OnDelete::Cascade))
             .field(Field::fk(
@@ -121,6 +129,14 @@ pub fn models() -> Vec<Model> {
             .search(&["name", "flavor"])
             .list(&["name", "flavor", "order", "default"]),
         Model::new("FlavorDeployment", "flavordeployments")
+            // …and the flavors.
+            .access(Access::special(
+                Read::All,
+                Write::Members {
+                    path: vec!["deployment".into()],
+                    through: "DeploymentPrivilege".into(),
+                },
+            ))
             .verbose("flavor deployment", "flavor deployments")
             .help("The deployments a flavor is offered in (Django's implicit Flavor.deployments table)")
             .field(Field::fk(

@@ -18,6 +18,15 @@ pub fn models() -> Vec<Model> {
             .list(&["user", "site", "role"])
             .rule(Rule::PrivilegeActiveUser),
         Model::new("Deployment", "deployments")
+            // XOS's Deployment.can_update: its admins (a DeploymentPrivilege) change it; only
+            // admins create and delete deployments.
+            .access(Access::special(
+                Read::All,
+                Write::Members {
+                    path: Vec::new(),
+                    through: "DeploymentPrivilege".into(),
+                },
+            ))
             .verbose("deployment", "deployments")
             .help("A set of nodes and the controllers that manage them (e.g. an OpenStack cluster, Amazon EC2)")
             .no_sync_by_default()
@@ -40,7 +49,8 @@ pub fn models() -> Vec<Model> {
             .tosca_list("flavors", ToscaLink::new("FlavorDeployment", "deployment", "flavor")),
         role_model("DeploymentRole", "deploymentroles", &[("admin", "Admin")]),
         Model::new("DeploymentPrivilege", "deploymentprivileges")
-            .access(Access::owner_read_only("user"))
+            // A deployment's admins see and grant its privileges (one's own are among them).
+            .access(Access::members("deployment", "DeploymentPrivilege"))
             .verbose("deployment privilege", "deployment privileges")
             .field(Field::fk("user", "User", "deploymentprivileges", OnDelete::Cascade))
             .field(Field::fk("deployment", "Deployment", "deploymentprivileges", OnDelete::Cascade))

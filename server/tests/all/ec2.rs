@@ -659,3 +659,56 @@ both!(
         let _ = std::fs::remove_dir_all(&dir);
     }
 );
+
+both!(
+    an_instance_boots_with_the_keys_of_its_slice_members_in_its_user_data,
+    async |app: &TestApp| {
+        let Some(w) = world(app, json!({"public_images": [UBUNTU]})).await else {
+            return;
+        };
+        w.engine.run_once().await.unwrap();
+        // A member of the slice with a key of its own (the creator's is PUBLIC_KEY).
+        let member_key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPydY7BXiZuui6HdqO3lWFz2GrlV+qB7l0RP/lqjV5fZ member@xos";
+        let member = app
+            .make_user_with_key("ec2-member@mysite.org", "member-password", member_key)
+            .await;
+        app.add_slice_member(w.slice, member).await;
+        let id = new_instance(app, &w, "keyed-1", UBUNTU, "t2.micro").await;
+        let r = w.engine.run_once().await.unwrap();
+        assert_eq!(r.failed, 0, "{r:?} {}", instance(app, id).await);
+        let ec2_id = instance(app, id).await["instance_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // What EC2 holds: the user data RunInstances was given.
+        let xml = w
+            .moto
+            .client()
+            .call(
+                "DescribeInstanceAttribute",
+                &[
+                    ("InstanceId".into(), ec2_id),
+                    ("Attribute".into(), "userData".into()),
+                ],
+            )
+            .await
+            .unwrap();
+        let encoded = xml
+            .split("<value>")
+            .nth(1)
+            .and_then(|v| v.split("</value>").next())
+            .unwrap_or_else(|| panic!("no user data: {xml}"));
+        use base64::Engine as _;
+        let user_data = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            user_data,
+            format!("#cloud-config\nssh_authorized_keys:\n  - \"{member_key}\"\n  - \"{PUBLIC_KEY}\"\n")
+        );
+    }
+);

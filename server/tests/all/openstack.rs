@@ -1650,20 +1650,10 @@ both!(
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPydY7BXiZuui6HdqO3lWFz2GrlV+qB7l0RP/lqjV5fZ member@xos";
         app.patch(&format!("/xos/users/{admin}/"), json!({"public_key": admin_key}))
             .await;
-        let member = app.make_user("os-member@mysite.org", "member-password").await;
-        app.patch(
-            &format!("/xos/users/{member}/"),
-            json!({"public_key": member_key}),
-        )
-        .await;
-        let (_, roles) = app.get("/xos/slice_roles/?role=access").await;
-        let (s, v) = app
-            .post(
-                "/xos/slice_privileges/",
-                json!({"user": member, "slice": w.slice, "role": roles[0]["id"]}),
-            )
+        let member = app
+            .make_user_with_key("os-member@mysite.org", "member-password", member_key)
             .await;
-        assert!(s.is_success(), "{v}");
+        app.add_slice_member(w.slice, member).await;
         // A flavor OpenStack does not have: the instance fails, and its slice says which.
         let nosuch = make(app, "Flavor", json!({"name": "m1.nosuch", "flavor": "m1.nosuch"})).await;
         let a = new_instance(app, &w, "os-sick").await;

@@ -1336,3 +1336,132 @@ both!(
         );
     }
 );
+
+both!(
+    a_deployment_admin_runs_its_deployment_and_nothing_else,
+    async |app: &TestApp| {
+        let w = world(app).await;
+        // The site's PI becomes the admin of one deployment (XOS's DeploymentPrivilege); it
+        // sees its site's users, so it can grant them the role.
+        let (_, pi) = app.get("/xos/users/?email=pi@mysite.org").await;
+        let pi = pi[0]["id"].as_i64().unwrap();
+        let mine = make(app, "deployments", json!({"name": "mine"})).await;
+        let theirs = make(app, "deployments", json!({"name": "theirs"})).await;
+        let (_, roles) = app.get("/xos/deploymentroles/?role=admin").await;
+        let admin_role = roles[0]["id"].as_i64().unwrap();
+        make(
+            app,
+            "deploymentprivileges",
+            json!({"user": pi, "deployment": mine, "role": admin_role}),
+        )
+        .await;
+        let plain = creds(Pi);
+        let send = async |who, method: Method, path: &str, body: Option<Value>| {
+            app.req(method, path, who, body).await
+        };
+        // Its own deployment: changed; another, a new one, a delete: refused.
+        let (s, v) = send(
+            plain,
+            Method::PATCH,
+            &format!("/xos/deployments/{mine}/"),
+            Some(json!({"accessControl": "allow site mysite"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, _) = send(
+            plain,
+            Method::PATCH,
+            &format!("/xos/deployments/{theirs}/"),
+            Some(json!({"accessControl": "deny all"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = send(
+            plain,
+            Method::POST,
+            "/xos/deployments/",
+            Some(json!({"name": "new"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = send(plain, Method::DELETE, &format!("/xos/deployments/{mine}/"), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // The images and flavors its deployment offers: its own only.
+        let (s, v) = send(
+            plain,
+            Method::POST,
+            "/xos/imagedeploymentses/",
+            Some(json!({"image": w.image, "deployment": mine})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let (s, _) = send(
+            plain,
+            Method::POST,
+            "/xos/imagedeploymentses/",
+            Some(json!({"image": w.image, "deployment": theirs})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let flavor = make(app, "flavors", json!({"name": "fl-dep", "flavor": "x"})).await;
+        let (s, v) = send(
+            plain,
+            Method::POST,
+            "/xos/flavordeployments/",
+            Some(json!({"flavor": flavor, "deployment": mine})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let (s, _) = send(
+            plain,
+            Method::POST,
+            "/xos/flavordeployments/",
+            Some(json!({"flavor": flavor, "deployment": theirs})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // Its privileges: granted to another user on its deployment, not moved to another one.
+        let (s, granted) = send(
+            plain,
+            Method::POST,
+            "/xos/deploymentprivileges/?no_hyperlinks=1",
+            Some(json!({"user": w.victim, "deployment": mine, "role": admin_role})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{granted}");
+        let (s, _) = send(
+            plain,
+            Method::PATCH,
+            &format!("/xos/deploymentprivileges/{}/", granted["id"]),
+            Some(json!({"deployment": theirs})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = send(
+            plain,
+            Method::POST,
+            "/xos/deploymentprivileges/",
+            Some(json!({"user": pi, "deployment": theirs, "role": admin_role})),
+        )
+        .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "a deployment admin does not make itself admin of another"
+        );
+        // It sees its deployment's privileges; a user without one sees none of them.
+        let (_, seen) = send(plain, Method::GET, "/xos/deploymentprivileges/", None).await;
+        assert_eq!(seen.as_array().unwrap().len(), 2, "{seen}");
+        let (_, seen) = send(creds(Plain), Method::GET, "/xos/deploymentprivileges/", None).await;
+        assert_eq!(seen.as_array().unwrap().len(), 0, "{seen}");
+        // A user with no privilege on the deployment changes nothing of it.
+        let (s, _) = send(
+            creds(SliceUser),
+            Method::PATCH,
+            &format!("/xos/deployments/{mine}/"),
+            Some(json!({"accessControl": "deny all"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+);

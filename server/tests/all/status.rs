@@ -372,20 +372,14 @@ both!(
             "ssh-ed25519 AAAAadmin padmin\n"
         );
         // A member joins the slice: its key reaches the running instance, without a restart.
-        let member = app.make_user("member@mysite.org", "member-password").await;
-        app.patch(
-            &format!("/xos/users/{member}/"),
-            json!({"public_key": "ssh-rsa AAAAmember member"}),
-        )
-        .await;
-        let (_, roles) = app.get("/xos/slice_roles/?role=access").await;
-        let (s, v) = app
-            .post(
-                "/xos/slice_privileges/",
-                json!({"user": member, "slice": slice, "role": roles[0]["id"]}),
+        let member = app
+            .make_user_with_key(
+                "member@mysite.org",
+                "member-password",
+                "ssh-rsa AAAAmember member",
             )
             .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        app.add_slice_member(slice, member).await;
         passes(&e, 2).await;
         assert_eq!(
             std::fs::read_to_string(&keys_path).unwrap(),

@@ -271,6 +271,26 @@ impl TestApp {
             .expect("the system's update");
     }
 
+    /// Make `user` a member of `slice` (its `access` role), as an admin would.
+    pub async fn add_slice_member(&self, slice: i64, user: i64) {
+        let (_, roles) = self.get("/xos/slice_roles/?role=access").await;
+        let (s, v) = self
+            .post(
+                "/xos/slice_privileges/",
+                serde_json::json!({"user": user, "slice": slice, "role": roles[0]["id"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+
+    /// A user with a password and an SSH public key (a non-admin of the bootstrap site).
+    pub async fn make_user_with_key(&self, email: &str, password: &str, key: &str) -> i64 {
+        let id = self.make_user(email, password).await;
+        self.system_update("User", id, serde_json::json!({"public_key": key}))
+            .await;
+        id
+    }
+
     /// Create a non-admin user with a password, returning its id.
     pub async fn make_user(&self, email: &str, password: &str) -> i64 {
         let site = self.site_id().await;
