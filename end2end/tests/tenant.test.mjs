@@ -61,9 +61,14 @@ test('a tenant runs a slice from the Tenant view: create, two instances, a user,
 
   // Both run, each with its address, as the synchronizer enacts them: shown live.
   const rows = page.locator('#tenant-instances tbody tr[data-instance]');
+  // Running: enacted (OK), running (a local process, an ACTIVE Nova server, not one still
+  // building) and with an address.
   await until('two instances running in the view', async () =>
     (await rows.count()) === 2 &&
-    (await page.locator('#tenant-instances tbody tr[data-instance] .badge.ok').count()) === 2, 240000);
+    (await page.locator('#tenant-instances tbody tr[data-instance] .badge.ok')
+      .filter({ hasText: local ? /running as pid/ : /: ACTIVE as / }).count()) === 2 &&
+    (await page.locator('#tenant-instances tbody tr[data-instance] .address').allInnerTexts())
+      .every((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a.trim())), 240000);
   const running = Date.now() - t0;
   for (const r of await rows.all()) {
     const address = (await r.locator('.address').innerText()).trim();
