@@ -34,17 +34,24 @@ impl Register {
         self.next_run_ms <= now
     }
 
-    /// The register after one more failure: the next run `base · 2^exponent` from now (the
-    /// exponent capped at 20), at most `cap`.
-    pub(super) fn after_failure(&self, now: i64, base: Duration, cap: Duration) -> String {
+    /// When the object's backoff runs out (ms).
+    pub(super) fn next_run(&self) -> i64 {
+        self.next_run_ms
+    }
+
+    /// The register after one more failure, and its next run: `base · 2^exponent` from now
+    /// (the exponent capped at 20), at most `cap`.
+    pub(super) fn after_failure(&self, now: i64, base: Duration, cap: Duration) -> (String, i64) {
         let delay = base.saturating_mul(1u32 << self.exponent.min(20)).min(cap);
-        json!({
-            "next_run": now + delay.as_millis() as i64,
+        let next_run = now + delay.as_millis() as i64;
+        let register = json!({
+            "next_run": next_run,
             "exponent": self.exponent + 1,
             "failures": self.failures + 1,
             "last_failure": now,
         })
-        .to_string()
+        .to_string();
+        (register, next_run)
     }
 }
 

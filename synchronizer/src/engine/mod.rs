@@ -37,7 +37,7 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use store::db::Sql;
 use store::{Actor, Record, StatusUpdate, StoreError};
@@ -152,6 +152,10 @@ pub struct Engine {
     pub stats: HashMap<&'static str, Arc<StepStats>>,
     pub passes: AtomicU64,
     last_orphan_purge: Mutex<Option<Instant>>,
+    /// The earliest end of a backoff seen in the last pass (ms; `i64::MAX`: none): the engine
+    /// wakes then rather than at its idle tick, so a deferred object (a server waiting for its
+    /// network) is retried when it may be, not seconds later.
+    next_due: AtomicI64,
 }
 
 /// How often an idle engine looks for deleted parents to purge.
@@ -188,6 +192,7 @@ impl Engine {
             stats,
             passes: AtomicU64::new(0),
             last_orphan_purge: Mutex::new(None),
+            next_due: AtomicI64::new(i64::MAX),
         })
     }
 
@@ -213,6 +218,7 @@ impl Engine {
     /// in reverse order, then purges of deleted rows no step observes.
     pub async fn run_once(&self) -> Result<PassReport, StoreError> {
         self.passes.fetch_add(1, Ordering::Relaxed);
+        self.next_due.store(i64::MAX, Ordering::Relaxed);
         let mut report = PassReport::default();
         for policy in &self.opts.policies {
             report.policed += policy.run(&self.ctx.store).await?;
@@ -493,6 +499,7 @@ impl Engine {
             self.stats[step.name()]
                 .backoff_skips
                 .fetch_add(1, Ordering::Relaxed);
+            self.next_due.fetch_min(reg.next_run(), Ordering::Relaxed);
             return Outcome::BackingOff {
                 id,
                 name: store::human_readable_name(obj),
@@ -544,7 +551,10 @@ impl Engine {
                 let register = if matches!(error, SyncError::Reported { .. }) {
                     json!({"next_run": 0, "exponent": 0}).to_string()
                 } else {
-                    reg.after_failure(self.opts.clock.now_ms(), base, self.opts.backoff_cap)
+                    let (register, next_run) =
+                        reg.after_failure(self.opts.clock.now_ms(), base, self.opts.backoff_cap);
+                    self.next_due.fetch_min(next_run, Ordering::Relaxed);
+                    register
                 };
                 Outcome::Failed {
                     id,
@@ -718,7 +728,7 @@ impl Engine {
                     // Coalesce a burst of events into one pass.
                     while rx.try_recv().is_ok() {}
                 }
-                _ = tokio::time::sleep(tick) => {}
+                _ = tokio::time::sleep(self.wait(tick)) => {}
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
                         break;
@@ -729,6 +739,18 @@ impl Engine {
                 break;
             }
         }
+    }
+}
+
+impl Engine {
+    /// How long to sleep without events: the idle tick, or less when a backoff ends sooner.
+    fn wait(&self, tick: Duration) -> Duration {
+        let due = self.next_due.load(Ordering::Relaxed);
+        if due == i64::MAX {
+            return tick;
+        }
+        let ms = (due - self.opts.clock.now_ms()).max(10) as u64;
+        tick.min(Duration::from_millis(ms))
     }
 }
 
