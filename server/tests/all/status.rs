@@ -93,6 +93,18 @@ async fn passes(e: &Engine, n: usize) {
     }
 }
 
+/// Run passes until instance `inst` runs (at most 10 s: a backoff may have to run out first).
+async fn until_running(app: &TestApp, e: &Engine, inst: i64) {
+    testkit::eventually("the instance to run", Duration::from_secs(10), || async {
+        e.run_once().await.unwrap();
+        status(app, "instances", inst)
+            .await
+            .starts_with("1 - OK, running")
+            .then_some(())
+    })
+    .await;
+}
+
 async fn ids(app: &TestApp, path: &str) -> Vec<i64> {
     app.get(path)
         .await
@@ -263,14 +275,7 @@ both!(
         assert!(local::running_processes(&c.state).is_empty());
         // Fixed: after the backoff the slice is made and the instance runs.
         std::fs::remove_file(c.state.join("slices")).unwrap();
-        testkit::eventually("the instance to run", Duration::from_secs(10), || async {
-            e.run_once().await.unwrap();
-            status(app, "instances", inst)
-                .await
-                .starts_with("1 - OK, running")
-                .then_some(())
-        })
-        .await;
+        until_running(app, &e, inst).await;
         // The policies run at the start of a pass: the next one tells the slice.
         passes(&e, 1).await;
         assert!(
@@ -430,14 +435,7 @@ both!(
         // Fixed: the instance runs, and the slice tells its link's OK again.
         app.patch(&format!("/xos/instances/{inst}/"), json!({"image": c.image}))
             .await;
-        testkit::eventually("the instance to run", Duration::from_secs(10), || async {
-            e.run_once().await.unwrap();
-            status(app, "instances", inst)
-                .await
-                .starts_with("1 - OK, running")
-                .then_some(())
-        })
-        .await;
+        until_running(app, &e, inst).await;
         passes(&e, 1).await;
         let st = status(app, "slices", slice).await;
         assert!(st.starts_with("1 - OK, slice directory"), "{st}");

@@ -157,18 +157,7 @@ impl Unit {
             model.table()
         ));
         crate::append_sql(&mut sql, &filter);
-        sql.push(" RETURNING id");
-        let ids: Vec<i64> = self
-            .fetch(&sql, &[SqlType::Int])
-            .await?
-            .iter()
-            .filter_map(|r| r[0].as_int())
-            .collect();
-        for &id in &ids {
-            self.events
-                .push(ChangeEvent::new(model.name.clone(), id, ChangeKind::Status));
-        }
-        Ok(ids)
+        self.update_announced(model, sql).await
     }
 
     /// XOS's `write_protect` propagation: set it on the live rows of `model` that `filter`
@@ -181,6 +170,15 @@ impl Unit {
         sql.push(" WHERE write_protect = ").bind(Value::Bool(false));
         sql.push(" AND NOT deleted AND ");
         crate::append_sql(&mut sql, &filter);
+        self.update_announced(model, sql).await
+    }
+
+    /// Run a status `UPDATE` of `model` and announce each row it changed as a status write.
+    async fn update_announced(
+        &mut self,
+        model: &'static Model,
+        mut sql: Sql,
+    ) -> Result<Vec<i64>, StoreError> {
         sql.push(" RETURNING id");
         let ids: Vec<i64> = self
             .fetch(&sql, &[SqlType::Int])
