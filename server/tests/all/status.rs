@@ -93,6 +93,18 @@ async fn passes(e: &Engine, n: usize) {
     }
 }
 
+/// A new slice of the bootstrap site with one instance on the cloud's node and image.
+async fn slice_with_instance(app: &TestApp, c: &Cloud, name: &str) -> (i64, i64) {
+    let slice = app.make_slice(name).await["id"].as_i64().unwrap();
+    let inst = make(
+        app,
+        "instances",
+        json!({"slice": slice, "node": c.node, "image": c.image}),
+    )
+    .await;
+    (slice, inst)
+}
+
 /// Run passes until instance `inst` runs (at most 10 s: a backoff may have to run out first).
 async fn until_running(app: &TestApp, e: &Engine, inst: i64) {
     testkit::eventually("the instance to run", Duration::from_secs(10), || async {
@@ -242,13 +254,7 @@ both!(
         // The slices' directory cannot be made: a file stands where it goes.
         std::fs::create_dir_all(&c.state).unwrap();
         std::fs::write(c.state.join("slices"), b"in the way").unwrap();
-        let slice = app.make_slice("held").await["id"].as_i64().unwrap();
-        let inst = make(
-            app,
-            "instances",
-            json!({"slice": slice, "node": c.node, "image": c.image}),
-        )
-        .await;
+        let (slice, inst) = slice_with_instance(app, &c, "held").await;
         passes(&e, 1).await;
         let link = ids(
             app,
@@ -291,13 +297,7 @@ both!(
     async |app: &TestApp| {
         let c = cloud(app, "dirty").await;
         let e = engine(app, &c).await;
-        let slice = app.make_slice("dirty").await["id"].as_i64().unwrap();
-        let inst = make(
-            app,
-            "instances",
-            json!({"slice": slice, "node": c.node, "image": c.image}),
-        )
-        .await;
+        let (slice, inst) = slice_with_instance(app, &c, "dirty").await;
         passes(&e, 2).await;
         let enacted = |k: &'static str| e.stats[k].enacted.load(std::sync::atomic::Ordering::Relaxed);
         let (links, instances) = (enacted("local_slices"), enacted("local_instances"));
@@ -350,13 +350,7 @@ both!(
             json!({"public_key": "ssh-ed25519 AAAAadmin padmin"}),
         )
         .await;
-        let slice = app.make_slice("keys").await["id"].as_i64().unwrap();
-        let inst = make(
-            app,
-            "instances",
-            json!({"slice": slice, "node": c.node, "image": c.image}),
-        )
-        .await;
+        let (slice, inst) = slice_with_instance(app, &c, "keys").await;
         passes(&e, 2).await;
         let v = get(app, "instances", inst).await;
         let pid: i32 = v["instance_id"]
