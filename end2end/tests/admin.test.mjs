@@ -166,10 +166,57 @@ test('an inline add on the slice page creates the row (after a field error), and
   assert.equal(made[0].role, access.id);
   const row = privs.locator('tbody tr', { has: page.locator(`a[href$="/sliceprivilege/${made[0].id}/"]`) });
   await row.waitFor();
+  // Change in place: its role becomes admin, in a form under the row.
+  const { body: [adminRole] } = await api(server, '/xos/slice_roles/?role=admin');
+  await row.getByRole('button', { name: /^Change / }).click();
+  const editRole = privs.locator('#inline-sliceprivilege-edit-field-role');
+  await editRole.locator(`option[value="${adminRole.id}"]`).waitFor({ state: 'attached' });
+  await editRole.selectOption(String(adminRole.id));
+  await privs.locator('tr.inline-edit-row').getByRole('button', { name: 'Save' }).click();
+  await privs.locator('[role=status]', { hasText: 'The slice privilege was saved.' }).waitFor();
+  await privs.locator('tr.inline-edit-row').waitFor({ state: 'detached' });
+  const changed = (await api(server, `/xos/slice_privileges/?slice=${slice.id}&user=${user.id}&no_hyperlinks=1`)).body;
+  assert.deepEqual(changed.map((p) => [p.id, p.role]), [[made[0].id, adminRole.id]]);
   // Delete in place.
   await row.getByRole('button', { name: /^Delete / }).click();
   await row.waitFor({ state: 'detached' });
   assert.equal((await api(server, `/xos/slice_privileges/?slice=${slice.id}&user=${user.id}`)).body.length, 0);
   assert.deepEqual(page.errors.filter((e) => !/status of 400/.test(e)), []);
+  await page.context().close();
+});
+
+test('a many-to-many widget chooses a site\'s deployments, saved with the site', async () => {
+  const page = await newPage(browser);
+  await login(page, server);
+  const { body: dep } = await api(server, '/xos/deployments/', {
+    method: 'POST',
+    body: JSON.stringify({ name: 'm2m-widget-deployment' }),
+  });
+  const deploymentsOf = async () => (await api(server, '/xos/sites/1/?no_hyperlinks=1')).body.deployments;
+  const before = await deploymentsOf();
+  assert.ok(!before.includes(dep.id));
+  await page.goto(`${server.url}/admin/core/site/1/`);
+  const widget = page.locator('fieldset.m2m[data-relation="deployments"]');
+  await widget.locator('legend', { hasText: 'Deployments' }).waitFor();
+  // The filter narrows the choices; the chosen ones stay.
+  await widget.getByRole('searchbox').fill('m2m-widget');
+  const box = widget.locator(`#field-deployments-${dep.id}`);
+  await box.waitFor();
+  for (const id of before) assert.ok(await widget.locator(`#field-deployments-${id}`).isChecked(), `deployment ${id} stays chosen`);
+  await box.check();
+  await widget.locator('.m2m-summary', { hasText: 'm2m-widget-deployment' }).waitFor();
+  await save(page);
+  await page.locator('.ok-message', { hasText: 'was saved' }).waitFor();
+  assert.deepEqual((await deploymentsOf()).sort(), [...before, dep.id].sort());
+  const links = (await api(server, `/xos/sitedeployments/?site=1&deployment=${dep.id}`)).body;
+  assert.equal(links.length, 1, 'the through row exists');
+  // Unchosen and saved: the through row goes.
+  await page.reload();
+  await widget.locator(`#field-deployments-${dep.id}`).uncheck();
+  await save(page);
+  await page.locator('.ok-message', { hasText: 'was saved' }).waitFor();
+  assert.deepEqual((await deploymentsOf()).sort(), [...before].sort());
+  assert.equal((await api(server, `/xos/sitedeployments/?site=1&deployment=${dep.id}`)).body.length, 0);
+  assert.deepEqual(page.errors, []);
   await page.context().close();
 });

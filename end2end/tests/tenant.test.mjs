@@ -82,6 +82,16 @@ test('a tenant runs a slice from the Tenant view: create, two instances, a user,
   // The member holds its privilege.
   const { body: privs } = await api(server, `/xos/slice_privileges/?slice=${slice.id}&user=${member.id}`);
   assert.equal(privs.length, 1);
+  // Its slice role is chosen in the view: made the slice's admin, it holds that role only.
+  const { body: [adminRole] } = await api(server, '/xos/slice_roles/?role=admin&no_hyperlinks=1');
+  await page.locator('#tenant-users select[aria-label="Slice role of tenant-member@mysite.org"]').selectOption('admin');
+  await page.locator('#tenant-save').click();
+  await until('the member made the slice admin', async () => {
+    const { body: p } = await api(server, `/xos/slice_privileges/?slice=${slice.id}&user=${member.id}&no_hyperlinks=1`);
+    return p.length === 1 && p[0].role === adminRole.id;
+  });
+  await page.locator('#tenant-edit-ok', { hasText: 'Saved' }).waitFor();
+  assert.equal(await page.locator('#tenant-users select[aria-label="Slice role of tenant-member@mysite.org"]').inputValue(), 'admin');
 
   // The ssh commands: one per instance, listed and downloaded.
   await until('two ssh commands', async () => (await page.locator('#tenant-ssh li code').count()) === 2);

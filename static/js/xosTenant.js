@@ -1,11 +1,14 @@
 // The Tenant dashboard (XOS's xosTenant): the caller's slices (xos.slicesPlus); create one at the
 // caller's site; for the chosen slice, the number of instances at each site (`site_allocation`)
-// and its users (`users`), saved in one SlicePlus write; its instances with their state and
-// address (xos.instances, live through /xos/events); its ssh commands, listed and downloadable;
-// delete it. Everything a user typed is escaped before it reaches the page.
+// and its users (`users`) with each one's slice role (`user_roles`), saved in one SlicePlus
+// write; its instances with their state and address (xos.instances, live through /xos/events);
+// its ssh commands, listed and downloadable; delete it. Everything a user typed is escaped
+// before it reaches the page.
 (function () {
   var selected = null;
   var sshUrl = null;
+  // The slice roles a member may be given (`/xos/slice_roles/`, readable by every user).
+  var sliceRoles = ["access", "admin"];
 
   function esc(s) { return _.escape(s == null ? "" : String(s)); }
   function badge(status) {
@@ -60,12 +63,19 @@
         esc(name) + '" value="' + esc(alloc[name] || 0) + '"></div>';
     }).join("") || '<p class="muted">No site offers instances to you.</p>');
     var members = (decoded(s.get("users")) || []).map(String);
+    var roles = decoded(s.get("user_roles")) || {};
     var ids = (tv && tv.get("current_user_site_users")) || [];
     var names = (tv && tv.get("current_user_site_user_names")) || [];
     $("#tenant-users").html(ids.map(function (id, i) {
-      return '<div class="tenant-field"><input type="checkbox" id="tenant-user-' + i + '" data-user="' + esc(id) + '"' +
-        (members.indexOf(String(id)) >= 0 ? " checked" : "") + '><label for="tenant-user-' + i + '">' +
-        esc(names[i] || ("#" + id)) + '</label></div>';
+      var name = names[i] || ("#" + id);
+      var current = roles[String(id)] || "access";
+      var member = members.indexOf(String(id)) >= 0;
+      return '<div class="tenant-field tenant-user"><input type="checkbox" id="tenant-user-' + i + '" data-user="' + esc(id) + '"' +
+        (member ? " checked" : "") + '><label for="tenant-user-' + i + '">' + esc(name) + '</label>' +
+        '<select data-role-for="' + esc(id) + '" data-current="' + esc(member ? current : "") + '" aria-label="' +
+        esc("Slice role of " + name) + '">' + sliceRoles.map(function (r) {
+          return '<option value="' + esc(r) + '"' + (r === current ? " selected" : "") + '>' + esc(r) + '</option>';
+        }).join("") + '</select></div>';
     }).join("") || '<p class="muted">Your site has no users you may add.</p>');
   }
 
@@ -117,6 +127,11 @@
     xos.instances.on("add remove change reset sort", function () { drawSlice(false); refetchSlice(); });
     xos.slicesPlus.startPolling();
     xos.instances.startPolling();
+    $.getJSON("/xos/slice_roles/?no_hyperlinks=1").done(function (rows) {
+      var names = _.pluck(rows || [], "role").filter(function (r) { return r; });
+      if (names.length) sliceRoles = _.sortBy(names, function (r) { return r === "access" ? "" : r; });
+      if (selected !== null && xos.slicesPlus.get(selected)) drawForm(xos.slicesPlus.get(selected));
+    });
     xos.tenantview.fetch({ success: function () {
       var tv = view();
       if (!tv) return;
@@ -163,9 +178,17 @@
       var alloc = {};
       $("#tenant-sites input[data-site]").each(function () { alloc[$(this).data("site")] = Number($(this).val()) || 0; });
       var users = $("#tenant-users input[data-user]:checked").map(function () { return Number($(this).data("user")); }).get();
+      // A role is sent for the members whose role changes (and new members not given `access`).
+      var userRoles = {};
+      $("#tenant-users select[data-role-for]").each(function () {
+        var id = Number($(this).data("role-for"));
+        var want = $(this).val();
+        var was = String($(this).data("current") || "");
+        if (users.indexOf(id) >= 0 && want !== (was || "access")) userRoles[String(id)] = want;
+      });
       $("#tenant-edit-ok, #tenant-edit-error").text("");
       $("#tenant-save").prop("disabled", true);
-      s.save({ site_allocation: alloc, users: users }, {
+      s.save({ site_allocation: alloc, users: users, user_roles: userRoles }, {
         patch: true,
         wait: true,
         success: function () {

@@ -11,6 +11,10 @@
 //!   or deletes the newest ones; a changed default image or flavor replaces them all.
 //! - `users` `[ids]`: adds an `access` privilege for each new member and removes `access`
 //!   privileges of members no longer listed (admins are never removed this way).
+//! - `user_roles` `{"user id": "role"}` (read as well: each member's role, `admin` when they
+//!   hold it): each listed user holds exactly that slice role, added to the slice if they were
+//!   not a member. The write path's privilege rules apply (only slice managers grant roles, and
+//!   nobody grants themselves one).
 //! - `network_ports`: sets the ports of the slice's own network (the one with ports, else a NAT one).
 
 use super::{backend_icon, escape_html};
@@ -190,6 +194,15 @@ async fn slice_infos(state: &AppState, ids: &[i64]) -> Result<HashMap<i64, Slice
     Ok(out)
 }
 
+/// The one role the Tenant view shows for a member: `admin` when they hold it, else the first.
+fn member_role(roles: &[String]) -> &str {
+    if roles.iter().any(|r| r == "admin") {
+        "admin"
+    } else {
+        roles.first().map(String::as_str).unwrap_or("access")
+    }
+}
+
 fn render(rec: &Record, info: &SliceInfo, actor: &Actor) -> Json {
     let mut m = Map::new();
     let plain = crate::api::json::plain_map(rec);
@@ -243,6 +256,15 @@ fn render(rec: &Record, info: &SliceInfo, actor: &Actor) -> Json {
     let names: Vec<&str> = info.users.values().map(|u| u.email.as_str()).collect();
     m.insert("users".into(), Json::String(json!(ids).to_string()));
     m.insert("user_names".into(), Json::String(json!(names).to_string()));
+    let user_roles: BTreeMap<String, &str> = info
+        .users
+        .iter()
+        .map(|(id, u)| (id.to_string(), member_role(&u.roles)))
+        .collect();
+    m.insert(
+        "user_roles".into(),
+        Json::String(json!(user_roles).to_string()),
+    );
     let can_see = me.is_some_and(|id| rec.opt(slice::CREATOR) == Some(id) || !my_roles.is_empty());
     m.insert("current_user_can_see".into(), Json::Bool(can_see));
     let status = rec.opt(common::BACKEND_STATUS).unwrap_or_default();
@@ -320,6 +342,7 @@ const MAX_ALLOCATION_SITES: usize = 100;
 struct Extras {
     site_allocation: Option<BTreeMap<String, i64>>,
     users: Option<Vec<i64>>,
+    user_roles: Option<BTreeMap<i64, String>>,
     network_ports: Option<String>,
 }
 
@@ -388,6 +411,26 @@ fn split(input: Map<String, Json>) -> Result<(Map<String, Json>, Extras), ApiErr
                     .or_default()
                     .push("Expected a list of user ids.".into()),
             },
+            "user_roles" => match decoded(&v) {
+                Json::Object(items) => {
+                    let roles: Option<BTreeMap<i64, String>> = items
+                        .iter()
+                        .map(|(id, role)| Some((id.trim().parse().ok()?, role.as_str()?.to_string())))
+                        .collect();
+                    match roles {
+                        Some(roles) => extras.user_roles = Some(roles),
+                        None => errors
+                            .entry(k.clone())
+                            .or_default()
+                            .push("Expected a dictionary of user id to slice role name.".into()),
+                    }
+                }
+                Json::Null => {}
+                _ => errors
+                    .entry(k.clone())
+                    .or_default()
+                    .push("Expected a dictionary of user id to slice role name.".into()),
+            },
             "network_ports" => match v {
                 Json::String(s) => extras.network_ports = Some(s),
                 Json::Null => {}
@@ -434,8 +477,9 @@ async fn write(
     if let Some(alloc) = &extras.site_allocation {
         save_site_allocation(&mut unit, &rec, alloc, reset).await?;
     }
-    if let Some(users) = &extras.users {
-        save_users(&mut unit, rec.id(), users).await?;
+    if extras.users.is_some() || extras.user_roles.is_some() {
+        let roles = extras.user_roles.clone().unwrap_or_default();
+        save_users(&mut unit, rec.id(), extras.users.as_deref(), &roles).await?;
     }
     if let Some(ports) = &extras.network_ports {
         save_network_ports(&mut unit, rec.id(), ports).await?;
@@ -556,39 +600,81 @@ async fn save_site_allocation(
     Ok(())
 }
 
-/// Make the slice's `access` members exactly `users` (admins are left alone).
-async fn save_users(unit: &mut Unit, slice: i64, users: &[i64]) -> Result<(), StoreError> {
+/// Make the slice's `access` members exactly `users` (admins are left alone), when given, and
+/// each user of `roles` hold exactly that slice role (a member if they were not).
+async fn save_users(
+    unit: &mut Unit,
+    slice: i64,
+    users: Option<&[i64]>,
+    roles: &BTreeMap<i64, String>,
+) -> Result<(), StoreError> {
     let priv_model = unit.store().model("SlicePrivilege");
+    let sql = Sql::new("SELECT id, role FROM core_slicerole WHERE NOT deleted ORDER BY role");
+    let role_rows = unit.fetch(&sql, &[SqlType::Int, SqlType::Text]).await?;
+    let role_id = |name: &str| {
+        role_rows
+            .iter()
+            .find(|r| r[1].as_str() == Some(name))
+            .and_then(|r| r[0].as_int())
+    };
     // XOS's default member role: `access`, else `default`.
-    let sql = Sql::new(
-        "SELECT id, role FROM core_slicerole WHERE NOT deleted AND role IN ('access', 'default') ORDER BY role",
-    );
-    let roles = unit.fetch(&sql, &[SqlType::Int, SqlType::Text]).await?;
-    let Some(default_role) = roles.first().and_then(|r| r[0].as_int()) else {
+    let Some(default_role) = role_id("access").or_else(|| role_id("default")) else {
         return Err(field_error("users", "There is no access slice role.".into()));
     };
+    let mut wanted: BTreeMap<i64, i64> = BTreeMap::new();
+    for (&user, name) in roles {
+        let Some(role) = role_id(name) else {
+            return Err(field_error(
+                "user_roles",
+                format!("There is no slice role named \"{name}\"."),
+            ));
+        };
+        wanted.insert(user, role);
+    }
     let mut sql =
         Sql::new("SELECT id, user_id, role_id FROM core_sliceprivilege WHERE NOT deleted AND slice_id = ");
     sql.bind(Value::Int(slice));
     let privs = unit
         .fetch(&sql, &[SqlType::Int, SqlType::Int, SqlType::Int])
         .await?;
+    let holds = |user: i64, role: i64| {
+        privs
+            .iter()
+            .any(|r| r[1].as_int() == Some(user) && r[2].as_int() == Some(role))
+    };
     let members: Vec<i64> = privs.iter().filter_map(|r| r[1].as_int()).collect();
-    for &user in users {
-        if !members.contains(&user) {
-            let input = json!({"slice": slice, "user": user, "role": default_role});
-            unit.create(priv_model, input.as_object().expect("object"))
-                .await
-                .map_err(|e| match e {
-                    StoreError::Invalid(f) if f.contains_key("user") => {
-                        field_error("users", format!("User {user}: {}", f["user"].join(" ")))
-                    }
-                    e => e,
-                })?;
+    let mut grants: Vec<(i64, i64)> = wanted
+        .iter()
+        .filter(|&(&u, &r)| !holds(u, r))
+        .map(|(&u, &r)| (u, r))
+        .collect();
+    for &user in users.unwrap_or_default() {
+        if !members.contains(&user) && !wanted.contains_key(&user) {
+            grants.push((user, default_role));
         }
     }
+    // Grants first: a manager changing their own role still manages the slice while it runs.
+    for (user, role) in grants {
+        let input = json!({"slice": slice, "user": user, "role": role});
+        let field = if wanted.contains_key(&user) { "user_roles" } else { "users" };
+        unit.create(priv_model, input.as_object().expect("object"))
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(f) if f.contains_key("user") => {
+                    field_error(field, format!("User {user}: {}", f["user"].join(" ")))
+                }
+                e => e,
+            })?;
+    }
     for r in &privs {
-        if r[2].as_int() == Some(default_role) && !r[1].as_int().is_some_and(|u| users.contains(&u)) {
+        let (Some(user), Some(role)) = (r[1].as_int(), r[2].as_int()) else {
+            continue;
+        };
+        let drop = match wanted.get(&user) {
+            Some(&keep) => role != keep,
+            None => users.is_some_and(|users| role == default_role && !users.contains(&user)),
+        };
+        if drop {
             unit.delete(priv_model, r[0].as_int().unwrap_or_default()).await?;
         }
     }

@@ -179,6 +179,118 @@ both!(sliceplus_members_and_roles, async |app: &TestApp| {
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
 });
 
+/// The privileges a user holds on a slice, by role name.
+async fn roles_of(app: &TestApp, slice: i64, user: i64) -> Vec<String> {
+    let (_, privs) = app
+        .get(&format!("/xos/slice_privileges/?slice={slice}&user={user}&no_hyperlinks=1"))
+        .await;
+    let (_, roles) = app.get("/xos/slice_roles/?no_hyperlinks=1").await;
+    let mut names: Vec<String> = privs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let role = roles.as_array().unwrap().iter().find(|r| r["id"] == p["role"]).unwrap();
+            role["role"].as_str().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+both!(sliceplus_sets_each_members_role, async |app: &TestApp| {
+    let s = setup(app).await;
+    let path = format!("/xoslib/slicesplus/{}/", s.slice);
+    let alice = app.make_user("alice@mysite.org", "alice-password").await;
+    let bob = app.make_user("bob@mysite.org", "bob-password").await;
+    let alice_login = Some(("alice@mysite.org", "alice-password"));
+    // Alice joins with the default role, Bob as the slice's admin, in one write.
+    let (st, v) = app
+        .patch(
+            &path,
+            json!({"users": [alice, bob], "user_roles": format!("{{\"{bob}\": \"admin\"}}")}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(roles_of(app, s.slice, alice).await, ["access"]);
+    assert_eq!(roles_of(app, s.slice, bob).await, ["admin"]);
+    let shown: Value = serde_json::from_str(v["user_roles"].as_str().unwrap()).unwrap();
+    assert_eq!(shown, json!({alice.to_string(): "access", bob.to_string(): "admin"}));
+
+    // A role change replaces the member's role; a plain `users` list leaves the admin alone.
+    let (st, v) = app
+        .patch(&path, json!({"user_roles": {bob.to_string(): "access"}}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(roles_of(app, s.slice, bob).await, ["access"]);
+    let (st, _) = app
+        .patch(&path, json!({"user_roles": {bob.to_string(): "admin"}}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = app.patch(&path, json!({"users": [alice]})).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(roles_of(app, s.slice, bob).await, ["admin"], "admins are not removed by `users`");
+
+    // Bad input: a clear 400 on the field, and nothing changes.
+    for bad in [
+        json!({"user_roles": {alice.to_string(): "emperor"}}),
+        json!({"user_roles": "[1, 2]"}),
+        json!({"user_roles": {"not-an-id": "admin"}}),
+        json!({"user_roles": {"999999": "access"}}),
+    ] {
+        let (st, v) = app.patch(&path, bad.clone()).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(v["user_roles"].is_array(), "{bad}: {v}");
+    }
+    assert_eq!(roles_of(app, s.slice, alice).await, ["access"]);
+
+    // The attacker's side: a member cannot make herself admin, nor can she make another one.
+    for attempt in [
+        json!({"user_roles": {alice.to_string(): "admin"}}),
+        json!({"user_roles": {bob.to_string(): "access"}}),
+    ] {
+        let (st, v) = app
+            .req(Method::PATCH, &path, alice_login, Some(attempt.clone()))
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{attempt}: {v}");
+    }
+    assert_eq!(roles_of(app, s.slice, alice).await, ["access"]);
+    assert_eq!(roles_of(app, s.slice, bob).await, ["admin"]);
+    // A slice admin grants roles to others but not to himself.
+    let bob_login = Some(("bob@mysite.org", "bob-password"));
+    let (st, v) = app
+        .req(
+            Method::PATCH,
+            &path,
+            bob_login,
+            Some(json!({"user_roles": {alice.to_string(): "admin"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(roles_of(app, s.slice, alice).await, ["admin"]);
+    let carol = app.make_user("carol@mysite.org", "carol-password").await;
+    let (st, _) = app
+        .req(
+            Method::PATCH,
+            &path,
+            bob_login,
+            Some(json!({"user_roles": {bob.to_string(): "admin", carol.to_string(): "access"}, "users": [bob, carol]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "holding the role already grants nothing");
+    let (st, v) = app
+        .req(
+            Method::PATCH,
+            &path,
+            bob_login,
+            Some(json!({"user_roles": {bob.to_string(): "access"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(roles_of(app, s.slice, bob).await, ["admin"]);
+    assert_eq!(roles_of(app, s.slice, carol).await, ["access"]);
+});
+
 both!(sliceplus_creates_and_sets_network_ports, async |app: &TestApp| {
     let s = setup(app).await;
     let site = app.site_id().await;

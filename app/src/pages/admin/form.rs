@@ -2,7 +2,7 @@
 
 use super::history::History;
 use super::list::cell_text;
-use super::widgets::FieldInput;
+use super::widgets::{FieldInput, M2mInput};
 use super::*;
 use crate::client::{Collection, Object, SaveError, id_of, request, send_object, str_of};
 use crate::pages::Frame;
@@ -103,7 +103,11 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
         Some(id) => caps.get().objects.get(&id).map(|c| c.0).unwrap_or(false),
     };
     let can_delete = move || id.is_some_and(|id| caps.get().objects.get(&id).map(|c| c.1).unwrap_or(false));
-    let shown: Vec<String> = form_fields(model).iter().map(|f| f.name.clone()).collect();
+    let shown: Vec<String> = form_fields(model)
+        .iter()
+        .map(|f| f.name.clone())
+        .chain(model.many_to_many.iter().map(|r| r.name.clone()))
+        .collect();
     let nav = navigate.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -116,6 +120,11 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
                     body.insert(f.name.clone(), v.clone());
                 }
                 (None, _) => {}
+            }
+        }
+        for r in &model.many_to_many {
+            if let Some(v) = d.get(&r.name) {
+                body.insert(r.name.clone(), v.clone());
             }
         }
         let nav = nav.clone();
@@ -225,6 +234,7 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
                 <form class="model-form" on:submit=submit.clone() novalidate>
                     <fieldset disabled=move || !can_change()>
                         {fields}
+                        {model.many_to_many.iter().map(|relation| view! { <M2mInput relation draft error/> }).collect_view()}
                         {advanced}
                     </fieldset>
                     <div class="actions">
@@ -323,7 +333,8 @@ pub(super) fn SshLine(draft: RwSignal<Object>) -> impl IntoView {
 }
 
 /// The related objects a model declares (`Model::inlines`): each one's name, its list columns
-/// that are not foreign keys, and its backend status, linked to its own page.
+/// that are not foreign keys, and its backend status, linked to its own page; each row is
+/// changed (its own fields, in a form under it) or deleted in place, and a new one added.
 #[component]
 pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> impl IntoView {
     let sections = model
@@ -386,6 +397,64 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                     }
                 });
             };
+            // Change in place: the row's own fields in a form under it, saved with a PATCH.
+            let editing = RwSignal::new(None::<i64>);
+            let edit_draft = RwSignal::new(Object::new());
+            let edit_error = RwSignal::new(None::<SaveError>);
+            let edit_fields = add_fields.clone();
+            let save_edit = move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                let Some(child_id) = editing.get_untracked() else { return };
+                let d = edit_draft.get_untracked();
+                let mut body = Map::new();
+                for f in &edit_fields {
+                    match (d.get(&f.name), &f.kind) {
+                        (Some(Value::String(s)), FieldKind::Password) if s.is_empty() => {}
+                        (Some(v), _) => {
+                            body.insert(f.name.clone(), v.clone());
+                        }
+                        (None, _) => {}
+                    }
+                }
+                leptos::task::spawn_local(async move {
+                    let url = format!("/xos/{}/{child_id}/?no_hyperlinks=1", child.plural);
+                    match send_object("PATCH", &url, body).await {
+                        Ok(_) => {
+                            edit_error.set(None);
+                            editing.set(None);
+                            note.set(Some(format!("The {} was saved.", child.verbose_name)));
+                            reload.update(|n| *n += 1);
+                        }
+                        Err(e) => edit_error.set(Some(e)),
+                    }
+                });
+            };
+            let edit_prefix = format!("inline-{}-edit-", child.name.to_lowercase());
+            let edit_view = {
+                let fields = add_fields.clone();
+                move |span: usize| {
+                    let fields = fields.clone();
+                    let prefix = edit_prefix.clone();
+                    let save = save_edit.clone();
+                    view! {
+                        <tr class="inline-edit-row">
+                            <td colspan=span.to_string()>
+                                <form class="model-form" on:submit=save novalidate>
+                                    {fields.iter().map(|f| view! { <FieldInput field=*f draft=edit_draft error=edit_error prefix=prefix.clone()/> }).collect_view()}
+                                    {move || edit_error.get().and_then(|e| match e {
+                                        SaveError::Other(m) => Some(m),
+                                        SaveError::Fields(f) => f.get("detail").or_else(|| f.get("non_field_errors")).map(|m| m.join(" ")),
+                                    }).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+                                    <div class="actions">
+                                        <button type="submit" class="primary">"Save"</button>
+                                        <button type="button" class="link" on:click=move |_| { editing.set(None); edit_error.set(None); }>"Cancel"</button>
+                                    </div>
+                                </form>
+                            </td>
+                        </tr>
+                    }
+                }
+            };
             let remove = move |child_id: i64| {
                 leptos::task::spawn_local(async move {
                     let url = format!("/xos/{}/{child_id}/", child.plural);
@@ -412,6 +481,8 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                         Some(r) if r.is_empty() => view! { <p class="muted">"None."</p> }.into_any(),
                         Some(r) => {
                             let columns = columns.clone();
+                            let span = columns.len() + 2 + usize::from(has_status);
+                            let edit_view = edit_view.clone();
                             view! {
                                 <table class="inline-table">
                                     <thead><tr>
@@ -432,14 +503,27 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                                             let status = str_of(&o, "backend_status").to_string();
                                             let child_id = id_of(&o);
                                             let label = format!("Delete {name}");
+                                            let change_label = format!("Change {name}");
+                                            let edit_view = edit_view.clone();
                                             view! {
                                                 <tr>
                                                     <td><a href=href>{name}</a></td>
                                                     {cells}
                                                     {has_status.then(|| view! { <td><StatusMark status/></td> })}
-                                                    <td><button type="button" class="link danger" aria-label=label
-                                                        on:click=move |_| remove(child_id)>"Delete"</button></td>
+                                                    <td class="row-actions">
+                                                        <button type="button" class="link" aria-label=change_label
+                                                            aria-expanded=move || (editing.get() == Some(child_id)).to_string()
+                                                            on:click=move |_| {
+                                                                edit_error.set(None);
+                                                                edit_draft.set(o.clone());
+                                                                editing.set(Some(child_id));
+                                                            }>"Change"</button>
+                                                        " "
+                                                        <button type="button" class="link danger" aria-label=label
+                                                            on:click=move |_| remove(child_id)>"Delete"</button>
+                                                    </td>
                                                 </tr>
+                                                {move || (editing.get() == Some(child_id)).then(|| edit_view(span))}
                                             }
                                         }).collect_view()}
                                     </tbody>

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::client::{Object, SaveError, request};
-use crate::registry::{Field, FieldKind, registry};
+use crate::registry::{Field, FieldKind, ManyToMany, registry};
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -152,31 +152,8 @@ pub(super) fn FkSelect(
     set: Callback<Value>,
     described: String,
 ) -> impl IntoView {
-    let options = RwSignal::new(Vec::<(i64, String)>::new());
+    let options = choices(&target);
     let filter = RwSignal::new(String::new());
-    let plural = registry()
-        .model(&target)
-        .map(|m| m.plural.clone())
-        .unwrap_or_default();
-    Effect::new(move |_| {
-        let plural = plural.clone();
-        leptos::task::spawn_local(async move {
-            let url = format!("/xos/{plural}/?no_hyperlinks=1&limit=500&ordering=id");
-            if let Ok((200, Value::Array(items))) = request("GET", &url, None).await {
-                options.set(
-                    items
-                        .iter()
-                        .filter_map(|o| {
-                            Some((
-                                o["id"].as_i64()?,
-                                o["humanReadableName"].as_str().unwrap_or("").to_string(),
-                            ))
-                        })
-                        .collect(),
-                );
-            }
-        })
-    });
     let filter_id = format!("{id}-filter");
     view! {
         <div class="fk-select">
@@ -201,5 +178,139 @@ pub(super) fn FkSelect(
                 }}
             </select>
         </div>
+    }
+}
+
+/// The objects of model `target` a user may choose from (id, name), loaded once.
+fn choices(target: &str) -> RwSignal<Vec<(i64, String)>> {
+    let options = RwSignal::new(Vec::<(i64, String)>::new());
+    let plural = registry()
+        .model(target)
+        .map(|m| m.plural.clone())
+        .unwrap_or_default();
+    Effect::new(move |_| {
+        let plural = plural.clone();
+        leptos::task::spawn_local(async move {
+            let url = format!("/xos/{plural}/?no_hyperlinks=1&limit=500&ordering=id");
+            if let Ok((200, Value::Array(items))) = request("GET", &url, None).await {
+                options.set(
+                    items
+                        .iter()
+                        .filter_map(|o| {
+                            Some((
+                                o["id"].as_i64()?,
+                                o["humanReadableName"].as_str().unwrap_or("").to_string(),
+                            ))
+                        })
+                        .collect(),
+                );
+            }
+        })
+    });
+    options
+}
+
+/// A many-to-many relation (XOS's `filter_horizontal`, e.g. a site's deployments): the other
+/// side's objects as a filterable list of checkboxes, saved with the object as a list of ids
+/// (the API adds and removes the through rows in the same write).
+#[component]
+pub(super) fn M2mInput(
+    relation: &'static ManyToMany,
+    draft: RwSignal<Object>,
+    error: RwSignal<Option<SaveError>>,
+) -> impl IntoView {
+    let name = relation.name.clone();
+    let id = format!("field-{name}");
+    let err_id = format!("{id}-error");
+    let options = choices(&relation.to);
+    let filter = RwSignal::new(String::new());
+    let chosen = {
+        let name = name.clone();
+        move || {
+            draft.with(|d| {
+                d.get(&name)
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_i64).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            })
+        }
+    };
+    let toggle = {
+        let name = name.clone();
+        let chosen = chosen.clone();
+        move |target: i64, on: bool| {
+            let mut ids = chosen();
+            ids.retain(|&i| i != target);
+            if on {
+                ids.push(target);
+            }
+            draft.update(|d| {
+                d.insert(name.clone(), Value::from(ids));
+            });
+        }
+    };
+    let label = capitalize(if relation.verbose_name.is_empty() {
+        &relation.name
+    } else {
+        &relation.verbose_name
+    });
+    let summary = {
+        let chosen = chosen.clone();
+        move || {
+            let ids = chosen();
+            let names: Vec<String> = options.with(|o| {
+                ids.iter()
+                    .map(|i| {
+                        o.iter()
+                            .find(|(id, _)| id == i)
+                            .map(|(_, n)| n.clone())
+                            .unwrap_or_else(|| format!("#{i}"))
+                    })
+                    .collect()
+            });
+            match names.len() {
+                0 => "None chosen.".to_string(),
+                n => format!("{n} chosen: {}", names.join(", ")),
+            }
+        }
+    };
+    let err_name = name.clone();
+    let has_error = move || error.with(|e| e.as_ref().and_then(|e| e.field(&err_name)).is_some());
+    let prefix = id.clone();
+    view! {
+        <fieldset class="field m2m" class:has-error=has_error aria-describedby=err_id.clone() data-relation=name.clone()>
+            <legend>{label}</legend>
+            {(!relation.help_text.is_empty()).then(|| view! { <p class="help">{relation.help_text.clone()}</p> })}
+            <input type="search" aria-label=format!("Filter the choices of {}", relation.name) placeholder="Filter…"
+                bind:value=filter/>
+            <p class="m2m-summary" aria-live="polite">{summary}</p>
+            <ul class="m2m-choices">
+                {move || {
+                    let f = filter.get().to_lowercase();
+                    let ids = chosen();
+                    let toggle = toggle.clone();
+                    let prefix = prefix.clone();
+                    options
+                        .get()
+                        .into_iter()
+                        .filter(|(i, n)| f.is_empty() || n.to_lowercase().contains(&f) || ids.contains(i))
+                        .map(|(i, n)| {
+                            let toggle = toggle.clone();
+                            let box_id = format!("{prefix}-{i}");
+                            view! {
+                                <li>
+                                    <input type="checkbox" id=box_id.clone() prop:checked=ids.contains(&i)
+                                        on:change=move |ev| toggle(i, event_target_checked(&ev))/>
+                                    <label for=box_id>{format!("{n} (#{i})")}</label>
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ul>
+            <p class="field-error" id=err_id role="alert">
+                {move || error.with(|e| e.as_ref().and_then(|e| e.field(&name)).unwrap_or_default())}
+            </p>
+        </fieldset>
     }
 }
