@@ -2,7 +2,7 @@
 // models; and a list that updates when another client changes a row.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, login, api, shot } from './harness.mjs';
+import { startServer, launchBrowser, newPage, login, api, shot, axeViolations } from './harness.mjs';
 
 let server;
 let browser;
@@ -172,6 +172,7 @@ test('an inline add on the slice page creates the row (after a field error), and
   const editRole = privs.locator('#inline-sliceprivilege-edit-field-role');
   await editRole.locator(`option[value="${adminRole.id}"]`).waitFor({ state: 'attached' });
   await editRole.selectOption(String(adminRole.id));
+  assert.deepEqual(await axeViolations(page), []);
   await privs.locator('tr.inline-edit-row').getByRole('button', { name: 'Save' }).click();
   await privs.locator('[role=status]', { hasText: 'The slice privilege was saved.' }).waitFor();
   await privs.locator('tr.inline-edit-row').waitFor({ state: 'detached' });
@@ -198,6 +199,10 @@ test('a many-to-many widget chooses a site\'s deployments, saved with the site',
   await page.goto(`${server.url}/admin/core/site/1/`);
   const widget = page.locator('fieldset.m2m[data-relation="deployments"]');
   await widget.locator('legend', { hasText: 'Deployments' }).waitFor();
+  // The site page has XOS's inlines: its slices, users and privileges (rows listed).
+  await page.locator('section.inline[data-model="Slice"] a', { hasText: 'mysite_public' }).waitFor();
+  await page.locator('section.inline[data-model="User"] a', { hasText: 'padmin@vicci.org' }).waitFor();
+  await page.locator('section.inline[data-model="SitePrivilege"]').waitFor();
   // The filter narrows the choices; the chosen ones stay.
   await widget.getByRole('searchbox').fill('m2m-widget');
   const box = widget.locator(`#field-deployments-${dep.id}`);
@@ -205,6 +210,7 @@ test('a many-to-many widget chooses a site\'s deployments, saved with the site',
   for (const id of before) assert.ok(await widget.locator(`#field-deployments-${id}`).isChecked(), `deployment ${id} stays chosen`);
   await box.check();
   await widget.locator('.m2m-summary', { hasText: 'm2m-widget-deployment' }).waitFor();
+  assert.deepEqual(await axeViolations(page), []);
   await save(page);
   await page.locator('.ok-message', { hasText: 'was saved' }).waitFor();
   assert.deepEqual((await deploymentsOf()).sort(), [...before, dep.id].sort());

@@ -35,6 +35,7 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name"])
             .list(&["name", "site", "site_deployment"])
+            .inline("Instance", "node")
             .rule(Rule::NodeSiteDefault)
             .tosca("tosca.nodes.Node", "name")
             .tosca_required("MemberOfSite", "Site", site_deployment_lookup("site"))
@@ -68,6 +69,9 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name"])
             .list(&["name", "kind", "disk_format", "container_format"])
+            // XOS's ImageAdmin inlines.
+            .inline("Instance", "image")
+            .inline("ControllerImages", "image")
             .tosca("tosca.nodes.Image", "name"),
         Model::new("ImageDeployments", "imagedeploymentses")
             // A deployment's admins choose the images it offers.

@@ -77,6 +77,7 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "backend_type"])
             .list(&["name", "backend_type", "version", "deployment", "auth_url"])
+            .inline("ControllerSite", "controller")
             .tosca("tosca.nodes.Controller", "name")
             .tosca_required(
                 "ControllerDeployment",

@@ -114,6 +114,9 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "labels"])
             .list(&["name", "owner", "template", "subnet", "backend_status"])
+            // XOS's NetworkAdmin inlines (ports, slices) and its admin-only ControllerNetwork one.
+            .inline("Port", "network")
+            .inline("NetworkSlice", "network")
             .inline("ControllerNetwork", "network")
             .tosca("tosca.nodes.network.Network", "name")
             .tosca_alias("tosca.nodes.network.Network.XOS", &[])

@@ -40,6 +40,10 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name"])
             .list(&["name", "accessControl"])
+            // XOS's DeploymentAdmin inlines.
+            .inline("DeploymentPrivilege", "deployment")
+            .inline("ImageDeployments", "deployment")
+            .inline("SiteDeployment", "deployment")
             .tosca("tosca.nodes.Deployment", "name")
             .tosca_requirement(
                 "SupportsImage",
@@ -143,6 +147,11 @@ fn site() -> Model {
         .display("{name}")
         .search(&["name", "login_base", "abbreviated_name"])
         .list(&["name", "login_base", "site_url", "enabled", "backend_status"])
+        // XOS's SiteAdmin inlines (and its admin-only ControllerSite one).
+        .inline("Slice", "site")
+        .inline("User", "site")
+        .inline("SitePrivilege", "site")
+        .inline("ControllerSite", "site")
         .tosca("tosca.nodes.Site", "login_base")
         .tosca_rename("display_name", "name")
         .tosca_name_default("name")
@@ -226,6 +235,10 @@ fn user() -> Model {
         .display("{email}")
         .search(&["email", "firstname", "lastname"])
         .list(&["email", "firstname", "lastname", "site", "is_admin", "is_active"])
+        // XOS's UserAdmin inlines (and its admin-only ControllerUser one).
+        .inline("SlicePrivilege", "user")
+        .inline("SitePrivilege", "user")
+        .inline("ControllerUser", "user")
         .rule(Rule::UserUsername)
         .tosca("tosca.nodes.User", "email")
         .tosca_requirement("MemberOfSite", "Site", ToscaEffect::Field("site".into()))

@@ -43,6 +43,9 @@ pub fn models() -> Vec<Model> {
             .display("{name}")
             .search(&["name", "kind", "description"])
             .list(&["name", "kind", "versionNumber", "enabled", "published"])
+            // XOS's ServiceAdmin inlines: its slices and the tenants it provides.
+            .inline("Slice", "service")
+            .inline("Tenant", "provider_service")
             .tosca("tosca.nodes.Service", "name")
             .tosca_default("versionNumber", "1.0".into())
             .tosca_requirement(

@@ -261,10 +261,7 @@ fn render(rec: &Record, info: &SliceInfo, actor: &Actor) -> Json {
         .iter()
         .map(|(id, u)| (id.to_string(), member_role(&u.roles)))
         .collect();
-    m.insert(
-        "user_roles".into(),
-        Json::String(json!(user_roles).to_string()),
-    );
+    m.insert("user_roles".into(), Json::String(json!(user_roles).to_string()));
     let can_see = me.is_some_and(|id| rec.opt(slice::CREATOR) == Some(id) || !my_roles.is_empty());
     m.insert("current_user_can_see".into(), Json::Bool(can_see));
     let status = rec.opt(common::BACKEND_STATUS).unwrap_or_default();
@@ -656,7 +653,11 @@ async fn save_users(
     // Grants first: a manager changing their own role still manages the slice while it runs.
     for (user, role) in grants {
         let input = json!({"slice": slice, "user": user, "role": role});
-        let field = if wanted.contains_key(&user) { "user_roles" } else { "users" };
+        let field = if wanted.contains_key(&user) {
+            "user_roles"
+        } else {
+            "users"
+        };
         unit.create(priv_model, input.as_object().expect("object"))
             .await
             .map_err(|e| match e {

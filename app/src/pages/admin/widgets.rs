@@ -277,8 +277,10 @@ pub(super) fn M2mInput(
     let err_name = name.clone();
     let has_error = move || error.with(|e| e.as_ref().and_then(|e| e.field(&err_name)).is_some());
     let prefix = id.clone();
+    let described = err_id.clone();
+    let relation_name = name.clone();
     view! {
-        <fieldset class="field m2m" class:has-error=has_error aria-describedby=err_id.clone() data-relation=name.clone()>
+        <fieldset class="field m2m" class:has-error=has_error aria-describedby=described data-relation=relation_name>
             <legend>{label}</legend>
             {(!relation.help_text.is_empty()).then(|| view! { <p class="help">{relation.help_text.clone()}</p> })}
             <input type="search" aria-label=format!("Filter the choices of {}", relation.name) placeholder="Filter…"
