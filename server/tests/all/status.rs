@@ -398,6 +398,22 @@ both!(
         .await;
         passes(&e, 2).await;
         assert!(!std::fs::read_to_string(&keys_path).unwrap().contains("outsider"));
+        // The member leaves the slice: its key leaves the running instance too.
+        let (_, privs) = app
+            .get(&format!(
+                "/xos/slice_privileges/?slice={slice}&user={member}&no_hyperlinks=1"
+            ))
+            .await;
+        let (st, _) = app
+            .delete(&format!("/xos/slice_privileges/{}/", privs[0]["id"]))
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        passes(&e, 2).await;
+        assert_eq!(
+            std::fs::read_to_string(&keys_path).unwrap(),
+            "ssh-ed25519 AAAAadmin padmin\n",
+            "a removed member's key is gone"
+        );
     }
 );
 

@@ -160,6 +160,16 @@ impl Unit {
                 e => e,
             })?;
         }
+        // A member leaving a slice takes their key out of its instances, which are enacted
+        // again (the policies see new and changed privileges; a removed one is gone before they
+        // look).
+        if model.name == "SlicePrivilege"
+            && let Some(slice) = rec.get_int("slice")
+        {
+            let mut filter = Sql::new("slice_id = ");
+            filter.bind(Value::Int(slice));
+            self.resync_rows(self.store.model("Instance"), filter).await?;
+        }
         self.announce(
             Change {
                 kind: ChangeKind::Delete,

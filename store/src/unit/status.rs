@@ -152,6 +152,15 @@ impl Unit {
     /// write-back (XOS's `updated` bump had the same window). System only; the ids resynced.
     pub async fn resync(&mut self, model: &'static Model, filter: Sql) -> Result<Vec<i64>, StoreError> {
         self.system_only("resyncs")?;
+        self.resync_rows(model, filter).await
+    }
+
+    /// [`Unit::resync`] as a consequence the store itself draws from a user's write.
+    pub(crate) async fn resync_rows(
+        &mut self,
+        model: &'static Model,
+        filter: Sql,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut sql = Sql::new(format!(
             "UPDATE {} SET enacted_version = 0 WHERE enacted_version > 0 AND NOT deleted AND ",
             model.table()
