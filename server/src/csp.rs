@@ -7,32 +7,46 @@
 //! it even where a view's own script inserts it unescaped.
 
 use base64::Engine as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The nonce of one answer (in the request's extensions; the security-headers middleware
-/// makes it and writes it into the answer's policy).
-#[derive(Clone, Debug)]
-pub struct CspNonce(pub Arc<str>);
+/// puts it there and writes it into the answer's policy). Made when first asked for: an answer
+/// that writes no script (every JSON answer) never pays for it, and gets the policy without a
+/// nonce source ([`without_nonce`]).
+#[derive(Clone, Debug, Default)]
+pub struct CspNonce(Arc<OnceLock<Arc<str>>>);
 
 impl CspNonce {
-    /// 128 random bits, URL-safe base64 (a CSP nonce must be unguessable and fresh per answer).
+    /// A nonce made on first use.
     pub fn new() -> CspNonce {
+        CspNonce::default()
+    }
+
+    /// A given value (tests).
+    pub fn fixed(value: &str) -> CspNonce {
+        CspNonce(Arc::new(OnceLock::from(Arc::<str>::from(value))))
+    }
+
+    /// 128 random bits, URL-safe base64 (a CSP nonce must be unguessable and fresh per answer).
+    fn fresh() -> Arc<str> {
         let bytes: [u8; 16] = rand::random();
-        CspNonce(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(bytes)
-                .into(),
-        )
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(bytes)
+            .into()
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.get_or_init(CspNonce::fresh)
     }
-}
 
-impl Default for CspNonce {
-    fn default() -> Self {
-        CspNonce::new()
+    /// The value, shared (for Leptos's own `Nonce`).
+    pub fn value(&self) -> Arc<str> {
+        self.0.get_or_init(CspNonce::fresh).clone()
+    }
+
+    /// Whether anything of the answer was given the nonce.
+    pub fn used(&self) -> bool {
+        self.0.get().is_some()
     }
 }
 
@@ -42,6 +56,23 @@ pub const NONCE_PLACEHOLDER: &str = "{nonce}";
 /// The policy of one answer: the configured one with its `{nonce}` filled in.
 pub fn policy(configured: &str, nonce: &CspNonce) -> String {
     configured.replace(NONCE_PLACEHOLDER, nonce.as_str())
+}
+
+/// The configured policy for an answer that carries no nonce: its nonce sources dropped, the
+/// rest as configured (a directive left without sources allows none).
+pub fn without_nonce(configured: &str) -> String {
+    configured
+        .split(';')
+        .map(|directive| {
+            directive
+                .split_whitespace()
+                .filter(|source| !source.contains(NONCE_PLACEHOLDER))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|directive| !directive.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Give every `<script` opening tag of `html` the nonce. Only for text the server itself wrote
@@ -85,7 +116,7 @@ mod tests {
 
     #[test]
     fn every_script_tag_of_a_template_gets_the_nonce_and_nothing_else_changes() {
-        let n = CspNonce("abc".into());
+        let n = CspNonce::fixed("abc");
         let src = "<p>x</p><script src=\"/a.js\"></script>\n<SCRIPT>go()</SCRIPT><scripts></scripts>\
                    <script\ttype=\"text/template\">t</script>";
         assert_eq!(
@@ -101,7 +132,19 @@ mod tests {
         let (a, b) = (CspNonce::new(), CspNonce::new());
         assert_ne!(a.as_str(), b.as_str());
         assert_eq!(a.as_str().len(), 22);
-        let p = policy("script-src 'self' 'nonce-{nonce}'", &a);
-        assert_eq!(p, format!("script-src 'self' 'nonce-{}'", a.as_str()));
+        let (fresh, unused) = (CspNonce::new(), CspNonce::new());
+        let p = policy("script-src 'self' 'nonce-{nonce}'", &fresh);
+        assert_eq!(p, format!("script-src 'self' 'nonce-{}'", fresh.as_str()));
+        assert!(fresh.used() && !unused.used(), "made only when asked for");
+        assert_eq!(
+            without_nonce(
+                "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; object-src 'none'"
+            ),
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; object-src 'none'"
+        );
+        assert_eq!(
+            without_nonce("script-src 'nonce-{nonce}'; img-src 'self'"),
+            "script-src; img-src 'self'"
+        );
     }
 }

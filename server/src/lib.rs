@@ -189,49 +189,126 @@ fn core_steps(ctx: &sync::StepContext) -> Vec<Arc<dyn sync::Step>> {
     steps
 }
 
-/// Middleware: refuse a request whose `Host` (or HTTP/2 authority) is not an allowed host, as
-/// Django's `ALLOWED_HOSTS` does. The probes answer any host (an orchestrator's health check
-/// uses the pod's address).
-async fn allowed_host(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+/// Refuse a request whose `Host` (or HTTP/2 authority) is not an allowed host, as Django's
+/// `ALLOWED_HOSTS` does: the 400 to answer, or None. The probes answer any host (an
+/// orchestrator's health check uses the pod's address).
+fn refuse_host(state: &AppState, req: &axum::extract::Request) -> Option<axum::response::Response> {
     use axum::response::IntoResponse;
     let host = req
         .headers()
         .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        .and_then(|h| h.to_str().ok());
     let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
-    match host {
-        Some(h) if probe || state.config.host_allowed(&h) => next.run(req).await,
-        other => {
-            // The value is the client's: logged abbreviated, never trusted.
-            let shown: String = other.unwrap_or_default().chars().take(80).collect();
-            tracing::warn!(host = %shown, "request for a host that is not allowed");
-            api::error::ApiError::BadRequest(
-                "Invalid Host header: add the name to allowed_hosts in xos.toml.".into(),
-            )
-            .into_response()
+    let allowed = match host {
+        Some(h) => probe || state.config.host_allowed(h),
+        None => req
+            .uri()
+            .authority()
+            .is_some_and(|a| probe || state.config.host_allowed(a.as_str())),
+    };
+    if allowed {
+        return None;
+    }
+    // The value is the client's: logged abbreviated, never trusted.
+    let shown: String = host
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+        .chars()
+        .take(80)
+        .collect();
+    tracing::warn!(host = %shown, "request for a host that is not allowed");
+    Some(
+        api::error::ApiError::BadRequest(
+            "Invalid Host header: add the name to allowed_hosts in xos.toml.".into(),
+        )
+        .into_response(),
+    )
+}
+
+/// The outermost layer: every request is counted and timed ([`ops::Track`]), a foreign `Host`
+/// is refused before authentication (a DNS-rebinding page), and every answer gets the security
+/// headers ([`security_headers`]). One hand-written service rather than three `from_fn`
+/// middlewares: it calls what is inside it directly, so a request pays neither a clone of the
+/// whole stack within nor a boxed `Next` per layer.
+#[derive(Clone)]
+struct EdgeLayer {
+    state: AppState,
+    /// The configured policy without a nonce source, made once (see [`csp::without_nonce`]).
+    without_nonce: Option<axum::http::HeaderValue>,
+}
+
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            layer: self.clone(),
         }
     }
 }
 
-/// Middleware: the headers every answer carries unless a handler set its own: no MIME sniffing,
-/// the referrer only to this site, frames only by this site's pages (a view's same-origin
-/// iframe on the home page still works), and the configured Content-Security-Policy with this
-/// answer's script nonce (made here, handed to the handlers in the request's extensions).
-async fn security_headers(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
+#[derive(Clone)]
+struct Edge<S> {
+    inner: S,
+    layer: EdgeLayer,
+}
+
+impl<S> tower::Service<axum::extract::Request> for Edge<S>
+where
+    S: tower::Service<axum::extract::Request>,
+    S::Response: axum::response::IntoResponse,
+    S::Error: Into<std::convert::Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+                + Send,
+        >,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: axum::extract::Request) -> Self::Future {
+        use axum::response::IntoResponse;
+        let track = ops::Track::start(&req);
+        let EdgeLayer { state, without_nonce } = self.layer.clone();
+        if let Some(mut refused) = refuse_host(&state, &req) {
+            track.finish(&state.metrics, &mut refused);
+            return Box::pin(std::future::ready(Ok(refused)));
+        }
+        let nonce = csp::CspNonce::new();
+        req.extensions_mut().insert(nonce.clone());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let resp = answer.await.map_err(Into::into)?.into_response();
+            let mut resp = security_headers(&state, without_nonce, &nonce, resp);
+            track.finish(&state.metrics, &mut resp);
+            Ok(resp)
+        })
+    }
+}
+
+/// The headers every answer carries unless a handler set its own: no MIME sniffing, the
+/// referrer only to this site, frames only by this site's pages (a view's same-origin iframe on
+/// the home page still works), and the configured Content-Security-Policy with this answer's
+/// script nonce (made by [`Edge`], handed to the handlers in the request's extensions).
+fn security_headers(
+    state: &AppState,
+    without_nonce: Option<axum::http::HeaderValue>,
+    nonce: &csp::CspNonce,
+    mut resp: axum::response::Response,
 ) -> axum::response::Response {
     use axum::http::{HeaderValue, header};
-    let nonce = csp::CspNonce::new();
-    req.extensions_mut().insert(nonce.clone());
-    let mut resp = next.run(req).await;
+    let html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
     let h = resp.headers_mut();
     let fixed = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -242,9 +319,17 @@ async fn security_headers(
         h.entry(name).or_insert(HeaderValue::from_static(value));
     }
     let configured = &state.config.content_security_policy;
-    if !configured.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&csp::policy(configured, &nonce))
-    {
+    if configured.is_empty() {
+        return resp;
+    }
+    // A page (or anything given the nonce) gets its own; other answers the same policy without
+    // a nonce source, made once.
+    let value = if html || nonce.used() {
+        HeaderValue::from_str(&csp::policy(configured, nonce)).ok()
+    } else {
+        without_nonce
+    };
+    if let Some(v) = value {
         h.entry(header::CONTENT_SECURITY_POLICY).or_insert(v);
     }
     resp
@@ -272,7 +357,10 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .with_expiry(Expiry::OnInactivity(
             tower_sessions::cookie::time::Duration::weeks(2),
         ));
-    let app = Router::new()
+    // The routes carry one layer of their own: it hands the matched route to the metrics on
+    // the way out. Everything else wraps the router once, so a request passes each middleware
+    // once instead of through a stack cloned per route (`Router::layer` wraps every route).
+    let routes = Router::new()
         .merge(api::router())
         .merge(tosca::http::router())
         .merge(xoslib::router())
@@ -280,32 +368,31 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .merge(ops::router())
         .merge(api::services::router())
         .merge(web::router(&state))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
-        .layer(session_layer)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn(ops::mark_route))
+        .with_state(state.clone());
+    let normalized = tower::ServiceBuilder::new()
+        .layer(EdgeLayer {
+            state: state.clone(),
+            without_nonce: axum::http::HeaderValue::from_str(&csp::without_nonce(
+                &state.config.content_security_policy,
+            ))
+            .ok(),
+        })
         // A handler that has not answered by then gets 503 (the events stream answers at once
         // and streams afterwards, so it is not cut).
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             std::time::Duration::from_secs(state.config.request_timeout_secs.max(1)),
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(auth::session_store::SessionsWhereNeeded::new(session_layer))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            security_headers,
+            auth::authenticate,
         ))
-        // Before authentication: a Host this server is not would be a DNS-rebinding page.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), allowed_host))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
-        .with_state(state);
-
-    // Admin pages answer with or without the trailing slash XOS's URLs had
-    // (`/admin/core/dashboardview/`); the path is normalized before routing.
-    let normalized = tower::ServiceBuilder::new()
+        // Admin pages answer with or without the trailing slash XOS's URLs had
+        // (`/admin/core/dashboardview/`); the path is normalized before routing.
         .map_request(web::trim_admin_slash)
-        .service(app);
+        .service(routes);
     Ok(Router::new().fallback_service(normalized))
 }

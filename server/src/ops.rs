@@ -23,32 +23,51 @@ use axum::routing::get;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
-/// Middleware: count and time every request by its route, and log one line for it.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| route_label(p.as_str()))
-        .unwrap_or("unmatched");
-    let method = method_label(req.method());
-    // The path only for the log line, and only when it is written.
-    let path = tracing::enabled!(tracing::Level::INFO).then(|| req.uri().path().to_string());
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let elapsed = start.elapsed();
-    let status = resp.status().as_u16();
-    tracing::info!(
-        method,
-        route,
-        path = path.as_deref().unwrap_or_default(),
-        status,
-        ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
-    state
-        .metrics
-        .observe(method, route, status, elapsed.as_secs_f64());
+/// Route middleware: hand the matched route to [`Track`], which runs outside the router.
+pub async fn mark_route(req: Request, next: Next) -> Response {
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let mut resp = next.run(req).await;
+    if let Some(m) = matched {
+        resp.extensions_mut().insert(m);
+    }
     resp
+}
+
+/// Count and time one request by its route, and log one line for it: made when the request
+/// arrives, finished with its answer (the route is the one [`mark_route`] handed over).
+pub struct Track {
+    method: &'static str,
+    // For the log line (the path only, never the query): a shared copy, not a new string.
+    uri: axum::http::Uri,
+    start: Instant,
+}
+
+impl Track {
+    pub fn start(req: &Request) -> Track {
+        Track {
+            method: method_label(req.method()),
+            uri: req.uri().clone(),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn finish(self, metrics: &Metrics, resp: &mut Response) {
+        let elapsed = self.start.elapsed();
+        let status = resp.status().as_u16();
+        let route = resp
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| route_label(p.as_str()))
+            .unwrap_or("unmatched");
+        let (method, path, ms) = (self.method, self.uri.path(), elapsed.as_secs_f64() * 1000.0);
+        if status >= 500 {
+            // A server error is logged whatever the level.
+            tracing::error!(method, route, path, status, ms, "request failed");
+        } else {
+            tracing::info!(method, route, path, status, ms, "request");
+        }
+        metrics.observe(method, route, status, elapsed.as_secs_f64());
+    }
 }
 
 /// What the three endpoints need, in an API server or a synchronizer worker.

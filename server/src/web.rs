@@ -83,7 +83,7 @@ fn provide_csp_nonce() {
     if let Some(n) = leptos::prelude::use_context::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<CspNonce>().cloned())
     {
-        leptos::prelude::provide_context(leptos::nonce::Nonce::from_value(n.0));
+        leptos::prelude::provide_context(leptos::nonce::Nonce::from_value(n.value()));
     }
 }
 

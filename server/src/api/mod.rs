@@ -106,15 +106,29 @@ pub fn json_response(status: StatusCode, body: &Json, headers: &HeaderMap) -> Re
     }
 }
 
-/// The response cache key of a GET: who asks, how it is formatted, what is asked.
-fn cache_key(actor: &crate::store::Actor, headers: &HeaderMap, path: &str, raw: &Option<String>) -> String {
-    format!(
-        "{}|{}|{:?}|{path}?{}",
+/// The response cache key of a GET: who asks, how it is formatted, what is asked (`path` is
+/// the URL's parts after `/xos/`). Written in one string: it is made on every cached read.
+fn cache_key(
+    actor: &crate::store::Actor,
+    headers: &HeaderMap,
+    path: &[&str],
+    raw: &Option<String>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::with_capacity(96);
+    let _ = write!(
+        key,
+        "{}|{}|{:?}|",
         actor.user_id().unwrap_or(0),
-        base_url(headers),
-        indent(headers),
-        raw.as_deref().unwrap_or("")
-    )
+        BaseUrl(headers),
+        indent(headers)
+    );
+    for part in path {
+        key.push_str(part);
+    }
+    key.push('?');
+    key.push_str(raw.as_deref().unwrap_or(""));
+    key
 }
 
 /// `GET /xos/changes/`: the change log, newest first (`?model=&object=&user=&kind=&since=&until=`,
@@ -144,16 +158,27 @@ fn with_total(mut resp: Response, total: Option<i64>) -> Response {
 
 /// The base of hyperlinks: scheme and host of this request (honours a proxy's `X-Forwarded-Proto`).
 pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|s| *s == "https" || *s == "http")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
+    BaseUrl(headers).to_string()
+}
+
+/// [`base_url`], written where it is needed.
+struct BaseUrl<'a>(&'a HeaderMap);
+
+impl std::fmt::Display for BaseUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = self
+            .0
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let scheme = self
+            .0
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|s| *s == "https" || *s == "http")
+            .unwrap_or("http");
+        write!(f, "{scheme}://{host}")
+    }
 }
 
 fn params(raw: &Option<String>) -> Vec<(String, String)> {
@@ -261,7 +286,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let actor = auth.require()?;
     let model = model_for(&state, &plural)?;
-    let key = cache_key(&actor, &headers, &plural, &raw);
+    let key = cache_key(&actor, &headers, &[&plural], &raw);
     let read_at = state.store.generation();
     if let Some(hit) = state.responses.get(&key, read_at) {
         return Ok(with_total(bytes_response(StatusCode::OK, hit.body), hit.total));
@@ -302,7 +327,7 @@ async fn retrieve(
 ) -> Result<Response, ApiError> {
     let actor = auth.require()?;
     let model = model_for(&state, &plural)?;
-    let key = cache_key(&actor, &headers, &format!("{plural}/{id}"), &raw);
+    let key = cache_key(&actor, &headers, &[&plural, "/", &id], &raw);
     let read_at = state.store.generation();
     if let Some(hit) = state.responses.get(&key, read_at) {
         return Ok(bytes_response(StatusCode::OK, hit.body));

@@ -90,3 +90,63 @@ impl SessionStore for DbSessionStore {
         }
     }
 }
+
+/// Sessions only where there can be one: a request that carries a cookie, and the login and
+/// logout forms (which start and end them). An API client's request (basic auth or a token,
+/// no cookie) skips parsing cookies and making an empty session, the costliest layer of a
+/// cached read.
+#[derive(Clone)]
+pub struct SessionsWhereNeeded<L> {
+    layer: L,
+}
+
+impl<L> SessionsWhereNeeded<L> {
+    pub fn new(layer: L) -> SessionsWhereNeeded<L> {
+        SessionsWhereNeeded { layer }
+    }
+}
+
+impl<L: tower::Layer<S>, S: Clone> tower::Layer<S> for SessionsWhereNeeded<L> {
+    type Service = MaybeSessions<L::Service, S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        MaybeSessions {
+            with: self.layer.layer(inner.clone()),
+            without: inner,
+        }
+    }
+}
+
+/// The service of [`SessionsWhereNeeded`].
+#[derive(Clone)]
+pub struct MaybeSessions<W, S> {
+    with: W,
+    without: S,
+}
+
+impl<W, S> tower::Service<axum::extract::Request> for MaybeSessions<W, S>
+where
+    W: tower::Service<axum::extract::Request>,
+    S: tower::Service<axum::extract::Request, Response = W::Response, Error = W::Error>,
+{
+    type Response = W::Response;
+    type Error = W::Error;
+    type Future = futures::future::Either<W::Future, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // Both must be ready: which one is called is known only with the request.
+        match self.with.poll_ready(cx) {
+            std::task::Poll::Ready(Ok(())) => self.without.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        let needed = req.headers().contains_key(axum::http::header::COOKIE)
+            || matches!(req.uri().path(), "/login" | "/logout");
+        if needed {
+            futures::future::Either::Left(self.with.call(req))
+        } else {
+            futures::future::Either::Right(self.without.call(req))
+        }
+    }
+}

@@ -639,6 +639,22 @@ both!(
             .call(build(Method::GET, "/xos/sites/", Some(ADMIN), None))
             .await;
         assert_eq!(h["x-content-type-options"], "nosniff");
+        // A page's policy names its nonce; a JSON answer's is the same without a nonce source.
+        assert!(csp.contains("'nonce-"), "{csp}");
+        let api_csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            api_csp.contains("object-src 'none'") && api_csp.contains("script-src 'self'"),
+            "{api_csp}"
+        );
+        let script = api_csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src"))
+            .unwrap();
+        assert!(
+            !script.contains("nonce") && !script.contains("unsafe-inline"),
+            "{api_csp}"
+        );
         // The 409 of a PATCH that drops a relation still in use, the 400 of a foreign Host.
         let (_, doc) = app.get("/openapi.json").await;
         let one = &doc["paths"]["/xos/sites/{id}/"];
