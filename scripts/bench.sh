@@ -124,10 +124,11 @@ fi
 SYNC="$WORK/sync.txt"
 : > "$SYNC"
 echo "  synchronizer: sqlite" >&2
-echo "sqlite $(taskset -c "$SERVER_CPU" "$XOS_DEV" bench-sync --database-url "sqlite://$WORK/sync.db")" >> "$SYNC"
+# Only the figures line: a log line (the Postgres event listener's shutdown warning) is not one.
+echo "sqlite $(taskset -c "$SERVER_CPU" "$XOS_DEV" bench-sync --database-url "sqlite://$WORK/sync.db" | grep '^latency_')" >> "$SYNC"
 if psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS xos_bench CASCADE; CREATE SCHEMA xos_bench" >/dev/null 2>&1; then
   echo "  synchronizer: postgres" >&2
-  echo "postgres $(taskset -c "$SERVER_CPU" "$XOS_DEV" bench-sync --database-url "$PG_URL?options=-c%20search_path%3Dxos_bench")" >> "$SYNC"
+  echo "postgres $(taskset -c "$SERVER_CPU" "$XOS_DEV" bench-sync --database-url "$PG_URL?options=-c%20search_path%3Dxos_bench" | grep '^latency_')" >> "$SYNC"
 fi
 
 python3 - "$RESULTS" <<'PY'
