@@ -50,6 +50,21 @@ pub(super) fn form_fields(model: &Model) -> Vec<&Field> {
     model.fields.iter().filter(|f| f.is_writable()).collect()
 }
 
+/// What a form sends: the draft's values of `fields`, an empty password left out (unchanged).
+fn body_of<'a>(fields: impl IntoIterator<Item = &'a Field>, draft: &Object) -> Map<String, Value> {
+    let mut body = Map::new();
+    for f in fields {
+        match (draft.get(&f.name), &f.kind) {
+            (Some(Value::String(s)), FieldKind::Password) if s.is_empty() => {}
+            (Some(v), _) => {
+                body.insert(f.name.clone(), v.clone());
+            }
+            (None, _) => {}
+        }
+    }
+    body
+}
+
 #[component]
 pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView {
     let draft = RwSignal::new(Object::new());
@@ -111,17 +126,8 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
     let nav = navigate.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let mut body = Map::new();
         let d = draft.get_untracked();
-        for f in form_fields(model) {
-            match (d.get(&f.name), &f.kind) {
-                (Some(Value::String(s)), FieldKind::Password) if s.is_empty() => {}
-                (Some(v), _) => {
-                    body.insert(f.name.clone(), v.clone());
-                }
-                (None, _) => {}
-            }
-        }
+        let mut body = body_of(form_fields(model), &d);
         for r in &model.many_to_many {
             if let Some(v) = d.get(&r.name) {
                 body.insert(r.name.clone(), v.clone());
@@ -405,17 +411,7 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
             let save_edit = move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
                 let Some(child_id) = editing.get_untracked() else { return };
-                let d = edit_draft.get_untracked();
-                let mut body = Map::new();
-                for f in &edit_fields {
-                    match (d.get(&f.name), &f.kind) {
-                        (Some(Value::String(s)), FieldKind::Password) if s.is_empty() => {}
-                        (Some(v), _) => {
-                            body.insert(f.name.clone(), v.clone());
-                        }
-                        (None, _) => {}
-                    }
-                }
+                let body = body_of(edit_fields.iter().copied(), &edit_draft.get_untracked());
                 leptos::task::spawn_local(async move {
                     let url = format!("/xos/{}/{child_id}/?no_hyperlinks=1", child.plural);
                     match send_object("PATCH", &url, body).await {
