@@ -165,9 +165,12 @@ devtools:
 
 build: frontend server
 
+# The bundle's budget: what the browser downloads before anything on a page reacts. Fails above it.
+WASM_BUDGET := 300000
 wasm-size: frontend
 	@raw=$$(stat -c %s $(SITE)/pkg/frontend_bg.wasm); gz=$$(gzip -9 -c $(SITE)/pkg/frontend_bg.wasm | wc -c); \
-	  echo "wasm bundle: $$raw bytes raw, $$gz bytes gzip -9"
+	  echo "wasm bundle: $$raw bytes raw, $$gz bytes gzip -9 (budget $(WASM_BUDGET))"; \
+	  if [ $$gz -gt $(WASM_BUDGET) ]; then echo "wasm bundle over its budget by $$((gz - $(WASM_BUDGET))) bytes" >&2; exit 1; fi
 
 ## ---- run -----------------------------------------------------------------------------------
 

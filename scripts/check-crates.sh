@@ -28,11 +28,14 @@ services='xos-services|service-[a-z0-9-]+'
 for core in registry store tosca synchronizer xos-service; do
     forbid "$core" "$backends|$services|$web" "a core crate knows no backend, no service and no web layer"
 done
-# A service's models are what the browser's bundle takes: without its `server` feature a
-# service crate is the registry and nothing else.
+# Without its `server` feature a service crate is its models and nothing else (what the
+# TOSCA engine and the docs read).
 for s in $(ls services | grep -v catalog); do
     forbid "service-$s" "tokio|sqlx|store|synchronizer|$backends|$web" "a service's model part is wasm-safe"
 done
+# The browser's bundle is the islands: no service, no router, no server; the models reach it as
+# JSON in the page.
+forbid frontend "$services|leptos_router|leptos_meta|leptos_axum|axum|server|tokio|sqlx" "the bundle holds the islands only"
 for b in backend-kit backend-local backend-ec2 backend-openstack; do
     forbid "$b" "$web" "a backend knows no web server or UI"
 done

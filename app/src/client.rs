@@ -122,14 +122,10 @@ pub struct Collection {
 }
 
 impl Collection {
-    pub fn new(plural: &'static str) -> Collection {
-        let model = crate::registry::registry()
-            .by_plural(plural)
-            .map(|m| m.name.as_str())
-            .unwrap_or("");
+    pub fn new(model: &'static crate::meta::Model) -> Collection {
         Collection {
-            plural,
-            model,
+            plural: model.plural.as_str(),
+            model: model.name.as_str(),
             models: RwSignal::new(Vec::new()),
             loaded: RwSignal::new(false),
             error: RwSignal::new(None),
@@ -266,6 +262,16 @@ pub async fn send_object(method: &str, url: &str, body: Object) -> Result<Object
     }
 }
 
+/// Go to another page (a whole page load: pages are rendered by the server).
+pub fn go(url: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(w) = web_sys::window() {
+        let _ = w.location().assign(url);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = url;
+}
+
 /// One request from the browser (status and JSON body); on the server, an error.
 pub async fn request(method: &str, url: &str, body: Option<Value>) -> Result<(u16, Value), String> {
     #[cfg(feature = "hydrate")]
@@ -281,9 +287,9 @@ pub async fn request(method: &str, url: &str, body: Option<Value>) -> Result<(u1
 
 #[cfg(feature = "hydrate")]
 mod http {
-    use gloo_net::http::Request;
     use serde_json::Value;
-    use wasm_bindgen::JsCast;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
 
     /// The CSRF token the server set at login (`xoscsrftoken` cookie).
     fn csrf_token() -> Option<String> {
@@ -298,35 +304,55 @@ mod http {
         })
     }
 
+    /// A failed call into the browser, as text.
+    fn js_error(e: JsValue) -> String {
+        e.dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .or_else(|| e.as_string())
+            .unwrap_or_else(|| "the request failed".into())
+    }
+
     /// Status, JSON body and `X-Total-Count` of a request with the session cookie (and the CSRF
-    /// header for writes).
+    /// header for writes), made with the browser's own `fetch`.
     pub async fn send_full(
         method: &str,
         url: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value, Option<i64>), String> {
-        let mut b = match method {
-            "GET" => Request::get(url),
-            "PATCH" => Request::patch(url),
-            "PUT" => Request::put(url),
-            "POST" => Request::post(url),
-            "DELETE" => Request::delete(url),
-            other => return Err(format!("unsupported method {other}")),
-        }
-        .header("Accept", "application/json");
+        let headers = web_sys::Headers::new().map_err(js_error)?;
+        headers.set("Accept", "application/json").map_err(js_error)?;
         if method != "GET"
             && let Some(t) = csrf_token()
         {
-            b = b.header("X-CSRFToken", &t);
+            headers.set("X-CSRFToken", &t).map_err(js_error)?;
         }
-        let resp = match body {
-            Some(v) => b.json(&v).map_err(|e| e.to_string())?.send().await,
-            None => b.send().await,
+        let init = web_sys::RequestInit::new();
+        init.set_method(method);
+        if let Some(v) = body {
+            headers
+                .set("Content-Type", "application/json")
+                .map_err(js_error)?;
+            init.set_body(&JsValue::from_str(&v.to_string()));
         }
-        .map_err(|e| e.to_string())?;
+        init.set_headers(&headers);
+        let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(js_error)?;
+        let window = web_sys::window().ok_or("no window")?;
+        let resp: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+            .await
+            .map_err(js_error)?
+            .unchecked_into();
         let status = resp.status();
-        let total = resp.headers().get("x-total-count").and_then(|t| t.parse().ok());
-        let text = resp.text().await.map_err(|e| e.to_string())?;
+        let total = resp
+            .headers()
+            .get("x-total-count")
+            .ok()
+            .flatten()
+            .and_then(|t| t.parse().ok());
+        let text = JsFuture::from(resp.text().map_err(js_error)?)
+            .await
+            .map_err(js_error)?
+            .as_string()
+            .unwrap_or_default();
         let json = if text.is_empty() {
             Value::Null
         } else {

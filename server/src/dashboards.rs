@@ -106,8 +106,16 @@ async fn mine(
     let Actor::User(p) = &actor else {
         return Err(ApiError::NotFound);
     };
-    let (chosen, unused) = user_dashboards(&state, p.id).await?;
-    let appuser = user_context(&state, p).await?["is_appuser"]
+    Ok(axum::Json(home_tabs(&state, p).await?).into_response())
+}
+
+/// The user's home-page tabs: their chosen dashboards (or the default one), Customize last
+/// (not for app users), with what they chose and could add. The home page is rendered with it
+/// (no request waits for the browser); `/xoslib/dashboards/` answers it.
+pub async fn home_tabs(state: &AppState, p: &Principal) -> Result<app::pages::home::Dashboards, StoreError> {
+    use app::pages::home::{Dashboards, ViewInfo};
+    let (chosen, unused) = user_dashboards(state, p.id).await?;
+    let appuser = user_context(state, p).await?["is_appuser"]
         .as_bool()
         .unwrap_or(false);
     let mut tabs: Vec<&View> = chosen
@@ -115,7 +123,7 @@ async fn mine(
         .filter(|v| v.enabled && v.name != CUSTOMIZE)
         .collect();
     let all = views(
-        &state,
+        state,
         Sql::new("SELECT name, url, enabled FROM core_dashboardview WHERE NOT deleted ORDER BY id"),
     )
     .await?;
@@ -128,13 +136,15 @@ async fn mine(
     if !appuser && let Some(c) = all.iter().find(|v| v.name == CUSTOMIZE) {
         tabs.push(c);
     }
-    let out = |v: &View| json!({"name": v.name, "url": v.url});
-    let body = json!({
-        "tabs": tabs.iter().map(|v| out(v)).collect::<Vec<_>>(),
-        "chosen": chosen.iter().filter(|v| v.name != CUSTOMIZE).map(out).collect::<Vec<_>>(),
-        "available": unused.iter().map(out).collect::<Vec<_>>(),
-    });
-    Ok(axum::Json(body).into_response())
+    let out = |v: &View| ViewInfo {
+        name: v.name.clone(),
+        url: v.url.clone(),
+    };
+    Ok(Dashboards {
+        tabs: tabs.iter().map(|v| out(v)).collect(),
+        chosen: chosen.iter().filter(|v| v.name != CUSTOMIZE).map(out).collect(),
+        available: unused.iter().map(out).collect(),
+    })
 }
 
 #[derive(Deserialize)]

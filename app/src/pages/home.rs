@@ -5,21 +5,22 @@
 //! (`/admin/dashboard/<name>/?embed=1`), so its scripts run each time the tab opens; an
 //! `http(s)://` view in a sandboxed frame.
 
-use super::Frame;
 use crate::client::request;
+use leptos::either::{Either, EitherOf4};
 use leptos::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// A dashboard view as `/xoslib/dashboards/` lists it.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ViewInfo {
     pub name: String,
     pub url: String,
 }
 
-/// The caller's tabs, their choice and what else they could add.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+/// The caller's tabs, their choice and what else they could add: what `/xoslib/dashboards/`
+/// answers, and what the server puts in the home page's request before rendering it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Dashboards {
     pub tabs: Vec<ViewInfo>,
     pub chosen: Vec<ViewInfo>,
@@ -34,60 +35,66 @@ async fn load_dashboards() -> Result<Dashboards, String> {
     serde_json::from_value(body).map_err(|e| e.to_string())
 }
 
+/// `/`: the tabs are in the page the server sends (no request waits for the wasm bundle); the
+/// bundle makes them switch and the Customize tab work.
+#[cfg(feature = "ssr")]
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let user = Resource::new(|| (), |_| crate::current_user());
-    let dashboards = RwSignal::new(None::<Dashboards>);
+    let dashboards = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Result<Dashboards, String>>().cloned())
+        .unwrap_or_else(|| Err("The dashboards could not be loaded.".into()));
+    view! {
+        <super::Frame>
+            {match dashboards {
+                Ok(dashboards) => view! { <HomeTabs dashboards/> }.into_any(),
+                Err(e) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+            }}
+        </super::Frame>
+    }
+}
+
+/// The tabs and the Customize tab, live in the browser.
+#[island]
+pub fn HomeTabs(dashboards: Dashboards) -> impl IntoView {
+    let dashboards = RwSignal::new(dashboards);
     let error = RwSignal::new(None::<String>);
     let selected = RwSignal::new(0usize);
     // The Customize tab's message survives the reload of the tabs its save causes.
     let notice = RwSignal::new(None::<(bool, String)>);
+    // Once live, the URL's hash names a tab (#customize, #dashtab-2).
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) else {
+            return;
+        };
+        let want = hash.trim_start_matches('#').to_string();
+        let tabs = dashboards.with_untracked(|d| d.tabs.clone());
+        if want == "customize" {
+            selected.set(tabs.iter().position(|t| t.name == "Customize").unwrap_or(0));
+        } else if let Some(i) = want
+            .strip_prefix("dashtab-")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            selected.set(i.min(tabs.len().saturating_sub(1)));
+        }
+    });
     let reload = move || {
         leptos::task::spawn_local(async move {
             match load_dashboards().await {
                 Ok(d) => {
-                    // On the first load, the URL's hash names a tab (#customize, #dashtab-2).
-                    #[cfg(feature = "hydrate")]
-                    if dashboards.get_untracked().is_none()
-                        && let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok())
-                    {
-                        let want = hash.trim_start_matches('#').to_string();
-                        if want == "customize" {
-                            selected.set(d.tabs.iter().position(|t| t.name == "Customize").unwrap_or(0));
-                        } else if let Some(i) = want
-                            .strip_prefix("dashtab-")
-                            .and_then(|n| n.parse::<usize>().ok())
-                        {
-                            selected.set(i.min(d.tabs.len().saturating_sub(1)));
-                        }
-                    }
                     // After a save, stay on the Customize tab.
                     if notice.get_untracked().is_some() {
                         selected.set(d.tabs.iter().position(|t| t.name == "Customize").unwrap_or(0));
                     }
-                    dashboards.set(Some(d));
+                    dashboards.set(d);
                 }
                 Err(e) => error.set(Some(e)),
             }
         })
     };
-    Effect::new(move |_| reload());
     view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                let u = user.await.ok().flatten();
-                view! {
-                    <Frame user=u>
-                        {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-                        {move || match dashboards.get() {
-                            None => view! { <p class="muted" data-testid="dashboards-loading">"Loading your dashboards…"</p> }.into_any(),
-                            Some(d) => view! { <Tabs dashboards=d selected notice reload=Callback::new(move |_| reload())/> }.into_any(),
-                        }}
-                    </Frame>
-                }
-                .into_any()
-            })}
-        </Suspense>
+        {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        {move || view! { <Tabs dashboards=dashboards.get() selected notice reload=Callback::new(move |_| reload())/> }}
     }
 }
 
@@ -113,15 +120,21 @@ fn Tabs(
         .enumerate()
         .map(|(i, t)| {
             let name = t.name.clone();
+            // A link to the tab's hash: chosen before the bundle is live, it is the tab the
+            // island opens when it starts.
             view! {
-                <button
+                <a
                     role="tab"
                     id=format!("tab-{i}")
                     class="tab"
+                    href=format!("#dashtab-{i}")
                     aria-controls=format!("panel-{i}")
                     aria-selected=move || (selected.get() == i).to_string()
                     tabindex=move || if selected.get() == i { "0" } else { "-1" }
-                    on:click=move |_| choose(i)
+                    on:click=move |ev| {
+                        ev.prevent_default();
+                        choose(i)
+                    }
                     on:keydown=move |ev| match ev.key().as_str() {
                         "ArrowRight" => choose((i + 1) % count.max(1)),
                         "ArrowLeft" => choose((i + count.max(1) - 1) % count.max(1)),
@@ -129,22 +142,22 @@ fn Tabs(
                     }
                 >
                     {name}
-                </button>
+                </a>
             }
         })
         .collect_view();
     let panel = move || {
         let i = selected.get().min(tabs.len().saturating_sub(1));
         let Some(t) = tabs.get(i).cloned() else {
-            return view! { <p class="muted">"You have no dashboards."</p> }.into_any();
+            return Either::Left(view! { <p class="muted">"You have no dashboards."</p> });
         };
         let content = if t.name == "Customize" {
-            view! { <Customize dashboards=dashboards.clone() status=notice reload/> }.into_any()
+            EitherOf4::A(view! { <Customize dashboards=dashboards.clone() status=notice reload/> })
         } else if t.url.starts_with("template:") {
             let src = format!("/admin/dashboard/{}/?embed=1", urlencode(&t.name));
-            view! { <iframe class="dashboard-frame" title=t.name.clone() src=src></iframe> }.into_any()
+            EitherOf4::B(view! { <iframe class="dashboard-frame" title=t.name.clone() src=src></iframe> })
         } else if t.url.starts_with("http://") || t.url.starts_with("https://") {
-            view! {
+            EitherOf4::C(view! {
                 <iframe
                     class="dashboard-frame"
                     title=t.name.clone()
@@ -152,17 +165,17 @@ fn Tabs(
                     sandbox="allow-scripts allow-forms allow-popups"
                     referrerpolicy="no-referrer"
                 ></iframe>
-            }
-            .into_any()
+            })
         } else {
-            view! { <p class="error">{format!("Don't know how to load dashboard {}", t.url)}</p> }.into_any()
+            EitherOf4::D(
+                view! { <p class="error">{format!("Don't know how to load dashboard {}", t.url)}</p> },
+            )
         };
-        view! {
+        Either::Right(view! {
             <div role="tabpanel" class="tabpanel" id=format!("panel-{i}") aria-labelledby=format!("tab-{i}")>
                 {content}
             </div>
-        }
-        .into_any()
+        })
     };
     view! {
         <div id="hometabs">

@@ -4,40 +4,52 @@ use super::history::History;
 use super::list::cell_text;
 use super::widgets::{FieldInput, M2mInput};
 use super::*;
-use crate::client::{Collection, Object, SaveError, id_of, request, send_object, str_of};
+use crate::client::{Collection, Object, SaveError, go, id_of, request, send_object, str_of};
+use crate::meta::{Field, Kind, Model};
+#[cfg(feature = "ssr")]
 use crate::pages::Frame;
-use crate::registry::{Field, FieldKind, Model, registry};
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_params_map};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-/// `/admin/<app>/<model>/add/` and `/admin/<app>/<model>/<id>/`: the form.
+/// `/admin/<app>/<model>/add/` and `/admin/<app>/<model>/<id>/`: the page around the form, on
+/// the server.
+#[cfg(feature = "ssr")]
 #[component]
 pub fn AdminForm() -> impl IntoView {
-    let params = use_params_map();
-    let user = user_resource();
-    view! {
-        <Suspense fallback=|| ()>
-            {move || {
-                let slug = params.read().get("model").unwrap_or_default();
-                let id = params.read().get("id").unwrap_or_default();
-                let app = params.read().get("app").unwrap_or_default();
-                Suspend::new(async move {
-                    let u = user.await.ok().flatten();
-                    let body = match (model_by_slug(&app, &slug), id.as_str()) {
-                        (Some(m), "add") => view! { <ModelForm model=m id=None/> }.into_any(),
-                        (Some(m), id) => match id.parse::<i64>() {
-                            Ok(id) => view! { <ModelForm model=m id=Some(id)/> }.into_any(),
-                            Err(_) => view! { <p class="error">"There is no such object."</p> }.into_any(),
-                        },
-                        (None, _) => view! { <p class="error">"There is no such model."</p> }.into_any(),
-                    };
-                    view! { <Frame user=u>{body}</Frame> }.into_any()
-                })
-            }}
-        </Suspense>
-    }
+    let params = leptos_router::hooks::use_params_map();
+    let (app, slug, id) = params.with_untracked(|p| {
+        (
+            p.get("app").unwrap_or_default(),
+            p.get("model").unwrap_or_default(),
+            p.get("id").unwrap_or_default(),
+        )
+    });
+    let body = match (
+        model_by_slug(&app, &slug).and_then(|m| crate::catalog::model(&m.name)),
+        id.as_str(),
+    ) {
+        (Some(m), "add") => {
+            view! { <AdminFormIsland models=crate::catalog::for_island(m) id=None/> }.into_any()
+        }
+        (Some(m), id) => match id.parse::<i64>() {
+            Ok(id) => {
+                view! { <AdminFormIsland models=crate::catalog::for_island(m) id=Some(id)/> }.into_any()
+            }
+            Err(_) => view! { <p class="error">"There is no such object."</p> }.into_any(),
+        },
+        (None, _) => view! { <p class="error">"There is no such model."</p> }.into_any(),
+    };
+    view! { <Frame>{body}</Frame> }
+}
+
+/// The form, live in the browser: `models` is its model first, then those it refers to.
+#[island]
+pub fn AdminFormIsland(models: Vec<Model>, id: Option<i64>) -> impl IntoView {
+    let name = models.first().map(|m| m.name.clone()).unwrap_or_default();
+    crate::catalog::install(models);
+    crate::catalog::model(&name).map(|model| view! { <ModelForm model id/> })
 }
 
 /// The synchronizer's flags every model carries, shown under "Advanced".
@@ -47,7 +59,7 @@ fn is_internal(f: &Field) -> bool {
 
 /// The fields a form shows: what users may write.
 pub(super) fn form_fields(model: &Model) -> Vec<&Field> {
-    model.fields.iter().filter(|f| f.is_writable()).collect()
+    model.fields.iter().filter(|f| f.writable).collect()
 }
 
 /// What a form sends: the draft's values of `fields`, an empty password left out (unchanged).
@@ -55,7 +67,7 @@ fn body_of<'a>(fields: impl IntoIterator<Item = &'a Field>, draft: &Object) -> M
     let mut body = Map::new();
     for f in fields {
         match (draft.get(&f.name), &f.kind) {
-            (Some(Value::String(s)), FieldKind::Password) if s.is_empty() => {}
+            (Some(Value::String(s)), Kind::Password) if s.is_empty() => {}
             (Some(v), _) => {
                 body.insert(f.name.clone(), v.clone());
             }
@@ -76,7 +88,6 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
     let status = RwSignal::new(String::new());
     // Bumped after each save, so the history shows the new entry.
     let saved = RwSignal::new(0u32);
-    let navigate = use_navigate();
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
             if let Some(id) = id {
@@ -104,7 +115,7 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
                 // Defaults from the declaration.
                 let mut o = Map::new();
                 for f in form_fields(model) {
-                    if let Some(crate::registry::FieldDefault::Value(v)) = &f.default {
+                    if let Some(v) = &f.default {
                         o.insert(f.name.clone(), v.clone());
                     }
                 }
@@ -123,7 +134,6 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
         .map(|f| f.name.clone())
         .chain(model.many_to_many.iter().map(|r| r.name.clone()))
         .collect();
-    let nav = navigate.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let d = draft.get_untracked();
@@ -133,7 +143,6 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
                 body.insert(r.name.clone(), v.clone());
             }
         }
-        let nav = nav.clone();
         leptos::task::spawn_local(async move {
             let result = match id {
                 Some(id) => {
@@ -150,10 +159,7 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
                 Ok(obj) => {
                     error.set(None);
                     if id.is_none() {
-                        nav(
-                            &format!("{}{}/", admin_path(model), id_of(&obj)),
-                            Default::default(),
-                        );
+                        go(&format!("{}{}/", admin_path(model), id_of(&obj)));
                     } else {
                         message.set(Some(format!("The {} was saved.", model.verbose_name)));
                         saved.update(|n| *n += 1);
@@ -168,13 +174,17 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
             }
         });
     };
+    // Set while the object is being deleted: the page is about to go, and its live parts stop
+    // reading an object that no longer exists.
+    let leaving = RwSignal::new(false);
     let delete = move |_| {
         let Some(id) = id else { return };
-        let nav = navigate.clone();
+        leaving.set(true);
         leptos::task::spawn_local(async move {
-            match Collection::new(model.plural.as_str()).destroy(id).await {
-                Ok(()) => nav(&admin_path(model), Default::default()),
+            match Collection::new(model).destroy(id).await {
+                Ok(()) => go(&admin_path(model)),
                 Err(e) => {
+                    leaving.set(false);
                     confirm.set(false);
                     error.set(Some(e));
                 }
@@ -190,7 +200,7 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
     #[cfg(feature = "hydrate")]
     if let Some(id) = id {
         crate::client::events::subscribe(model.name.as_str(), move |ev| {
-            if ev.id != id {
+            if ev.id != id || ev.kind == "delete" || leaving.get_untracked() {
                 return;
             }
             leptos::task::spawn_local(async move {
@@ -237,7 +247,7 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
                 move || error.get().and_then(|e| e.general(&shown)).map(|m| view! { <p class="error" role="alert">{m}</p> })
             }
             <Show when=move || loaded.get() fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                <form class="model-form" on:submit=submit.clone() novalidate>
+                <form class="model-form" on:submit=submit novalidate>
                     <fieldset disabled=move || !can_change()>
                         {fields}
                         {model.many_to_many.iter().map(|relation| view! { <M2mInput relation draft error/> }).collect_view()}
@@ -258,7 +268,7 @@ pub(super) fn ModelForm(model: &'static Model, id: Option<i64>) -> impl IntoView
             {move || confirm.get().then(|| view! {
                 <div class="confirm" role="alertdialog" aria-labelledby="confirm-text">
                     <p id="confirm-text">{format!("Delete this {}? This cannot be undone.", model.verbose_name)}</p>
-                    <button type="button" class="danger" on:click=delete.clone()>"Yes, delete it"</button>
+                    <button type="button" class="danger" on:click=delete>"Yes, delete it"</button>
                     <button type="button" class="link" on:click=move |_| confirm.set(false)>"Cancel"</button>
                 </div>
             })}
@@ -346,7 +356,7 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
     let sections = model
         .inlines
         .iter()
-        .filter_map(|(child, fk)| registry().model(child).map(|c| (c, fk.clone())))
+        .filter_map(|(child, fk)| crate::catalog::model(child).map(|c| (c, fk.clone())))
         .map(|(child, fk)| {
             let fk_add = fk.clone();
             let rows = RwSignal::new(None::<Vec<Object>>);
@@ -473,13 +483,13 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                 <section class="inline" data-model=child.name.clone()>
                     <h2>{capitalize(&child.verbose_name_plural)}</h2>
                     {move || match rows.get() {
-                        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-                        Some(r) if r.is_empty() => view! { <p class="muted">"None."</p> }.into_any(),
+                        None => EitherOf3::A(view! { <p class="muted">"Loading…"</p> }),
+                        Some(r) if r.is_empty() => EitherOf3::B(view! { <p class="muted">"None."</p> }),
                         Some(r) => {
                             let columns = columns.clone();
                             let span = columns.len() + 2 + usize::from(has_status);
                             let edit_view = edit_view.clone();
-                            view! {
+                            EitherOf3::C(view! {
                                 <table class="inline-table">
                                     <thead><tr>
                                         <th>{capitalize(&child.verbose_name)}</th>
@@ -524,7 +534,7 @@ pub(super) fn Inlines(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                                         }).collect_view()}
                                     </tbody>
                                 </table>
-                            }.into_any()
+                            })
                         }
                     }}
                     {move || note.get().map(|m| view! { <p class="muted" role="status">{m}</p> })}

@@ -1,7 +1,8 @@
 //! One object's change log.
 
 use crate::client::request;
-use crate::registry::Model;
+use crate::meta::Model;
+use leptos::either::EitherOf4;
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -61,10 +62,10 @@ pub(super) fn History(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
         <section class="history" aria-labelledby="history-title">
             <h2 id="history-title">"History"</h2>
             {move || match entries.get() {
-                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
-                Some(Ok(list)) if list.is_empty() => view! { <p class="muted">"No recorded changes."</p> }.into_any(),
-                Some(Ok(list)) => view! {
+                None => EitherOf4::A(view! { <p class="muted">"Loading…"</p> }),
+                Some(Err(e)) => EitherOf4::B(view! { <p class="error" role="alert">{e}</p> }),
+                Some(Ok(list)) if list.is_empty() => EitherOf4::C(view! { <p class="muted">"No recorded changes."</p> }),
+                Some(Ok(list)) => EitherOf4::D(view! {
                     <div class="table-wrap" tabindex="0" role="region" aria-label="Change history">
                         <table class="grid history-table">
                         <thead>
@@ -72,7 +73,7 @@ pub(super) fn History(model: &'static Model, id: i64, reload: RwSignal<u32>) -> 
                         </thead>
                         <tbody>{list.into_iter().map(row).collect_view()}</tbody>
                     </table></div>
-                }.into_any(),
+                }),
             }}
         </section>
     }

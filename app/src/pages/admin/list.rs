@@ -1,11 +1,13 @@
 //! The list of a model's objects: search, filters, sorting, paging, status and bulk delete.
 
 use super::*;
+use crate::catalog;
 use crate::client::{Collection, id_of, str_of};
+use crate::meta::{Field, Kind, Model};
+#[cfg(feature = "ssr")]
 use crate::pages::Frame;
-use crate::registry::{Field, FieldKind, Model, registry};
+use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,32 +34,35 @@ pub(super) fn cell_text(f: &Field, v: &Value, fk_names: &HashMap<String, HashMap
     }
 }
 
-/// `/admin/<app>/<model>/`: the list.
+/// `/admin/<app>/<model>/`: the page around the list, on the server.
+#[cfg(feature = "ssr")]
 #[component]
 pub fn AdminList() -> impl IntoView {
-    let params = use_params_map();
-    let user = user_resource();
-    view! {
-        <Suspense fallback=|| ()>
-            {move || {
-                let slug = params.read().get("model").unwrap_or_default();
-                let app = params.read().get("app").unwrap_or_default();
-                Suspend::new(async move {
-                    let u = user.await.ok().flatten();
-                    let body = match model_by_slug(&app, &slug) {
-                        Some(m) => view! { <ModelList model=m/> }.into_any(),
-                        None => view! { <p class="error">"There is no such model."</p> }.into_any(),
-                    };
-                    view! { <Frame user=u>{body}</Frame> }.into_any()
-                })
-            }}
-        </Suspense>
-    }
+    let params = leptos_router::hooks::use_params_map();
+    let (app, slug) = params.with_untracked(|p| {
+        (
+            p.get("app").unwrap_or_default(),
+            p.get("model").unwrap_or_default(),
+        )
+    });
+    let body = match model_by_slug(&app, &slug).and_then(|m| catalog::model(&m.name)) {
+        Some(m) => view! { <AdminListIsland models=catalog::for_island(m)/> }.into_any(),
+        None => view! { <p class="error">"There is no such model."</p> }.into_any(),
+    };
+    view! { <Frame>{body}</Frame> }
+}
+
+/// The list, live in the browser: `models` is its model first, then those it refers to.
+#[island]
+pub fn AdminListIsland(models: Vec<Model>) -> impl IntoView {
+    let name = models.first().map(|m| m.name.clone()).unwrap_or_default();
+    catalog::install(models);
+    catalog::model(&name).map(|model| view! { <ModelList model/> })
 }
 
 #[component]
 pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
-    let coll = Collection::new(model.plural.as_str());
+    let coll = Collection::new(model);
     let search = RwSignal::new(String::new());
     let typed = RwSignal::new(String::new());
     let ordering = RwSignal::new(String::new());
@@ -65,7 +70,7 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
     let filters = RwSignal::new(BTreeMap::<String, String>::new());
     let caps = RwSignal::new(Caps::default());
     let fk_names = RwSignal::new(HashMap::<String, HashMap<i64, String>>::new());
-    let status_field = model.field_named("backend_status").filter(|f| f.is_readable());
+    let status_field = model.field_named("backend_status").filter(|f| f.readable);
     let columns: Vec<&'static Field> = {
         let mut cols: Vec<&'static Field> = model
             .list_fields
@@ -91,7 +96,7 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
     let filterable: Vec<&'static Field> = model
         .fields
         .iter()
-        .filter(|f| f.is_readable() && (matches!(f.kind, FieldKind::Boolean) || !f.choices.is_empty()))
+        .filter(|f| f.readable && (matches!(f.kind, Kind::Boolean) || !f.choices.is_empty()))
         .filter(|f| {
             !matches!(
                 f.name.as_str(),
@@ -131,7 +136,7 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
             caps.set(capabilities(&model.plural, &ids).await);
             let mut all = HashMap::new();
             for f in fks {
-                let target = f.fk_target().and_then(|t| registry().model(t));
+                let target = f.fk_target().and_then(catalog::model);
                 let Some(target) = target else { continue };
                 let ids: Vec<i64> = rows
                     .iter()
@@ -177,7 +182,7 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
             let options: Vec<(String, String)> = if f.choices.is_empty() {
                 vec![("true".into(), "yes".into()), ("false".into(), "no".into())]
             } else {
-                f.choices.iter().map(|c| (c.value.clone(), c.label.clone())).collect()
+                f.choices.clone()
             };
             view! {
                 <div class="filter">
@@ -228,9 +233,9 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
                     .map(|f| {
                         let v = o.get(&f.name).cloned().unwrap_or(Value::Null);
                         if f.name == "backend_status" {
-                            view! { <td><StatusMark status=cell_text(f, &v, &names)/></td> }.into_any()
+                            Either::Left(view! { <td><StatusMark status=cell_text(f, &v, &names)/></td> })
                         } else {
-                            view! { <td>{cell_text(f, &v, &names)}</td> }.into_any()
+                            Either::Right(view! { <td>{cell_text(f, &v, &names)}</td> })
                         }
                     })
                     .collect_view();

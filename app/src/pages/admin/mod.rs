@@ -3,38 +3,40 @@
 //! status; add and edit forms with a widget per field type and the server's field errors next to
 //! the fields; delete with confirmation. Buttons appear only for what the user may do
 //! (`/xoslib/capabilities/`); the server enforces the same rules on every write.
+//!
+//! The page around a list or a form (title bar, navigation, the model index) is rendered on the
+//! server; the list and the form themselves are islands, given their model's metadata as props.
 
 mod form;
 mod history;
 mod list;
 mod widgets;
 
+#[cfg(feature = "ssr")]
 pub use form::AdminForm;
+#[cfg(feature = "ssr")]
 pub use list::AdminList;
 pub use widgets::StatusMark;
 
-use super::Frame;
 use crate::client::request;
-use crate::registry::{Model, registry};
-use leptos::prelude::*;
+use crate::meta::Model;
 use serde_json::Value;
 use std::collections::HashMap;
+
+#[cfg(feature = "ssr")]
+pub use server_side::*;
 
 /// Rows per page of a list.
 const PAGE: i64 = 25;
 
-/// The model of an admin URL's segments (`core`, `dashboardview` → DashboardView), as Django
-/// named them: the model's app, then its name in lower case.
-pub fn model_by_slug(app: &str, slug: &str) -> Option<&'static Model> {
-    registry()
-        .models
-        .iter()
-        .find(|m| m.app == app && m.name.to_lowercase() == slug.to_lowercase())
-}
-
 /// The admin list of a model.
 pub fn admin_path(m: &Model) -> String {
-    format!("/admin/{}/{}/", m.app, m.name.to_lowercase())
+    path_of(&m.app, &m.name)
+}
+
+/// The admin list of model `name` of `app`, as Django named it.
+fn path_of(app: &str, name: &str) -> String {
+    format!("/admin/{app}/{}/", name.to_lowercase())
 }
 
 fn capitalize(s: &str) -> String {
@@ -44,42 +46,48 @@ fn capitalize(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn user_resource() -> Resource<Result<Option<crate::UserInfo>, ServerFnError>> {
-    Resource::new(|| (), |_| crate::current_user())
-}
+#[cfg(feature = "ssr")]
+mod server_side {
+    use super::{capitalize, path_of};
+    use crate::pages::{Frame, current_user};
+    use crate::registry::{Model, registry};
+    use leptos::prelude::*;
 
-/// `/admin/`: every model.
-#[component]
-pub fn AdminIndex() -> impl IntoView {
-    let user = user_resource();
-    view! {
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                let u = user.await.ok().flatten();
-                // The core's models and those of the services this server loads.
-                let loaded = u.as_ref().map(|u| u.services.clone()).unwrap_or_default();
-                let rows = registry()
-                    .models
-                    .iter()
-                    .filter(|m| m.app == "core" || loaded.contains(&m.app))
-                    .map(|m| view! {
-                        <li>
-                            <a href=admin_path(m)>{capitalize(&m.verbose_name_plural)}</a>
-                            <span class="muted">{m.help_text.clone()}</span>
-                        </li>
-                    })
-                    .collect_view();
+    /// The model of an admin URL's segments (`core`, `dashboardview` → DashboardView), as Django
+    /// named them: the model's app, then its name in lower case.
+    pub fn model_by_slug(app: &str, slug: &str) -> Option<&'static Model> {
+        registry()
+            .models
+            .iter()
+            .find(|m| m.app == app && m.name.to_lowercase() == slug.to_lowercase())
+    }
+
+    /// `/admin/`: every model.
+    #[component]
+    pub fn AdminIndex() -> impl IntoView {
+        // The core's models and those of the services this server loads.
+        let loaded = current_user().map(|u| u.services).unwrap_or_default();
+        let rows = registry()
+            .models
+            .iter()
+            .filter(|m| m.app == "core" || loaded.contains(&m.app))
+            .map(|m| {
                 view! {
-                    <Frame user=u>
-                        <section class="card">
-                            <h1>"Administration"</h1>
-                            <ul class="model-index">{rows}</ul>
-                        </section>
-                    </Frame>
+                    <li>
+                        <a href=path_of(&m.app, &m.name)>{capitalize(&m.verbose_name_plural)}</a>
+                        <span class="muted">{m.help_text.clone()}</span>
+                    </li>
                 }
-                .into_any()
-            })}
-        </Suspense>
+            })
+            .collect_view();
+        view! {
+            <Frame>
+                <section class="card">
+                    <h1>"Administration"</h1>
+                    <ul class="model-index">{rows}</ul>
+                </section>
+            </Frame>
+        }
     }
 }
 

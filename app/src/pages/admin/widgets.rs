@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::client::{Object, SaveError, request};
-use crate::registry::{Field, FieldKind, ManyToMany, registry};
+use crate::meta::{Field, Kind, ManyToMany};
+use leptos::either::EitherOf5;
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -39,7 +40,7 @@ pub(super) fn FieldInput(
     let help_id = format!("{id}-help");
     let err_id = format!("{id}-error");
     let label = capitalize(&field.verbose_name);
-    let required = field.is_required();
+    let required = field.required;
     let get = {
         let name = name.clone();
         move || draft.with(|d| d.get(&name).cloned().unwrap_or(Value::Null))
@@ -63,26 +64,24 @@ pub(super) fn FieldInput(
         format!("{help_id} {err_id}")
     };
     let widget = match &field.kind {
-        FieldKind::Boolean => {
+        Kind::Boolean => {
             let set = set.clone();
             let get = get.clone();
-            view! {
+            EitherOf5::A(view! {
                 <input type="checkbox" id=id.clone() aria-describedby=described.clone()
                     prop:checked=move || get().as_bool().unwrap_or(false)
                     on:change=move |ev| set(Value::Bool(event_target_checked(&ev)))/>
-            }
-            .into_any()
+            })
         }
-        FieldKind::ForeignKey { to, .. } => {
-            view! { <FkSelect id=id.clone() target=to.clone() nullable=field.null value=Signal::derive(get.clone()) set=Callback::new(set.clone()) described=described.clone()/> }
-                .into_any()
-        }
+        Kind::ForeignKey(to) => EitherOf5::B(
+            view! { <FkSelect id=id.clone() target=to.clone() nullable=field.null value=Signal::derive(get.clone()) set=Callback::new(set.clone()) described=described.clone()/> },
+        ),
         _ if !field.choices.is_empty() => {
             let set = set.clone();
             let get = get.clone();
-            let opts = field.choices.iter().map(|c| (c.value.clone(), c.label.clone())).collect::<Vec<_>>();
+            let opts = field.choices.clone();
             let nullable = field.null || field.blank;
-            view! {
+            EitherOf5::C(view! {
                 <select id=id.clone() aria-describedby=described.clone()
                     prop:value=move || as_text(&get())
                     on:change=move |ev| {
@@ -92,32 +91,30 @@ pub(super) fn FieldInput(
                     {nullable.then(|| view! { <option value="">"---------"</option> })}
                     {opts.into_iter().map(|(v, l)| view! { <option value=v.clone()>{l}</option> }).collect_view()}
                 </select>
-            }
-            .into_any()
+            })
         }
-        FieldKind::Text { .. } => {
+        Kind::Text => {
             let set = set.clone();
             let get = get.clone();
-            view! {
+            EitherOf5::D(view! {
                 <textarea id=id.clone() rows="4" aria-describedby=described.clone()
                     prop:value=move || as_text(&get())
                     on:input=move |ev| set(Value::String(event_target_value(&ev)))></textarea>
-            }
-            .into_any()
+            })
         }
         kind => {
             let input_type = match kind {
-                FieldKind::Integer | FieldKind::PositiveInteger | FieldKind::Float => "number",
-                FieldKind::Email { .. } => "email",
-                FieldKind::Url { .. } => "url",
-                FieldKind::Password => "password",
+                Kind::Integer | Kind::Float => "number",
+                Kind::Email => "email",
+                Kind::Url => "url",
+                Kind::Password => "password",
                 _ => "text",
             };
-            let step = matches!(kind, FieldKind::Float).then_some("any");
+            let step = matches!(kind, Kind::Float).then_some("any");
             let set = set.clone();
             let get = get.clone();
             let nullable = field.null;
-            view! {
+            EitherOf5::E(view! {
                 <input type=input_type id=id.clone() step=step aria-describedby=described.clone()
                     autocomplete=if input_type == "password" { "new-password" } else { "off" }
                     prop:value=move || if input_type == "password" { String::new() } else { as_text(&get()) }
@@ -125,8 +122,7 @@ pub(super) fn FieldInput(
                         let v = event_target_value(&ev);
                         set(if v.is_empty() && nullable { Value::Null } else { Value::String(v) })
                     }/>
-            }
-            .into_any()
+            })
         }
     };
     let err_name = name.clone();
@@ -184,8 +180,7 @@ pub(super) fn FkSelect(
 /// The objects of model `target` a user may choose from (id, name), loaded once.
 fn choices(target: &str) -> RwSignal<Vec<(i64, String)>> {
     let options = RwSignal::new(Vec::<(i64, String)>::new());
-    let plural = registry()
-        .model(target)
+    let plural = crate::catalog::model(target)
         .map(|m| m.plural.clone())
         .unwrap_or_default();
     Effect::new(move |_| {
