@@ -265,7 +265,7 @@ test: deps chromium
 	$(TIMED) clippy $(MAKE) --no-print-directory clippy && \
 	$(TIMED) openstack $(MAKE) --no-print-directory openstack && \
 	$(TIMED) unit+integration $(MAKE) --no-print-directory test-rust && \
-	$(TIMED) frontend $(MAKE) --no-print-directory frontend && \
+	$(TIMED) frontend $(MAKE) --no-print-directory wasm-size && \
 	$(TIMED) end2end $(MAKE) --no-print-directory test-browser && \
 	$(TIMED) schemathesis $(MAKE) --no-print-directory test-api-fuzz && \
 	$(TIMED) regression $(MAKE) --no-print-directory test-regression && \

@@ -109,6 +109,28 @@ async fn mine(
     Ok(axum::Json(home_tabs(&state, p).await?).into_response())
 }
 
+/// Read the user's home-page tabs before `/` is rendered (rendering is not async, and the tabs
+/// then need no request from the browser): the page finds them in the request's extensions.
+pub async fn with_home_tabs(
+    State(state): State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path() == "/"
+        && let Some(p) = req
+            .extensions()
+            .get::<AuthContext>()
+            .and_then(|a| a.principal.clone())
+    {
+        let tabs = home_tabs(&state, &p).await.map_err(|e| {
+            tracing::error!(error = %e, "the home page's dashboards could not be read");
+            "The dashboards could not be loaded.".to_string()
+        });
+        req.extensions_mut().insert(tabs);
+    }
+    next.run(req).await
+}
+
 /// The user's home-page tabs: their chosen dashboards (or the default one), Customize last
 /// (not for app users), with what they chose and could add. The home page is rendered with it
 /// (no request waits for the browser); `/xoslib/dashboards/` answers it.

@@ -367,7 +367,11 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .merge(dashboards::router())
         .merge(ops::router())
         .merge(api::services::router())
-        .merge(web::router(&state))
+        // The home page is rendered with the user's tabs, read by the layer above the pages.
+        .merge(web::router(&state).layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            dashboards::with_home_tabs,
+        )))
         .route_layer(axum::middleware::from_fn(ops::mark_route))
         .with_state(state.clone());
     let normalized = tower::ServiceBuilder::new()

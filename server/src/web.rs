@@ -101,14 +101,6 @@ async fn require_login(
     let public = path == "/login" || path.starts_with("/api/");
     match principal {
         Some(p) => {
-            // The home page is rendered with the user's tabs (read here: rendering is not async).
-            if path == "/" {
-                let tabs = crate::dashboards::home_tabs(&state, &p).await.map_err(|e| {
-                    tracing::error!(error = %e, "the home page's dashboards could not be read");
-                    "The dashboards could not be loaded.".to_string()
-                });
-                req.extensions_mut().insert(tabs);
-            }
             req.extensions_mut().insert(UserInfo {
                 id: p.id,
                 email: p.email,

@@ -61,9 +61,12 @@ pub fn HomeTabs(dashboards: Dashboards) -> impl IntoView {
     let selected = RwSignal::new(0usize);
     // The Customize tab's message survives the reload of the tabs its save causes.
     let notice = RwSignal::new(None::<(bool, String)>);
+    // Set once the bundle made the tabs live (`data-live`, which tests and `make bench` wait for).
+    let live = RwSignal::new(false);
     // Once live, the URL's hash names a tab (#customize, #dashtab-2).
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
+        live.set(true);
         let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) else {
             return;
         };
@@ -93,8 +96,10 @@ pub fn HomeTabs(dashboards: Dashboards) -> impl IntoView {
         })
     };
     view! {
-        {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-        {move || view! { <Tabs dashboards=dashboards.get() selected notice reload=Callback::new(move |_| reload())/> }}
+        <div class="home" data-live=move || live.get().then_some("1")>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            {move || view! { <Tabs dashboards=dashboards.get() selected notice reload=Callback::new(move |_| reload())/> }}
+        </div>
     }
 }
 
