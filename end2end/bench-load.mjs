@@ -18,7 +18,7 @@ for (let i = 0; i < 5; i++) {
   let wasm = 0;
   client.on('Network.loadingFinished', (e) => { wasm += e.encodedDataLength; });
   const t0 = Date.now();
-  await page.goto(`${server.url}/`);
+  await page.goto(`${server.url}/`, { waitUntil: 'commit' });
   await page.locator('[role=tablist] [role=tab]').first().waitFor();
   runs.push(Date.now() - t0);
   await page.locator('.home[data-live]').waitFor();
