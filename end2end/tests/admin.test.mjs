@@ -226,3 +226,23 @@ test('a many-to-many widget chooses a site\'s deployments, saved with the site',
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
+
+test('without any script: log in, the home page\'s tabs, a list\'s rows and their links', async () => {
+  // The pages are rendered by the server; only their islands need the wasm bundle.
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await login(page, server);
+  const tabs = await page.locator('[role=tablist] [role=tab]').allTextContents();
+  assert.ok(tabs.includes('Customize'), `tabs: ${tabs}`);
+  await page.goto(`${server.url}/admin/core/slice/`);
+  const row = page.locator('table[data-testid=admin-list] tbody tr', { hasText: 'mysite_demo' });
+  await row.waitFor();
+  const { body: slices } = await api(server, '/xos/slices/');
+  assert.equal(await page.locator('table[data-testid=admin-list] tbody tr').count(), Math.min(slices.length, 25));
+  await page.getByRole('link', { name: 'Add slice' }).waitFor();
+  await row.getByRole('link', { name: 'mysite_demo' }).click();
+  await page.waitForURL(/\/admin\/core\/slice\/\d+\/$/);
+  await page.locator('nav.breadcrumbs').getByRole('link', { name: 'Slices' }).click();
+  await page.waitForURL(/\/admin\/core\/slice\/$/);
+  await context.close();
+});

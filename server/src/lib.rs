@@ -367,11 +367,19 @@ pub async fn router(state: AppState) -> Result<Router, ServerError> {
         .merge(dashboards::router())
         .merge(ops::router())
         .merge(api::services::router())
-        // The home page is rendered with the user's tabs, read by the layer above the pages.
-        .merge(web::router(&state).layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            dashboards::with_home_tabs,
-        )))
+        // The home page is rendered with the user's tabs, an admin list with its first page,
+        // each read by a layer above the pages.
+        .merge(
+            web::router(&state)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    dashboards::with_home_tabs,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    xoslib::admin_list::with_first_page,
+                )),
+        )
         .route_layer(axum::middleware::from_fn(ops::mark_route))
         .with_state(state.clone());
     let normalized = tower::ServiceBuilder::new()

@@ -181,6 +181,35 @@ impl std::fmt::Display for BaseUrl<'_> {
     }
 }
 
+/// The first `limit` objects of `model` as `actor` sees them: the query, permission filter and
+/// JSON of `GET /xos/<plural>/?no_hyperlinks=1&limit=<limit>`, with the total. An admin list
+/// page is rendered with it, so its rows are in the page before any script runs.
+pub async fn first_page(
+    state: &AppState,
+    actor: &crate::store::Actor,
+    model: &'static Model,
+    limit: usize,
+) -> Result<(Vec<Map<String, Json>>, Option<i64>), ApiError> {
+    let params = vec![
+        ("no_hyperlinks".to_string(), "1".to_string()),
+        ("limit".to_string(), limit.to_string()),
+    ];
+    let q = ListQuery::parse(model, &params).map_err(ApiError::Invalid)?;
+    let (records, total) = state.store.list(actor, model, &q).await?;
+    let reg = state.store.registry();
+    let ids: Vec<i64> = records.iter().map(|r| r.id()).collect();
+    let m2m = state.store.m2m_values(actor, model, &ids).await?;
+    let mut rows = Vec::with_capacity(records.len());
+    for r in &records {
+        let mut out = Vec::with_capacity(800);
+        json::write_record(&mut out, reg, r, &Links::Ids, &m2m);
+        if let Ok(Json::Object(o)) = serde_json::from_slice(&out) {
+            rows.push(o);
+        }
+    }
+    Ok((rows, total))
+}
+
 fn params(raw: &Option<String>) -> Vec<(String, String)> {
     raw.as_deref()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())

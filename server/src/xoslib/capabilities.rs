@@ -7,7 +7,8 @@
 use crate::auth::AuthContext;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{Op, permissions};
+use crate::store::{Actor, Op, permissions};
+use app::registry::Model;
 use axum::Router;
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -42,17 +43,34 @@ async fn capabilities(
         .registry()
         .by_plural(&plural)
         .ok_or(ApiError::NotFound)?;
-    // A dry run that only reads: it takes no write lock (on SQLite a writer's lock would queue
-    // every other write behind an admin page's button check).
-    let mut unit = state.store.begin_read(actor).await?;
-    let create = permissions::may_create(&mut unit, model).await?;
-    let mut objects = Map::new();
-    for id in q
+    let ids: Vec<i64> = q
         .ids
         .split(',')
         .filter_map(|s| s.trim().parse::<i64>().ok())
         .take(MAX_IDS)
-    {
+        .collect();
+    let (create, each) = of(&state, actor, model, &ids).await?;
+    let objects: Map<String, Json> = each
+        .into_iter()
+        .map(|(id, change, delete)| (id.to_string(), json!({"change": change, "delete": delete})))
+        .collect();
+    Ok(axum::Json(json!({"create": create, "objects": Json::Object(objects)})).into_response())
+}
+
+/// Whether `actor` may create objects of `model`, and for each of `ids` it can see, whether it
+/// may change and delete it: (create, [(id, change, delete)]).
+pub async fn of(
+    state: &AppState,
+    actor: Actor,
+    model: &'static Model,
+    ids: &[i64],
+) -> Result<(bool, Vec<(i64, bool, bool)>), ApiError> {
+    // A dry run that only reads: it takes no write lock (on SQLite a writer's lock would queue
+    // every other write behind an admin page's button check).
+    let mut unit = state.store.begin_read(actor).await?;
+    let create = permissions::may_create(&mut unit, model).await?;
+    let mut objects = Vec::new();
+    for &id in ids {
         // An object the caller cannot see is left out exactly like one that does not exist.
         if !permissions::is_visible(&mut unit, model, id).await? {
             continue;
@@ -66,8 +84,8 @@ async fn capabilities(
         let delete = permissions::check_write(&mut unit, Op::Delete, Some(&rec), &rec, &[])
             .await
             .is_ok();
-        objects.insert(id.to_string(), json!({"change": change, "delete": delete}));
+        objects.push((id, change, delete));
     }
     unit.rollback().await?;
-    Ok(axum::Json(json!({"create": create, "objects": Json::Object(objects)})).into_response())
+    Ok((create, objects))
 }

@@ -9,6 +9,7 @@
 //!
 //! Both read and write through the store, so permissions and validation are the core API's.
 
+pub mod admin_list;
 pub mod capabilities;
 pub mod sliceplus;
 pub mod tenantview;

@@ -434,3 +434,90 @@ both!(nul_text_in_xoslib_objects_is_a_400, async |app: &TestApp| {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 });
+
+/// The HTML of a page as `who` (basic auth).
+async fn page(app: &TestApp, path: &str, who: (&str, &str)) -> String {
+    use tower::ServiceExt;
+    let resp = app
+        .router
+        .clone()
+        .oneshot(common::build(Method::GET, path, Some(who), None))
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+/// The ids of the objects an admin list page links to (`/admin/core/slice/<id>/`).
+fn linked_ids(html: &str, prefix: &str) -> std::collections::BTreeSet<i64> {
+    html.match_indices(prefix)
+        .filter_map(|(i, _)| {
+            let rest = &html[i + prefix.len()..];
+            let end = rest.find('/')?;
+            rest[..end].parse().ok()
+        })
+        .collect()
+}
+
+both!(
+    an_admin_list_page_holds_the_rows_its_user_may_see,
+    async |app: &TestApp| {
+        // Two slices; a user of the site who is a member of one of them.
+        let mine = app.make_slice("listed").await["id"].as_i64().unwrap();
+        let other = app.make_slice("unlisted").await["id"].as_i64().unwrap();
+        let user = app.make_user("lister@mysite.org", "lister-password").await;
+        app.add_slice_member(mine, user).await;
+        let who = ("lister@mysite.org", "lister-password");
+        let (s, _, api) = app
+            .call(common::build(
+                Method::GET,
+                "/xos/slices/?no_hyperlinks=1",
+                Some(who),
+                None,
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let visible: std::collections::BTreeSet<i64> = api
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["id"].as_i64())
+            .collect();
+        assert!(
+            visible.contains(&mine) && !visible.contains(&other),
+            "{visible:?}"
+        );
+        // The page the server sends has exactly those rows, linked, and no button the user may not
+        // use; the admin's has every slice and the Add button.
+        let html = page(app, "/admin/core/slice/", who).await;
+        assert_eq!(linked_ids(&html, "/admin/core/slice/"), visible);
+        let (_, _, caps) = app
+            .call(common::build(
+                Method::GET,
+                "/xoslib/capabilities/slices/",
+                Some(who),
+                None,
+            ))
+            .await;
+        assert_eq!(
+            html.contains("href=\"/admin/core/slice/add/\""),
+            caps["create"] == true,
+            "{caps}"
+        );
+        let html = page(app, "/admin/core/slice/", common::ADMIN).await;
+        let all = linked_ids(&html, "/admin/core/slice/");
+        assert!(all.contains(&mine) && all.contains(&other), "{all:?}");
+        assert!(html.contains("href=\"/admin/core/slice/add/\""));
+        // A list of no model, and a form page, render without a first page.
+        assert!(
+            page(app, "/admin/core/nosuchmodel/", common::ADMIN)
+                .await
+                .contains("There is no such model.")
+        );
+        let form = page(app, &format!("/admin/core/slice/{mine}/"), common::ADMIN).await;
+        assert!(form.contains("Change slice"), "the form page renders");
+    }
+);

@@ -45,23 +45,25 @@ pub fn AdminList() -> impl IntoView {
             p.get("model").unwrap_or_default(),
         )
     });
+    let first = use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<FirstPage>().cloned());
     let body = match model_by_slug(&app, &slug).and_then(|m| catalog::model(&m.name)) {
-        Some(m) => view! { <AdminListIsland models=catalog::for_island(m)/> }.into_any(),
+        Some(m) => view! { <AdminListIsland models=catalog::for_island(m) first/> }.into_any(),
         None => view! { <p class="error">"There is no such model."</p> }.into_any(),
     };
     view! { <Frame>{body}</Frame> }
 }
 
-/// The list, live in the browser: `models` is its model first, then those it refers to.
+/// The list, live in the browser: `models` is its model first, then those it refers to;
+/// `first` the first page the server read, when it could.
 #[island]
-pub fn AdminListIsland(models: Vec<Model>) -> impl IntoView {
+pub fn AdminListIsland(models: Vec<Model>, first: Option<FirstPage>) -> impl IntoView {
     let name = models.first().map(|m| m.name.clone()).unwrap_or_default();
     catalog::install(models);
-    catalog::model(&name).map(|model| view! { <ModelList model/> })
+    catalog::model(&name).map(|model| view! { <ModelList model first/> })
 }
 
 #[component]
-pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
+pub(super) fn ModelList(model: &'static Model, first: Option<FirstPage>) -> impl IntoView {
     let coll = Collection::new(model);
     let search = RwSignal::new(String::new());
     let typed = RwSignal::new(String::new());
@@ -70,6 +72,15 @@ pub(super) fn ModelList(model: &'static Model) -> impl IntoView {
     let filters = RwSignal::new(BTreeMap::<String, String>::new());
     let caps = RwSignal::new(Caps::default());
     let fk_names = RwSignal::new(HashMap::<String, HashMap<i64, String>>::new());
+    if let Some(first) = first {
+        coll.models.set(first.rows);
+        coll.total.set(first.total);
+        coll.loaded.set(true);
+        caps.set(Caps {
+            create: first.create,
+            objects: first.objects.into_iter().map(|(id, c, d)| (id, (c, d))).collect(),
+        });
+    }
     let status_field = model.field_named("backend_status").filter(|f| f.readable);
     let columns: Vec<&'static Field> = {
         let mut cols: Vec<&'static Field> = model

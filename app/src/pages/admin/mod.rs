@@ -20,6 +20,7 @@ pub use widgets::StatusMark;
 
 use crate::client::request;
 use crate::meta::Model;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -27,7 +28,18 @@ use std::collections::HashMap;
 pub use server_side::*;
 
 /// Rows per page of a list.
-const PAGE: i64 = 25;
+pub const PAGE: i64 = 25;
+
+/// The first page of a list, read by the server before it renders the page, so the rows (and
+/// their links) are in the HTML before any script runs: the rows as the API gives them, the
+/// total, whether the user may add, and per row whether they may change and delete it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FirstPage {
+    pub rows: Vec<crate::client::Object>,
+    pub total: Option<i64>,
+    pub create: bool,
+    pub objects: Vec<(i64, bool, bool)>,
+}
 
 /// The admin list of a model.
 pub fn admin_path(m: &Model) -> String {
