@@ -471,13 +471,8 @@ both!(
         let user = app.make_user("lister@mysite.org", "lister-password").await;
         app.add_slice_member(mine, user).await;
         let who = ("lister@mysite.org", "lister-password");
-        let (s, _, api) = app
-            .call(common::build(
-                Method::GET,
-                "/xos/slices/?no_hyperlinks=1",
-                Some(who),
-                None,
-            ))
+        let (s, api) = app
+            .req(Method::GET, "/xos/slices/?no_hyperlinks=1", Some(who), None)
             .await;
         assert_eq!(s, StatusCode::OK);
         let visible: std::collections::BTreeSet<i64> = api
@@ -494,13 +489,8 @@ both!(
         // use; the admin's has every slice and the Add button.
         let html = page(app, "/admin/core/slice/", who).await;
         assert_eq!(linked_ids(&html, "/admin/core/slice/"), visible);
-        let (_, _, caps) = app
-            .call(common::build(
-                Method::GET,
-                "/xoslib/capabilities/slices/",
-                Some(who),
-                None,
-            ))
+        let (_, caps) = app
+            .req(Method::GET, "/xoslib/capabilities/slices/", Some(who), None)
             .await;
         assert_eq!(
             html.contains("href=\"/admin/core/slice/add/\""),
